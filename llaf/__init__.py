@@ -1,0 +1,12 @@
+"""llaf: large-language-model inference whose forward pass is written in Futhark.
+
+    from llaf import init, gen
+    params = init("gpt2")                 # or a transformers model, a directory, a weight file
+    ids = gen([15496, 11, 616], params, 20)
+"""
+
+from .errors import LlafError
+from .model import Cache, Params, forward, gen, init, prefill, step
+from .weights import Weights, save
+
+__all__ = ["Cache", "LlafError", "Params", "Weights", "forward", "gen", "init", "prefill", "save", "step"]

@@ -1,0 +1,108 @@
+"""Loading and calling the compiled Futhark module, whatever its backend.
+
+`make BACKEND=B` compiles ``src/llm.fut`` into ``build/B/``:
+
+* ``pyopencl``: Futhark's own Python module (``llm.py``), running on any
+  OpenCL device through PyOpenCL (PoCL on a CPU);
+* ``c``, ``multicore``, ``opencl``, ``cuda``: a C library wrapped by
+  futhark-ffi (cffi) as ``_llm*.so``.
+
+`Engine` hides the difference: ``engine.call(entry, *args)`` runs an entry
+point, ``engine.array(value)`` brings a result array back as NumPy.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from .errors import LlafError
+
+BACKENDS = ("pyopencl", "c", "multicore", "opencl", "cuda")
+ROOT = Path(__file__).resolve().parent.parent
+
+# PoCL (OpenCL on the CPU) computes Futhark's group reductions correctly only
+# with this work-group size; see docs/BACKENDS.md for the measurements.
+POCL_OPTIONS: dict[str, Any] = {}
+
+
+def build_dir(backend: str) -> Path:
+    """Where `make BACKEND=backend` puts the compiled module."""
+    return Path(os.environ.get("LLAF_BUILD", ROOT / "build")) / backend
+
+
+def default_backend() -> str:
+    """``$LLAF_BACKEND``, else pyopencl (what a plain `make` builds)."""
+    return os.environ.get("LLAF_BACKEND", "pyopencl")
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise LlafError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+class Engine:
+    """One instance of the compiled llm.fut on one backend."""
+
+    def __init__(self, backend: str | None = None) -> None:
+        backend = backend or default_backend()
+        if backend not in BACKENDS:
+            raise LlafError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+        self.backend = backend
+        where = build_dir(backend)
+        if backend == "pyopencl":
+            path = where / "llm.py"
+            if not path.exists():
+                raise LlafError(f"backend pyopencl is not built ({path} missing): run `make BACKEND=pyopencl`")
+            module = _load("llaf_llm_pyopencl", path)
+            self._fut: Any = module.llm(**self._opencl_options())
+        else:
+            libs = sorted(where.glob("_llm*.so"))
+            if not libs:
+                raise LlafError(f"backend {backend} is not built (no {where}/_llm*.so): run `make BACKEND={backend}`")
+            from futhark_ffi import Futhark
+
+            # An extension module must be loaded under the name it was built with.
+            self._fut = Futhark(_load("_llm", libs[0]))
+
+    @staticmethod
+    def _opencl_options() -> dict[str, Any]:
+        import pyopencl as cl
+
+        try:
+            platforms = cl.get_platforms()
+        except cl.Error as e:
+            raise LlafError(f"no OpenCL platform ({_first_line(e)}): install pocl-opencl-icd or a GPU driver") from None
+        if not platforms:
+            raise LlafError("no OpenCL platform: install pocl-opencl-icd or a GPU driver")
+        preferred = os.environ.get("PYOPENCL_CTX") is None and platforms[0].name.startswith("Portable Computing")
+        return dict(POCL_OPTIONS) if preferred else {}
+
+    def call(self, entry: str, *args: Any) -> Any:
+        """Run entry point `entry`; a failed Futhark assertion becomes a LlafError."""
+        try:
+            return getattr(self._fut, entry)(*args)
+        except (ValueError, TypeError, AssertionError, Exception) as e:
+            if isinstance(e, LlafError):
+                raise
+            raise LlafError(f"{entry} failed: {_first_line(e)}") from None
+
+    def array(self, value: Any) -> np.ndarray:
+        """A result array as NumPy."""
+        if self.backend == "pyopencl":
+            return np.asarray(value.get())
+        return np.asarray(self._fut.from_futhark(value))

@@ -1,0 +1,194 @@
+"""Weights: where they come from, and llaf's own weight file.
+
+`load(source)` turns anything `llaf.init` accepts into a `Weights`: a
+transformers model object, a local Hugging Face directory, a hub name (used
+through transformers, so it works when online or already in the Hugging Face
+cache), or a llaf weight file.  Conversions from transformers are cached as
+llaf weight files under ``.cache/weights`` (see `llaf.assets.asset_dir`).
+
+A llaf weight file is a safetensors file whose metadata says
+``{"format": "llaf", "architecture": ..., <hyper-parameters>}`` and whose
+tensors are the arguments of ``<architecture>_init`` in ``src/llm.fut``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import gpt2
+from .assets import asset_dir
+from .errors import LlafError
+
+ARCHITECTURES = {gpt2.ARCHITECTURE: gpt2}
+
+
+@dataclass(frozen=True)
+class Weights:
+    """A model's weights in llaf's layout, ready for ``<architecture>_init``."""
+
+    architecture: str
+    hparams: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+
+    def sizes(self) -> dict[str, int]:
+        """Layers, vocabulary, context, model and MLP widths."""
+        layers, ff, d = self.arrays["wfc"].shape
+        vocab = self.arrays["wte"].shape[0]
+        return {"layers": layers, "vocab": vocab, "context": self.arrays["wpe"].shape[0], "d": d, "ff": ff}
+
+    def check(self) -> None:
+        """A LlafError naming the first missing, mistyped or misshapen array."""
+        names = ARCHITECTURES[self.architecture].ARRAYS
+        for name in names:
+            if name not in self.arrays:
+                raise LlafError(f"{self.architecture} weights lack tensor {name!r}")
+            if self.arrays[name].dtype != np.float32:
+                raise LlafError(f"tensor {name!r} has dtype {self.arrays[name].dtype}, expected float32")
+        s = self.sizes()
+        L, V, C, d, F = s["layers"], s["vocab"], s["context"], s["d"], s["ff"]
+        expected = {"wte": (V, d), "wpe": (C, d), "lnf_g": (d,), "lnf_b": (d,),
+                    "wfc": (L, F, d), "bfc": (L, F), "wproj": (L, d, F)}
+        for name in ("ln1_g", "ln1_b", "ln2_g", "ln2_b", "bq", "bk", "bv", "bo", "bproj"):
+            expected[name] = (L, d)
+        for name in ("wq", "wk", "wv", "wo"):
+            expected[name] = (L, d, d)
+        for name, shape in expected.items():
+            if self.arrays[name].shape != shape:
+                raise LlafError(f"tensor {name!r} has shape {self.arrays[name].shape}, expected {shape}")
+        heads = self.hparams.get("heads")
+        if not isinstance(heads, int) or heads <= 0 or d % heads:
+            raise LlafError(f"heads={heads!r} does not divide the model width {d}")
+
+
+def save(weights: Weights, path: str | Path) -> Path:
+    """Write `weights` as a llaf weight file."""
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"format": "llaf", "architecture": weights.architecture, "hparams": json.dumps(weights.hparams)}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: np.ascontiguousarray(v) for k, v in weights.arrays.items()}, str(tmp), metadata=meta)
+    tmp.replace(path)
+    return path
+
+
+def load_file(path: str | Path) -> Weights:
+    """Read a llaf weight file; a LlafError if it is not one or is damaged."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != "llaf":
+                raise LlafError(f"{path} is not a llaf weight file (no format=llaf in its metadata)")
+            arch = meta.get("architecture", "")
+            if arch not in ARCHITECTURES:
+                raise LlafError(f"{path}: unknown architecture {arch!r}")
+            arrays = {name: f.get_tensor(name) for name in f.keys()}
+            hparams = json.loads(meta.get("hparams", "{}"))
+    except LlafError:
+        raise
+    except Exception as e:  # safetensors raises several types for damaged files
+        raise LlafError(f"cannot read weight file {path}: {str(e).strip().splitlines()[0]}") from None
+    weights = Weights(arch, hparams, arrays)
+    weights.check()
+    return weights
+
+
+def from_transformers(model: Any, progress: bool = True) -> Weights:
+    """Convert a transformers causal-LM object (its config picks the architecture)."""
+    config = getattr(model, "config", None)
+    kind = getattr(config, "model_type", None)
+    if kind != "gpt2":
+        raise LlafError(f"unsupported architecture {kind!r}: llaf runs gpt2")
+    hparams = gpt2.check_config(config)
+    arrays = gpt2.convert(model.state_dict(), config.n_layer, progress=progress)
+    weights = Weights(gpt2.ARCHITECTURE, hparams, arrays)
+    weights.check()
+    return weights
+
+
+def _cache_path(key: str) -> Path:
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", key).strip("_")[-60:]
+    digest = hashlib.sha1(key.encode()).hexdigest()[:10]
+    return asset_dir() / "weights" / f"{name}-{digest}.safetensors"
+
+
+def _directory_key(path: Path) -> str:
+    """A cache key that changes when the directory's weights change."""
+    stamps = [f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sorted(path.iterdir()) if p.is_file()]
+    return f"{path.resolve()}|{'|'.join(stamps)}"
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers at all (a quick TCP connect), so
+    that an offline machine fails at once instead of after transformers'
+    retries."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    try:
+        with socket.create_connection((url.hostname or "", url.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _from_pretrained(name: str) -> Any:
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    # Offline, transformers still finds what the Hugging Face cache holds.
+    offline = Path(name).is_dir() or not _hub_reachable()
+    verbosity = hf_logging.get_verbosity()
+    try:
+        hf_logging.set_verbosity_error()
+        return AutoModelForCausalLM.from_pretrained(name, dtype="float32", local_files_only=offline)
+    except OSError as e:
+        raise LlafError(
+            f"no weights for {name!r}: not in llaf's cache and transformers could not load it "
+            f"({str(e).strip().splitlines()[0][:120]}). Get them when online with "
+            f"`python -c \"import llaf; llaf.init('{name}')\"`, or pass a local Hugging Face directory, "
+            "a llaf weight file or a transformers model"
+        ) from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+def load(source: Any, progress: bool = True) -> Weights:
+    """Weights from anything `llaf.init` accepts."""
+    if isinstance(source, Weights):
+        source.check()
+        return source
+    if hasattr(source, "state_dict") and hasattr(source, "config"):
+        return from_transformers(source, progress)
+    if not isinstance(source, (str, Path)):
+        raise LlafError(f"cannot load weights from a {type(source).__name__}")
+    path = Path(source).expanduser()
+    if path.is_file():
+        return load_file(path)
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise LlafError(f"{path} is not a Hugging Face model directory (no config.json)")
+        cached = _cache_path(_directory_key(path))
+    elif str(source).startswith((".", "/", "~")) or str(source).endswith(".safetensors"):
+        raise LlafError(f"no such file or directory: {source}")
+    else:
+        cached = _cache_path(str(source))
+    if cached.exists():
+        return load_file(cached)
+    weights = from_transformers(_from_pretrained(str(path if path.is_dir() else source)), progress)
+    save(weights, cached)
+    return weights

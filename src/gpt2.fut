@@ -1,0 +1,62 @@
+-- | GPT-2: learned position embeddings, pre-LayerNorm transformer blocks
+-- with GELU (tanh) MLPs, and an LM head tied to the token embedding.
+--
+-- Sizes: `L` layers, `V` vocabulary entries, `C` context positions, `d`
+-- model features, `F` MLP features.  Every matrix is [out][in] (the
+-- transpose of Hugging Face's Conv1D layout; llaf/convert.py does that once).
+-- Per-layer weights are stacked along a leading `[L]` axis.
+
+import "nn"
+import "attention"
+
+type gpt2 [L][V][C][d][F] =
+  { wte: [V][d]f32,                       -- token embedding, also the LM head
+    wpe: [C][d]f32,                       -- position embedding
+    ln1_g: [L][d]f32, ln1_b: [L][d]f32,   -- LayerNorm before attention
+    wq: [L][d][d]f32, bq: [L][d]f32,      -- query, key and value projections
+    wk: [L][d][d]f32, bk: [L][d]f32,
+    wv: [L][d][d]f32, bv: [L][d]f32,
+    wo: [L][d][d]f32, bo: [L][d]f32,      -- attention output projection
+    ln2_g: [L][d]f32, ln2_b: [L][d]f32,   -- LayerNorm before the MLP
+    wfc: [L][F][d]f32, bfc: [L][F]f32,    -- MLP up-projection
+    wproj: [L][d][F]f32, bproj: [L][d]f32, -- MLP down-projection
+    lnf_g: [d]f32, lnf_b: [d]f32,         -- final LayerNorm
+    heads: i64,                           -- attention heads (d = heads · head size)
+    eps: f32 }                            -- LayerNorm epsilon
+
+-- | An empty key/value cache sized for `p`.
+def empty_cache [L][V][C][d][F] (p: gpt2 [L][V][C][d][F]) : *kv_cache [L][] [C][] =
+  let H = p.heads
+  in cache_empty L H C (d / H)
+
+-- | The MLP: `proj (gelu (fc x))`.
+def mlp [L][V][C][d][F] (p: gpt2 [L][V][C][d][F]) (l: i64) (x: [d]f32) : [d]f32 =
+  linear p.wfc[l] p.bfc[l] x |> map gelu_tanh |> linear p.wproj[l] p.bproj[l]
+
+-- | One transformer block for `n` tokens at positions `pos ..`:
+-- `x + attn (ln1 x)`, then `x + mlp (ln2 x)`; keys and values go to the cache.
+def block [L][V][C][d][F][H][hd][n] (p: gpt2 [L][V][C][d][F]) (l: i64) (pos: i64)
+                                    (cache: *kv_cache [L][H][C][hd]) (x: [n][d]f32)
+                                    : ([n][d]f32, *kv_cache [L][H][C][hd]) =
+  let h = map (layer_norm p.eps p.ln1_g[l] p.ln1_b[l]) x
+  let q = map (linear p.wq[l] p.bq[l] >-> split_heads H hd) h
+  let k = map (linear p.wk[l] p.bk[l] >-> split_heads H hd) h
+  let v = map (linear p.wv[l] p.bv[l] >-> split_heads H hd) h
+  let cache = cache_write cache l pos k v
+  let a = attend cache l pos q |> map (join_heads d >-> linear p.wo[l] p.bo[l])
+  let x = map2 vadd x a
+  let x = map2 vadd x (map (layer_norm p.eps p.ln2_g[l] p.ln2_b[l] >-> mlp p l) x)
+  in (x, cache)
+
+-- | The final hidden states of `n` tokens at positions `pos .. pos+n-1`,
+-- which must lie inside the context; their keys and values enter the cache.
+def hidden [L][V][C][d][F][H][hd][n] (p: gpt2 [L][V][C][d][F]) (cache: *kv_cache [L][H][C][hd])
+                                     (pos: i64) (ids: [n]i64)
+                                     : ([n][d]f32, *kv_cache [L][H][C][hd]) =
+  let x = map2 (\t i -> vadd p.wte[t] p.wpe[pos + i]) ids (iota n)
+  let (x, cache) = loop (x, cache) for l < L do block p l pos cache x
+  in (map (layer_norm p.eps p.lnf_g p.lnf_b) x, cache)
+
+-- | Next-token logits from a final hidden state (the LM head is `wte`).
+def logits [L][V][C][d][F] (p: gpt2 [L][V][C][d][F]) (h: [d]f32) : [V]f32 =
+  matvec p.wte h

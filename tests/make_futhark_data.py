@@ -1,0 +1,86 @@
+"""Write the inputs and NumPy-computed expected outputs of the `futhark test`
+blocks in src/*.fut (Futhark's binary data format) into tests/data/.
+
+The references are computed independently of the Futhark code, in float64,
+then stored as float32.  Run: python tests/make_futhark_data.py
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).parent / "data"
+TYPES = {np.dtype(np.float32): b" f32", np.dtype(np.int64): b" i64"}
+
+
+def encode(value: np.ndarray) -> bytes:
+    """One value in Futhark's binary data format."""
+    header = b"b" + bytes([2, value.ndim]) + TYPES[value.dtype]
+    return header + np.asarray(value.shape, "<i8").tobytes() + value.astype(value.dtype.newbyteorder("<")).tobytes()
+
+
+def save(name: str, inputs: list[np.ndarray], outputs: list[np.ndarray]) -> None:
+    (DATA / f"{name}.in").write_bytes(b"".join(encode(v) for v in inputs))
+    (DATA / f"{name}.out").write_bytes(b"".join(encode(v) for v in outputs))
+
+
+def f32(x: np.ndarray) -> np.ndarray:
+    return np.asarray(x, np.float32)
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Causal grouped-query attention: q [n][Q][hd], k and v [n][H][hd]."""
+    n, nq, hd = q.shape
+    group = nq // k.shape[1]
+    out = np.zeros_like(q)
+    for h in range(nq):
+        s = q[:, h] @ k[:, h // group].T / math.sqrt(hd)
+        s[np.triu(np.ones((n, n), bool), 1)] = -np.inf
+        out[:, h] = softmax(s) @ v[:, h // group]
+    return out
+
+
+def main() -> None:
+    DATA.mkdir(exist_ok=True)
+    rng = np.random.default_rng(1234)
+    x = f32(rng.normal(0, 3, (7, 130)))
+    xd = x.astype(np.float64)
+    save("softmax", [x], [f32(softmax(xd))])
+
+    g = f32(rng.normal(1, 0.2, 130))
+    b = f32(rng.normal(0, 0.2, 130))
+    mean = xd.mean(-1, keepdims=True)
+    var = xd.var(-1, keepdims=True)
+    save("layer_norm", [g, b, x], [f32((xd - mean) / np.sqrt(var + 1e-5) * g + b)])
+    rms = np.sqrt((xd**2).mean(-1, keepdims=True) + 1e-5)
+    save("rms_norm", [g, x], [f32(xd / rms * g)])
+
+    v = f32(np.linspace(-8, 8, 401))
+    vd = v.astype(np.float64)
+    save("gelu", [v], [f32(0.5 * vd * (1 + np.tanh(math.sqrt(2 / math.pi) * (vd + 0.044715 * vd**3))))])
+    save("silu", [v], [f32(vd / (1 + np.exp(-vd)))])
+
+    w = f32(rng.normal(0, 1, (97, 130)))
+    save("matvec", [w, x[0]], [f32(w.astype(np.float64) @ xd[0])])
+    save("matmul", [x, w], [f32(xd @ w.astype(np.float64).T)])
+
+    a = f32(rng.normal(0, 1, (5, 1000)))
+    a[1, 17] = a[1, 900] = 99.0  # a tie: the first index wins
+    save("argmax", [a], [np.argmax(a, axis=1).astype(np.int64)])
+
+    q = f32(rng.normal(0, 1, (9, 4, 16)))
+    k = f32(rng.normal(0, 1, (9, 2, 16)))
+    vv = f32(rng.normal(0, 1, (9, 2, 16)))
+    save("attention", [q, k, vv], [f32(attention(q.astype(np.float64), k.astype(np.float64), vv.astype(np.float64)))])
+
+
+if __name__ == "__main__":
+    main()
