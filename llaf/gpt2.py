@@ -18,9 +18,42 @@ from .errors import LlafError
 
 ARCHITECTURE = "gpt2"
 
-# The arrays of gpt2_init, in its argument order after (heads, eps).
+# init's leading scalar arguments (name, numpy type), then its arrays.
+SCALARS = (("heads", np.int64), ("eps", np.float32))
 ARRAYS = ("wte", "wpe", "ln1_g", "ln1_b", "wq", "bq", "wk", "bk", "wv", "bv", "wo", "bo",
           "ln2_g", "ln2_b", "wfc", "bfc", "wproj", "bproj", "lnf_g", "lnf_b")
+
+
+HF_TYPES = ("gpt2",)
+
+
+def expected_shapes(arrays: Mapping[str, np.ndarray], hparams: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """The shape every array must have, from the embeddings and the MLP."""
+    L, F, d = arrays["wfc"].shape
+    V, C = arrays["wte"].shape[0], arrays["wpe"].shape[0]
+    heads = hparams["heads"]
+    if heads <= 0 or d % heads:
+        raise LlafError(f"heads={heads} does not divide the model width {d}")
+    shapes: dict[str, tuple[int, ...]] = {"wte": (V, d), "wpe": (C, d), "lnf_g": (d,), "lnf_b": (d,),
+                                          "wfc": (L, F, d), "bfc": (L, F), "wproj": (L, d, F)}
+    for name in ("ln1_g", "ln1_b", "ln2_g", "ln2_b", "bq", "bk", "bv", "bo", "bproj"):
+        shapes[name] = (L, d)
+    for name in ("wq", "wk", "wv", "wo"):
+        shapes[name] = (L, d, d)
+    return shapes
+
+
+def vocab(arrays: Mapping[str, np.ndarray]) -> int:
+    return int(arrays["wte"].shape[0])
+
+
+def context(arrays: Mapping[str, np.ndarray], hparams: Mapping[str, Any]) -> int:
+    return int(arrays["wpe"].shape[0])
+
+
+def from_transformers(model: Any, progress: bool = True) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Hyper-parameters and llaf arrays from a transformers GPT-2."""
+    return check_config(model.config), convert(model.state_dict(), model.config.n_layer, progress)
 
 
 def check_config(config: Any) -> dict[str, Any]:

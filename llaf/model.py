@@ -60,10 +60,8 @@ def init(source: Any, backend: str | None = None, progress: bool = True) -> Para
     """
     w = weights_mod.load(source, progress=progress)
     engine = Engine(backend)
-    sizes = w.sizes()
-    arrays = [w.arrays[name] for name in weights_mod.ARCHITECTURES[w.architecture].ARRAYS]
-    handle = engine.call(f"{w.architecture}_init", np.int64(w.hparams["heads"]), np.float32(w.hparams["eps"]), *arrays)
-    return Params(engine, w.architecture, handle, sizes["vocab"], sizes["context"], dict(w.hparams))
+    handle = engine.call(f"{w.architecture}_init", *w.init_args())
+    return Params(engine, w.architecture, handle, w.vocab, w.context, dict(w.hparams))
 
 
 def _ids(ids: Any, params: Params) -> np.ndarray:

@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from . import gpt2
+from . import gpt2, llama
 from .assets import asset_dir
 from .errors import LlafError
 
-ARCHITECTURES = {gpt2.ARCHITECTURE: gpt2}
+ARCHITECTURES = {m.ARCHITECTURE: m for m in (gpt2, llama)}
 
 
 @dataclass(frozen=True)
@@ -37,34 +37,39 @@ class Weights:
     hparams: dict[str, Any]
     arrays: dict[str, np.ndarray]
 
-    def sizes(self) -> dict[str, int]:
-        """Layers, vocabulary, context, model and MLP widths."""
-        layers, ff, d = self.arrays["wfc"].shape
-        vocab = self.arrays["wte"].shape[0]
-        return {"layers": layers, "vocab": vocab, "context": self.arrays["wpe"].shape[0], "d": d, "ff": ff}
+    @property
+    def module(self) -> Any:
+        """The architecture's module (llaf/gpt2.py, llaf/llama.py)."""
+        return ARCHITECTURES[self.architecture]
+
+    @property
+    def vocab(self) -> int:
+        return int(self.module.vocab(self.arrays))
+
+    @property
+    def context(self) -> int:
+        return int(self.module.context(self.arrays, self.hparams))
+
+    def init_args(self) -> list[Any]:
+        """The arguments of ``<architecture>_init`` in src/llm.fut."""
+        scalars = [kind(self.hparams[name]) for name, kind in self.module.SCALARS]
+        return scalars + [self.arrays[name] for name in self.module.ARRAYS]
 
     def check(self) -> None:
         """A LlafError naming the first missing, mistyped or misshapen array."""
-        names = ARCHITECTURES[self.architecture].ARRAYS
-        for name in names:
+        if self.architecture not in ARCHITECTURES:
+            raise LlafError(f"unknown architecture {self.architecture!r}: llaf runs {', '.join(ARCHITECTURES)}")
+        for name, _ in self.module.SCALARS:
+            if name not in self.hparams:
+                raise LlafError(f"{self.architecture} weights lack hyper-parameter {name!r}")
+        for name in self.module.ARRAYS:
             if name not in self.arrays:
                 raise LlafError(f"{self.architecture} weights lack tensor {name!r}")
             if self.arrays[name].dtype != np.float32:
                 raise LlafError(f"tensor {name!r} has dtype {self.arrays[name].dtype}, expected float32")
-        s = self.sizes()
-        L, V, C, d, F = s["layers"], s["vocab"], s["context"], s["d"], s["ff"]
-        expected = {"wte": (V, d), "wpe": (C, d), "lnf_g": (d,), "lnf_b": (d,),
-                    "wfc": (L, F, d), "bfc": (L, F), "wproj": (L, d, F)}
-        for name in ("ln1_g", "ln1_b", "ln2_g", "ln2_b", "bq", "bk", "bv", "bo", "bproj"):
-            expected[name] = (L, d)
-        for name in ("wq", "wk", "wv", "wo"):
-            expected[name] = (L, d, d)
-        for name, shape in expected.items():
+        for name, shape in self.module.expected_shapes(self.arrays, self.hparams).items():
             if self.arrays[name].shape != shape:
                 raise LlafError(f"tensor {name!r} has shape {self.arrays[name].shape}, expected {shape}")
-        heads = self.hparams.get("heads")
-        if not isinstance(heads, int) or heads <= 0 or d % heads:
-            raise LlafError(f"heads={heads!r} does not divide the model width {d}")
 
 
 def save(weights: Weights, path: str | Path) -> Path:
@@ -106,15 +111,15 @@ def load_file(path: str | Path) -> Weights:
 
 def from_transformers(model: Any, progress: bool = True) -> Weights:
     """Convert a transformers causal-LM object (its config picks the architecture)."""
-    config = getattr(model, "config", None)
-    kind = getattr(config, "model_type", None)
-    if kind != "gpt2":
-        raise LlafError(f"unsupported architecture {kind!r}: llaf runs gpt2")
-    hparams = gpt2.check_config(config)
-    arrays = gpt2.convert(model.state_dict(), config.n_layer, progress=progress)
-    weights = Weights(gpt2.ARCHITECTURE, hparams, arrays)
-    weights.check()
-    return weights
+    kind = getattr(getattr(model, "config", None), "model_type", None)
+    for module in ARCHITECTURES.values():
+        if kind in module.HF_TYPES:
+            hparams, arrays = module.from_transformers(model, progress)
+            weights = Weights(module.ARCHITECTURE, hparams, arrays)
+            weights.check()
+            return weights
+    supported = ", ".join(t for m in ARCHITECTURES.values() for t in m.HF_TYPES)
+    raise LlafError(f"unsupported architecture {kind!r}: llaf runs {supported}")
 
 
 def _cache_path(key: str) -> Path:

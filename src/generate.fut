@@ -7,6 +7,12 @@
 
 import "nn"
 
+-- | Logits after every one of `ids`, from one pass over the whole sequence.
+def forward [n][d][V] 'c (run: *c -> i64 -> [n]i64 -> ([n][d]f32, *c)) (head: [d]f32 -> [V]f32)
+                         (cache: *c) (ids: [n]i64) : [n][V]f32 =
+  let (h, _) = run cache 0 ids
+  in map head h
+
 -- | The logits of the last of `ids` and the cache holding all of them.
 def prefill [n][d][V] 'c (run: *c -> i64 -> [n]i64 -> ([n][d]f32, *c)) (head: [d]f32 -> [V]f32)
                          (cache: *c) (ids: [n]i64) : ([V]f32, *c) =

@@ -16,7 +16,8 @@
 import "nn"
 import "generate"
 import "attention"
-import "gpt2"
+module gpt2 = import "gpt2"
+module llama = import "llama"
 
 -- | Check that `n` tokens at positions `pos ..` fit in a context of `C`
 -- and that every id is below `V`.
@@ -27,7 +28,7 @@ def checked [n] (V: i64) (C: i64) (pos: i64) (ids: [n]i64) : [n]i64 =
 
 -- GPT-2 ---------------------------------------------------------------------
 
-type gpt2_params [L][V][C][d][F] = gpt2 [L][V][C][d][F]
+type gpt2_params [L][V][C][d][F] = gpt2.gpt2 [L][V][C][d][F]
 type gpt2_cache [L][H][C][hd] = {kv: kv_cache [L][H][C][hd]}
 
 entry gpt2_init [L][V][C][d][F]
@@ -45,22 +46,61 @@ entry gpt2_init [L][V][C][d][F]
        wfc, bfc, wproj, bproj, lnf_g, lnf_b, heads, eps }
 
 entry gpt2_forward [L][V][C][d][F][n] (p: gpt2_params [L][V][C][d][F]) (ids: [n]i64) : [n][V]f32 =
-  let (h, _) = hidden p (empty_cache p) 0 (checked V C 0 ids)
-  in map (logits p) h
+  forward (gpt2.hidden p) (gpt2.logits p) (gpt2.empty_cache p) (checked V C 0 ids)
 
 entry gpt2_prefill [L][V][C][d][F][n] (p: gpt2_params [L][V][C][d][F]) (ids: [n]i64)
     : ([V]f32, gpt2_cache [L][] [C][]) =
-  let (lg, kv) = prefill (hidden p) (logits p) (empty_cache p) (checked V C 0 ids)
+  let (lg, kv) = prefill (gpt2.hidden p) (gpt2.logits p) (gpt2.empty_cache p) (checked V C 0 ids)
   in (lg, {kv})
 
 entry gpt2_step [L][V][C][d][F][H][hd] (p: gpt2_params [L][V][C][d][F])
     (c: *gpt2_cache [L][H][C][hd]) (tok: i64) (pos: i64) : ([V]f32, *gpt2_cache [L][H][C][hd]) =
   let ids = checked V C pos [tok]
-  let (lg, kv) = step (hidden p) (logits p) c.kv ids[0] pos
+  let (lg, kv) = step (gpt2.hidden p) (gpt2.logits p) c.kv ids[0] pos
   in (lg, {kv})
 
 entry gpt2_gen [L][V][C][d][F][n] (ids: [n]i64) (p: gpt2_params [L][V][C][d][F]) (cnt: i64) : [n + cnt]i64 =
   let cnt = assert (cnt >= 0) cnt
   let ids = checked V C 0 ids
   let ids = assert (n + cnt <= C) ids
-  in greedy (hidden p) (hidden p) (logits p) (empty_cache p) ids cnt
+  in greedy (gpt2.hidden p) (gpt2.hidden p) (gpt2.logits p) (gpt2.empty_cache p) ids cnt
+
+-- Llama ---------------------------------------------------------------------
+
+type llama_params [L][V][Vo][d][kvd][F][R] = llama.llama [L][V][Vo][d][kvd][F][R]
+type llama_cache [L][H][C][hd] = {kv: kv_cache [L][H][C][hd]}
+
+entry llama_init [L][V][Vo][d][kvd][F][R]
+    (heads: i64) (kv_heads: i64) (context: i64) (eps: f32)
+    (embed: [V][d]f32) (attn_norm: [L][d]f32)
+    (wq: [L][d][d]f32) (wk: [L][kvd][d]f32) (wv: [L][kvd][d]f32) (wo: [L][d][d]f32)
+    (mlp_norm: [L][d]f32) (w_gate: [L][F][d]f32) (w_up: [L][F][d]f32) (w_down: [L][d][F]f32)
+    (final_norm: [d]f32) (lm_head: [Vo][d]f32) (inv_freq: [R]f32)
+    : llama_params [L][V][Vo][d][kvd][F][R] =
+  let heads = assert (heads > 0 && kv_heads > 0 && heads % kv_heads == 0) heads
+  let heads = assert (d == heads * (2 * R) && kvd == kv_heads * (2 * R)) heads
+  let heads = assert ((Vo == 0 || Vo == V) && context > 0) heads
+  in { embed, attn_norm, wq, wk, wv, wo, mlp_norm, w_gate, w_up, w_down, final_norm,
+       lm_head, inv_freq, heads, kv_heads, context, eps }
+
+entry llama_forward [L][V][Vo][d][kvd][F][R][n] (p: llama_params [L][V][Vo][d][kvd][F][R]) (ids: [n]i64)
+    : [n][V]f32 =
+  forward (llama.hidden p) (llama.logits p) (llama.empty_cache p) (checked V p.context 0 ids)
+
+entry llama_prefill [L][V][Vo][d][kvd][F][R][n] (p: llama_params [L][V][Vo][d][kvd][F][R]) (ids: [n]i64)
+    : ([V]f32, llama_cache [L][] [] []) =
+  let (lg, kv) = prefill (llama.hidden p) (llama.logits p) (llama.empty_cache p) (checked V p.context 0 ids)
+  in (lg, {kv})
+
+entry llama_step [L][V][Vo][d][kvd][F][R][H][C][hd] (p: llama_params [L][V][Vo][d][kvd][F][R])
+    (c: *llama_cache [L][H][C][hd]) (tok: i64) (pos: i64) : ([V]f32, *llama_cache [L][H][C][hd]) =
+  let ids = checked V C pos [tok]
+  let (lg, kv) = step (llama.hidden p) (llama.logits p) c.kv ids[0] pos
+  in (lg, {kv})
+
+entry llama_gen [L][V][Vo][d][kvd][F][R][n] (ids: [n]i64) (p: llama_params [L][V][Vo][d][kvd][F][R]) (cnt: i64)
+    : [n + cnt]i64 =
+  let cnt = assert (cnt >= 0) cnt
+  let ids = checked V p.context 0 ids
+  let ids = assert (n + cnt <= p.context) ids
+  in greedy (llama.hidden p) (llama.hidden p) (llama.logits p) (llama.empty_cache p) ids cnt

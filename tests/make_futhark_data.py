@@ -79,7 +79,21 @@ def main() -> None:
     q = f32(rng.normal(0, 1, (9, 4, 16)))
     k = f32(rng.normal(0, 1, (9, 2, 16)))
     vv = f32(rng.normal(0, 1, (9, 2, 16)))
+    # Grouped-query attention: 4 query heads share 2 key/value heads.
     save("attention", [q, k, vv], [f32(attention(q.astype(np.float64), k.astype(np.float64), vv.astype(np.float64)))])
+
+    inv_freq = f32(10000.0 ** (-np.arange(0, 16, 2) / 16))
+    xr = f32(rng.normal(0, 1, (40, 16)))
+    save("rope", [inv_freq, xr], [f32(rope(inv_freq.astype(np.float64), xr.astype(np.float64)))])
+
+
+def rope(inv_freq: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """Rotary embedding, "rotate half" convention, token i at position i."""
+    pos = np.arange(xs.shape[0], dtype=np.float64)[:, None]
+    angles = np.concatenate([pos * inv_freq, pos * inv_freq], axis=1)
+    half = xs.shape[1] // 2
+    rotated = np.concatenate([-xs[:, half:], xs[:, :half]], axis=1)
+    return xs * np.cos(angles) + rotated * np.sin(angles)
 
 
 if __name__ == "__main__":

@@ -30,9 +30,11 @@ def transformers_twin(weights: llaf.Weights):  # type: ignore[no-untyped-def]
 
     from llaf.gpt2 import to_state_dict
 
-    s = weights.sizes()
-    cfg = GPT2Config(vocab_size=s["vocab"], n_positions=s["context"], n_embd=s["d"], n_layer=s["layers"],
-                     n_head=weights.hparams["heads"], n_inner=s["ff"], layer_norm_epsilon=weights.hparams["eps"])
+    if weights.architecture != "gpt2":
+        raise llaf.LlafError(f"--bench runs GPT-2 weights, not {weights.architecture}")
+    layers, ff, d = weights.arrays["wfc"].shape
+    cfg = GPT2Config(vocab_size=weights.vocab, n_positions=weights.context, n_embd=d, n_layer=layers,
+                     n_head=weights.hparams["heads"], n_inner=ff, layer_norm_epsilon=weights.hparams["eps"])
     model = GPT2LMHeadModel(cfg).eval()
     model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in to_state_dict(weights.arrays).items()})
     return model
