@@ -1,7 +1,7 @@
 """Weights: where they come from, and llaf's own weight file.
 
 `load(source)` turns anything `llaf.init` accepts into a `Weights`: a
-transformers model object, a local Hugging Face directory, a hub name (used
+transformers model object, a GGUF file, a local Hugging Face directory, a hub name (used
 through transformers, so it works when online or already in the Hugging Face
 cache), or a llaf weight file.  Conversions from transformers are cached as
 llaf weight files under ``.cache/weights`` (see `llaf.assets.asset_dir`).
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from . import gpt2, llama
+from . import gguf_file, gpt2, llama
 from .assets import asset_dir
 from .errors import LlafError
 
@@ -182,13 +182,18 @@ def load(source: Any, progress: bool = True) -> Weights:
     if not isinstance(source, (str, Path)):
         raise LlafError(f"cannot load weights from a {type(source).__name__}")
     path = Path(source).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        arch, hparams, arrays = gguf_file.read(path)
+        weights = Weights(arch, hparams, arrays)
+        weights.check()
+        return weights
     if path.is_file():
         return load_file(path)
     if path.is_dir():
         if not (path / "config.json").exists():
             raise LlafError(f"{path} is not a Hugging Face model directory (no config.json)")
         cached = _cache_path(_directory_key(path))
-    elif str(source).startswith((".", "/", "~")) or str(source).endswith(".safetensors"):
+    elif str(source).startswith((".", "/", "~")) or str(source).endswith((".safetensors", ".gguf")):
         raise LlafError(f"no such file or directory: {source}")
     else:
         cached = _cache_path(str(source))
