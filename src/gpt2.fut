@@ -30,8 +30,8 @@ def empty_cache [L][V][C][d][F] (p: gpt2 [L][V][C][d][F]) : *kv_cache [L][] [C][
   in cache_empty L H C (d / H)
 
 -- | The MLP: `proj (gelu (fc x))`.
-def mlp [L][V][C][d][F] (p: gpt2 [L][V][C][d][F]) (l: i64) (x: [d]f32) : [d]f32 =
-  linear p.wfc[l] p.bfc[l] x |> map gelu_tanh |> linear p.wproj[l] p.bproj[l]
+def mlp [L][V][C][d][F][n] (p: gpt2 [L][V][C][d][F]) (l: i64) (x: [n][d]f32) : [n][d]f32 =
+  linears p.wfc[l] p.bfc[l] x |> map (map gelu_tanh) |> linears p.wproj[l] p.bproj[l]
 
 -- | One transformer block for `n` tokens at positions `pos ..`:
 -- `x + attn (ln1 x)`, then `x + mlp (ln2 x)`; keys and values go to the cache.
@@ -39,13 +39,13 @@ def block [L][V][C][d][F][H][hd][n] (p: gpt2 [L][V][C][d][F]) (l: i64) (pos: i64
                                     (cache: *kv_cache [L][H][C][hd]) (x: [n][d]f32)
                                     : ([n][d]f32, *kv_cache [L][H][C][hd]) =
   let h = map (layer_norm p.eps p.ln1_g[l] p.ln1_b[l]) x
-  let q = map (linear p.wq[l] p.bq[l] >-> split_heads H hd) h
-  let k = map (linear p.wk[l] p.bk[l] >-> split_heads H hd) h
-  let v = map (linear p.wv[l] p.bv[l] >-> split_heads H hd) h
+  let q = linears p.wq[l] p.bq[l] h |> map (split_heads H hd)
+  let k = linears p.wk[l] p.bk[l] h |> map (split_heads H hd)
+  let v = linears p.wv[l] p.bv[l] h |> map (split_heads H hd)
   let cache = cache_write cache l pos k v
-  let a = attend cache l pos q |> map (join_heads d >-> linear p.wo[l] p.bo[l])
+  let a = attend cache l pos q |> map (join_heads d) |> linears p.wo[l] p.bo[l]
   let x = map2 vadd x a
-  let x = map2 vadd x (map (layer_norm p.eps p.ln2_g[l] p.ln2_b[l] >-> mlp p l) x)
+  let x = map2 vadd x (map (layer_norm p.eps p.ln2_g[l] p.ln2_b[l]) x |> mlp p l)
   in (x, cache)
 
 -- | The final hidden states of `n` tokens at positions `pos .. pos+n-1`,

@@ -42,8 +42,8 @@ def empty_cache [L][V][Vo][d][kvd][F][R] (p: llama [L][V][Vo][d][kvd][F][R]) : *
   in cache_empty L H p.context (kvd / H)
 
 -- | The MLP: `down (silu (gate x) · up x)`.
-def mlp [L][V][Vo][d][kvd][F][R] (p: llama [L][V][Vo][d][kvd][F][R]) (l: i64) (x: [d]f32) : [d]f32 =
-  map2 (\g u -> silu g * u) (matvec p.w_gate[l] x) (matvec p.w_up[l] x) |> matvec p.w_down[l]
+def mlp [L][V][Vo][d][kvd][F][R][n] (p: llama [L][V][Vo][d][kvd][F][R]) (l: i64) (x: [n][d]f32) : [n][d]f32 =
+  map2 (map2 (\g u -> silu g * u)) (matmul x p.w_gate[l]) (matmul x p.w_up[l]) |> flip matmul p.w_down[l]
 
 -- | One transformer block for `n` tokens at positions `pos ..`:
 -- `x + attn (norm x)`, then `x + mlp (norm x)`; keys and values go to the cache.
@@ -53,13 +53,13 @@ def block [L][V][Vo][d][kvd][F][R][H][C][hd][n]
   let Q = p.heads
   let h = map (rms_norm p.eps p.attn_norm[l]) x
   let at i = map (rope p.inv_freq (pos + i))
-  let q = map2 (\i hi -> matvec p.wq[l] hi |> split_heads Q hd |> at i) (iota n) h
-  let k = map2 (\i hi -> matvec p.wk[l] hi |> split_heads H hd |> at i) (iota n) h
-  let v = map (matvec p.wv[l] >-> split_heads H hd) h
+  let q = matmul h p.wq[l] |> map (split_heads Q hd) |> map2 at (iota n)
+  let k = matmul h p.wk[l] |> map (split_heads H hd) |> map2 at (iota n)
+  let v = matmul h p.wv[l] |> map (split_heads H hd)
   let cache = cache_write cache l pos k v
-  let a = attend cache l pos q |> map (join_heads d >-> matvec p.wo[l])
+  let a = attend cache l pos q |> map (join_heads d) |> flip matmul p.wo[l]
   let x = map2 vadd x a
-  let x = map2 vadd x (map (rms_norm p.eps p.mlp_norm[l] >-> mlp p l) x)
+  let x = map2 vadd x (map (rms_norm p.eps p.mlp_norm[l]) x |> mlp p l)
   in (x, cache)
 
 -- | The final hidden states of `n` tokens at positions `pos .. pos+n-1`;

@@ -15,6 +15,10 @@ def matvec [m][n] (w: [m][n]f32) (x: [n]f32) : [m]f32 =
 def matmul [k][m][n] (xs: [k][n]f32) (w: [m][n]f32) : [k][m]f32 =
   map (matvec w) xs
 
+-- | Affine map of a batch of rows: `xs Wᵀ + b`.
+def linears [k][m][n] (w: [m][n]f32) (b: [m]f32) (xs: [k][n]f32) : [k][m]f32 =
+  map (map2 (+) b) (matmul xs w)
+
 -- | Affine map `W x + b`.
 def linear [m][n] (w: [m][n]f32) (b: [m]f32) (x: [n]f32) : [m]f32 =
   map2 (+) (matvec w x) b
