@@ -67,7 +67,7 @@ build/%/.built: $(SOURCES) | $(FUTHARK) $(VENV)/.installed
 	touch $@
 
 assets: $(VENV)/.installed
-	$(PY) -m llaf.assets
+	$(VENV)/bin/llaf assets
 
 test-futhark: | $(FUTHARK)
 	$(FUTHARK) test --backend=c src/

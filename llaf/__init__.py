@@ -6,7 +6,9 @@
 """
 
 from .errors import LlafError
+from .generation import Model, load
 from .model import Cache, Params, forward, gen, init, prefill, step
 from .weights import Weights, save
 
-__all__ = ["Cache", "LlafError", "Params", "Weights", "forward", "gen", "init", "prefill", "save", "step"]
+__all__ = ["Cache", "LlafError", "Model", "Params", "Weights", "forward", "gen", "init", "load", "prefill", "save",
+           "step"]

@@ -36,9 +36,19 @@ def build_dir(backend: str) -> Path:
     return Path(os.environ.get("LLAF_BUILD", ROOT / "build")) / backend
 
 
+# On a CPU the C backend is the fastest (docs/PERFORMANCE.md); the first
+# built backend of this list is the default.
+PREFERENCE = ("c", "multicore", "pyopencl", "opencl", "cuda")
+
+
 def default_backend() -> str:
-    """``$LLAF_BACKEND``, else pyopencl (what a plain `make` builds)."""
-    return os.environ.get("LLAF_BACKEND", "pyopencl")
+    """``$LLAF_BACKEND``, else the first built backend of `PREFERENCE`."""
+    if "LLAF_BACKEND" in os.environ:
+        return os.environ["LLAF_BACKEND"]
+    for backend in PREFERENCE:
+        if (build_dir(backend) / ".built").exists():
+            return backend
+    raise LlafError("no backend is built: run `make` (or `make BACKEND=c`)")
 
 
 def _load(name: str, path: Path) -> ModuleType:

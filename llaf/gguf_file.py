@@ -48,7 +48,8 @@ class GGUFFile:
         t = self.tensors[name]
         kind = t.tensor_type.name
         if kind not in SUPPORTED_TYPES:
-            raise LlafError(f"{self.path.name}: tensor {name!r} has type {kind}; llaf reads {', '.join(SUPPORTED_TYPES)}")
+            supported = ", ".join(SUPPORTED_TYPES)
+            raise LlafError(f"{self.path.name}: tensor {name!r} has type {kind}; llaf reads {supported}")
         shape = tuple(int(n) for n in reversed(t.shape))
         try:
             values = quants.dequantize(np.asarray(t.data), t.tensor_type)

@@ -98,7 +98,7 @@ def load_file(path: str | Path) -> Weights:
             arch = meta.get("architecture", "")
             if arch not in ARCHITECTURES:
                 raise LlafError(f"{path}: unknown architecture {arch!r}")
-            arrays = {name: f.get_tensor(name) for name in f.keys()}
+            arrays = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (safe_open is not a Mapping)
             hparams = json.loads(meta.get("hparams", "{}"))
     except LlafError:
         raise
