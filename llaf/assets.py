@@ -66,7 +66,8 @@ def _run(cmd: list[str], cwd: Path, what: str) -> None:
         raise LlafError(f"cannot fetch {what}: {cmd[0]} is not installed") from None
     except subprocess.CalledProcessError as e:
         lines = (e.stderr or e.stdout or "").strip().splitlines()
-        raise LlafError(f"cannot fetch {what}: {' '.join(cmd[:3])} failed ({lines[-1] if lines else e.returncode})") from None
+        reason = lines[-1] if lines else f"exit {e.returncode}"
+        raise LlafError(f"cannot fetch {what}: {' '.join(cmd[:3])} failed ({reason})") from None
 
 
 def _place(data: bytes, name: str, files: dict[str, tuple[str, str]]) -> None:

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # PoCL (OpenCL on the CPU) computes Futhark's group reductions correctly only
 # with this work-group size; see docs/BACKENDS.md for the measurements.
-POCL_OPTIONS: dict[str, Any] = {}
+POCL_OPTIONS: dict[str, Any] = {"default_group_size": 1}
 
 
 def build_dir(backend: str) -> Path:

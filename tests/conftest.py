@@ -43,6 +43,15 @@ def random_gpt2(seed: int, **config: object) -> torch.nn.Module:
     return GPT2LMHeadModel(cfg).eval()
 
 
+def random_llama(seed: int, **config: object) -> torch.nn.Module:
+    """A Llama-family model with random weights (see `random_gpt2`)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(initializer_range=0.08, bos_token_id=0, eos_token_id=0, pad_token_id=0, **config)
+    return LlamaForCausalLM(cfg).eval()
+
+
 @pytest.fixture(scope="session")
 def rng() -> Iterator[np.random.Generator]:
     yield np.random.default_rng(2024)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 TYPES = ("F32", "F16", "Q8_0", "Q4_0", "Q4_1")
+# GGMLQuantizationType names, the unsupported ones included (for the error tests).
 
 
 def permute(w: np.ndarray, heads: int) -> np.ndarray:
@@ -38,7 +39,8 @@ def write_gguf(model: torch.nn.Module, path: Path, qtype: str = "F32") -> Path:
              "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
              "post_attention_layernorm": "ffn_norm", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
              "mlp.down_proj": "ffn_down"}
-    tensors = {"token_embd.weight": state["model.embed_tokens.weight"], "output_norm.weight": state["model.norm.weight"]}
+    tensors = {"token_embd.weight": state["model.embed_tokens.weight"],
+               "output_norm.weight": state["model.norm.weight"]}
     if not c.tie_word_embeddings:
         tensors["output.weight"] = state["lm_head.weight"]
     for i in range(c.num_hidden_layers):

@@ -1,9 +1,5 @@
-"""GPT-2 in llaf against Hugging Face transformers, on random weights.
-
-Tolerance: llaf's logits agree with transformers' (float32, PyTorch CPU) at
-every position to within ``LOGIT_TOL`` times the largest logit magnitude
-(at least 1); greedy ids must be identical.
-"""
+"""GPT-2 in llaf against Hugging Face transformers, on random weights:
+logits within tests/parity.py's tolerance, greedy ids identical."""
 
 from __future__ import annotations
 
@@ -17,8 +13,8 @@ import llaf
 from llaf import LlafError
 
 from .conftest import random_gpt2
+from .parity import assert_logits_close, hf_greedy, hf_logits
 
-LOGIT_TOL = 1e-4
 NEW_TOKENS = 64
 
 SHAPES: dict[str, dict[str, Any]] = {
@@ -56,25 +52,6 @@ def params(backend: str, shape: str) -> llaf.Params:
 @pytest.fixture
 def small(backend: str) -> llaf.Params:
     return params_for(backend, "small")
-
-
-def hf_logits(model: torch.nn.Module, ids: np.ndarray) -> np.ndarray:
-    with torch.no_grad():
-        return model(torch.tensor(ids)[None]).logits[0].numpy()
-
-
-def hf_greedy(model: torch.nn.Module, ids: np.ndarray, cnt: int) -> np.ndarray:
-    with torch.no_grad():
-        out = model.generate(torch.tensor(ids)[None], attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                             max_new_tokens=cnt, min_new_tokens=cnt, do_sample=False, pad_token_id=0)
-    return out[0].numpy()
-
-
-def assert_logits_close(got: np.ndarray, want: np.ndarray) -> None:
-    assert got.shape == want.shape
-    scale = max(1.0, float(np.abs(want).max()))
-    err = float(np.abs(got - want).max())
-    assert err <= LOGIT_TOL * scale, f"max |llaf - transformers| = {err:.3g} (scale {scale:.3g})"
 
 
 def prompt(params: llaf.Params, n: int, seed: int = 0) -> np.ndarray:

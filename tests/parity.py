@@ -1,0 +1,38 @@
+"""Comparing llaf with transformers: the oracle's logits and greedy ids, and
+the tolerance llaf's logits must meet.
+
+Tolerance: at every position, max |llaf − transformers| ≤ LOGIT_TOL × the
+largest logit magnitude (at least 1).  Both run in float32; llaf's sums run
+in another order, which accounts for differences of about 1e-6 relative.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+LOGIT_TOL = 1e-4
+
+
+def hf_logits(model: torch.nn.Module, ids: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return model(torch.tensor(np.asarray(ids))[None]).logits[0].numpy()
+
+
+def hf_greedy(model: torch.nn.Module, ids: np.ndarray, cnt: int) -> np.ndarray:
+    """`ids` and `cnt` tokens, each the argmax of transformers' logits (with
+    its key/value cache; no stopping at end-of-text, no logits processors)."""
+    out = [int(t) for t in ids]
+    with torch.no_grad():
+        step = model(torch.tensor([out]), use_cache=True)
+        for _ in range(cnt):
+            out.append(int(step.logits[0, -1].argmax()))
+            step = model(torch.tensor([[out[-1]]]), past_key_values=step.past_key_values, use_cache=True)
+    return np.array(out)
+
+
+def assert_logits_close(got: np.ndarray, want: np.ndarray) -> None:
+    assert got.shape == want.shape
+    scale = max(1.0, float(np.abs(want).max()))
+    err = float(np.abs(got - want).max())
+    assert err <= LOGIT_TOL * scale, f"max |llaf - transformers| = {err:.3g} (scale {scale:.3g})"

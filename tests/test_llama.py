@@ -1,0 +1,79 @@
+"""The Llama family in llaf against transformers, on random weights:
+logits within tests/parity.py's tolerance, greedy ids identical."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import llaf
+
+from .conftest import random_llama
+from .parity import assert_logits_close, hf_greedy, hf_logits
+
+SHAPES: dict[str, dict[str, Any]] = {
+    # Grouped-query attention, 9 query heads sharing 3 key/value heads (as
+    # SmolLM2), tied output head.
+    "gqa": dict(hidden_size=144, num_attention_heads=9, num_key_value_heads=3, intermediate_size=384,
+                vocab_size=2000, max_position_embeddings=128, num_hidden_layers=3, tie_word_embeddings=True),
+    # An odd shape: 5 heads of 16 sharing one key/value head, MLP 150, vocabulary
+    # 777, untied head, Llama 3's rope scaling.
+    "odd": dict(hidden_size=80, num_attention_heads=5, num_key_value_heads=1, intermediate_size=150,
+                vocab_size=777, max_position_embeddings=100, num_hidden_layers=2, tie_word_embeddings=False,
+                rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                              "high_freq_factor": 4.0, "original_max_position_embeddings": 32},
+                rope_theta=500000.0),
+}
+_models: dict[str, torch.nn.Module] = {}
+_params: dict[tuple[str, str], llaf.Params] = {}
+
+
+def hf_model(shape: str) -> torch.nn.Module:
+    if shape not in _models:
+        _models[shape] = random_llama(len(shape), **SHAPES[shape])
+    return _models[shape]
+
+
+@pytest.fixture(scope="module", params=list(SHAPES))
+def shape(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def params(backend: str, shape: str) -> llaf.Params:
+    if (backend, shape) not in _params:
+        _params[backend, shape] = llaf.init(hf_model(shape), backend=backend, progress=False)
+    return _params[backend, shape]
+
+
+def prompt(params: llaf.Params, n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, params.vocab, n)
+
+
+def test_logits_match_transformers_at_every_position(params: llaf.Params, shape: str) -> None:
+    ids = prompt(params, 40)
+    assert_logits_close(llaf.forward(params, ids), hf_logits(hf_model(shape), ids))
+
+
+def test_greedy_ids_identical(params: llaf.Params, shape: str) -> None:
+    ids = prompt(params, 6, seed=1)
+    np.testing.assert_array_equal(llaf.gen(ids, params, 64), hf_greedy(hf_model(shape), ids, 64))
+
+
+def test_cached_path_equals_uncached(params: llaf.Params) -> None:
+    ids = prompt(params, 30, seed=2)
+    full = llaf.forward(params, ids)
+    logits, cache = llaf.prefill(params, ids[:12])
+    steps = [logits] + [llaf.step(cache, int(t)) for t in ids[12:]]
+    assert_logits_close(np.stack(steps[:-1]), full[11:-1])
+    assert_logits_close(steps[-1], full[-1])
+
+
+def test_prompt_reaching_the_context_limit(params: llaf.Params, shape: str) -> None:
+    ids = prompt(params, params.context, seed=3)
+    assert_logits_close(llaf.forward(params, ids), hf_logits(hf_model(shape), ids))
+    with pytest.raises(llaf.LlafError, match=rf"^{params.context} prompt tokens \+ 1 new tokens exceed"):
+        llaf.gen(ids, params, 1)
