@@ -3,9 +3,9 @@
 #
 #   make                      PyOpenCL module (any OpenCL device; PoCL on a CPU)
 #   make BACKEND=c            C library wrapped with futhark-ffi; also multicore, opencl, cuda
-#   make setup                Python environment (.venv), compiler, tokenizer files
-#   make test                 futhark test + pytest on every CPU backend
-#   make run                  generate text
+#   make setup                Python environment (.venv), compiler, tokenizer files, default model
+#   make run                  set up, build the C backend, and continue a prompt with SmolLM2
+#   make test                 futhark test + pytest on every CPU backend (pyopencl, c, multicore)
 #
 # The compiler: `futhark` >= 0.25 from PATH, else Debian's package installed
 # into .futhark/ (scripts/install-futhark.sh; no system changes).
@@ -31,7 +31,7 @@ FUTHARK := $(shell v=$$(futhark --version 2>/dev/null | sed -n 's/^Futhark \([0-
              set -- $$v; if [ -n "$$1" ] && { [ "$$1" -gt 0 ] || [ "$$2" -ge 25 ]; }; then command -v futhark; \
              else echo $(CURDIR)/.futhark/bin/futhark; fi)
 
-.PHONY: all setup venv futhark assets test test-futhark test-python run check lint clean
+.PHONY: all setup venv futhark assets test test-futhark test-python run lint clean
 .DELETE_ON_ERROR:
 
 all: build/$(BACKEND)/.built
@@ -73,12 +73,15 @@ test-futhark: | $(FUTHARK)
 	$(FUTHARK) test --backend=c src/
 
 test-python: $(foreach b,$(CPU_BACKENDS),build/$(b)/.built) assets
-	LLAF_BACKENDS="$(CPU_BACKENDS)" $(PY) -m pytest -q tests
+	LLAF_BACKENDS="$(CPU_BACKENDS)" $(PY) -m pytest -q $(PYTEST_ARGS) tests
 
 test: test-futhark test-python
 
-run: all assets
-	$(PY) examples/gpt2/run.py "Hello, my name is" --cnt 20 --backend $(BACKEND)
+PROMPT ?= The three most useful things to know about the Moon are
+RUN_BACKEND ?= c
+
+run: setup build/$(RUN_BACKEND)/.built
+	$(VENV)/bin/llaf generate "$(PROMPT)" --max-new-tokens 64 --backend $(RUN_BACKEND)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check llaf tests examples

@@ -1,4 +1,4 @@
-"""Tokenizers: llaf's ids equal transformers' for the same text."""
+"""Tokenizers: llaf's ids equal Hugging Face's (tokenizers, transformers) for the same text."""
 
 from __future__ import annotations
 
@@ -21,25 +21,28 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def gpt2_hf():  # type: ignore[no-untyped-def]
-    """transformers' own GPT-2 tokenizer, built from the same vocabulary files
-    (an independent implementation of the byte-pair encoding)."""
+    """Hugging Face's `tokenizers` byte-level BPE over the same vocabulary
+    files: an independent implementation of GPT-2's encoding."""
     import hashlib
 
-    from transformers import GPT2TokenizerFast
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
     from llaf.assets import _tiktoken_files
 
-    files = {name: tiktoken_dir() / hashlib.sha1(url.encode()).hexdigest()
+    files = {name: str(tiktoken_dir() / hashlib.sha1(url.encode()).hexdigest())
              for name, (url, _) in _tiktoken_files().items()}
-    return GPT2TokenizerFast(vocab_file=str(files["encoder.json"]), merges_file=str(files["vocab.bpe"]))
+    tok = Tokenizer(models.BPE.from_file(files["encoder.json"], files["vocab.bpe"]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    return tok
 
 
 @pytest.mark.parametrize("text", TEXTS)
 def test_gpt2_ids_equal_transformers(gpt2_hf, text: str) -> None:  # type: ignore[no-untyped-def]
     tok = TiktokenTokenizer()
     ids = tok.encode(text)
-    assert ids == gpt2_hf(text)["input_ids"]
-    assert tok.decode(ids) == text
+    assert ids == gpt2_hf.encode(text).ids
+    assert tok.decode(ids) == text == gpt2_hf.decode(ids)
 
 
 def test_gpt2_known_ids() -> None:

@@ -36,7 +36,8 @@ def transformers_twin(weights: llaf.Weights):  # type: ignore[no-untyped-def]
     cfg = GPT2Config(vocab_size=weights.vocab, n_positions=weights.context, n_embd=d, n_layer=layers,
                      n_head=weights.hparams["heads"], n_inner=ff, layer_norm_epsilon=weights.hparams["eps"])
     model = GPT2LMHeadModel(cfg).eval()
-    model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in to_state_dict(weights.arrays).items()})
+    state = to_state_dict(weights.arrays)
+    model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()})
     return model
 
 
