@@ -6,6 +6,7 @@
 #   make setup                Python environment (.venv), compiler, tokenizer files, default model
 #   make run                  set up, build the C backend, and continue a prompt with SmolLM2
 #   make test                 futhark test + pytest on every CPU backend (pyopencl, c, multicore)
+#   make bench                llaf against transformers (and llama.cpp if installed) on SmolLM2
 #
 # The compiler: `futhark` >= 0.25 from PATH, else Debian's package installed
 # into .futhark/ (scripts/install-futhark.sh; no system changes).
@@ -31,7 +32,7 @@ FUTHARK := $(shell v=$$(futhark --version 2>/dev/null | sed -n 's/^Futhark \([0-
              set -- $$v; if [ -n "$$1" ] && { [ "$$1" -gt 0 ] || [ "$$2" -ge 25 ]; }; then command -v futhark; \
              else echo $(CURDIR)/.futhark/bin/futhark; fi)
 
-.PHONY: all setup venv futhark assets test test-futhark test-python run lint clean
+.PHONY: all setup venv futhark assets test test-futhark test-python run bench lint clean
 .DELETE_ON_ERROR:
 
 all: build/$(BACKEND)/.built
@@ -43,7 +44,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,bench]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -82,6 +83,9 @@ RUN_BACKEND ?= c
 
 run: setup build/$(RUN_BACKEND)/.built
 	$(VENV)/bin/llaf generate "$(PROMPT)" --max-new-tokens 64 --backend $(RUN_BACKEND)
+
+bench: setup build/$(RUN_BACKEND)/.built
+	$(VENV)/bin/llaf bench --backend $(RUN_BACKEND) --out bench
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check llaf tests examples

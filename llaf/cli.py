@@ -3,6 +3,7 @@
     llaf generate "Once upon a time" [--model M] [--max-new-tokens N] [--backend B]
     llaf chat [--model M] [--backend B]
     llaf assets                      # fetch the tokenizer files and the default model
+    llaf bench [--model M] [--backend B]   # llaf against transformers (and llama.cpp)
 
 Errors in what the user gave print one line, ``llaf: <problem>``, and exit 1.
 """
@@ -70,6 +71,12 @@ def assets(args: argparse.Namespace) -> None:
     fetch_smollm2()
 
 
+def bench(args: argparse.Namespace) -> None:
+    from .bench import main as bench_main
+
+    bench_main(args.rest)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="llaf", description="LLM inference on a Futhark engine.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -85,7 +92,13 @@ def main(argv: list[str] | None = None) -> None:
     c.set_defaults(run=chat)
     a = sub.add_parser("assets", help="fetch GPT-2's tokenizer files and the default model")
     a.set_defaults(run=assets)
-    args = ap.parse_args(argv)
+    b = sub.add_parser("bench", help="time llaf, transformers and llama.cpp on the same weights",
+                       add_help=False)
+    b.set_defaults(run=bench)
+    args, rest = ap.parse_known_args(argv)
+    if args.command != "bench" and rest:
+        ap.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest
     try:
         args.run(args)
     except (LlafError, FileNotFoundError) as e:

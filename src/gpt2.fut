@@ -33,20 +33,19 @@ def empty_cache [L][V][C][d][F] (p: gpt2 [L][V][C][d][F]) : *kv_cache [L][] [C][
 def mlp [L][V][C][d][F][n] (p: gpt2 [L][V][C][d][F]) (l: i64) (x: [n][d]f32) : [n][d]f32 =
   linears p.wfc[l] p.bfc[l] x |> map (map gelu_tanh) |> linears p.wproj[l] p.bproj[l]
 
--- | One transformer block for `n` tokens at positions `pos ..`:
--- `x + attn (ln1 x)`, then `x + mlp (ln2 x)`; keys and values go to the cache.
-def block [L][V][C][d][F][H][hd][n] (p: gpt2 [L][V][C][d][F]) (l: i64) (pos: i64)
-                                    (cache: *kv_cache [L][H][C][hd]) (x: [n][d]f32)
-                                    : ([n][d]f32, *kv_cache [L][H][C][hd]) =
+-- | Transformer block `l` for `n` tokens at positions `pos ..`:
+-- `x + attn (ln1 x)`, then `x + mlp (ln2 x)`; also the tokens' keys and values.
+def block [L][V][C][d][F][H][hd][n] (p: gpt2 [L][V][C][d][F]) (pos: i64) (cache: kv_cache [L][H][C][hd])
+                                    (l: i64) (x: [n][d]f32)
+                                    : ([n][d]f32, [n][H][hd]f32, [n][H][hd]f32) =
   let h = map (layer_norm p.eps p.ln1_g[l] p.ln1_b[l]) x
   let q = linears p.wq[l] p.bq[l] h |> map (split_heads H hd)
   let k = linears p.wk[l] p.bk[l] h |> map (split_heads H hd)
   let v = linears p.wv[l] p.bv[l] h |> map (split_heads H hd)
-  let cache = cache_write cache l pos k v
-  let a = attend cache l pos q |> map (join_heads d) |> linears p.wo[l] p.bo[l]
+  let a = attend cache l pos q k v |> map (join_heads d) |> linears p.wo[l] p.bo[l]
   let x = map2 vadd x a
   let x = map2 vadd x (map (layer_norm p.eps p.ln2_g[l] p.ln2_b[l]) x |> mlp p l)
-  in (x, cache)
+  in (x, k, v)
 
 -- | The final hidden states of `n` tokens at positions `pos .. pos+n-1`,
 -- which must lie inside the context; their keys and values enter the cache.
@@ -54,8 +53,8 @@ def hidden [L][V][C][d][F][H][hd][n] (p: gpt2 [L][V][C][d][F]) (cache: *kv_cache
                                      (pos: i64) (ids: [n]i64)
                                      : ([n][d]f32, *kv_cache [L][H][C][hd]) =
   let x = map2 (\t i -> vadd p.wte[t] p.wpe[pos + i]) ids (iota n)
-  let (x, cache) = loop (x, cache) for l < L do block p l pos cache x
-  in (map (layer_norm p.eps p.lnf_g p.lnf_b) x, cache)
+  let (x, ks, vs) = run_layers (block p pos) cache x
+  in (map (layer_norm p.eps p.lnf_g p.lnf_b) x, cache_append cache pos ks vs)
 
 -- | Next-token logits from a final hidden state (the LM head is `wte`).
 def logits [L][V][C][d][F] (p: gpt2 [L][V][C][d][F]) (h: [d]f32) : [V]f32 =

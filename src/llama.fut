@@ -45,22 +45,21 @@ def empty_cache [L][V][Vo][d][kvd][F][R] (p: llama [L][V][Vo][d][kvd][F][R]) : *
 def mlp [L][V][Vo][d][kvd][F][R][n] (p: llama [L][V][Vo][d][kvd][F][R]) (l: i64) (x: [n][d]f32) : [n][d]f32 =
   map2 (map2 (\g u -> silu g * u)) (matmul x p.w_gate[l]) (matmul x p.w_up[l]) |> flip matmul p.w_down[l]
 
--- | One transformer block for `n` tokens at positions `pos ..`:
--- `x + attn (norm x)`, then `x + mlp (norm x)`; keys and values go to the cache.
+-- | Transformer block `l` for `n` tokens at positions `pos ..`:
+-- `x + attn (norm x)`, then `x + mlp (norm x)`; also the tokens' keys and values.
 def block [L][V][Vo][d][kvd][F][R][H][C][hd][n]
-          (p: llama [L][V][Vo][d][kvd][F][R]) (l: i64) (pos: i64)
-          (cache: *kv_cache [L][H][C][hd]) (x: [n][d]f32) : ([n][d]f32, *kv_cache [L][H][C][hd]) =
+          (p: llama [L][V][Vo][d][kvd][F][R]) (pos: i64) (cache: kv_cache [L][H][C][hd])
+          (l: i64) (x: [n][d]f32) : ([n][d]f32, [n][H][hd]f32, [n][H][hd]f32) =
   let Q = p.heads
   let h = map (rms_norm p.eps p.attn_norm[l]) x
   let at i = map (rope p.inv_freq (pos + i))
   let q = matmul h p.wq[l] |> map (split_heads Q hd) |> map2 at (iota n)
   let k = matmul h p.wk[l] |> map (split_heads H hd) |> map2 at (iota n)
   let v = matmul h p.wv[l] |> map (split_heads H hd)
-  let cache = cache_write cache l pos k v
-  let a = attend cache l pos q |> map (join_heads d) |> flip matmul p.wo[l]
+  let a = attend cache l pos q k v |> map (join_heads d) |> flip matmul p.wo[l]
   let x = map2 vadd x a
   let x = map2 vadd x (map (rms_norm p.eps p.mlp_norm[l]) x |> mlp p l)
-  in (x, cache)
+  in (x, k, v)
 
 -- | The final hidden states of `n` tokens at positions `pos .. pos+n-1`;
 -- their keys and values enter the cache.
@@ -68,8 +67,8 @@ def hidden [L][V][Vo][d][kvd][F][R][H][C][hd][n]
            (p: llama [L][V][Vo][d][kvd][F][R]) (cache: *kv_cache [L][H][C][hd])
            (pos: i64) (ids: [n]i64) : ([n][d]f32, *kv_cache [L][H][C][hd]) =
   let x = map (\t -> p.embed[t]) ids
-  let (x, cache) = loop (x, cache) for l < L do block p l pos cache x
-  in (map (rms_norm p.eps p.final_norm) x, cache)
+  let (x, ks, vs) = run_layers (block p pos) cache x
+  in (map (rms_norm p.eps p.final_norm) x, cache_append cache pos ks vs)
 
 -- | Next-token logits from a final hidden state.
 def logits [L][V][Vo][d][kvd][F][R] (p: llama [L][V][Vo][d][kvd][F][R]) (h: [d]f32) : [V]f32 =

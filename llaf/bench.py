@@ -1,0 +1,252 @@
+"""``llaf bench``: llaf against the engines users would pick instead, side by
+side in one run, on the same weights.
+
+Each engine runs in its own process (so that peak memory is its own) and
+reports, over several repetitions: prefill tokens/s for a 16- and a 512-token
+prompt, time to first token (16-token prompt), decode tokens/s (128 greedy
+tokens after the 16-token prompt, one cached step at a time) and peak resident
+memory.  The peers: transformers (PyTorch on the CPU, the same weights in
+float32) and, when ``llama_cpp`` is installed, llama.cpp on the same GGUF file.
+The machine's memory bandwidth (a large copy) bounds decode speed: llaf's
+achieved GB/s is the weight bytes it reads per token over the step time.
+
+Results: a table on stdout, ``bench/results.json`` and ``bench/bench.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PROMPTS = (16, 512)
+DECODE = 128
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def memory_bandwidth(mib: int = 512, reps: int = 5) -> float:
+    """GB/s of a large array copy (read + write counted)."""
+    src = np.ones(mib << 18, np.float32)
+    dst = np.empty_like(src)
+    best = min(timed(lambda: np.copyto(dst, src)) for _ in range(reps))
+    return 2 * src.nbytes / best / 1e9
+
+
+def prompt_ids(vocab: int, n: int) -> list[int]:
+    return [int(t) for t in np.random.default_rng(n).integers(100, min(vocab, 20000), n)]
+
+
+class Runner:
+    """One engine: `prefill(ids)` returns a state, `step(state, tok)` the next one."""
+
+    vocab: int
+    weight_bytes: int = 0
+
+    def prefill(self, ids: list[int]) -> Any:
+        raise NotImplementedError
+
+    def step(self, state: Any, tok: int) -> Any:
+        raise NotImplementedError
+
+
+class LlafRunner(Runner):
+    def __init__(self, model: str, backend: str | None) -> None:
+        import llaf
+        from llaf.weights import load
+
+        from .generation import with_context
+
+        w = with_context(load(model, progress=False), 1024)
+        self.params = llaf.init(w, backend=backend, progress=False)
+        self.vocab = self.params.vocab
+        self.weight_bytes = sum(int(a.nbytes) for a in w.arrays.values())
+        self.llaf = llaf
+
+    def prefill(self, ids: list[int]) -> Any:
+        logits, cache = self.llaf.prefill(self.params, ids)
+        return logits, cache
+
+    def step(self, state: Any, tok: int) -> Any:
+        return self.llaf.step(state[1], tok), state[1]
+
+
+class TransformersRunner(Runner):
+    def __init__(self, model: str) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        torch.set_num_threads(os.cpu_count() or 1)
+        path = Path(model)
+        kwargs: dict[str, Any] = {"gguf_file": path.name} if path.suffix == ".gguf" else {}
+        where = str(path.parent) if path.suffix == ".gguf" else model
+        self.model = AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32, **kwargs).eval()
+        self.vocab = int(self.model.config.vocab_size)
+        self.torch = torch
+
+    def prefill(self, ids: list[int]) -> Any:
+        with self.torch.no_grad():
+            return self.model(self.torch.tensor([ids]), use_cache=True)
+
+    def step(self, state: Any, tok: int) -> Any:
+        with self.torch.no_grad():
+            return self.model(self.torch.tensor([[tok]]), past_key_values=state.past_key_values, use_cache=True)
+
+
+class LlamaCppRunner(Runner):
+    def __init__(self, model: str) -> None:
+        from llama_cpp import Llama
+
+        self.llm = Llama(model_path=model, n_ctx=1024, n_threads=os.cpu_count() or 1, verbose=False)
+        self.vocab = int(self.llm.n_vocab())
+
+    def prefill(self, ids: list[int]) -> Any:
+        self.llm.reset()
+        self.llm.eval(ids)
+
+    def step(self, state: Any, tok: int) -> Any:
+        self.llm.eval([tok])
+
+
+def measure(runner: Runner, reps: int) -> dict[str, Any]:
+    """Medians and spreads of prefill, first-token and decode speed."""
+    out: dict[str, Any] = {}
+    short = prompt_ids(runner.vocab, PROMPTS[0])
+    runner.step(runner.prefill(short), 5)  # warm-up: first-call compilation and allocation
+    for n in PROMPTS:
+        ids = prompt_ids(runner.vocab, n)
+        times = [timed(lambda ids=ids: runner.prefill(ids)) for _ in range(reps)]
+        out[f"prefill{n}_tok_s"] = [n / t for t in times]
+    out["ttft_s"] = [timed(lambda: runner.step(runner.prefill(short), 5)) for _ in range(reps)]
+    decode = []
+    for _ in range(reps):
+        state = runner.prefill(short)
+        t0 = time.perf_counter()
+        for i in range(DECODE):
+            state = runner.step(state, 100 + i)
+        decode.append(DECODE / (time.perf_counter() - t0))
+    out["decode_tok_s"] = decode
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["weight_bytes"] = runner.weight_bytes
+    return out
+
+
+def run_engine(engine: str, model: str, backend: str | None, reps: int) -> dict[str, Any]:
+    """Measure one engine in this process."""
+    if engine == "llaf":
+        runner: Runner = LlafRunner(model, backend)
+    elif engine == "transformers":
+        runner = TransformersRunner(model)
+    else:
+        runner = LlamaCppRunner(model)
+    return measure(runner, reps)
+
+
+def in_subprocess(engine: str, model: str, backend: str | None, reps: int) -> dict[str, Any] | None:
+    cmd = [sys.executable, "-m", "llaf.bench", "--engine", engine, "--model", model, "--reps", str(reps)]
+    if backend:
+        cmd += ["--backend", backend]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines()
+        print(f"llaf bench: {engine} failed: {lines[-1] if lines else proc.returncode}", file=sys.stderr)
+        return None
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def summary(values: list[float]) -> tuple[float, float, float]:
+    return statistics.median(values), min(values), max(values)
+
+
+METRICS = (("prefill16_tok_s", "prefill-16 tok/s"), ("prefill512_tok_s", "prefill-512 tok/s"),
+           ("ttft_s", "first token s"), ("decode_tok_s", "decode tok/s"))
+
+
+def report(results: dict[str, dict[str, Any]], bandwidth: float, out_dir: Path) -> None:
+    engines = list(results)
+    print(f"memory bandwidth (copy): {bandwidth:.1f} GB/s")
+    print(f"{'':22}" + "".join(f"{e:>26}" for e in engines))
+    for key, label in METRICS:
+        cells = []
+        for e in engines:
+            med, lo, hi = summary(results[e][key])
+            cells.append(f"{med:10.3g} [{lo:.3g}-{hi:.3g}]")
+        print(f"{label:22}" + "".join(f"{c:>26}" for c in cells))
+    print(f"{'peak memory MB':22}" + "".join(f"{results[e]['peak_rss_mb']:>26.0f}" for e in engines))
+    llaf = results.get("llaf")
+    if llaf:
+        decode = summary(llaf["decode_tok_s"])[0]
+        achieved = llaf["weight_bytes"] * decode / 1e9
+        print(f"llaf reads {llaf['weight_bytes'] / 1e6:.0f} MB of weights per token: {achieved:.1f} GB/s achieved, "
+              f"{achieved / bandwidth * 100:.0f}% of the copy bandwidth")
+        for peer in engines[1:]:
+            ratios = [f"{label.split()[0]} {summary(llaf[k])[0] / summary(results[peer][k])[0]:.2f}x"
+                      for k, label in METRICS if k != "ttft_s"]
+            print(f"llaf / {peer}: " + ", ".join(ratios))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps({"bandwidth_gb_s": bandwidth, "engines": results}, indent=1))
+    plot(results, out_dir / "bench.png")
+    print(f"wrote {out_dir / 'results.json'} and {out_dir / 'bench.png'}")
+
+
+def plot(results: dict[str, dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k, _ in METRICS if k != "ttft_s"]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2))
+    for ax, key in zip(axes, keys, strict=True):
+        names = list(results)
+        meds = [summary(results[e][key])[0] for e in names]
+        ax.bar(names, meds, color=["tab:blue", "tab:orange", "tab:green"][: len(names)])
+        ax.set_title(dict(METRICS)[key])
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="llaf bench", description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--model", "-m", default=None, help="a GGUF file (default: SmolLM2-135M-Instruct)")
+    ap.add_argument("--backend", "-b", default=None)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--out", default="bench", help="directory for results.json and bench.png")
+    ap.add_argument("--engine", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    from .assets import default_model_path
+
+    model = args.model or str(default_model_path())
+    if args.engine:
+        print(json.dumps(run_engine(args.engine, model, args.backend, args.reps)))
+        return
+    engines = ["llaf", "transformers"]
+    try:
+        import llama_cpp  # noqa: F401
+
+        engines.append("llama.cpp")
+    except ImportError:
+        print("llaf bench: llama-cpp-python is not installed; comparing with transformers only", file=sys.stderr)
+    bandwidth = memory_bandwidth()
+    results = {e: r for e in engines if (r := in_subprocess(e, model, args.backend, args.reps)) is not None}
+    if "llaf" not in results:
+        sys.exit("llaf bench: llaf itself failed")
+    report(results, bandwidth, Path(args.out))
+
+
+if __name__ == "__main__":
+    main()
