@@ -77,3 +77,29 @@ def test_prompt_reaching_the_context_limit(params: llaf.Params, shape: str) -> N
     assert_logits_close(llaf.forward(params, ids), hf_logits(hf_model(shape), ids))
     with pytest.raises(llaf.LlafError, match=rf"^{params.context} prompt tokens \+ 1 new tokens exceed"):
         llaf.gen(ids, params, 1)
+
+
+def test_mistral_without_sliding_window(backend: str) -> None:
+    from transformers import MistralConfig, MistralForCausalLM
+
+    torch.manual_seed(11)
+    cfg = MistralConfig(hidden_size=96, num_attention_heads=6, num_key_value_heads=2, intermediate_size=200,
+                        vocab_size=600, max_position_embeddings=80, num_hidden_layers=2, sliding_window=None,
+                        initializer_range=0.08, pad_token_id=0)
+    model = MistralForCausalLM(cfg).eval()
+    params = llaf.init(model, backend=backend, progress=False)
+    ids = prompt(params, 12, seed=5)
+    assert_logits_close(llaf.forward(params, ids), hf_logits(model, ids))
+    np.testing.assert_array_equal(llaf.gen(ids, params, 40), hf_greedy(model, ids, 40))
+
+
+def test_hugging_face_directory_is_converted_once(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("LLAF_CACHE", str(tmp_path / "cache"))
+    model = hf_model("odd")
+    model.save_pretrained(tmp_path / "odd")
+    params = llaf.init(tmp_path / "odd", progress=False)
+    assert len(list((tmp_path / "cache" / "weights").glob("*.safetensors"))) == 1
+    ids = prompt(params, 9, seed=6)
+    assert_logits_close(llaf.forward(params, ids), hf_logits(model, ids))
+    again = llaf.init(tmp_path / "odd", progress=False)  # from llaf's cache this time
+    np.testing.assert_array_equal(llaf.gen(ids, again, 20), hf_greedy(model, ids, 20))
