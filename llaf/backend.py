@@ -86,6 +86,10 @@ class Engine:
                 raise LlafError(f"backend {backend} is not built (no {where}/_llm*.so): run `make BACKEND={backend}`")
             from futhark_ffi import Futhark
 
+            if backend == "opencl" and self._opencl_options():
+                raise LlafError("the opencl backend computes wrong results on PoCL (docs/BACKENDS.md): "
+                                "on a CPU use pyopencl, c or multicore")
+
             # An extension module must be loaded under the name it was built with.
             self._fut = Futhark(_load("_llm", libs[0]))
 
