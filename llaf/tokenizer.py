@@ -15,6 +15,7 @@ from typing import Any
 
 from .assets import use_tiktoken_cache
 from .errors import LlafError
+from .weights import quiet_transformers
 
 Message = dict[str, str]
 
@@ -82,27 +83,16 @@ class HFTokenizer(Tokenizer):
         return list(out["input_ids"] if hasattr(out, "keys") else out)
 
 
-def _quiet_transformers() -> Any:
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    return level
-
-
 def from_gguf(path: str | Path) -> HFTokenizer:
     """The tokenizer stored in a GGUF file's metadata."""
     from transformers import AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
     path = Path(path)
-    level = _quiet_transformers()
     try:
-        tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        with quiet_transformers():
+            tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     except Exception as e:
         raise LlafError(f"{path.name}: cannot build its tokenizer ({str(e).strip().splitlines()[0]})") from None
-    finally:
-        hf_logging.set_verbosity(level)
     return HFTokenizer(tok, f"{path.name}'s tokenizer")
 
 
@@ -111,7 +101,8 @@ def from_directory(path: str | Path) -> HFTokenizer:
     from transformers import AutoTokenizer
 
     try:
-        tok = AutoTokenizer.from_pretrained(str(path))
+        with quiet_transformers():
+            tok = AutoTokenizer.from_pretrained(str(path))
     except Exception as e:
         raise LlafError(f"{path}: cannot load its tokenizer ({str(e).strip().splitlines()[0]})") from None
     return HFTokenizer(tok, f"{Path(path).name}'s tokenizer")

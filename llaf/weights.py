@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,16 +153,27 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """transformers' warnings off for a while: llaf reports failures itself, in one line."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
 def _from_pretrained(name: str) -> Any:
     from transformers import AutoModelForCausalLM
-    from transformers.utils import logging as hf_logging
 
     # Offline, transformers still finds what the Hugging Face cache holds.
     offline = Path(name).is_dir() or not _hub_reachable()
-    verbosity = hf_logging.get_verbosity()
     try:
-        hf_logging.set_verbosity_error()
-        return AutoModelForCausalLM.from_pretrained(name, dtype="float32", local_files_only=offline)
+        with quiet_transformers():
+            return AutoModelForCausalLM.from_pretrained(name, dtype="float32", local_files_only=offline)
     except OSError as e:
         raise LlafError(
             f"no weights for {name!r}: not in llaf's cache and transformers could not load it "
@@ -168,8 +181,6 @@ def _from_pretrained(name: str) -> Any:
             f"`python -c \"import llaf; llaf.init('{name}')\"`, or pass a local Hugging Face directory, "
             "a llaf weight file or a transformers model"
         ) from None
-    finally:
-        hf_logging.set_verbosity(verbosity)
 
 
 def load(source: Any, progress: bool = True) -> Weights:
