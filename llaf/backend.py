@@ -13,6 +13,7 @@ point, ``engine.array(value)`` brings a result array back as NumPy.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from pathlib import Path
@@ -51,7 +52,11 @@ def default_backend() -> str:
     raise LlafError("no backend is built: run `make` (or `make BACKEND=c`)")
 
 
+@functools.cache
 def _load(name: str, path: Path) -> ModuleType:
+    """Load a compiled module once per process: every Engine of a backend
+    shares it (loading an extension module again gives it a second cffi
+    instance, whose objects the first one's functions reject)."""
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise LlafError(f"cannot load {path}")
