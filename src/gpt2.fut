@@ -3,7 +3,7 @@
 --
 -- Sizes: `L` layers, `V` vocabulary entries, `C` context positions, `d`
 -- model features, `F` MLP features.  Every matrix is [out][in] (the
--- transpose of Hugging Face's Conv1D layout; llaf/convert.py does that once).
+-- transpose of Hugging Face's Conv1D layout; llaf/gpt2.py does that once).
 -- Per-layer weights are stacked along a leading `[L]` axis.
 
 import "nn"
