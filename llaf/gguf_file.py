@@ -1,10 +1,12 @@
 """GGUF model files (llama.cpp's format), read through the `gguf` package.
 
 A GGUF file holds metadata (architecture, hyper-parameters, tokenizer) and
-tensors, each F32, F16 or block-quantized.  `read` dequantizes the tensors
-llaf supports to float32 and maps llama.cpp's names and layout onto
-src/llama.fut's, undoing the row permutation llama.cpp's converter applies
-to the query and key projections.
+tensors, each F32, F16 or block-quantized.  `read` maps llama.cpp's names
+and layout onto src/llama.fut's, undoing the row permutation llama.cpp's
+converter applies to the query and key projections.  The weight matrices
+keep their file's form where a storage of llaf/storage.py holds it exactly
+(a Q4_1 file runs from its 4-bit blocks); ``storage="f32"`` dequantizes
+everything to float32 instead.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import llama
+from . import storage as storage_mod
 from .errors import LlafError
 
 SUPPORTED_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1")
@@ -39,22 +42,41 @@ class GGUFFile:
             raise LlafError(f"{self.path.name}: GGUF metadata lacks field {key!r}")
         return default
 
+    def kind(self, name: str) -> str:
+        """Tensor `name`'s type (F32, Q4_1, ...), if llaf reads it."""
+        if name not in self.tensors:
+            raise LlafError(f"{self.path.name}: GGUF file lacks tensor {name!r}")
+        kind = str(self.tensors[name].tensor_type.name)
+        if kind not in SUPPORTED_TYPES:
+            supported = ", ".join(SUPPORTED_TYPES)
+            raise LlafError(f"{self.path.name}: tensor {name!r} has type {kind}; llaf reads {supported}")
+        return kind
+
     def tensor(self, name: str) -> np.ndarray:
         """Tensor `name` as float32, in numpy order ([rows][cols])."""
         from gguf import quants
 
-        if name not in self.tensors:
-            raise LlafError(f"{self.path.name}: GGUF file lacks tensor {name!r}")
+        self.kind(name)
         t = self.tensors[name]
-        kind = t.tensor_type.name
-        if kind not in SUPPORTED_TYPES:
-            supported = ", ".join(SUPPORTED_TYPES)
-            raise LlafError(f"{self.path.name}: tensor {name!r} has type {kind}; llaf reads {supported}")
         shape = tuple(int(n) for n in reversed(t.shape))
         try:
             values = quants.dequantize(np.asarray(t.data), t.tensor_type)
             return np.ascontiguousarray(values.reshape(shape), dtype=np.float32)
         except (ValueError, TypeError) as e:
+            raise LlafError(f"{self.path.name}: tensor {name!r} is damaged or truncated ({e})") from None
+
+    def matrix(self, name: str, fmt: str, key: str) -> dict[str, np.ndarray]:
+        """Tensor `name` in format `fmt` (llaf/storage.py) as llaf arrays named after `key`."""
+        if fmt == "f32":
+            return {key: self.tensor(name)}
+        t = self.tensors[name]
+        shape = tuple(int(n) for n in reversed(t.shape))
+        if self.kind(name) not in storage_mod.EXACT[fmt]:
+            raise LlafError(f"{self.path.name}: tensor {name!r} of type {self.kind(name)} "
+                            f"cannot be stored as {fmt} exactly")
+        try:
+            return storage_mod.encode_gguf(self.kind(name), np.asarray(t.data), shape, fmt, key)
+        except ValueError as e:
             raise LlafError(f"{self.path.name}: tensor {name!r} is damaged or truncated ({e})") from None
 
 
@@ -87,8 +109,9 @@ def unpermute(w: np.ndarray, heads: int) -> np.ndarray:
     return w.reshape(heads, rows // heads // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def read(path: str | Path) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
-    """Architecture, hyper-parameters and llaf arrays of a GGUF model."""
+def read(path: str | Path, storage: str | None = None) -> tuple[str, dict[str, Any], dict[str, np.ndarray], str]:
+    """Architecture, hyper-parameters, llaf arrays and storage of a GGUF model:
+    `storage`, or by default the smallest that holds its tensors exactly."""
     g = open_gguf(path)
     arch = g.field("general.architecture")
     if arch != "llama":
@@ -106,18 +129,30 @@ def read(path: str | Path) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
     if "rope_freqs.weight" in g.tensors:  # Llama 3.1's long-context scaling, as per-frequency divisors
         freq = (freq / g.tensor("rope_freqs.weight")).astype(np.float32)
 
-    def layer_tensor(key: str, i: int) -> np.ndarray:
-        w = g.tensor(f"blk.{i}.{PER_LAYER[key]}.weight")
-        if key == "wq":
-            return unpermute(w, heads)
-        if key == "wk":
-            return unpermute(w, kv_heads)
-        return w
+    layer_types = {g.kind(f"blk.{i}.{PER_LAYER[key]}.weight")
+                   for key, role in llama.MATRICES.items() if role == "layers" for i in range(layers)}
+    head_names = ["token_embd.weight"] + (["output.weight"] if "output.weight" in g.tensors else [])
+    storage = storage_mod.check_storage(storage) if storage else storage_mod.choose(
+        layer_types, {g.kind(n) for n in head_names})
+    layer_fmt, head_fmt = storage_mod.STORAGES[storage]
 
-    arrays = {key: np.stack([layer_tensor(key, i) for i in range(layers)]) for key in PER_LAYER}
-    arrays["embed"] = g.tensor("token_embd.weight")
+    def layer_arrays(key: str, i: int) -> dict[str, np.ndarray]:
+        name = f"blk.{i}.{PER_LAYER[key]}.weight"
+        parts = g.matrix(name, layer_fmt, key) if key in llama.MATRICES else {key: g.tensor(name)}
+        if key in ("wq", "wk"):
+            return {k: unpermute(v, heads if key == "wq" else kv_heads) for k, v in parts.items()}
+        return parts
+
+    arrays: dict[str, np.ndarray] = {}
+    for key in PER_LAYER:
+        per_layer = [layer_arrays(key, i) for i in range(layers)]
+        arrays |= {part: np.stack([p[part] for p in per_layer]) for part in per_layer[0]}
+    arrays |= g.matrix("token_embd.weight", head_fmt, "embed")
     arrays["final_norm"] = g.tensor("output_norm.weight")
-    tied = "output.weight" not in g.tensors
-    arrays["lm_head"] = np.zeros((0, d), np.float32) if tied else g.tensor("output.weight")
+    if "output.weight" in g.tensors:
+        arrays |= g.matrix("output.weight", head_fmt, "lm_head")
+    else:  # tied to the embedding: an empty head
+        empty = storage_mod.FORMATS[head_fmt].shapes("lm_head", (0, d))
+        arrays |= {k: np.zeros(shape, dtype) for k, (shape, dtype) in empty.items()}
     arrays["inv_freq"] = freq
-    return arch, hparams, arrays
+    return arch, hparams, arrays, storage

@@ -25,12 +25,15 @@ ARRAYS = ("wte", "wpe", "ln1_g", "ln1_b", "wq", "bq", "wk", "bk", "wv", "bv", "w
 
 
 HF_TYPES = ("gpt2",)
+STORAGES = ("f32",)
+MATRICES: dict[str, str] = {}  # GPT-2 runs from f32 arrays only
 
 
-def expected_shapes(arrays: Mapping[str, np.ndarray], hparams: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
-    """The shape every array must have, from the embeddings and the MLP."""
-    L, F, d = arrays["wfc"].shape
-    V, C = arrays["wte"].shape[0], arrays["wpe"].shape[0]
+def expected_shapes(shapes: Mapping[str, tuple[int, ...]], hparams: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """The shape every array must have, from the embeddings and the MLP
+    (`shapes`: the arrays' actual shapes)."""
+    L, F, d = shapes["wfc"]
+    V, C = shapes["wte"][0], shapes["wpe"][0]
     heads = hparams["heads"]
     if heads <= 0 or d % heads:
         raise LlafError(f"heads={heads} does not divide the model width {d}")
@@ -43,12 +46,12 @@ def expected_shapes(arrays: Mapping[str, np.ndarray], hparams: Mapping[str, Any]
     return shapes
 
 
-def vocab(arrays: Mapping[str, np.ndarray]) -> int:
-    return int(arrays["wte"].shape[0])
+def vocab(shapes: Mapping[str, tuple[int, ...]]) -> int:
+    return int(shapes["wte"][0])
 
 
-def context(arrays: Mapping[str, np.ndarray], hparams: Mapping[str, Any]) -> int:
-    return int(arrays["wpe"].shape[0])
+def context(shapes: Mapping[str, tuple[int, ...]], hparams: Mapping[str, Any]) -> int:
+    return int(shapes["wpe"][0])
 
 
 def from_transformers(model: Any, progress: bool = True) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

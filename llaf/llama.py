@@ -23,6 +23,10 @@ SCALARS = (("heads", np.int64), ("kv_heads", np.int64), ("context", np.int64), (
 ARRAYS = ("embed", "attn_norm", "wq", "wk", "wv", "wo", "mlp_norm", "w_gate", "w_up", "w_down",
           "final_norm", "lm_head", "inv_freq")
 HF_TYPES = ("llama", "mistral")
+STORAGES = ("f32", "f16", "q8", "q4")  # llaf/storage.py
+# The weight matrices, by role in a storage: per-layer projections or embedding/head.
+MATRICES = {"embed": "head", "wq": "layers", "wk": "layers", "wv": "layers", "wo": "layers",
+            "w_gate": "layers", "w_up": "layers", "w_down": "layers", "lm_head": "head"}
 
 
 def inv_freq(head_dim: int, theta: float, scaling: Mapping[str, Any] | None = None) -> np.ndarray:
@@ -45,29 +49,30 @@ def inv_freq(head_dim: int, theta: float, scaling: Mapping[str, Any] | None = No
     return np.where(medium, mid, scaled).astype(np.float32)
 
 
-def expected_shapes(arrays: Mapping[str, np.ndarray], hparams: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
-    """The shape every array must have, from the embedding, the MLP and the heads."""
-    layers, ff, d = arrays["w_gate"].shape
-    vocab = arrays["embed"].shape[0]
+def expected_shapes(shapes: Mapping[str, tuple[int, ...]], hparams: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """The shape every array must have, from the embedding, the MLP and the heads
+    (`shapes`: the arrays' actual shapes, a matrix's as `[rows][columns]`)."""
+    layers, ff, d = shapes["w_gate"]
+    vocab = shapes["embed"][0]
     heads, kv_heads = hparams["heads"], hparams["kv_heads"]
     if heads <= 0 or kv_heads <= 0 or d % heads or heads % kv_heads or (d // heads) % 2:
         raise LlafError(f"heads={heads}, kv_heads={kv_heads} do not fit the model width {d}")
     hd = d // heads
     kvd = kv_heads * hd
-    shapes: dict[str, tuple[int, ...]] = {
+    expected: dict[str, tuple[int, ...]] = {
         "embed": (vocab, d), "wq": (layers, d, d), "wk": (layers, kvd, d), "wv": (layers, kvd, d),
         "wo": (layers, d, d), "w_gate": (layers, ff, d), "w_up": (layers, ff, d), "w_down": (layers, d, ff),
         "attn_norm": (layers, d), "mlp_norm": (layers, d), "final_norm": (d,), "inv_freq": (hd // 2,),
     }
-    shapes["lm_head"] = (0, d) if arrays["lm_head"].shape[0] == 0 else (vocab, d)
-    return shapes
+    expected["lm_head"] = (0, d) if shapes["lm_head"][0] == 0 else (vocab, d)
+    return expected
 
 
-def vocab(arrays: Mapping[str, np.ndarray]) -> int:
-    return int(arrays["embed"].shape[0])
+def vocab(shapes: Mapping[str, tuple[int, ...]]) -> int:
+    return int(shapes["embed"][0])
 
 
-def context(arrays: Mapping[str, np.ndarray], hparams: Mapping[str, Any]) -> int:
+def context(shapes: Mapping[str, tuple[int, ...]], hparams: Mapping[str, Any]) -> int:
     return int(hparams["context"])
 
 

@@ -31,13 +31,15 @@ class Params:
     vocab: int
     context: int
     hparams: dict[str, Any] = field(default_factory=dict)
+    storage: str = "f32"
 
     def entry(self, name: str, *args: Any) -> Any:
-        return self.engine.call(f"{self.architecture}_{name}", *args)
+        prefix = self.architecture if self.architecture == "gpt2" else f"{self.architecture}_{self.storage}"
+        return self.engine.call(f"{prefix}_{name}", *args)
 
     def __repr__(self) -> str:
         return (f"Params({self.architecture}, vocab={self.vocab}, context={self.context}, "
-                f"backend={self.engine.backend})")
+                f"storage={self.storage}, backend={self.engine.backend})")
 
 
 @dataclass
@@ -49,19 +51,21 @@ class Cache:
     length: int
 
 
-def init(source: Any, backend: str | None = None, progress: bool = True) -> Params:
+def init(source: Any, backend: str | None = None, progress: bool = True, storage: str | None = None) -> Params:
     """Load weights into the engine.
 
     `source`: a transformers model object, a local Hugging Face directory, a
     hub name (e.g. ``"gpt2"``; needs the network or the Hugging Face cache
-    the first time, then llaf's own cache), or a llaf weight file.
+    the first time, then llaf's own cache), a GGUF file, or a llaf weight file.
+    `storage`: how the weight matrices are kept (llaf/storage.py): by
+    default a GGUF file's own form (e.g. 4-bit blocks), f32 otherwise.
     `backend`: pyopencl, c, multicore, opencl or cuda (default
     ``$LLAF_BACKEND`` or pyopencl), as built by `make BACKEND=...`.
     """
-    w = weights_mod.load(source, progress=progress)
+    w = weights_mod.load(source, progress=progress, storage=storage)
     engine = Engine(backend)
-    handle = engine.call(f"{w.architecture}_init", *w.init_args())
-    return Params(engine, w.architecture, handle, w.vocab, w.context, dict(w.hparams))
+    handle = engine.call(f"{w.entry}_init", *w.init_args())
+    return Params(engine, w.architecture, handle, w.vocab, w.context, dict(w.hparams), w.storage)
 
 
 def _ids(ids: Any, params: Params) -> np.ndarray:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from . import gguf_file, gpt2, llama
+from . import storage as storage_mod
 from .assets import asset_dir
 from .errors import LlafError
 
@@ -33,11 +34,16 @@ ARCHITECTURES = {m.ARCHITECTURE: m for m in (gpt2, llama)}
 
 @dataclass(frozen=True)
 class Weights:
-    """A model's weights in llaf's layout, ready for ``<architecture>_init``."""
+    """A model's weights in llaf's layout, ready for ``<entry>_init``.
+
+    `storage` says how the weight matrices are stored (llaf/storage.py):
+    ``f32``, or for Llama models from GGUF files ``f16``, ``q8`` or ``q4``,
+    where a matrix is kept in its file's own (quantized) form."""
 
     architecture: str
     hparams: dict[str, Any]
     arrays: dict[str, np.ndarray]
+    storage: str = "f32"
 
     @property
     def module(self) -> Any:
@@ -45,33 +51,65 @@ class Weights:
         return ARCHITECTURES[self.architecture]
 
     @property
+    def entry(self) -> str:
+        """The prefix of this model's entry points in src/llm.fut."""
+        return self.architecture if self.architecture == "gpt2" else f"{self.architecture}_{self.storage}"
+
+    def format(self, name: str) -> storage_mod.Format:
+        """The format array or matrix `name` is stored in."""
+        role = self.module.MATRICES.get(name)
+        if role is None:
+            return storage_mod.FORMATS["f32"]
+        layers, head = storage_mod.STORAGES[self.storage]
+        return storage_mod.FORMATS[layers if role == "layers" else head]
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every array's shape, a matrix's as the `[rows][columns]` it means."""
+        return {name: self.format(name).logical_shape(self.arrays, name) for name in self.module.ARRAYS}
+
+    @property
     def vocab(self) -> int:
-        return int(self.module.vocab(self.arrays))
+        return int(self.module.vocab(self.shapes))
 
     @property
     def context(self) -> int:
-        return int(self.module.context(self.arrays, self.hparams))
+        return int(self.module.context(self.shapes, self.hparams))
 
     def init_args(self) -> list[Any]:
-        """The arguments of ``<architecture>_init`` in src/llm.fut."""
+        """The arguments of ``<entry>_init`` in src/llm.fut."""
         scalars = [kind(self.hparams[name]) for name, kind in self.module.SCALARS]
-        return scalars + [self.arrays[name] for name in self.module.ARRAYS]
+        return scalars + [self.arrays[part] for name in self.module.ARRAYS for part in self.format(name).parts(name)]
+
+    def dense(self, name: str) -> np.ndarray:
+        """Array `name` as float32 values, whatever its storage."""
+        return storage_mod.decode(self.arrays, name, self.format(name).name)
 
     def check(self) -> None:
         """A LlafError naming the first missing, mistyped or misshapen array."""
         if self.architecture not in ARCHITECTURES:
             raise LlafError(f"unknown architecture {self.architecture!r}: llaf runs {', '.join(ARCHITECTURES)}")
+        if self.storage not in self.module.STORAGES:
+            raise LlafError(f"{self.architecture} weights cannot be stored as {self.storage!r}: "
+                            f"choose one of {', '.join(self.module.STORAGES)}")
         for name, _ in self.module.SCALARS:
             if name not in self.hparams:
                 raise LlafError(f"{self.architecture} weights lack hyper-parameter {name!r}")
         for name in self.module.ARRAYS:
-            if name not in self.arrays:
-                raise LlafError(f"{self.architecture} weights lack tensor {name!r}")
-            if self.arrays[name].dtype != np.float32:
-                raise LlafError(f"tensor {name!r} has dtype {self.arrays[name].dtype}, expected float32")
-        for name, shape in self.module.expected_shapes(self.arrays, self.hparams).items():
-            if self.arrays[name].shape != shape:
-                raise LlafError(f"tensor {name!r} has shape {self.arrays[name].shape}, expected {shape}")
+            for part in self.format(name).parts(name):
+                if part not in self.arrays:
+                    raise LlafError(f"{self.architecture} weights lack tensor {part!r}")
+        for name, shape in self.module.expected_shapes(self.shapes, self.hparams).items():
+            fmt = self.format(name)
+            if fmt.blocked and shape[-1] % storage_mod.BLOCK:
+                raise LlafError(f"tensor {name!r} has {shape[-1]} columns, not a multiple of "
+                                f"{storage_mod.BLOCK}, and cannot be stored as {fmt.name}")
+            for part, (part_shape, dtype) in fmt.shapes(name, shape).items():
+                a = self.arrays[part]
+                if a.dtype != dtype:
+                    raise LlafError(f"tensor {part!r} has dtype {a.dtype}, expected {dtype}")
+                if a.shape != part_shape:
+                    raise LlafError(f"tensor {part!r} has shape {a.shape}, expected {part_shape}")
 
 
 def save(weights: Weights, path: str | Path) -> Path:
@@ -80,7 +118,8 @@ def save(weights: Weights, path: str | Path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"format": "llaf", "architecture": weights.architecture, "hparams": json.dumps(weights.hparams)}
+    meta = {"format": "llaf", "architecture": weights.architecture, "hparams": json.dumps(weights.hparams),
+            "storage": weights.storage}
     tmp = path.with_name(path.name + ".tmp")
     save_file({k: np.ascontiguousarray(v) for k, v in weights.arrays.items()}, str(tmp), metadata=meta)
     tmp.replace(path)
@@ -102,11 +141,12 @@ def load_file(path: str | Path) -> Weights:
                 raise LlafError(f"{path}: unknown architecture {arch!r}")
             arrays = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (safe_open is not a Mapping)
             hparams = json.loads(meta.get("hparams", "{}"))
+            storage = meta.get("storage", "f32")
     except LlafError:
         raise
     except Exception as e:  # safetensors raises several types for damaged files
         raise LlafError(f"cannot read weight file {path}: {str(e).strip().splitlines()[0]}") from None
-    weights = Weights(arch, hparams, arrays)
+    weights = Weights(arch, hparams, arrays, storage)
     weights.check()
     return weights
 
@@ -183,8 +223,36 @@ def _from_pretrained(name: str) -> Any:
         ) from None
 
 
-def load(source: Any, progress: bool = True) -> Weights:
-    """Weights from anything `llaf.init` accepts."""
+def as_f32(weights: Weights) -> Weights:
+    """`weights` with every matrix decoded to float32 (exact)."""
+    if weights.storage == "f32":
+        return weights
+    arrays = {name: weights.dense(name) for name in weights.module.ARRAYS}
+    return Weights(weights.architecture, weights.hparams, arrays, "f32")
+
+
+def load(source: Any, progress: bool = True, storage: str | None = None) -> Weights:
+    """Weights from anything `llaf.init` accepts.  `storage` (llaf/storage.py):
+    by default a GGUF file's matrices keep their file's form and other sources
+    are f32; ``"f32"`` decodes quantized matrices to float32."""
+    if storage is not None:
+        storage_mod.check_storage(storage)
+    path = Path(source).expanduser() if isinstance(source, (str, Path)) else None
+    if path is not None and path.is_file() and path.suffix == ".gguf":
+        arch, hparams, arrays, chosen = gguf_file.read(path, storage)
+        weights = Weights(arch, hparams, arrays, chosen)
+        weights.check()
+        return weights
+    weights = _load(source, progress)
+    if storage is None or storage == weights.storage:
+        return weights
+    if storage == "f32":
+        return as_f32(weights)
+    raise LlafError(f"weights stored as {weights.storage} cannot be converted to {storage} exactly; "
+                    "quantized storages come from GGUF files")
+
+
+def _load(source: Any, progress: bool) -> Weights:
     if isinstance(source, Weights):
         source.check()
         return source
@@ -193,11 +261,6 @@ def load(source: Any, progress: bool = True) -> Weights:
     if not isinstance(source, (str, Path)):
         raise LlafError(f"cannot load weights from a {type(source).__name__}")
     path = Path(source).expanduser()
-    if path.is_file() and path.suffix == ".gguf":
-        arch, hparams, arrays = gguf_file.read(path)
-        weights = Weights(arch, hparams, arrays)
-        weights.check()
-        return weights
     if path.is_file():
         return load_file(path)
     if path.is_dir():

@@ -41,3 +41,10 @@ def greedy [n][d][V] 'c (run_prompt: *c -> i64 -> [n]i64 -> ([n][d]f32, *c))
          then let (lg, cache) = step run_token head cache tok (n + i) in (out, cache, lg)
          else (out, cache, lg)
   in ids ++ out
+
+-- | `ids` after checking that `n` tokens at positions `pos ..` fit in a
+-- context of `C` and that every id is below `V`.
+def checked [n] (V: i64) (C: i64) (pos: i64) (ids: [n]i64) : [n]i64 =
+  let ids = assert (n > 0) ids
+  let ids = assert (pos >= 0 && pos + n <= C) ids
+  in assert (all (\t -> t >= 0 && t < V) ids) ids

@@ -18,7 +18,9 @@ def permute(w: np.ndarray, heads: int) -> np.ndarray:
     return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def write_gguf(model: torch.nn.Module, path: Path, qtype: str = "F32") -> Path:
+def write_gguf(model: torch.nn.Module, path: Path, qtype: str = "F32", head_qtype: str | None = None) -> Path:
+    """`model` as a GGUF file: matrices of type `qtype`, the embedding and
+    output head of type `head_qtype` (default: `qtype`)."""
     import gguf
     from gguf import GGMLQuantizationType as Q
 
@@ -51,8 +53,8 @@ def write_gguf(model: torch.nn.Module, path: Path, qtype: str = "F32") -> Path:
             elif name == "attn_k":
                 t = permute(t, c.num_key_value_heads)
             tensors[f"blk.{i}.{name}.weight"] = t
-    kind = Q[qtype]
     for name, t in tensors.items():
+        kind = Q[head_qtype or qtype] if name in ("token_embd.weight", "output.weight") else Q[qtype]
         if t.ndim == 1 or kind == Q.F32:  # norms stay F32, as llama.cpp keeps them
             w.add_tensor(name, t.astype(np.float32))
         elif kind == Q.F16:

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 DATA = Path(__file__).parent / "data"
-TYPES = {np.dtype(np.float32): b" f32", np.dtype(np.int64): b" i64"}
+TYPES = {np.dtype(np.float32): b" f32", np.dtype(np.int64): b" i64", np.dtype(np.uint8): b"  u8",
+         np.dtype(np.uint16): b" u16"}
 
 
 def encode(value: np.ndarray) -> bytes:
@@ -85,6 +86,23 @@ def main() -> None:
     inv_freq = f32(10000.0 ** (-np.arange(0, 16, 2) / 16))
     xr = f32(rng.normal(0, 1, (40, 16)))
     save("rope", [inv_freq, xr], [f32(rope(inv_freq.astype(np.float64), xr.astype(np.float64)))])
+
+    # Weight formats (src/matrix.fut): every finite half, then products and rows.
+    bits = np.arange(0, 1 << 16, dtype=np.uint16)
+    bits = bits[np.isfinite(bits.view(np.float16))]
+    save("f16", [bits], [bits.view(np.float16).astype(np.float32)])
+    xm = f32(rng.normal(0, 1, 96))
+    wh = f32(rng.normal(0, 1, (13, 96))).astype(np.float16)
+    save("f16_matvec", [wh.view(np.uint16), xm], [f32(wh.astype(np.float64) @ xm), wh.astype(np.float32)])
+    scale = np.float16(rng.uniform(0.01, 0.1, (13, 3))).astype(np.float32)
+    offset = np.float16(rng.uniform(-1, 0, (13, 3))).astype(np.float32)
+    codes = rng.integers(0, 256, (13, 3, 32), dtype=np.uint8)
+    dense = (scale[..., None] * codes + offset[..., None]).reshape(13, 96)
+    save("q8_matvec", [codes, scale, offset, xm], [f32(dense.astype(np.float64) @ xm), f32(dense)])
+    nibbles = rng.integers(0, 16, (13, 3, 32), dtype=np.uint8)
+    packed = nibbles[..., :16] | (nibbles[..., 16:] << 4)  # value j low, value j + 16 high
+    dense = (scale[..., None] * nibbles + offset[..., None]).reshape(13, 96)
+    save("q4_matvec", [packed, scale, offset, xm], [f32(dense.astype(np.float64) @ xm), f32(dense)])
 
 
 def rope(inv_freq: np.ndarray, xs: np.ndarray) -> np.ndarray:

@@ -58,6 +58,45 @@ def test_f32_gguf_equals_the_original_model(gguf_dir: Path, model: torch.nn.Modu
         np.testing.assert_array_equal(via_gguf.arrays[name], value, err_msg=name)
 
 
+STORAGES = [("F32", None, "f32"), ("F16", None, "f16"), ("Q8_0", None, "q8"), ("Q4_0", None, "q4"),
+            ("Q4_1", None, "q4"), ("Q4_1", "Q8_0", "q4"), ("Q8_0", "Q4_1", "q8"), ("Q4_0", "F16", "f32")]
+
+
+@pytest.mark.parametrize(("qtype", "head_qtype", "storage"), STORAGES)
+def test_matrices_keep_their_file_form_exactly(tmp_path: Path, model: torch.nn.Module, qtype: str,
+                                               head_qtype: str | None, storage: str) -> None:
+    """The smallest storage that holds the file's tensors exactly is chosen,
+    and its matrices decode to the very floats gguf-py's dequantization gives."""
+    from llaf.weights import load
+
+    path = write_gguf(model, tmp_path / "m.gguf", qtype, head_qtype)
+    native, f32 = load(path), load(path, storage="f32")
+    assert (native.storage, f32.storage) == (storage, "f32")
+    for name in f32.arrays:
+        np.testing.assert_array_equal(native.dense(name), f32.arrays[name], err_msg=name)
+
+
+@pytest.mark.parametrize(("qtype", "head_qtype", "storage"), STORAGES[1:7])
+def test_quantized_storage_computes_what_f32_computes(backend: str, tmp_path: Path, model: torch.nn.Module,
+                                                     qtype: str, head_qtype: str | None, storage: str) -> None:
+    path = write_gguf(model, tmp_path / "m.gguf", qtype, head_qtype)
+    native = llaf.init(str(path), backend=backend, progress=False)
+    f32 = llaf.init(str(path), backend=backend, progress=False, storage="f32")
+    assert (native.storage, f32.storage) == (storage, "f32")
+    ids = np.random.default_rng(1).integers(0, 512, 20)
+    logits = llaf.forward(native, ids)
+    np.testing.assert_allclose(logits, llaf.forward(f32, ids), rtol=0, atol=1e-5 * float(np.abs(logits).max()))
+    np.testing.assert_array_equal(llaf.gen(ids[:4], native, 40), llaf.gen(ids[:4], f32, 40))
+
+
+def test_storage_errors(gguf_dir: Path) -> None:
+    with pytest.raises(LlafError, match=r"^unknown weight storage 'q5': choose one of f32, f16, q8, q4$"):
+        llaf.init(str(gguf_dir / "model-F32.gguf"), storage="q5")
+    message = r"^model-F32\.gguf: tensor 'blk\.0\.attn_q\.weight' of type F32 cannot be stored as q4 exactly$"
+    with pytest.raises(LlafError, match=message):
+        llaf.init(str(gguf_dir / "model-F32.gguf"), storage="q4")
+
+
 def test_truncated_file(tmp_path: Path, gguf_dir: Path) -> None:
     data = (gguf_dir / "model-Q4_1.gguf").read_bytes()
     path = tmp_path / "cut.gguf"

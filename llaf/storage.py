@@ -1,0 +1,128 @@
+"""How a model's weight matrices are stored in the engine (src/matrix.fut).
+
+A *format* stores one matrix; a *storage* picks the format of a Llama
+model's per-layer projections and the one of its embedding and head:
+
+    storage   layers   embedding/head   from
+    f32       f32      f32              transformers models, F32/BF16 GGUF
+    f16       f16      f16              F16 GGUF
+    q8        q8       q8               Q8_0 GGUF (also mixed with Q4_0/Q4_1)
+    q4        q4       q8               Q4_0/Q4_1 GGUF (SmolLM2's embedding is Q8_0)
+
+Every format holds exactly the values the file means: a GGUF block is
+re-laid-out, never re-quantized.  A matrix `name` in a non-f32 format is
+several arrays in `Weights.arrays`: ``name`` itself for f16 (IEEE half bits
+as uint16), ``name.q``, ``name.scale``, ``name.offset`` for the block formats
+(codes, one scale and one offset per block of 32 values).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import LlafError
+
+BLOCK = 32
+
+
+@dataclass(frozen=True)
+class Format:
+    """One matrix format: its arrays, as (suffix, dtype, trailing shape per block row)."""
+
+    name: str
+    blocked: bool
+    code_bytes: int  # code bytes per block of 32 values (block formats)
+    dtype: type = np.float32
+
+    def parts(self, name: str) -> list[str]:
+        return [f"{name}.q", f"{name}.scale", f"{name}.offset"] if self.blocked else [name]
+
+    def shapes(self, name: str, shape: tuple[int, ...]) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        """The arrays storing a matrix of `shape` (its last axis the columns)."""
+        if not self.blocked:
+            return {name: (shape, np.dtype(self.dtype))}
+        blocks = (*shape[:-1], shape[-1] // BLOCK)
+        return {f"{name}.q": ((*blocks, self.code_bytes), np.dtype(np.uint8)),
+                f"{name}.scale": (blocks, np.dtype(np.float32)),
+                f"{name}.offset": (blocks, np.dtype(np.float32))}
+
+    def logical_shape(self, arrays: Mapping[str, np.ndarray], name: str) -> tuple[int, ...]:
+        """The `[rows][columns]` shape the stored arrays of `name` mean."""
+        if not self.blocked:
+            return tuple(arrays[name].shape)
+        *rows, blocks = arrays[f"{name}.scale"].shape
+        return (*rows, blocks * BLOCK)
+
+
+FORMATS = {
+    "f32": Format("f32", False, 0, np.float32),
+    "f16": Format("f16", False, 0, np.uint16),
+    "q8": Format("q8", True, 32),
+    "q4": Format("q4", True, 16),
+}
+
+# storage -> (format of the per-layer matrices, format of the embedding and head)
+STORAGES = {"f32": ("f32", "f32"), "f16": ("f16", "f16"), "q8": ("q8", "q8"), "q4": ("q4", "q8")}
+
+# The GGUF tensor types each format holds exactly.
+EXACT = {"f32": {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1"}, "f16": {"F16"},
+         "q8": {"Q8_0", "Q4_0", "Q4_1"}, "q4": {"Q4_0", "Q4_1"}}
+
+
+def check_storage(storage: str) -> str:
+    if storage not in STORAGES:
+        raise LlafError(f"unknown weight storage {storage!r}: choose one of {', '.join(STORAGES)}")
+    return storage
+
+
+def choose(layer_types: set[str], head_types: set[str]) -> str:
+    """The smallest storage holding these GGUF tensor types exactly."""
+    for storage in ("q4", "q8", "f16"):
+        layers, head = STORAGES[storage]
+        if layer_types <= EXACT[layers] and head_types <= EXACT[head]:
+            return storage
+    return "f32"
+
+
+def _halves(raw: np.ndarray) -> np.ndarray:
+    """Little-endian float16 fields of a byte array, as float32 (exact)."""
+    return np.ascontiguousarray(raw).view("<f2").astype(np.float32)[..., 0]
+
+
+def encode_gguf(kind: str, raw: np.ndarray, shape: tuple[int, ...], fmt: str, name: str) -> dict[str, np.ndarray]:
+    """The arrays of format `fmt` for a GGUF tensor of type `kind`, whose
+    bytes are `raw`, meaning a float matrix of `shape`.  Exact, or an error."""
+    if kind not in EXACT[fmt]:
+        raise LlafError(f"tensor {name!r} of type {kind} cannot be stored as {fmt} exactly")
+    if fmt == "f16":
+        return {name: np.ascontiguousarray(raw).view("<u2").reshape(shape).astype(np.uint16)}
+    rows = shape[:-1]
+    blocks = (*rows, shape[-1] // BLOCK)
+    size = {"Q8_0": 34, "Q4_0": 18, "Q4_1": 20}[kind]
+    b = np.ascontiguousarray(raw).view(np.uint8).reshape(-1, size)
+    scale = _halves(b[:, 0:2])
+    if kind == "Q8_0":  # value = d · q, q a signed byte: code q + 128, offset -128 d
+        codes = (b[:, 2:].view(np.int8).astype(np.int16) + 128).astype(np.uint8)
+        offset = -128 * scale
+    else:  # value = d · nibble - 8 d (Q4_0) or d · nibble + m (Q4_1)
+        packed = b[:, 2:] if kind == "Q4_0" else b[:, 4:]
+        offset = -8 * scale if kind == "Q4_0" else _halves(b[:, 2:4])
+        codes = packed if fmt == "q4" else np.concatenate([packed & 15, packed >> 4], axis=1)
+    return {f"{name}.q": codes.reshape(*blocks, codes.shape[-1]),
+            f"{name}.scale": scale.reshape(blocks), f"{name}.offset": offset.reshape(blocks).astype(np.float32)}
+
+
+def decode(arrays: Mapping[str, np.ndarray], name: str, fmt: str) -> np.ndarray:
+    """Matrix `name` as float32 (for tests and conversions; the engine never does this)."""
+    f = FORMATS[fmt]
+    if fmt == "f32":
+        return arrays[name]
+    if fmt == "f16":
+        return arrays[name].view(np.float16).astype(np.float32)
+    q, scale, offset = arrays[f"{name}.q"], arrays[f"{name}.scale"], arrays[f"{name}.offset"]
+    codes = np.concatenate([q & 15, q >> 4], axis=-1) if fmt == "q4" else q
+    values = scale[..., None] * codes.astype(np.float32) + offset[..., None]
+    return values.reshape(f.logical_shape(arrays, name)).astype(np.float32)
