@@ -7,6 +7,7 @@
 #   make run                  set up, build the C backend, and continue a prompt with SmolLM2
 #   make test                 futhark test + pytest on every CPU backend (pyopencl, c, multicore)
 #   make bench                llaf against transformers (and llama.cpp if installed) on SmolLM2
+#   make bench-futhark        futhark bench on the decode and prefill entry points (benchmarks/)
 #
 # The compiler: `futhark` >= 0.25 from PATH, else Debian's package installed
 # into .futhark/ (scripts/install-futhark.sh; no system changes).
@@ -32,7 +33,7 @@ FUTHARK := $(shell v=$$(futhark --version 2>/dev/null | sed -n 's/^Futhark \([0-
              set -- $$v; if [ -n "$$1" ] && { [ "$$1" -gt 0 ] || [ "$$2" -ge 25 ]; }; then command -v futhark; \
              else echo $(CURDIR)/.futhark/bin/futhark; fi)
 
-.PHONY: all setup venv futhark assets test test-futhark test-python run bench lint clean
+.PHONY: all setup venv futhark assets test test-futhark test-python run bench bench-futhark lint clean
 .DELETE_ON_ERROR:
 
 all: build/$(BACKEND)/.built
@@ -87,9 +88,13 @@ run: setup build/$(RUN_BACKEND)/.built
 bench: setup build/$(RUN_BACKEND)/.built
 	$(VENV)/bin/llaf bench --backend $(RUN_BACKEND) --out bench
 
+bench-futhark: | $(FUTHARK)
+	cd benchmarks && for b in c multicore; do CC=$(LLAF_CC) $(FUTHARK) bench --backend=$$b llama.fut; done
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check llaf tests examples
 	$(FUTHARK) check src/llm.fut
+	$(FUTHARK) check benchmarks/llama.fut
 
 clean:
 	rm -rf build

@@ -65,13 +65,13 @@ class Runner:
 
 
 class LlafRunner(Runner):
-    def __init__(self, model: str, backend: str | None) -> None:
+    def __init__(self, model: str, backend: str | None, storage: str | None) -> None:
         import llaf
         from llaf.weights import load
 
         from .generation import with_context
 
-        w = with_context(load(model, progress=False), 1024)
+        w = with_context(load(model, progress=False, storage=storage), 1024)
         self.params = llaf.init(w, backend=backend, progress=False)
         self.vocab = self.params.vocab
         self.weight_bytes = sum(int(a.nbytes) for a in w.arrays.values())
@@ -145,10 +145,10 @@ def measure(runner: Runner, reps: int) -> dict[str, Any]:
     return out
 
 
-def run_engine(engine: str, model: str, backend: str | None, reps: int) -> dict[str, Any]:
+def run_engine(engine: str, model: str, backend: str | None, storage: str | None, reps: int) -> dict[str, Any]:
     """Measure one engine in this process."""
     if engine == "llaf":
-        runner: Runner = LlafRunner(model, backend)
+        runner: Runner = LlafRunner(model, backend, storage)
     elif engine == "transformers":
         runner = TransformersRunner(model)
     else:
@@ -156,10 +156,13 @@ def run_engine(engine: str, model: str, backend: str | None, reps: int) -> dict[
     return measure(runner, reps)
 
 
-def in_subprocess(engine: str, model: str, backend: str | None, reps: int) -> dict[str, Any] | None:
+def in_subprocess(engine: str, model: str, backend: str | None, storage: str | None,
+                  reps: int) -> dict[str, Any] | None:
     cmd = [sys.executable, "-m", "llaf.bench", "--engine", engine, "--model", model, "--reps", str(reps)]
     if backend:
         cmd += ["--backend", backend]
+    if storage:
+        cmd += ["--storage", storage]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines()
@@ -187,16 +190,19 @@ def report(results: dict[str, dict[str, Any]], bandwidth: float, out_dir: Path) 
             cells.append(f"{med:10.3g} [{lo:.3g}-{hi:.3g}]")
         print(f"{label:22}" + "".join(f"{c:>26}" for c in cells))
     print(f"{'peak memory MB':22}" + "".join(f"{results[e]['peak_rss_mb']:>26.0f}" for e in engines))
-    llaf = results.get("llaf")
-    if llaf:
+    peers = [e for e in engines if not e.startswith("llaf")]
+    for name in engines:
+        if not name.startswith("llaf"):
+            continue
+        llaf = results[name]
         decode = summary(llaf["decode_tok_s"])[0]
         achieved = llaf["weight_bytes"] * decode / 1e9
-        print(f"llaf reads {llaf['weight_bytes'] / 1e6:.0f} MB of weights per token: {achieved:.1f} GB/s achieved, "
-              f"{achieved / bandwidth * 100:.0f}% of the copy bandwidth")
-        for peer in engines[1:]:
+        print(f"{name} reads {llaf['weight_bytes'] / 1e6:.0f} MB of weights per token: {achieved:.1f} GB/s "
+              f"achieved, {achieved / bandwidth * 100:.0f}% of the copy bandwidth")
+        for peer in peers:
             ratios = [f"{label.split()[0]} {summary(llaf[k])[0] / summary(results[peer][k])[0]:.2f}x"
                       for k, label in METRICS if k != "ttft_s"]
-            print(f"llaf / {peer}: " + ", ".join(ratios))
+            print(f"  {name} / {peer}: " + ", ".join(ratios))
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps({"bandwidth_gb_s": bandwidth, "engines": results}, indent=1))
     plot(results, out_dir / "bench.png")
@@ -214,7 +220,10 @@ def plot(results: dict[str, dict[str, Any]], path: Path) -> None:
     for ax, key in zip(axes, keys, strict=True):
         names = list(results)
         meds = [summary(results[e][key])[0] for e in names]
-        ax.bar(names, meds, color=["tab:blue", "tab:orange", "tab:green"][: len(names)])
+        colors = ["tab:blue" if e.startswith("llaf") else "tab:orange" if e == "transformers" else "tab:green"
+                  for e in names]
+        ax.bar(range(len(names)), meds, color=colors)
+        ax.set_xticks(range(len(names)), [e.replace(" ", "\n") for e in names], fontsize=7)
         ax.set_title(dict(METRICS)[key])
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -223,7 +232,9 @@ def plot(results: dict[str, dict[str, Any]], path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="llaf bench", description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--model", "-m", default=None, help="a GGUF file (default: SmolLM2-135M-Instruct)")
-    ap.add_argument("--backend", "-b", default=None)
+    ap.add_argument("--backend", "-b", default=None, help="llaf backend(s), comma-separated (default: the default)")
+    ap.add_argument("--storage", "-s", default=None,
+                    help="llaf weight storage(s), comma-separated: f32, f16, q8, q4 (default: the file's own form)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--out", default="bench", help="directory for results.json and bench.png")
     ap.add_argument("--engine", default=None, help=argparse.SUPPRESS)
@@ -232,18 +243,26 @@ def main(argv: list[str] | None = None) -> None:
 
     model = args.model or str(default_model_path())
     if args.engine:
-        print(json.dumps(run_engine(args.engine, model, args.backend, args.reps)))
+        print(json.dumps(run_engine(args.engine, model, args.backend, args.storage, args.reps)))
         return
-    engines = ["llaf", "transformers"]
+    from .backend import default_backend
+    from .weights import load
+
+    backends = args.backend.split(",") if args.backend else [default_backend()]
+    storages = args.storage.split(",") if args.storage else [load(model, progress=False).storage]
+    runs: list[tuple[str, str, str | None, str | None]] = [
+        (f"llaf {b} {s}", "llaf", b, s) for s in storages for b in backends]
+    runs.append(("transformers", "transformers", None, None))
     try:
         import llama_cpp  # noqa: F401
 
-        engines.append("llama.cpp")
+        runs.append(("llama.cpp", "llama.cpp", None, None))
     except ImportError:
         print("llaf bench: llama-cpp-python is not installed; comparing with transformers only", file=sys.stderr)
     bandwidth = memory_bandwidth()
-    results = {e: r for e in engines if (r := in_subprocess(e, model, args.backend, args.reps)) is not None}
-    if "llaf" not in results:
+    results = {name: r for name, engine, b, s in runs
+               if (r := in_subprocess(engine, model, b, s, args.reps)) is not None}
+    if not any(name.startswith("llaf") for name in results):
         sys.exit("llaf bench: llaf itself failed")
     report(results, bandwidth, Path(args.out))
 
