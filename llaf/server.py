@@ -518,6 +518,23 @@ def create_app(model: Model, model_id: str | None = None) -> FastAPI:
     return app
 
 
+def _check_address(host: str, port: int) -> None:
+    """Refuse an address that cannot be listened on before the model loads."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise LlafError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(address)
+        except OSError as e:
+            raise LlafError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+
+
 def serve(model: str | Path | None = None, backend: str | None = None, context: int | None = None,
           host: str = "127.0.0.1", port: int = 8000, model_id: str | None = None) -> None:
     """Load the model, then serve it until interrupted."""
@@ -527,8 +544,10 @@ def serve(model: str | Path | None = None, backend: str | None = None, context: 
 
     if not 0 <= port <= 65535:
         raise LlafError(f"the port must be between 0 and 65535, got {port}")
+    _check_address(host, port)
     loaded = load(model, backend=backend, context=DEFAULT_CONTEXT if context is None else context)
     app = create_app(loaded, model_id)
     print(f"llaf: serving {app.state.server.model_id} on http://{host}:{port}/ "
           f"(backend {loaded.params.engine.backend}, context {loaded.params.context})", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # On Ctrl-C or SIGTERM, requests still generating get 5 s to finish, then are cut short.
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)

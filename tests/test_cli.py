@@ -77,6 +77,21 @@ def test_bad_input_is_one_line_and_exit_1(args: list[str], message: str) -> None
     assert out.stderr.strip() == message
 
 
+def test_serve_refuses_a_port_in_use_before_loading_the_model() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        out = llaf("serve", "--host", "127.0.0.1", "--port", str(port))
+    assert out.returncode == 1
+    assert out.stderr.strip() == f"llaf: cannot listen on 127.0.0.1:{port}: Address already in use"
+    out = llaf("serve", "--host", "no-such-host.invalid", "--port", "8000")
+    assert out.returncode == 1
+    assert out.stderr.strip().startswith("llaf: cannot listen on no-such-host.invalid:8000: ")
+
+
 def test_gpt2_example_without_weights_says_how_to_get_them(tmp_path: Path) -> None:
     out = run("examples/gpt2/run.py", "Hello", "--cnt", "3",
               env={"LLAF_CACHE": str(tmp_path), "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1",
