@@ -14,7 +14,7 @@ and stops at the model's end-of-turn token, at a stop string or after
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,7 @@ class TokenStream(Iterator[int]):
     def close(self) -> None:
         self._tokens.close()
 
-    def _run(self, ids: list[int], max_new_tokens: int, sampler: Sampler) -> Iterator[int]:
+    def _run(self, ids: list[int], max_new_tokens: int, sampler: Sampler) -> Generator[int, None, None]:
         if max_new_tokens == 0:
             self.finish_reason = "length"
             return
@@ -104,7 +104,7 @@ class TextStream(Iterator[str]):
         """The rest of the text at once."""
         return "".join(self)
 
-    def _run(self) -> Iterator[str]:
+    def _run(self) -> Generator[str, None, None]:
         new: list[int] = []
         shown = 0
         for tok in self.tokens:

@@ -15,11 +15,12 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from .conftest import SERVER_CONTEXT, LiveServer
 
 MODEL_ID = "SmolLM2-135M-Instruct.Q4_1"
-FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
+FRANCE: list[ChatCompletionMessageParam] = [{"role": "user", "content": "What is the capital of France?"}]
 PROMPT = "The capital of France is"
 
 
@@ -48,6 +49,7 @@ def test_completion_with_the_openai_client(client: openai.OpenAI) -> None:
     assert out.object == "text_completion" and out.model == MODEL_ID
     assert [c.text for c in out.choices] == [" Paris.\n\nThe"]
     assert out.choices[0].finish_reason == "length"
+    assert out.usage is not None
     assert (out.usage.prompt_tokens, out.usage.completion_tokens, out.usage.total_tokens) == (5, 5, 10)
 
 
@@ -67,6 +69,7 @@ def test_chat_with_the_openai_client(client: openai.OpenAI) -> None:
     assert out.choices[0].message.role == "assistant"
     assert out.choices[0].message.content == "The capital of France is Paris."
     assert out.choices[0].finish_reason == "stop"
+    assert out.usage is not None
     assert (out.usage.prompt_tokens, out.usage.completion_tokens) == (37, 7)
 
 
@@ -78,7 +81,8 @@ def test_streamed_chat_with_the_openai_client(client: openai.OpenAI) -> None:
     pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
     assert pieces == ["The", " capital", " of", " France", " is", " Paris", "."]
     assert chunks[-2].choices[0].finish_reason == "stop"
-    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 7
+    usage = chunks[-1].usage
+    assert chunks[-1].choices == [] and usage is not None and usage.completion_tokens == 7
 
 
 def test_sampling_options_reach_the_sampler(client: openai.OpenAI) -> None:
