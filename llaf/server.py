@@ -251,10 +251,13 @@ class Server:
         except SamplingError as e:
             raise APIError(400, str(e), param=e.param) from None
 
-    def max_tokens(self, n_prompt: int, requested: int | None, default: int | None, param: str, what: str) -> int:
-        context = self.model.params.context
+    @staticmethod
+    def check_max_tokens(requested: int | None, param: str) -> None:
         if requested is not None and requested < 1:
             raise APIError(400, f"{param} must be at least 1, got {requested}", param=param)
+
+    def max_tokens(self, n_prompt: int, requested: int | None, default: int | None, param: str, what: str) -> int:
+        context = self.model.params.context
         has = "have" if what == "messages" else "has"
         if n_prompt == 0:
             raise APIError(400, f"the {what} is empty", param=what)
@@ -352,6 +355,7 @@ class Server:
     async def completions(self, request: Request, req: CompletionRequest) -> Any:
         self.check_model(req.model)
         sampling = self.sampling(req)
+        self.check_max_tokens(req.max_tokens, "max_tokens")
         prompts = [req.prompt] if isinstance(req.prompt, str) else req.prompt
         if not prompts:
             raise APIError(400, "prompt must not be an empty list", param="prompt")
@@ -389,6 +393,7 @@ class Server:
             raise APIError(400, "give max_tokens or max_completion_tokens, not both", param="max_tokens")
         requested, param = ((req.max_completion_tokens, "max_completion_tokens")
                             if req.max_completion_tokens is not None else (req.max_tokens, "max_tokens"))
+        self.check_max_tokens(requested, param)
         messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
                     for m in req.messages]
 

@@ -131,6 +131,8 @@ LONG = "x " * 600  # 601 tokens
          error(404, f"the model 'gpt-4' does not exist; this server has '{MODEL_ID}'", "model", "model_not_found")),
         ("/v1/completions", {"prompt": "Hi", "max_tokens": -5}, error(400, "max_tokens must be at least 1, got -5",
                                                                        "max_tokens")),
+        ("/v1/chat/completions", {"messages": FRANCE, "max_completion_tokens": 0},
+         error(400, "max_completion_tokens must be at least 1, got 0", "max_completion_tokens")),
         ("/v1/completions", {"prompt": PROMPT, "max_tokens": 10**12},
          error(400, f"the prompt has 5 tokens and max_tokens is {10**12}: together more than the context length "
                     f"{SERVER_CONTEXT}", "max_tokens", "context_length_exceeded")),
