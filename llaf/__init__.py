@@ -3,12 +3,17 @@
     from llaf import init, gen
     params = init("gpt2")                 # or a transformers model, a directory, a weight file
     ids = gen([15496, 11, 616], params, 20)
+
+    import llaf
+    model = llaf.load()                   # the default model and its tokenizer
+    model.generate("Once upon a time", 64, temperature=0.8, top_p=0.95, seed=1)
 """
 
 from .errors import LlafError
 from .generation import Model, load
 from .model import Cache, Params, forward, gen, init, prefill, step
+from .sampling import Sampler, SamplingParams
 from .weights import Weights, save
 
-__all__ = ["Cache", "LlafError", "Model", "Params", "Weights", "forward", "gen", "init", "load", "prefill", "save",
-           "step"]
+__all__ = ["Cache", "LlafError", "Model", "Params", "Sampler", "SamplingParams", "Weights", "forward", "gen", "init",
+           "load", "prefill", "save", "step"]

@@ -1,10 +1,13 @@
 """The ``llaf`` command.
 
-    llaf generate "Once upon a time" [--model M] [--max-new-tokens N] [--backend B]
-    llaf chat [--model M] [--backend B]
+    llaf generate "Once upon a time" [--model M] [--max-new-tokens N] [--backend B] [sampling]
+    llaf chat [--model M] [--backend B] [sampling]
+    llaf serve [--model M] [--host H] [--port P]   # OpenAI-compatible HTTP server and a chat page
     llaf assets                      # fetch the tokenizer files and the default model
     llaf bench [--model M] [--backend B]   # llaf against transformers (and llama.cpp)
 
+Sampling flags: --temperature T (0, the default, is greedy), --top-k K,
+--top-p P, --repetition-penalty R, --seed S, --stop TEXT (repeatable).
 Errors in what the user gave print one line, ``llaf: <problem>``, and exit 1.
 """
 
@@ -13,8 +16,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from .errors import LlafError
+
+if TYPE_CHECKING:
+    from .sampling import SamplingParams
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -25,6 +32,24 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", "-b", default=None, help="pyopencl, c, multicore, opencl or cuda")
     p.add_argument("--context", type=int, default=DEFAULT_CONTEXT,
                    help=f"context length cap (default {DEFAULT_CONTEXT}, or the model's if smaller)")
+
+
+def _sampling_args(p: argparse.ArgumentParser) -> None:
+    s = p.add_argument_group("sampling (the defaults are greedy decoding)")
+    s.add_argument("--temperature", "-t", type=float, default=0.0, help="0 is greedy (default 0)")
+    s.add_argument("--top-k", type=int, default=0, help="draw from the k most likely tokens only (0: all)")
+    s.add_argument("--top-p", type=float, default=1.0, help="draw from the most likely tokens up to this probability")
+    s.add_argument("--repetition-penalty", type=float, default=1.0, help="above 1 discourages repeats (default 1)")
+    s.add_argument("--seed", type=int, default=None, help="the same seed gives the same text")
+    s.add_argument("--stop", action="append", default=[], metavar="TEXT",
+                   help="end the text before this string (repeatable)")
+
+
+def _sampling(args: argparse.Namespace) -> SamplingParams:
+    from .sampling import SamplingParams
+
+    return SamplingParams(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                          repetition_penalty=args.repetition_penalty, seed=args.seed, stop=tuple(args.stop))
 
 
 def _print_stream(pieces: Iterable[str]) -> str:
@@ -39,14 +64,17 @@ def _print_stream(pieces: Iterable[str]) -> str:
 def generate(args: argparse.Namespace) -> None:
     from .generation import load
 
+    sampling = _sampling(args)
     model = load(args.model, backend=args.backend, context=args.context)
+    stream = model.stream(args.prompt, args.max_new_tokens, sampling=sampling)
     print(args.prompt, end="", flush=True)
-    _print_stream(model.stream(args.prompt, args.max_new_tokens))
+    _print_stream(stream)
 
 
 def chat(args: argparse.Namespace) -> None:
     from .generation import load
 
+    sampling = _sampling(args)
     model = load(args.model, backend=args.backend, context=args.context)
     messages: list[dict[str, str]] = []
     if args.system:
@@ -60,8 +88,15 @@ def chat(args: argparse.Namespace) -> None:
         if not line.strip():
             continue
         messages.append({"role": "user", "content": line})
-        reply = _print_stream(model.stream_chat(messages, args.max_new_tokens))
+        reply = _print_stream(model.stream_chat(messages, args.max_new_tokens, sampling=sampling))
         messages.append({"role": "assistant", "content": reply})
+
+
+def serve(args: argparse.Namespace) -> None:
+    from .server import serve as run_server
+
+    run_server(model=args.model, backend=args.backend, context=args.context, host=args.host, port=args.port,
+               model_id=args.model_id)
 
 
 def assets(args: argparse.Namespace) -> None:
@@ -84,12 +119,20 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("prompt")
     g.add_argument("--max-new-tokens", "-n", type=int, default=128)
     _model_args(g)
+    _sampling_args(g)
     g.set_defaults(run=generate)
     c = sub.add_parser("chat", help="talk with a chat model (its chat template); end with Ctrl-D")
     c.add_argument("--max-new-tokens", "-n", type=int, default=512)
     c.add_argument("--system", default=None, help="a system message")
     _model_args(c)
+    _sampling_args(c)
     c.set_defaults(run=chat)
+    s = sub.add_parser("serve", help="an OpenAI-compatible HTTP server with a web chat page at /")
+    _model_args(s)
+    s.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", "-p", type=int, default=8000, help="the port (default 8000)")
+    s.add_argument("--model-id", default=None, help="the model's name in the API (default: the file's name)")
+    s.set_defaults(run=serve)
     a = sub.add_parser("assets", help="fetch GPT-2's tokenizer files and the default model")
     a.set_defaults(run=assets)
     b = sub.add_parser("bench", help="time llaf, transformers and llama.cpp on the same weights",

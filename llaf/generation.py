@@ -6,12 +6,15 @@
     model.chat([{"role": "user", "content": "What is the capital of France?"}])
 
 Generation runs one prefill of the prompt, then one cached step per token,
-and stops at the model's end-of-turn token or after `max_new_tokens`.
+and stops at the model's end-of-turn token, at a stop string or after
+`max_new_tokens`. Decoding is greedy unless sampling options say otherwise:
+
+    model.generate("Once upon a time", 64, temperature=0.8, top_p=0.95, seed=1)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,63 +25,166 @@ from . import weights as weights_mod
 from .assets import default_model_path
 from .errors import LlafError
 from .model import Params, init, prefill, step
+from .sampling import GREEDY, Sampler, SamplingParams
 from .tokenizer import Message, Tokenizer, for_model
 
 DEFAULT_CONTEXT = 2048
 
 
+class TokenStream(Iterator[int]):
+    """The next tokens of a sequence, one at a time: one prefill of the
+    prompt, then one cached step per token. It ends before an end-of-turn
+    token (`finish_reason` ``"stop"``) or after `max_new_tokens` tokens
+    (``"length"``); `close()` ends it early."""
+
+    def __init__(self, model: Model, ids: Sequence[int], max_new_tokens: int,
+                 sampling: SamplingParams = GREEDY) -> None:
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)):
+            raise LlafError(f"max_new_tokens must be an integer, got {max_new_tokens!r}")
+        if max_new_tokens < 0:
+            raise LlafError(f"max_new_tokens must not be negative, got {max_new_tokens}")
+        if len(ids) + max_new_tokens > model.params.context:
+            raise LlafError(f"{len(ids)} prompt tokens + {max_new_tokens} new tokens exceed "
+                            f"the context length {model.params.context}")
+        self.model = model
+        self.finish_reason: str | None = None
+        self._tokens = self._run(list(ids), int(max_new_tokens), Sampler(sampling, ids))
+
+    def __next__(self) -> int:
+        return next(self._tokens)
+
+    def close(self) -> None:
+        self._tokens.close()
+
+    def _run(self, ids: list[int], max_new_tokens: int, sampler: Sampler) -> Generator[int, None, None]:
+        if max_new_tokens == 0:
+            self.finish_reason = "length"
+            return
+        logits, cache = prefill(self.model.params, ids)
+        for i in range(max_new_tokens):
+            tok = sampler.sample(logits)
+            if tok in self.model.tokenizer.eos_ids:
+                self.finish_reason = "stop"
+                return
+            yield tok
+            if i + 1 < max_new_tokens:
+                logits = step(cache, tok)
+        self.finish_reason = "length"
+
+
+class TextStream(Iterator[str]):
+    """The continuation of a prompt as pieces of text, produced as the model
+    generates them. A piece never ends inside a multi-byte character, and
+    never shows a stop string or the text after it: text that could be the
+    start of a stop string is held back until it is clear that it is not.
+
+    When the stream is exhausted, `finish_reason` is ``"stop"`` (end of turn
+    or a stop string) or ``"length"`` (`max_new_tokens` reached), and
+    `completion_tokens` counts the tokens generated. `close()` ends it early.
+    """
+
+    def __init__(self, model: Model, ids: Sequence[int], max_new_tokens: int,
+                 sampling: SamplingParams = GREEDY) -> None:
+        self.tokens = TokenStream(model, ids, max_new_tokens, sampling)
+        self.tokenizer = model.tokenizer
+        self.stop = sampling.stop
+        self.prompt_tokens = len(ids)
+        self.completion_tokens = 0
+        self.finish_reason: str | None = None
+        self._pieces = self._run()
+
+    def __next__(self) -> str:
+        return next(self._pieces)
+
+    def close(self) -> None:
+        self._pieces.close()
+        self.tokens.close()
+
+    def text(self) -> str:
+        """The rest of the text at once."""
+        return "".join(self)
+
+    def _run(self) -> Generator[str, None, None]:
+        new: list[int] = []
+        shown = 0
+        for tok in self.tokens:
+            new.append(tok)
+            self.completion_tokens += 1
+            text = self.tokenizer.decode(new)
+            hits = [i for i in (text.find(s, max(0, shown - len(s))) for s in self.stop) if i >= 0]
+            if hits:
+                end = min(hits)
+                if end > shown:
+                    yield text[shown:end]
+                self.tokens.close()
+                self.finish_reason = "stop"
+                return
+            if text.endswith("\ufffd"):
+                continue
+            end = len(text) - held_back(text, self.stop)
+            if end > shown:
+                yield text[shown:end]
+                shown = end
+        text = self.tokenizer.decode(new)
+        if len(text) > shown:
+            yield text[shown:]
+        self.finish_reason = self.tokens.finish_reason
+
+
+def held_back(text: str, stops: Sequence[str]) -> int:
+    """The length of the longest end of `text` that is the start of a stop string."""
+    longest = 0
+    for s in stops:
+        for n in range(min(len(s) - 1, len(text)), longest, -1):
+            if s.startswith(text[-n:]):
+                longest = n
+                break
+    return longest
+
+
 @dataclass
 class Model:
-    """Weights in the engine plus the tokenizer that goes with them."""
+    """Weights in the engine plus the tokenizer that goes with them.
+
+    The sampling options of `stream`, `generate`, `stream_chat` and `chat`
+    are those of `SamplingParams` (temperature, top_k, top_p,
+    repetition_penalty, seed, stop), given as keywords or as one
+    `sampling=SamplingParams(...)`; by default decoding is greedy.
+    """
 
     name: str
     params: Params
     tokenizer: Tokenizer
 
-    def stream_ids(self, ids: Sequence[int], max_new_tokens: int) -> Iterator[int]:
-        """Greedy next tokens, one at a time, until end of turn or the limit."""
-        if max_new_tokens < 0:
-            raise LlafError(f"max_new_tokens must not be negative, got {max_new_tokens}")
-        if len(ids) + max_new_tokens > self.params.context:
-            raise LlafError(f"{len(ids)} prompt tokens + {max_new_tokens} new tokens exceed "
-                            f"the context length {self.params.context}")
-        if max_new_tokens == 0:
-            return
-        logits, cache = prefill(self.params, ids)
-        for i in range(max_new_tokens):
-            tok = int(np.argmax(logits))
-            if tok in self.tokenizer.eos_ids:
-                return
-            yield tok
-            if i + 1 < max_new_tokens:
-                logits = step(cache, tok)
+    def stream_ids(self, ids: Sequence[int], max_new_tokens: int,
+                   sampling: SamplingParams = GREEDY) -> TokenStream:
+        """The next tokens, one at a time, until end of turn or the limit."""
+        return TokenStream(self, ids, max_new_tokens, sampling)
 
-    def stream_text(self, ids: Sequence[int], max_new_tokens: int) -> Iterator[str]:
-        """The continuation of `ids` as text pieces; a piece never ends inside
-        a multi-byte character."""
-        new: list[int] = []
-        shown = ""
-        for tok in self.stream_ids(ids, max_new_tokens):
-            new.append(tok)
-            text = self.tokenizer.decode(new)
-            if not text.endswith("\ufffd") and len(text) > len(shown):
-                yield text[len(shown):]
-                shown = text
-        text = self.tokenizer.decode(new)
-        if len(text) > len(shown):
-            yield text[len(shown):]
+    def stream_text(self, ids: Sequence[int], max_new_tokens: int,
+                    sampling: SamplingParams = GREEDY) -> TextStream:
+        """The continuation of `ids` as text pieces."""
+        return TextStream(self, ids, max_new_tokens, sampling)
 
-    def stream(self, prompt: str, max_new_tokens: int = 128) -> Iterator[str]:
-        return self.stream_text(self.tokenizer.encode(prompt), max_new_tokens)
+    def stream(self, prompt: str, max_new_tokens: int = 128, *, sampling: SamplingParams | None = None,
+               **options: Any) -> TextStream:
+        """The continuation of `prompt`, piece by piece."""
+        return self.stream_text(self.tokenizer.encode(prompt), max_new_tokens, SamplingParams.of(sampling, options))
 
-    def generate(self, prompt: str, max_new_tokens: int = 128) -> str:
-        return "".join(self.stream(prompt, max_new_tokens))
+    def generate(self, prompt: str, max_new_tokens: int = 128, *, sampling: SamplingParams | None = None,
+                 **options: Any) -> str:
+        """The continuation of `prompt`."""
+        return self.stream(prompt, max_new_tokens, sampling=sampling, **options).text()
 
-    def stream_chat(self, messages: Sequence[Message], max_new_tokens: int = 256) -> Iterator[str]:
-        return self.stream_text(self.tokenizer.chat(messages), max_new_tokens)
+    def stream_chat(self, messages: Sequence[Message], max_new_tokens: int = 256, *,
+                    sampling: SamplingParams | None = None, **options: Any) -> TextStream:
+        """The assistant's reply to `messages` (the model's chat template), piece by piece."""
+        return self.stream_text(self.tokenizer.chat(messages), max_new_tokens, SamplingParams.of(sampling, options))
 
-    def chat(self, messages: Sequence[Message], max_new_tokens: int = 256) -> str:
-        return "".join(self.stream_chat(messages, max_new_tokens))
+    def chat(self, messages: Sequence[Message], max_new_tokens: int = 256, *,
+             sampling: SamplingParams | None = None, **options: Any) -> str:
+        """The assistant's reply to `messages`."""
+        return self.stream_chat(messages, max_new_tokens, sampling=sampling, **options).text()
 
 
 def with_context(w: weights_mod.Weights, context: int | None) -> weights_mod.Weights:

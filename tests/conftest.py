@@ -8,13 +8,21 @@ CPU backend it builds), else every backend that is built.
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from llaf.backend import BACKENDS, build_dir
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def backends_under_test() -> list[str]:
@@ -55,3 +63,67 @@ def random_llama(seed: int, **config: object) -> torch.nn.Module:
 @pytest.fixture(scope="session")
 def rng() -> Iterator[np.random.Generator]:
     yield np.random.default_rng(2024)
+
+
+# The HTTP server's tests run on one backend only: the server code is the
+# same on every backend, and its model takes a while to load.
+SERVER_BACKEND = "c" if "c" in BACKENDS_UNDER_TEST else BACKENDS_UNDER_TEST[0]
+SERVER_CONTEXT = 512
+
+
+@dataclass
+class LiveServer:
+    """`llaf serve` running in a child process on a loopback port."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The default model (SmolLM2) behind `llaf serve`, shared by the server
+    and web page tests; stopped with SIGTERM at the end."""
+    import httpx
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "llaf.cli", "serve", "--backend", SERVER_BACKEND, "--context",
+             str(SERVER_CONTEXT), "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    live = LiveServer(f"http://127.0.0.1:{port}", process, log)
+    deadline = time.monotonic() + 300
+    try:
+        while True:
+            if not live.alive():
+                pytest.fail(f"llaf serve exited with {process.returncode}:\n{live.output()}")
+            try:
+                if httpx.get(f"{live.url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"llaf serve did not answer /health in 300 s:\n{live.output()}")
+            time.sleep(0.5)
+        yield live
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import SERVER_BACKEND
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -34,6 +36,22 @@ def test_chat_answers_and_ends_on_eof(backend: str) -> None:
     assert "Paris" in out.stdout
 
 
+def test_generate_takes_the_sampling_flags() -> None:
+    # top-k 1 leaves only the most likely token, whatever the temperature: greedy.
+    out = llaf("generate", "The capital of France is", "-n", "12", "--backend", SERVER_BACKEND,
+               "--temperature", "1.5", "--top-k", "1", "--top-p", "0.9", "--repetition-penalty", "1.0",
+               "--seed", "4", "--stop", "\n", "--stop", ".")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "The capital of France is Paris\n"
+
+
+def test_chat_takes_the_sampling_flags() -> None:
+    out = llaf("chat", "--backend", SERVER_BACKEND, "-n", "24", "--temperature", "0", "--stop", " Paris",
+               stdin="What is the capital of France?\n")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "The capital of France is\n"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -44,12 +62,34 @@ def test_chat_answers_and_ends_on_eof(backend: str) -> None:
         (["generate", "x", "--context", "0"], "llaf: the context length must be positive, got 0"),
         (["generate", "x " * 300, "--context", "64", "-n", "1"],
          "llaf: 301 prompt tokens + 1 new tokens exceed the context length 64"),
+        (["generate", "x", "--temperature", "-1"], "llaf: temperature must be >= 0, got -1.0"),
+        (["generate", "x", "--top-p", "0"], "llaf: top_p must be in (0, 1], got 0.0"),
+        (["chat", "--top-k", "-3"], "llaf: top_k must be >= 0, got -3"),
+        (["chat", "--repetition-penalty", "0"], "llaf: repetition_penalty must be > 0, got 0.0"),
+        (["generate", "x", "--seed", "-2"], "llaf: seed must be >= 0, got -2"),
+        (["generate", "x", "--stop", ""], "llaf: stop strings must not be empty"),
+        (["serve", "--port", "70000"], "llaf: the port must be between 0 and 65535, got 70000"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_1(args: list[str], message: str) -> None:
     out = llaf(*args)
     assert out.returncode == 1
     assert out.stderr.strip() == message
+
+
+def test_serve_refuses_a_port_in_use_before_loading_the_model() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        out = llaf("serve", "--host", "127.0.0.1", "--port", str(port))
+    assert out.returncode == 1
+    assert out.stderr.strip() == f"llaf: cannot listen on 127.0.0.1:{port}: Address already in use"
+    out = llaf("serve", "--host", "no-such-host.invalid", "--port", "8000")
+    assert out.returncode == 1
+    assert out.stderr.strip().startswith("llaf: cannot listen on no-such-host.invalid:8000: ")
 
 
 def test_gpt2_example_without_weights_says_how_to_get_them(tmp_path: Path) -> None:

@@ -52,3 +52,54 @@ def test_stream_pieces_join_to_the_generated_text(model: llaf.Model) -> None:
     new = llaf.gen(ids, model.params, 20)[len(ids):]
     eos = [i for i, t in enumerate(new) if t in model.tokenizer.eos_ids]
     assert "".join(pieces) == model.tokenizer.decode(new[: eos[0] if eos else len(new)])
+
+
+def test_temperature_zero_streams_the_ids_of_gen(model: llaf.Model) -> None:
+    ids = model.tokenizer.encode(PROMPTS[2])
+    tokens = model.stream_ids(ids, 16, llaf.SamplingParams(temperature=0, seed=3))
+    assert list(tokens) == list(llaf.gen(ids, model.params, 16)[len(ids):])
+    assert tokens.finish_reason == "length"
+
+
+def test_a_seed_gives_the_same_text_and_other_seeds_other_text(model: llaf.Model) -> None:
+    texts = [model.generate(PROMPTS[2], 12, temperature=1.0, seed=s) for s in (1, 1, 2)]
+    assert texts[0] == texts[1]
+    assert texts[0] != texts[2]
+    greedy = model.generate(PROMPTS[2], 12)
+    assert model.generate(PROMPTS[2], 12, temperature=1.0, top_k=1, seed=2) == greedy
+    assert texts[0] != greedy
+
+
+def test_a_stop_string_ends_the_text_before_it(model: llaf.Model) -> None:
+    full = model.generate(PROMPTS[0], 12)
+    assert full.startswith(" Paris.")
+    # " Paris" could begin "Paris!", so the stream holds it back until "."
+    # arrives and completes "ris.", which ends the text.
+    stream = model.stream(PROMPTS[0], 12, stop=["Paris!", "ris."])
+    pieces = list(stream)
+    assert "".join(pieces) == " Pa"
+    assert stream.finish_reason == "stop"
+    assert stream.completion_tokens == 2
+
+
+def test_an_unfinished_stop_string_is_shown_at_the_end(model: llaf.Model) -> None:
+    full = model.generate(PROMPTS[0], 2)
+    assert full == " Paris."
+    stream = model.stream(PROMPTS[0], 2, stop=[". Yes"])
+    assert list(stream) == [" Paris", "."]
+    assert stream.finish_reason == "length"
+
+
+def test_chat_ends_at_end_of_turn_with_finish_reason_stop(model: llaf.Model) -> None:
+    stream = model.stream_chat([{"role": "user", "content": "What is the capital of France?"}], 24)
+    assert stream.text() == "The capital of France is Paris."
+    assert stream.finish_reason == "stop"
+
+
+def test_bad_sampling_values_are_one_clear_error(model: llaf.Model) -> None:
+    with pytest.raises(llaf.LlafError, match=r"^temperature must be >= 0, got -1$"):
+        model.generate("Hi", 4, temperature=-1)
+    with pytest.raises(llaf.LlafError, match=r"^top_p must be in \(0, 1\], got 2$"):
+        list(model.stream("Hi", 4, top_p=2))
+    with pytest.raises(llaf.LlafError, match=r"^max_new_tokens must not be negative, got -1$"):
+        model.stream("Hi", -1)

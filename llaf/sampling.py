@@ -1,0 +1,178 @@
+"""Choosing the next token from the model's logits.
+
+    params = SamplingParams(temperature=0.7, top_p=0.9, seed=1)
+    sampler = Sampler(params)
+    tok = sampler.sample(logits)          # also remembers `tok` for the repetition penalty
+
+The steps, in the order transformers and llama.cpp apply them:
+
+1. repetition penalty over every id seen so far (prompt and output): a
+   positive logit is divided by the penalty, a negative one multiplied;
+2. temperature 0: the arg max (greedy decoding, as `llaf.gen`); else the
+   logits are divided by the temperature;
+3. top-k: only the k most likely tokens stay (0: all);
+4. top-p: only the smallest set of most likely tokens whose probabilities
+   sum to at least p stays;
+5. a draw from the softmax of what is left, with a `numpy.random.Generator`
+   seeded by `seed` (the same seed gives the same tokens).
+
+Stop strings are applied to the text (llaf/generation.py), not here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from .errors import LlafError
+
+
+class SamplingError(LlafError):
+    """A sampling value out of range; `param` names the option."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise SamplingError(name, f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise SamplingError(name, f"{name} must be a finite number, got {value}")
+    return float(value)
+
+
+def _integer(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise SamplingError(name, f"{name} must be an integer, got {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to pick each next token. The defaults are greedy decoding.
+
+    temperature: >= 0; 0 is greedy (the arg max).
+    top_k: keep the k most likely tokens; 0 keeps all.
+    top_p: in (0, 1]; keep the most likely tokens up to this total probability.
+    repetition_penalty: > 0; 1 is none, above 1 discourages repeating seen ids.
+    seed: a non-negative integer for reproducible draws; None draws fresh entropy.
+    stop: strings that end the generation; neither they nor what follows are returned.
+    """
+
+    temperature: float = 0.0
+    top_k: int = 0
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        temperature = _number("temperature", self.temperature)
+        if temperature < 0:
+            raise SamplingError("temperature", f"temperature must be >= 0, got {self.temperature}")
+        top_k = _integer("top_k", self.top_k)
+        if top_k < 0:
+            raise SamplingError("top_k", f"top_k must be >= 0, got {top_k}")
+        top_p = _number("top_p", self.top_p)
+        if not 0 < top_p <= 1:
+            raise SamplingError("top_p", f"top_p must be in (0, 1], got {self.top_p}")
+        penalty = _number("repetition_penalty", self.repetition_penalty)
+        if penalty <= 0:
+            raise SamplingError("repetition_penalty", f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+        seed = self.seed
+        if seed is not None:
+            seed = _integer("seed", seed)
+            if seed < 0:
+                raise SamplingError("seed", f"seed must be >= 0, got {seed}")
+        stop = self.stop
+        if isinstance(stop, str):
+            stop = (stop,)
+        if not isinstance(stop, Iterable) or not all(isinstance(s, str) for s in stop):
+            raise SamplingError("stop", f"stop must be a string or a list of strings, got {self.stop!r}")
+        stop = tuple(stop)
+        if any(s == "" for s in stop):
+            raise SamplingError("stop", "stop strings must not be empty")
+        for name, value in [("temperature", temperature), ("top_k", top_k), ("top_p", top_p),
+                            ("repetition_penalty", penalty), ("seed", seed), ("stop", stop)]:
+            object.__setattr__(self, name, value)
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+    @classmethod
+    def of(cls, sampling: SamplingParams | None = None, options: Mapping[str, Any] | None = None) -> SamplingParams:
+        """`sampling` (default: greedy) with the keyword `options` replacing its fields."""
+        base = sampling if sampling is not None else cls()
+        if not options:
+            return base
+        names = [f.name for f in fields(cls)]
+        for key in options:
+            if key not in names:
+                raise LlafError(f"unknown sampling option {key!r}: choose from {', '.join(names)}")
+        return cls(**{n: options.get(n, getattr(base, n)) for n in names})
+
+
+GREEDY = SamplingParams()
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - np.max(x))
+    return e / e.sum()
+
+
+class Sampler:
+    """Picks tokens for one sequence: keeps the ids seen (for the repetition
+    penalty) and the random generator (for reproducible draws)."""
+
+    def __init__(self, params: SamplingParams = GREEDY, seen: Sequence[int] = ()) -> None:
+        self.params = params
+        self.rng = np.random.default_rng(params.seed)
+        self.seen: set[int] = {int(t) for t in seen}
+
+    def observe(self, ids: Iterable[int]) -> None:
+        self.seen.update(int(t) for t in ids)
+
+    def penalized(self, logits: np.ndarray) -> np.ndarray:
+        """`logits` (float64) after the repetition penalty over the ids seen."""
+        x = np.array(logits, dtype=np.float64).reshape(-1)
+        penalty = self.params.repetition_penalty
+        if penalty != 1 and self.seen:
+            ids = np.fromiter(self.seen, dtype=np.int64)
+            ids = ids[(ids >= 0) & (ids < x.size)]
+            v = x[ids]
+            x[ids] = np.where(v > 0, v / penalty, v * penalty)
+        return x
+
+    def candidates(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The ids that may be drawn and their probabilities (temperature > 0)."""
+        p = self.params
+        x = self.penalized(logits) / p.temperature
+        ids = np.arange(x.size)
+        if 0 < p.top_k < x.size:
+            ids = np.argpartition(-x, p.top_k - 1)[: p.top_k]
+        order = ids[np.argsort(-x[ids], kind="stable")]
+        probs = softmax(x[order])
+        if p.top_p < 1:
+            # The smallest prefix of the sorted tokens whose probability reaches top_p.
+            keep = int(np.searchsorted(np.cumsum(probs), p.top_p)) + 1
+            order, probs = order[:keep], probs[:keep]
+            probs = probs / probs.sum()
+        return order, probs
+
+    def sample(self, logits: np.ndarray) -> int:
+        """The next token for these logits; it counts as seen from now on."""
+        if self.params.greedy:
+            tok = int(np.argmax(self.penalized(logits)))
+        else:
+            ids, probs = self.candidates(logits)
+            tok = int(ids[min(int(np.searchsorted(np.cumsum(probs), self.rng.random(), side="right")),
+                              ids.size - 1)])
+        self.seen.add(tok)
+        return tok

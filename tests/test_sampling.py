@@ -1,0 +1,136 @@
+"""The sampler on hand-made logits: validation, greedy, the distributions of
+temperature, top-k and top-p, the repetition penalty, seeds; and the
+hold-back of text that may begin a stop string."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from llaf.errors import LlafError
+from llaf.generation import held_back
+from llaf.sampling import Sampler, SamplingError, SamplingParams, softmax
+
+LOGITS = np.array([1.0, 2.5, -0.5, 0.3, 2.0, -3.0], dtype=np.float32)
+DRAWS = 20_000
+# Each frequency is a mean of DRAWS Bernoulli draws: its standard deviation is
+# at most sqrt(0.25 / DRAWS) = 0.0035, so 0.015 is more than four of them.
+TOLERANCE = 0.015
+
+
+def frequencies(params: SamplingParams, logits: np.ndarray = LOGITS) -> np.ndarray:
+    sampler = Sampler(params)
+    draws = [sampler.sample(logits) for _ in range(DRAWS)]
+    return np.bincount(draws, minlength=logits.size) / DRAWS
+
+
+@pytest.mark.parametrize(
+    ("options", "param", "message"),
+    [
+        ({"temperature": -1}, "temperature", "temperature must be >= 0, got -1"),
+        ({"temperature": float("nan")}, "temperature", "temperature must be a finite number, got nan"),
+        ({"temperature": "hot"}, "temperature", "temperature must be a number, got 'hot'"),
+        ({"top_k": -2}, "top_k", "top_k must be >= 0, got -2"),
+        ({"top_k": 2.5}, "top_k", "top_k must be an integer, got 2.5"),
+        ({"top_p": 0}, "top_p", "top_p must be in (0, 1], got 0"),
+        ({"top_p": 1.5}, "top_p", "top_p must be in (0, 1], got 1.5"),
+        ({"repetition_penalty": 0}, "repetition_penalty", "repetition_penalty must be > 0, got 0"),
+        ({"seed": -1}, "seed", "seed must be >= 0, got -1"),
+        ({"seed": True}, "seed", "seed must be an integer, got True"),
+        ({"stop": ["ok", ""]}, "stop", "stop strings must not be empty"),
+        ({"stop": [3]}, "stop", "stop must be a string or a list of strings, got [3]"),
+    ],
+)
+def test_out_of_range_values_are_refused(options: dict[str, Any], param: str, message: str) -> None:
+    with pytest.raises(SamplingError) as e:
+        SamplingParams(**options)
+    assert str(e.value) == message
+    assert e.value.param == param
+    assert isinstance(e.value, LlafError)
+
+
+def test_options_replace_fields_and_unknown_ones_are_named() -> None:
+    base = SamplingParams(temperature=0.5, seed=3)
+    assert SamplingParams.of(base, {"top_k": 4}) == SamplingParams(temperature=0.5, seed=3, top_k=4)
+    assert SamplingParams.of(None, {"stop": "\n"}).stop == ("\n",)
+    assert SamplingParams.of() == SamplingParams()
+    with pytest.raises(LlafError, match=r"^unknown sampling option 'temp': choose from temperature, top_k, top_p, "
+                                        r"repetition_penalty, seed, stop$"):
+        SamplingParams.of(None, {"temp": 1})
+
+
+def test_temperature_zero_is_the_arg_max() -> None:
+    sampler = Sampler(SamplingParams(temperature=0, seed=1))
+    assert [sampler.sample(LOGITS) for _ in range(5)] == [1] * 5
+
+
+@pytest.mark.parametrize("options", [{"top_k": 1}, {"top_p": 1e-6}, {"top_k": 1, "top_p": 0.5}])
+def test_top_k_one_and_tiny_top_p_are_greedy(options: dict[str, Any]) -> None:
+    for seed in range(20):
+        sampler = Sampler(SamplingParams(temperature=1.5, seed=seed, **options))
+        assert sampler.sample(LOGITS) == 1
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 2.0])
+def test_frequencies_follow_the_softmax_of_logits_over_temperature(temperature: float) -> None:
+    expected = softmax(LOGITS.astype(np.float64) / temperature)
+    got = frequencies(SamplingParams(temperature=temperature, seed=7))
+    np.testing.assert_allclose(got, expected, atol=TOLERANCE)
+
+
+def test_top_k_draws_only_the_k_best_in_proportion() -> None:
+    got = frequencies(SamplingParams(temperature=1.0, top_k=3, seed=11))
+    best = [1, 4, 0]
+    expected = np.zeros(LOGITS.size)
+    expected[best] = softmax(LOGITS[best].astype(np.float64))
+    assert got[[2, 3, 5]].sum() == 0
+    np.testing.assert_allclose(got, expected, atol=TOLERANCE)
+
+
+def test_top_p_keeps_the_smallest_set_reaching_p() -> None:
+    p = softmax(LOGITS.astype(np.float64))
+    # Sorted: token 1 (0.47), 4 (0.29), 0 (0.10), ...: 0.7 needs tokens 1 and 4.
+    assert p[1] < 0.7 < p[1] + p[4]
+    got = frequencies(SamplingParams(temperature=1.0, top_p=0.7, seed=5))
+    expected = np.zeros(LOGITS.size)
+    expected[[1, 4]] = p[[1, 4]] / (p[1] + p[4])
+    np.testing.assert_allclose(got, expected, atol=TOLERANCE)
+    assert got[[0, 2, 3, 5]].sum() == 0
+
+
+def test_repetition_penalty_divides_positive_and_multiplies_negative_seen_logits() -> None:
+    sampler = Sampler(SamplingParams(repetition_penalty=2.0), seen=[1, 2])
+    np.testing.assert_allclose(sampler.penalized(LOGITS), [1.0, 1.25, -1.0, 0.3, 2.0, -3.0])
+    # Greedy with the penalty: token 4 (2.0) beats the seen token 1 (1.25);
+    # once 4 is seen too it drops to 1.0, and 1 wins.
+    assert sampler.sample(LOGITS) == 4
+    assert sampler.sample(LOGITS) == 1
+    assert Sampler(SamplingParams(repetition_penalty=1.0), seen=[1]).sample(LOGITS) == 1
+
+
+def test_a_seed_reproduces_its_draws_and_other_seeds_differ() -> None:
+    logits = np.zeros(1000, dtype=np.float32)
+
+    def draws(seed: int) -> list[int]:
+        sampler = Sampler(SamplingParams(temperature=1.0, seed=seed))
+        return [sampler.sample(logits) for _ in range(20)]
+
+    assert draws(42) == draws(42)
+    assert draws(42) != draws(43)
+
+
+@pytest.mark.parametrize(
+    ("text", "stops", "held"),
+    [
+        ("The end", ["END"], 0),
+        ("Hello <", ["<|user|>"], 1),
+        ("Hello <|us", ["<|user|>"], 4),
+        ("Hello <|user|", ["<|user|>", "|"], 7),
+        ("abc", ["bcd", "c"], 2),
+        ("", ["x"], 0),
+    ],
+)
+def test_held_back_is_the_longest_end_that_begins_a_stop_string(text: str, stops: list[str], held: int) -> None:
+    assert held_back(text, stops) == held

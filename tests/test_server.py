@@ -1,0 +1,224 @@
+"""`llaf serve` against real clients: the official openai package (plain and
+streaming), raw HTTP for bad requests and a client that hangs up mid-stream,
+and a load test of 16 concurrent clients. The server runs SmolLM2 greedy
+(temperature 0) with a 512-token context (tests/conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from openai.types.chat import ChatCompletionMessageParam
+
+from .conftest import SERVER_CONTEXT, LiveServer
+
+MODEL_ID = "SmolLM2-135M-Instruct.Q4_1"
+FRANCE: list[ChatCompletionMessageParam] = [{"role": "user", "content": "What is the capital of France?"}]
+PROMPT = "The capital of France is"
+
+
+@pytest.fixture(scope="module")
+def client(server: LiveServer) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def http(server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=120) as c:
+        yield c
+
+
+def test_health_and_models(http: httpx.Client, client: openai.OpenAI) -> None:
+    health = http.get("/health").json()
+    assert health["status"] == "ok" and health["model"] == MODEL_ID
+    models = client.models.list().data
+    assert [m.id for m in models] == [MODEL_ID]
+    assert models[0].owned_by == "llaf"
+    assert client.models.retrieve(MODEL_ID).id == MODEL_ID
+
+
+def test_completion_with_the_openai_client(client: openai.OpenAI) -> None:
+    out = client.completions.create(model=MODEL_ID, prompt=PROMPT, max_tokens=5, temperature=0)
+    assert out.object == "text_completion" and out.model == MODEL_ID
+    assert [c.text for c in out.choices] == [" Paris.\n\nThe"]
+    assert out.choices[0].finish_reason == "length"
+    assert out.usage is not None
+    assert (out.usage.prompt_tokens, out.usage.completion_tokens, out.usage.total_tokens) == (5, 5, 10)
+
+
+def test_streamed_completion_with_the_openai_client(client: openai.OpenAI) -> None:
+    chunks = list(client.completions.create(model=MODEL_ID, prompt=PROMPT, max_tokens=5, temperature=0,
+                                            stream=True))
+    pieces = [c.choices[0].text for c in chunks if c.choices[0].text]
+    assert pieces == [" Paris", ".", "\n", "\n", "The"]
+    assert [c.choices[0].finish_reason for c in chunks][-1] == "length"
+    assert all(c.object == "text_completion" for c in chunks)
+    assert len({c.id for c in chunks}) == 1
+
+
+def test_chat_with_the_openai_client(client: openai.OpenAI) -> None:
+    out = client.chat.completions.create(model=MODEL_ID, messages=FRANCE, temperature=0)
+    assert out.object == "chat.completion"
+    assert out.choices[0].message.role == "assistant"
+    assert out.choices[0].message.content == "The capital of France is Paris."
+    assert out.choices[0].finish_reason == "stop"
+    assert out.usage is not None
+    assert (out.usage.prompt_tokens, out.usage.completion_tokens) == (37, 7)
+
+
+def test_streamed_chat_with_the_openai_client(client: openai.OpenAI) -> None:
+    chunks = list(client.chat.completions.create(model=MODEL_ID, messages=FRANCE, temperature=0, stream=True,
+                                                 stream_options={"include_usage": True}))
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert pieces == ["The", " capital", " of", " France", " is", " Paris", "."]
+    assert chunks[-2].choices[0].finish_reason == "stop"
+    usage = chunks[-1].usage
+    assert chunks[-1].choices == [] and usage is not None and usage.completion_tokens == 7
+
+
+def test_sampling_options_reach_the_sampler(client: openai.OpenAI) -> None:
+    def text(**options: Any) -> str:
+        out = client.completions.create(model=MODEL_ID, prompt="Once upon a time", max_tokens=12, **options)
+        return out.choices[0].text
+
+    assert text(temperature=1.0, seed=1) == text(temperature=1.0, seed=1)
+    assert text(temperature=1.0, seed=1) != text(temperature=1.0, seed=2)
+    assert text(temperature=0.8, seed=3, extra_body={"top_k": 1}) == text(temperature=0)
+    stopped = client.completions.create(model=MODEL_ID, prompt=PROMPT, max_tokens=8, temperature=0, stop=["."])
+    assert stopped.choices[0].text == " Paris" and stopped.choices[0].finish_reason == "stop"
+
+
+def test_several_prompts_give_one_choice_each(http: httpx.Client) -> None:
+    out = http.post("/v1/completions", json={"prompt": [PROMPT, "1, 2, 3,"], "max_tokens": 3,
+                                             "temperature": 0}).json()
+    assert [(c["index"], c["text"]) for c in out["choices"]] == [(0, " Paris.\n"), (1, " 4,")]
+    assert out["usage"]["completion_tokens"] == 6
+
+
+def error(status: int, message: str, param: str | None = None, code: str | None = None) -> tuple[int, dict[str, Any]]:
+    return status, {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}
+
+
+LONG = "x " * 600  # 601 tokens
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "expected"),
+    [
+        ("/v1/completions", '{"prompt": }', error(400, "the request body is not valid JSON (Expecting value)")),
+        ("/v1/completions", "{", error(400, "the request body is not valid JSON (Expecting property name enclosed in "
+                                         "double quotes)")),
+        ("/v1/completions", "", error(400, "the request body must be a JSON object")),
+        ("/v1/chat/completions", "[1, 2]", error(400, "the request body must be a JSON object")),
+        ("/v1/completions", {"max_tokens": 4}, error(400, "prompt: a required field is missing", "prompt")),
+        ("/v1/completions", {"prompt": 5}, error(400, "prompt: Input should be a valid string", "prompt")),
+        ("/v1/completions", {"prompt": "Hi", "max_tokens": "4"},
+         error(400, "max_tokens: Input should be a valid integer", "max_tokens")),
+        ("/v1/chat/completions", {"messages": [{"role": "robot", "content": "Hi"}]},
+         error(400, "messages[0].role: Input should be 'system', 'developer', 'user' or 'assistant'",
+               "messages[0].role")),
+        ("/v1/chat/completions", {"messages": []}, error(400, "messages must not be empty", "messages")),
+        ("/v1/completions", {"prompt": "Hi", "model": "gpt-4"},
+         error(404, f"the model 'gpt-4' does not exist; this server has '{MODEL_ID}'", "model", "model_not_found")),
+        ("/v1/completions", {"prompt": "Hi", "max_tokens": -5}, error(400, "max_tokens must be at least 1, got -5",
+                                                                       "max_tokens")),
+        ("/v1/chat/completions", {"messages": FRANCE, "max_completion_tokens": 0},
+         error(400, "max_completion_tokens must be at least 1, got 0", "max_completion_tokens")),
+        ("/v1/completions", {"prompt": PROMPT, "max_tokens": 10**12},
+         error(400, f"the prompt has 5 tokens and max_tokens is {10**12}: together more than the context length "
+                    f"{SERVER_CONTEXT}", "max_tokens", "context_length_exceeded")),
+        ("/v1/chat/completions", {"messages": FRANCE, "max_completion_tokens": 500},
+         error(400, f"the messages have 37 tokens and max_completion_tokens is 500: together more than the "
+                    f"context length {SERVER_CONTEXT}", "max_completion_tokens", "context_length_exceeded")),
+        ("/v1/completions", {"prompt": LONG},
+         error(400, f"the prompt has 601 tokens, but the context length is {SERVER_CONTEXT}: no room for the reply",
+               "prompt", "context_length_exceeded")),
+        ("/v1/completions", {"prompt": "Hi", "temperature": -1}, error(400, "temperature must be >= 0, got -1.0",
+                                                                        "temperature")),
+        ("/v1/completions", {"prompt": "Hi", "top_p": 1.5}, error(400, "top_p must be in (0, 1], got 1.5", "top_p")),
+        ("/v1/chat/completions", {"messages": FRANCE, "top_k": -1}, error(400, "top_k must be >= 0, got -1", "top_k")),
+        ("/v1/completions", {"prompt": "Hi", "repetition_penalty": 0},
+         error(400, "repetition_penalty must be > 0, got 0.0", "repetition_penalty")),
+        ("/v1/completions", {"prompt": "Hi", "stop": ["a", "b", "c", "d", "e"]},
+         error(400, "stop may hold at most 4 strings, got 5", "stop")),
+        ("/v1/completions", {"prompt": "Hi", "n": 2}, error(400, "n must be 1 (one choice per prompt), got 2", "n")),
+        ("/v1/completions", {"prompt": ""}, error(400, "the prompt is empty", "prompt")),
+        ("/v1/engines", {}, error(404, "no route POST /v1/engines", code="not_found")),
+    ],
+)
+def test_bad_requests_get_openai_errors(http: httpx.Client, path: str, body: Any,
+                                        expected: tuple[int, dict[str, Any]]) -> None:
+    content = body if isinstance(body, str) else json.dumps(body)
+    r = http.post(path, content=content, headers={"Content-Type": "application/json"})
+    assert (r.status_code, r.json()) == expected
+
+
+def test_the_openai_client_raises_on_errors(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as e:
+        client.chat.completions.create(model="gpt-4", messages=FRANCE)
+    assert e.value.code == "model_not_found"
+    with pytest.raises(openai.BadRequestError, match=re.escape("temperature must be >= 0, got -0.5")):
+        client.completions.create(model=MODEL_ID, prompt="Hi", temperature=-0.5, stream=True)
+
+
+def test_a_client_that_hangs_up_mid_stream_ends_its_generation(http: httpx.Client, server: LiveServer) -> None:
+    before = http.get("/health").json()["cancelled"]
+    # 400 tokens would take many seconds: hang up after the first chunk.
+    with http.stream("POST", "/v1/completions", json={"prompt": "Once upon a time", "max_tokens": 400,
+                                                      "temperature": 0, "stream": True}) as r:
+        assert r.status_code == 200
+        first = next(line for line in r.iter_lines() if line)
+        assert first.startswith("data: {")
+    deadline = time.monotonic() + 10
+    while (health := http.get("/health").json())["pending"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert health["pending"] == 0 and health["cancelled"] == before + 1
+    out = http.post("/v1/chat/completions", json={"messages": FRANCE, "temperature": 0}).json()
+    assert out["choices"][0]["message"]["content"] == "The capital of France is Paris."
+    assert server.alive()
+
+
+CLIENTS, REQUESTS = 16, 10
+
+
+def test_load_16_clients_times_10_requests(server: LiveServer) -> None:
+    """Every request answered, and answered right (greedy: the same text every
+    time), half of the clients streaming; the server alive after."""
+
+    def client(number: int) -> list[str]:
+        texts = []
+        with httpx.Client(base_url=server.url, timeout=300) as c:
+            for _ in range(REQUESTS):
+                body = {"prompt": PROMPT, "max_tokens": 4, "temperature": 0, "stream": number % 2 == 1}
+                if body["stream"]:
+                    with c.stream("POST", "/v1/completions", json=body) as r:
+                        assert r.status_code == 200
+                        events = [line[6:] for line in r.iter_lines() if line.startswith("data: ")]
+                    assert events[-1] == "[DONE]"
+                    texts.append("".join(json.loads(e)["choices"][0]["text"] for e in events[:-1]))
+                else:
+                    r = c.post("/v1/completions", json=body)
+                    assert r.status_code == 200, r.text
+                    texts.append(r.json()["choices"][0]["text"])
+        return texts
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        results = list(pool.map(client, range(CLIENTS)))
+    seconds = time.monotonic() - start
+    texts = [t for r in results for t in r]
+    assert len(texts) == CLIENTS * REQUESTS
+    assert set(texts) == {" Paris.\n\n"}
+    print(f"load test: {CLIENTS} clients x {REQUESTS} requests in {seconds:.1f} s "
+          f"({CLIENTS * REQUESTS / seconds:.1f} requests/s)")
+    assert server.alive()
+    assert httpx.get(f"{server.url}/health").json()["pending"] == 0
