@@ -45,45 +45,61 @@ module llama (W: matrix) (E: matrix) = {
       context: i64,                         -- the model's context length
       eps: f32 }                            -- RMSNorm epsilon
 
-  -- | `xs Wᵀ`: one matrix–vector product per token, each weight decoded as it is read.
-  def matmul [b][m][k][n] (xs: [b][n]f32) (w: W.mat [m][k]) : [b][m]f32 =
-    map (W.matvec w) xs
-
   -- | An empty key/value cache sized for `p`.
   def empty_cache [L][V][Vo][d][kvd][F][R][dk][Fk][ek]
                   (p: params [L][V][Vo][d][kvd][F][R][dk][Fk][ek]) : *kv_cache [L][] [] [] =
     let H = p.kv_heads
     in cache_empty L H p.context (kvd / H)
 
-  -- | The MLP: `down (silu (gate x) · up x)`.
-  def mlp [L][V][Vo][d][kvd][F][R][dk][Fk][ek][n]
-          (p: params [L][V][Vo][d][kvd][F][R][dk][Fk][ek]) (l: i64) (x: [n][d]f32) : [n][d]f32 =
-    map2 (map2 (\g u -> silu g * u)) (matmul x p.w_gate[l]) (matmul x p.w_up[l]) |> flip matmul p.w_down[l]
+  -- | How a pass multiplies its tokens by a weight matrix: `xs Wᵀ`.
+  module type product = {
+    val matmul [b][m][k][n] : [b][n]f32 -> W.mat [m][k] -> [b][m]f32
+  }
 
-  -- | Transformer block `l` for `n` tokens at positions `pos ..`:
-  -- `x + attn (norm x)`, then `x + mlp (norm x)`; also the tokens' keys and values.
-  def block [L][V][Vo][d][kvd][F][R][dk][Fk][ek][H][C][hd][n]
-            (p: params [L][V][Vo][d][kvd][F][R][dk][Fk][ek]) (pos: i64) (cache: kv_cache [L][H][C][hd])
-            (l: i64) (x: [n][d]f32) : ([n][d]f32, [n][H][hd]f32, [n][H][hd]f32) =
-    let Q = p.heads
-    let h = map (rms_norm p.eps p.attn_norm[l]) x
-    let at i = map (rope p.inv_freq (pos + i))
-    let q = matmul h p.wq[l] |> map (split_heads Q hd) |> map2 at (iota n)
-    let k = matmul h p.wk[l] |> map (split_heads H hd) |> map2 at (iota n)
-    let v = matmul h p.wv[l] |> map (split_heads H hd)
-    let a = attend cache l pos q k v |> map (join_heads d) |> flip matmul p.wo[l]
-    let x = map2 vadd x a
-    let x = map2 vadd x (map (rms_norm p.eps p.mlp_norm[l]) x |> mlp p l)
-    in (x, k, v)
+  -- | The model's layers, given the product: `mlp`, `block` and `hidden`.
+  module pass (P: product) = {
+    -- | The MLP: `down (silu (gate x) · up x)`.
+    def mlp [L][V][Vo][d][kvd][F][R][dk][Fk][ek][n]
+            (p: params [L][V][Vo][d][kvd][F][R][dk][Fk][ek]) (l: i64) (x: [n][d]f32) : [n][d]f32 =
+      map2 (map2 (\g u -> silu g * u)) (P.matmul x p.w_gate[l]) (P.matmul x p.w_up[l]) |> flip P.matmul p.w_down[l]
 
-  -- | The final hidden states of `n` tokens at positions `pos .. pos+n-1`;
-  -- their keys and values enter the cache.
-  def hidden [L][V][Vo][d][kvd][F][R][dk][Fk][ek][H][C][hd][n]
-             (p: params [L][V][Vo][d][kvd][F][R][dk][Fk][ek]) (cache: *kv_cache [L][H][C][hd])
-             (pos: i64) (ids: [n]i64) : ([n][d]f32, *kv_cache [L][H][C][hd]) =
-    let x = map (E.row d p.embed) ids
-    let (x, ks, vs) = run_layers (block p pos) cache x
-    in (map (rms_norm p.eps p.final_norm) x, cache_append cache pos ks vs)
+    -- | Transformer block `l` for `n` tokens at positions `pos ..`:
+    -- `x + attn (norm x)`, then `x + mlp (norm x)`; also the tokens' keys and values.
+    def block [L][V][Vo][d][kvd][F][R][dk][Fk][ek][H][C][hd][n]
+              (p: params [L][V][Vo][d][kvd][F][R][dk][Fk][ek]) (pos: i64) (cache: kv_cache [L][H][C][hd])
+              (l: i64) (x: [n][d]f32) : ([n][d]f32, [n][H][hd]f32, [n][H][hd]f32) =
+      let Q = p.heads
+      let h = map (rms_norm p.eps p.attn_norm[l]) x
+      let at i = map (rope p.inv_freq (pos + i))
+      let q = P.matmul h p.wq[l] |> map (split_heads Q hd) |> map2 at (iota n)
+      let k = P.matmul h p.wk[l] |> map (split_heads H hd) |> map2 at (iota n)
+      let v = P.matmul h p.wv[l] |> map (split_heads H hd)
+      let a = attend cache l pos q k v |> map (join_heads d) |> flip P.matmul p.wo[l]
+      let x = map2 vadd x a
+      let x = map2 vadd x (map (rms_norm p.eps p.mlp_norm[l]) x |> mlp p l)
+      in (x, k, v)
+
+    -- | The final hidden states of `n` tokens at positions `pos .. pos+n-1`;
+    -- their keys and values enter the cache.
+    def hidden [L][V][Vo][d][kvd][F][R][dk][Fk][ek][H][C][hd][n]
+               (p: params [L][V][Vo][d][kvd][F][R][dk][Fk][ek]) (cache: *kv_cache [L][H][C][hd])
+               (pos: i64) (ids: [n]i64) : ([n][d]f32, *kv_cache [L][H][C][hd]) =
+      let x = map (E.row d p.embed) ids
+      let (x, ks, vs) = run_layers (block p pos) cache x
+      in (map (rms_norm p.eps p.final_norm) x, cache_append cache pos ks vs)
+  }
+
+  -- | Decode: one token, so one matrix–vector product that decodes each
+  -- weight as it reads it, reading every weight once per token.
+  module decode = pass {
+    def matmul [b][m][k][n] (xs: [b][n]f32) (w: W.mat [m][k]) : [b][m]f32 = map (W.matvec w) xs
+  }
+
+  -- | Prompts: each matrix decoded once, then multiplied by four tokens at a
+  -- time (`matmul4`).  The 512-token SmolLM2 prefill: see docs/PERFORMANCE.md.
+  module prompt = pass {
+    def matmul [b][m][k][n] (xs: [b][n]f32) (w: W.mat [m][k]) : [b][m]f32 = matmul4 xs (W.dense n w)
+  }
 
   -- | Next-token logits from a final hidden state.
   def logits [L][V][Vo][d][kvd][F][R][dk][Fk][ek]
@@ -108,25 +124,25 @@ module llama (W: matrix) (E: matrix) = {
   -- The entry points' work (src/llm.fut), with the ids checked first.
   def run_forward [L][V][Vo][d][kvd][F][R][dk][Fk][ek][n]
                   (p: params [L][V][Vo][d][kvd][F][R][dk][Fk][ek]) (ids: [n]i64) : [n][V]f32 =
-    forward (hidden p) (logits p) (empty_cache p) (checked V p.context 0 ids)
+    forward (prompt.hidden p) (logits p) (empty_cache p) (checked V p.context 0 ids)
 
   def run_prefill [L][V][Vo][d][kvd][F][R][dk][Fk][ek][n]
                   (p: params [L][V][Vo][d][kvd][F][R][dk][Fk][ek]) (ids: [n]i64)
                   : ([V]f32, *kv_cache [L][] [] []) =
-    prefill (hidden p) (logits p) (empty_cache p) (checked V p.context 0 ids)
+    prefill (prompt.hidden p) (logits p) (empty_cache p) (checked V p.context 0 ids)
 
   def run_step [L][V][Vo][d][kvd][F][R][dk][Fk][ek][H][C][hd]
                (p: params [L][V][Vo][d][kvd][F][R][dk][Fk][ek]) (cache: *kv_cache [L][H][C][hd])
                (tok: i64) (pos: i64) : ([V]f32, *kv_cache [L][H][C][hd]) =
     let ids = checked V C pos [tok]
-    in step (hidden p) (logits p) cache ids[0] pos
+    in step (decode.hidden p) (logits p) cache ids[0] pos
 
   def run_gen [L][V][Vo][d][kvd][F][R][dk][Fk][ek][n]
               (ids: [n]i64) (p: params [L][V][Vo][d][kvd][F][R][dk][Fk][ek]) (cnt: i64) : [n + cnt]i64 =
     let cnt = assert (cnt >= 0) cnt
     let ids = checked V p.context 0 ids
     let ids = assert (n + cnt <= p.context) ids
-    in greedy (hidden p) (hidden p) (logits p) (empty_cache p) ids cnt
+    in greedy (prompt.hidden p) (decode.hidden p) (logits p) (empty_cache p) ids cnt
 }
 
 -- ==

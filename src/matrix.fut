@@ -35,6 +35,9 @@ module type matrix = {
   val matvec [m][k][n] : mat [m][k] -> [n]f32 -> [m]f32
   -- | Row `i` decoded: `n` values.
   val row [m][k] : (n: i64) -> mat [m][k] -> i64 -> [n]f32
+  -- | The whole matrix decoded: for products with many tokens at once,
+  -- where decoding each weight once beats decoding it once per token.
+  val dense [m][k] : (n: i64) -> mat [m][k] -> [m][n]f32
 }
 
 -- | Values of an IEEE 754 half-precision bit pattern, exactly, with
@@ -52,6 +55,7 @@ module f32_rows = {
   type mat [m][k] = [m][k]f32
   def matvec [m][k][n] (w: mat [m][k]) (x: [n]f32) : [m]f32 = matvec w (x :> [k]f32)
   def row [m][k] (n: i64) (w: mat [m][k]) (i: i64) : [n]f32 = w[i] :> [n]f32
+  def dense [m][k] (n: i64) (w: mat [m][k]) : [m][n]f32 = w :> [m][n]f32
 }
 
 module f16_rows = {
@@ -60,6 +64,7 @@ module f16_rows = {
     let x = x :> [k]f32
     in map (\r -> f32.sum (map2 (\h v -> f16_bits_to_f32 h * v) r x)) w
   def row [m][k] (n: i64) (w: mat [m][k]) (i: i64) : [n]f32 = map f16_bits_to_f32 w[i] :> [n]f32
+  def dense [m][k] (n: i64) (w: mat [m][k]) : [m][n]f32 = tabulate m (row n w)
 }
 
 -- | Blocks of 32 values sharing a scale and an offset.
@@ -73,6 +78,7 @@ module q8_blocks = {
             w.q w.scale w.offset
   def row [m][k] (n: i64) (w: mat [m][k]) (i: i64) : [n]f32 =
     map3 (\qb s o -> map (decode s o) qb) w.q[i] w.scale[i] w.offset[i] |> flatten :> [n]f32
+  def dense [m][k] (n: i64) (w: mat [m][k]) : [m][n]f32 = tabulate m (row n w)
 }
 
 -- | Blocks of 32 4-bit codes packed two to a byte, with a scale and an offset.
@@ -88,6 +94,7 @@ module q4_blocks = {
   def row [m][k] (n: i64) (w: mat [m][k]) (i: i64) : [n]f32 =
     map3 (\qb s o -> map (decode s o) (map (& 15) qb ++ map (>> 4) qb))
          w.q[i] w.scale[i] w.offset[i] |> flatten :> [n]f32
+  def dense [m][k] (n: i64) (w: mat [m][k]) : [m][n]f32 = tabulate m (row n w)
 }
 
 -- ==
