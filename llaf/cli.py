@@ -32,6 +32,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", "-b", default=None, help="pyopencl, c, multicore, opencl or cuda")
     p.add_argument("--context", type=int, default=DEFAULT_CONTEXT,
                    help=f"context length cap (default {DEFAULT_CONTEXT}, or the model's if smaller)")
+    p.add_argument("--storage", default=None, choices=["f32", "f16", "q8", "q4"],
+                   help="how the engine keeps the weights (default: a GGUF file's own form, else f32)")
 
 
 def _sampling_args(p: argparse.ArgumentParser) -> None:
@@ -65,7 +67,7 @@ def generate(args: argparse.Namespace) -> None:
     from .generation import load
 
     sampling = _sampling(args)
-    model = load(args.model, backend=args.backend, context=args.context)
+    model = load(args.model, backend=args.backend, context=args.context, storage=args.storage)
     stream = model.stream(args.prompt, args.max_new_tokens, sampling=sampling)
     print(args.prompt, end="", flush=True)
     _print_stream(stream)
@@ -75,7 +77,7 @@ def chat(args: argparse.Namespace) -> None:
     from .generation import load
 
     sampling = _sampling(args)
-    model = load(args.model, backend=args.backend, context=args.context)
+    model = load(args.model, backend=args.backend, context=args.context, storage=args.storage)
     messages: list[dict[str, str]] = []
     if args.system:
         messages.append({"role": "system", "content": args.system})
@@ -96,7 +98,7 @@ def serve(args: argparse.Namespace) -> None:
     from .server import serve as run_server
 
     run_server(model=args.model, backend=args.backend, context=args.context, host=args.host, port=args.port,
-               model_id=args.model_id)
+               model_id=args.model_id, storage=args.storage)
 
 
 def assets(args: argparse.Namespace) -> None:

@@ -541,7 +541,8 @@ def _check_address(host: str, port: int) -> None:
 
 
 def serve(model: str | Path | None = None, backend: str | None = None, context: int | None = None,
-          host: str = "127.0.0.1", port: int = 8000, model_id: str | None = None) -> None:
+          host: str = "127.0.0.1", port: int = 8000, model_id: str | None = None,
+          storage: str | None = None) -> None:
     """Load the model, then serve it until interrupted."""
     import uvicorn
 
@@ -550,9 +551,10 @@ def serve(model: str | Path | None = None, backend: str | None = None, context: 
     if not 0 <= port <= 65535:
         raise LlafError(f"the port must be between 0 and 65535, got {port}")
     _check_address(host, port)
-    loaded = load(model, backend=backend, context=DEFAULT_CONTEXT if context is None else context)
+    loaded = load(model, backend=backend, context=DEFAULT_CONTEXT if context is None else context, storage=storage)
     app = create_app(loaded, model_id)
     print(f"llaf: serving {app.state.server.model_id} on http://{host}:{port}/ "
-          f"(backend {loaded.params.engine.backend}, context {loaded.params.context})", flush=True)
+          f"(backend {loaded.params.engine.backend}, storage {loaded.params.storage}, "
+          f"context {loaded.params.context})", flush=True)
     # On Ctrl-C or SIGTERM, requests still generating get 5 s to finish, then are cut short.
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)

@@ -45,6 +45,13 @@ def test_generate_takes_the_sampling_flags() -> None:
     assert out.stdout == "The capital of France is Paris\n"
 
 
+def test_generate_keeps_the_weights_in_the_storage_asked_for() -> None:
+    # SmolLM2's Q4_1 file read into f32 and kept as q4 blocks: the same greedy text.
+    out = llaf("generate", "The capital of France is", "-n", "6", "--backend", SERVER_BACKEND, "--storage", "f32")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("The capital of France is Paris")
+
+
 def test_chat_takes_the_sampling_flags() -> None:
     out = llaf("chat", "--backend", SERVER_BACKEND, "-n", "24", "--temperature", "0", "--stop", " Paris",
                stdin="What is the capital of France?\n")
@@ -68,6 +75,9 @@ def test_chat_takes_the_sampling_flags() -> None:
         (["chat", "--repetition-penalty", "0"], "llaf: repetition_penalty must be > 0, got 0.0"),
         (["generate", "x", "--seed", "-2"], "llaf: seed must be >= 0, got -2"),
         (["generate", "x", "--stop", ""], "llaf: stop strings must not be empty"),
+        (["generate", "x", "--storage", "f16"],
+         "llaf: SmolLM2-135M-Instruct.Q4_1.gguf: tensor 'blk.0.attn_q.weight' of type Q4_1 cannot be stored as f16 "
+         "exactly"),
         (["serve", "--port", "70000"], "llaf: the port must be between 0 and 65535, got 70000"),
     ],
 )
