@@ -4,7 +4,7 @@
 #   make                      PyOpenCL module (any OpenCL device; PoCL on a CPU)
 #   make BACKEND=c            C library wrapped with futhark-ffi; also multicore, opencl, cuda
 #   make setup                Python environment (.venv), compiler, tokenizer files, default model
-#   make run                  set up, build the C backend, and continue a prompt with SmolLM2
+#   make run                  set up, build the multicore backend, and continue a prompt with SmolLM2
 #   make test                 futhark test + pytest on every CPU backend (pyopencl, c, multicore)
 #   make bench                llaf against transformers (and llama.cpp if installed) on SmolLM2
 #   make bench-futhark        futhark bench on the decode and prefill entry points (benchmarks/)
@@ -80,7 +80,8 @@ test-python: $(foreach b,$(CPU_BACKENDS),build/$(b)/.built) assets
 test: test-futhark test-python
 
 PROMPT ?= The three most useful things to know about the Moon are
-RUN_BACKEND ?= c
+# The fastest CPU backend here (docs/PERFORMANCE.md): multicore.
+RUN_BACKEND ?= multicore
 
 run: setup build/$(RUN_BACKEND)/.built
 	$(VENV)/bin/llaf generate "$(PROMPT)" --max-new-tokens 64 --backend $(RUN_BACKEND)

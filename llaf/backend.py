@@ -37,9 +37,9 @@ def build_dir(backend: str) -> Path:
     return Path(os.environ.get("LLAF_BUILD", ROOT / "build")) / backend
 
 
-# On a CPU the C backend is the fastest (docs/PERFORMANCE.md); the first
+# On a CPU the multicore backend is the fastest (docs/PERFORMANCE.md); the first
 # built backend of this list is the default.
-PREFERENCE = ("c", "multicore", "pyopencl", "opencl", "cuda")
+PREFERENCE = ("multicore", "c", "pyopencl", "opencl", "cuda")
 
 
 def default_backend() -> str:
