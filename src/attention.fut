@@ -47,18 +47,21 @@ def cache_append [L][H][C][hd][n] (cache: *kv_cache [L][H][C][hd]) (pos: i64)
   let cache = cache with [0, :, :, pos:pos + n] = (k :> [L][H][pos + n - pos][hd]f32)
   in cache with [1, :, :, pos:pos + n] = (v :> [L][H][pos + n - pos][hd]f32)
 
+-- | `Σ_j w[j] · v[j]`: the attention-weighted sum of value rows.
+def weighted [m][hd] (w: [m]f32) (v: [m][hd]f32) : [hd]f32 =
+  map (dot w) (transpose v)
+
 -- | One attention head: queries `q` of the new tokens attend to the `p`
--- cached keys and values, and causally to the new tokens' own.  Scores and
--- weighted sums are matrix products (`matmul4`): a 512-token prompt's
--- attention, 9 heads of 64, took 217 ms per layer one query at a time and
--- 95 ms so (`futhark bench`, c).
+-- cached keys and values, and causally to the new tokens' own.
 def attend_head [n][p][hd] (q: [n][hd]f32) (k_old: [p][hd]f32) (v_old: [p][hd]f32)
                            (k_new: [n][hd]f32) (v_new: [n][hd]f32) : [n][hd]f32 =
   let scale = 1 / f32.sqrt (f32.i64 hd)
-  let causal i = map2 (\j s -> if j <= i then scale * s else -f32.inf) (iota n)
-  let w = map3 (\i s_old s_new -> softmax (map (scale *) s_old ++ causal i s_new))
-               (iota n) (matmul4 q k_old) (matmul4 q k_new)
-  in map2 vadd (matmul4 w[:, :p] (transpose v_old)) (matmul4 (w[:, p:] :> [n][n]f32) (transpose v_new))
+  let attend_one i qi =
+    let s_old = map (\kj -> scale * dot qi kj) k_old
+    let s_new = map2 (\j kj -> if j <= i then scale * dot qi kj else -f32.inf) (iota n) k_new
+    let w = softmax (s_old ++ s_new)
+    in map2 (+) (weighted w[:p] v_old) (weighted (w[p:] :> [n]f32) v_new)
+  in map2 attend_one (iota n) q
 
 -- | Causal attention of `n` new tokens (queries `[n][Q][hd]`, keys and
 -- values `[n][H][hd]`) at positions `pos ..`, over layer `l` of the cache.

@@ -18,8 +18,7 @@ def matmul [k][m][n] (xs: [k][n]f32) (w: [m][n]f32) : [k][m]f32 =
 -- | `xs Wᵀ` computed four rows of `xs` at a time: each weight row is read
 -- once per four tokens and multiplied into four running sums, so a long
 -- prompt's product runs from the caches instead of memory.  The last tile
--- repeats the last row where `b` is not a multiple of four; fewer than four
--- rows take matrix–vector products.  Measured on a
+-- repeats the last row where `b` is not a multiple of four.  Measured on a
 -- 512×576 by 576×1536 product (`futhark bench`, multicore): 15.7 ms as one
 -- matrix–vector product per row, 11.9 ms four rows at a time.  Padding `xs`
 -- with zero rows instead was 45× slower (the padding was fused into the
@@ -30,9 +29,8 @@ def matmul4 [b][m][n] (xs: [b][n]f32) (w: [m][n]f32) : [b][m]f32 =
     reduce (\(a0, a1, a2, a3) (b0, b1, b2, b3) -> (a0 + b0, a1 + b1, a2 + b2, a3 + b3)) (0, 0, 0, 0)
            (map5 (\v x0 x1 x2 x3 -> (v * x0, v * x1, v * x2, v * x3)) row x4[0] x4[1] x4[2] x4[3])
   let tile i = tabulate 4 (\j -> xs[i64.min (4 * i + j) (b - 1)])
-  in if b < 4 then matmul xs w
-     else tabulate ((b + 3) / 4) (\i -> map (dot4 (tile i)) w)
-          |> map (\s -> let (s0, s1, s2, s3) = unzip4 s in [s0, s1, s2, s3]) |> flatten |> take b
+  in tabulate ((b + 3) / 4) (\i -> map (dot4 (tile i)) w)
+     |> map (\s -> let (s0, s1, s2, s3) = unzip4 s in [s0, s1, s2, s3]) |> flatten |> take b
 
 -- | Affine map of a batch of rows: `xs Wᵀ + b`.
 def linears [k][m][n] (w: [m][n]f32) (b: [m]f32) (xs: [k][n]f32) : [k][m]f32 =
