@@ -2,22 +2,29 @@
 
 * GPT-2: tiktoken's ``gpt2`` encoding, read from llaf's offline tiktoken
   cache (`make assets`, see llaf/assets.py).
-* Llama-family models: the tokenizer transformers builds from the GGUF
-  metadata (vocabulary, merges, special tokens, pre-tokenizer, chat
-  template) or from a Hugging Face directory.
+* Models from GGUF files: the tokenizer the file's metadata describes
+  (vocabulary, merges, special tokens, pre-tokenizer, chat template), built
+  with the `tokenizers` library exactly as transformers builds it, without
+  importing transformers or torch.
+* Models from Hugging Face directories: transformers' tokenizer.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from .assets import use_tiktoken_cache
 from .errors import LlafError
+from .gguf_file import GGUFFile, open_gguf
 from .weights import quiet_transformers
 
 Message = dict[str, str]
+# Chat models end a turn with their end-of-turn token (ChatML's <|im_end|>).
+END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>")
 
 
 class Tokenizer:
@@ -63,8 +70,7 @@ class HFTokenizer(Tokenizer):
         self.tokenizer = tokenizer
         self.name = name
         eos = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
-        # Chat models end a turn with their end-of-turn token (ChatML's <|im_end|>).
-        for token in ("<|im_end|>", "<|eot_id|>", "<|end|>"):
+        for token in END_OF_TURN:
             tid = tokenizer.convert_tokens_to_ids(token)
             if isinstance(tid, int) and tid != tokenizer.unk_token_id:
                 eos.add(tid)
@@ -83,17 +89,203 @@ class HFTokenizer(Tokenizer):
         return list(out["input_ids"] if hasattr(out, "keys") else out)
 
 
-def from_gguf(path: str | Path) -> HFTokenizer:
-    """The tokenizer stored in a GGUF file's metadata."""
-    from transformers import AutoTokenizer
+class GGUFTokenizer(Tokenizer):
+    """A GGUF file's tokenizer: the `tokenizers` object transformers'
+    ``AutoTokenizer.from_pretrained(dir, gguf_file=...)`` builds, rebuilt
+    here from the metadata (transformers/integrations/gguf), and its chat
+    template rendered as ``apply_chat_template`` renders it."""
 
-    path = Path(path)
-    try:
-        with quiet_transformers():
-            tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-    except Exception as e:
-        raise LlafError(f"{path.name}: cannot build its tokenizer ({str(e).strip().splitlines()[0]})") from None
-    return HFTokenizer(tok, f"{path.name}'s tokenizer")
+    def __init__(self, g: GGUFFile) -> None:
+        self.name = f"{g.path.name}'s tokenizer"
+        try:
+            self.backend, self.specials = _gguf_backend(g)
+        except LlafError:
+            raise
+        except Exception as e:  # tokenizers rejects a damaged vocabulary or merge table
+            raise LlafError(f"{g.path.name}: cannot build its tokenizer ({str(e).strip().splitlines()[0]})") from None
+        self.template_source = g.fields.get("tokenizer.chat_template")
+        self._template: Any = None
+        ids = {token: self.backend.token_to_id(token) for token in (self.specials.get("eos_token"), *END_OF_TURN)
+               if token is not None}
+        unk = self.backend.token_to_id(self.specials["unk_token"]) if "unk_token" in self.specials else None
+        eos = {ids[self.specials["eos_token"]]} if "eos_token" in self.specials else set()
+        self.eos_ids = frozenset(eos | {i for t, i in ids.items() if t in END_OF_TURN and i not in (None, unk)})
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.backend.encode(text).ids)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        # transformers' clean_up_tokenization_spaces is off (and ignored) for BPE tokenizers.
+        return str(self.backend.decode([int(t) for t in ids], skip_special_tokens=False))
+
+    def chat(self, messages: Sequence[Message]) -> list[int]:
+        import jinja2
+
+        if not self.template_source:
+            raise LlafError(f"{self.name} has no chat template")
+        if not messages:
+            raise LlafError("a chat needs at least one message")
+        try:
+            if self._template is None:
+                self._template = _compile_chat_template(str(self.template_source))
+            text = self._template.render(
+                messages=[{k: v for k, v in m.items() if v is not None} for m in messages],
+                tools=None, documents=None, add_generation_prompt=True, **self.specials)
+        except jinja2.TemplateError as e:
+            raise LlafError(f"{self.name}: its chat template fails: {str(e).strip().splitlines()[0]}") from None
+        # The template writes the special tokens itself.
+        return list(self.backend.encode(text, add_special_tokens=False).ids)
+
+
+def from_gguf(path: str | Path) -> GGUFTokenizer:
+    """The tokenizer stored in a GGUF file's metadata."""
+    return GGUFTokenizer(open_gguf(path))
+
+
+# transformers' GGUF_PRE_TOKENIZER_SPLITS: the split regex of each
+# `tokenizer.ggml.pre` that has one; byte-level files with another keep GPT-2's.
+_LLAMA3 = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+           r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+_TEKKEN = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+"
+           r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*"
+           r"|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+_GPT4O = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+          r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+          r"|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+_QWEN2 = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+          r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+_QWEN35 = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*"
+           r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+PRE_TOKENIZER_SPLITS = {
+    **dict.fromkeys(("llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2",
+                     "jina-v5-nano", "dbrx", "smaug-bpe"), _LLAMA3),
+    "tekken": _TEKKEN,
+    **dict.fromkeys(("qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "megrez"), _QWEN2),
+    "qwen35": _QWEN35,
+    **dict.fromkeys(("gpt-4o", "llama4", "kanana2", "talkie", "minimax-m2"), _GPT4O),
+}
+# Architectures whose sentencepiece ("llama") vocabulary transformers builds differently.
+_SENTENCEPIECE_VARIANTS = ("gemma", "gemma2", "gemma3", "phi3")
+_CONTROL, _USER_DEFINED = 3, 4  # llama.cpp's token types
+
+
+def _gguf_backend(g: GGUFFile) -> tuple[Any, dict[str, str]]:
+    """The `tokenizers.Tokenizer` of a GGUF file and its named special tokens
+    (bos_token, eos_token, unk_token, pad_token: those the file names), as
+    transformers builds them: its GPT2Tokenizer ("gpt2": byte-level BPE) or
+    LlamaTokenizer ("llama": sentencepiece-style BPE) over the file's
+    vocabulary, then the tokens the file marks special, its pre-tokenizer
+    split and its BOS/EOS flags."""
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, pre_tokenizers, processors
+    from tokenizers.models import BPE
+
+    model, arch = g.fields.get("tokenizer.ggml.model"), g.fields.get("general.architecture")
+    tokens: list[str] = g.field("tokenizer.ggml.tokens")
+    if model == "gpt2":
+        spelling = _bytes_to_unicode()
+        alphabet = set(spelling.values())
+        vocab = {t: i for i, t in enumerate(tokens)}
+        if not set("".join(tokens)) <= alphabet:  # rare: respell the tokens not spelled in the byte alphabet
+            vocab = {t if set(t) <= alphabet else "".join(spelling[b] for b in t.encode()): i
+                     for i, t in enumerate(tokens)}
+        tok = Tokenizer(BPE(vocab=vocab, merges=_merges(g, tokens), dropout=None, continuing_subword_prefix="",
+                            end_of_word_suffix="", fuse_unk=False))
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        class_specials = ["<|endoftext|>"]  # GPT2Tokenizer's default bos, eos and unk
+    elif model == "llama" and arch not in _SENTENCEPIECE_VARIANTS:
+        alphabet = None
+        vocab = {t: i for i, t in enumerate(tokens)}
+        tok = Tokenizer(BPE(vocab=vocab, merges=_merges(g, tokens), fuse_unk=True, byte_fallback=True, dropout=None))
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=False)
+        tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                         decoders.Strip(content=" ", left=1)])
+        class_specials = ["<s>", "</s>", "<unk>"]  # LlamaTokenizer's default bos, eos, unk
+    else:
+        raise LlafError(f"{g.path.name}: llaf cannot build its tokenizer: tokenizer model {model!r} "
+                        f"of architecture {arch!r} (llaf builds gpt2 and llama)")
+    tok.add_special_tokens([AddedToken(t, special=True) for t in class_specials])
+
+    # Control tokens (<|im_start|>, ...) whole and special; user-defined ones whole.
+    kinds = g.fields.get("tokenizer.ggml.token_type") or ()
+    control = [AddedToken(t, normalized=False, special=True) for t, k in zip(tokens, kinds, strict=False)
+               if k == _CONTROL and (alphabet is None or set(t) <= alphabet)]
+    if control:
+        tok.add_special_tokens(control)
+    user = [t for t, k in zip(tokens, kinds, strict=False) if k == _USER_DEFINED]
+    if user:  # those the vocabulary spells as they are
+        known = tok.get_vocab(with_added_tokens=True)
+        tok.add_tokens([AddedToken(t, normalized=False, special=False) for t in user if t in known])
+    split = PRE_TOKENIZER_SPLITS.get(g.fields.get("tokenizer.ggml.pre", ""))
+    if split is not None:
+        tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(split), behavior="isolated"),
+                                                     pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+
+    specials: dict[str, str] = {}
+    for name, key in (("bos_token", "bos_token_id"), ("eos_token", "eos_token_id"),
+                      ("unk_token", "unknown_token_id"), ("pad_token", "padding_token_id")):
+        tid = g.fields.get(f"tokenizer.ggml.{key}")
+        if tid is not None:
+            if not 0 <= tid < len(tokens):
+                raise LlafError(f"{g.path.name}: tokenizer.ggml.{key} {tid} is not a token id")
+            specials[name] = tokens[tid]
+    added = {t.content for t in tok.get_added_tokens_decoder().values()}
+    tok.add_special_tokens([AddedToken(t, special=True) for t in dict.fromkeys(specials.values()) if t not in added])
+
+    # llama.cpp adds BOS to a sentencepiece vocabulary whose file does not say otherwise.
+    bos, eos = specials.get("bos_token"), specials.get("eos_token")
+    add_bos = bool(g.fields.get("tokenizer.ggml.add_bos_token", model == "llama")) and bos is not None
+    add_eos = bool(g.fields.get("tokenizer.ggml.add_eos_token", False)) and eos is not None
+    single = f"{f'{bos}:0 ' if add_bos else ''}$A:0{f' {eos}:0' if add_eos else ''}"
+    pair = f"{single}{f' {bos}:1' if add_bos else ''} $B:1{f' {eos}:1' if add_eos else ''}"
+    ends = [(t, tok.token_to_id(t)) for t, on in ((bos, add_bos), (eos, add_eos)) if on]
+    tok.post_processor = processors.TemplateProcessing(single=single, pair=pair, special_tokens=ends)
+    return tok, specials
+
+
+def _merges(g: GGUFFile, tokens: list[str]) -> list[tuple[str, ...]]:
+    """The file's merges, or (sentencepiece files have none) the ones its
+    vocabulary and scores imply, as transformers' `generate_merges` orders them."""
+    if "tokenizer.ggml.merges" in g.fields:
+        return [tuple(m.split(" ")) for m in g.fields["tokenizer.ggml.merges"]]
+    vocab = {t: i for i, t in enumerate(tokens)}
+    scores = dict(zip(tokens, g.field("tokenizer.ggml.scores"), strict=False))
+    merges = []
+    for token, score in scores.items():
+        pairs = [(token[:i], token[i:], score) for i in range(1, len(token))
+                 if token[:i] in vocab and token[i:] in vocab]
+        merges += sorted(pairs, key=lambda m: (vocab[m[0]], vocab[m[1]]))
+    merges.sort(key=lambda m: (m[2], len(m[0]), len(m[1])), reverse=True)
+    return [(left, right) for left, right, _ in merges]
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's printable spelling of the 256 byte values."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("\u00a1"), ord("\u00ac") + 1),
+                 *range(ord("\u00ae"), ord("\u00ff") + 1)]
+    others = [b for b in range(256) if b not in printable]
+    return {**{b: chr(b) for b in printable}, **{b: chr(256 + n) for n, b in enumerate(others)}}
+
+
+def _compile_chat_template(source: str) -> Any:
+    """A chat template in the jinja environment transformers renders templates in."""
+    from jinja2 import TemplateError
+    from jinja2.ext import loopcontrols
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message: str) -> None:
+        raise TemplateError(message)
+
+    def tojson(x: Any, ensure_ascii: bool = False, indent: Any = None, separators: Any = None,
+               sort_keys: bool = False) -> str:
+        # jinja's own tojson escapes HTML characters; transformers' does not.
+        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    env.filters["tojson"] = tojson
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
+    return env.from_string(source)
 
 
 def from_directory(path: str | Path) -> HFTokenizer:

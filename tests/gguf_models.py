@@ -66,3 +66,110 @@ def write_gguf(model: torch.nn.Module, path: Path, qtype: str = "F32", head_qtyp
     w.write_tensors_to_file()
     w.close()
     return path
+
+
+# Tokenizer GGUF files: vocabularies learnt here from a small corpus (there is
+# no model hub), in the two layouts llama.cpp writes.
+CORPUS = ["The quick brown fox jumps over the lazy dog.", "Hello world! Hello there, world.",
+          "Numbers like 3.14159 and 2024-11-23 appear in text; so do 1,000,000 and 0x1F.",
+          "Café, naïve, résumé and Ωμέγα are accented words.", "def f(x):\n    return x ** 2  # square",
+          "the theory of the thing is that they think the three thieves threw the thread"] * 3
+
+LLAMA2_TEMPLATE = (  # TinyLlama's and Llama 2's chat template
+    "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}"
+    "{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}"
+    "{% set system_message = false %}{% endif %}{% for message in loop_messages %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if loop.index0 == 0 and system_message != false %}"
+    "{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}"
+    "{% else %}{% set content = message['content'] %}{% endif %}"
+    "{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}"
+    "{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}")
+
+LLAMA3_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'"
+    " + message['content'] | trim + '<|eot_id|>' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}")
+
+
+def write_tokenizer_gguf(path: Path, model: str, tokens: list[str], types: list[int], *,
+                         scores: list[float] | None = None, merges: list[str] | None = None, pre: str | None = None,
+                         template: str | None = None, ids: dict[str, int] | None = None,
+                         add: dict[str, bool] | None = None, architecture: str = "llama") -> Path:
+    """A GGUF file holding a tokenizer (`tokenizer.ggml.*`, chat template)
+    and a tiny model's hyper-parameters, without tensors.  `ids`: special
+    token ids by kind (bos, eos, unk, pad); `add`: add_bos/add_eos flags."""
+    import gguf
+
+    w = gguf.GGUFWriter(str(path), architecture)
+    w.add_block_count(1)
+    w.add_context_length(64)
+    w.add_embedding_length(8)
+    w.add_feed_forward_length(16)
+    w.add_head_count(2)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_vocab_size(len(tokens))
+    w.add_tokenizer_model(model)
+    if pre is not None:
+        w.add_tokenizer_pre(pre)
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    if scores is not None:
+        w.add_token_scores(scores)
+    if merges is not None:
+        w.add_token_merges(merges)
+    for kind, tid in (ids or {}).items():
+        getattr(w, f"add_{kind}_token_id")(tid)
+    for kind, on in (add or {}).items():
+        getattr(w, f"add_add_{kind}_token")(on)
+    if template is not None:
+        w.add_chat_template(template)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def write_sentencepiece_gguf(path: Path, template: str = LLAMA2_TEMPLATE) -> Path:
+    """A Llama 2 / TinyLlama-style file: tokenizer model "llama", a
+    sentencepiece BPE vocabulary (<unk>, <s>, </s>, the 256 byte tokens
+    <0x00>..<0xFF>, then pieces by score, no merges), Llama 2's chat template."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=300, show_progress=False))
+    vocab = tok.get_vocab()
+    # sentencepiece's order: merged pieces best first, then single characters
+    pieces = [*sorted(vocab, key=lambda p: (len(p) == 1, vocab[p])), "<sep>"]
+    tokens = ["<unk>", "<s>", "</s>", *(f"<0x{b:02X}>" for b in range(256)), *pieces]
+    types = [2, 3, 3, *[6] * 256, *[1] * (len(pieces) - 1), 4]  # unknown, control, byte, normal, user-defined
+    scores = [0.0] * 259 + [-float(i) for i in range(len(pieces))]
+    return write_tokenizer_gguf(path, "llama", tokens, types, scores=scores, template=template,
+                                ids={"bos": 1, "eos": 2, "unk": 0})
+
+
+def write_llama3_gguf(path: Path) -> Path:
+    """A Llama 3-style file: tokenizer model "gpt2" (byte-level BPE with
+    merges), pre-tokenizer "llama-bpe", BOS added, control tokens after the
+    vocabulary (one, with a space, that llama.cpp mislabels), a
+    user-defined token, no <|endoftext|>."""
+    import json
+
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=400, show_progress=False,
+                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    bpe = json.loads(tok.to_str())["model"]
+    tokens = sorted(bpe["vocab"], key=bpe["vocab"].get)
+    n = len(tokens)
+    tokens += ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
+               "<|end of turn|>", "<think>"]
+    types = [1] * n + [3] * 6 + [4]
+    return write_tokenizer_gguf(path, "gpt2", tokens, types, merges=[" ".join(m) for m in bpe["merges"]],
+                                pre="llama-bpe", template=LLAMA3_TEMPLATE, ids={"bos": n, "eos": n + 1},
+                                add={"bos": True, "eos": False})

@@ -152,3 +152,170 @@ def test_missing_tensor(tmp_path: Path, gguf_dir: Path) -> None:
     w.close()
     with pytest.raises(LlafError, match=r"^missing\.gguf: GGUF file lacks tensor 'blk\.1\.ffn_up\.weight'$"):
         llaf.init(str(tmp_path / "missing.gguf"))
+
+
+# llaf's GGUF reader (llaf/gguf_file.py) against gguf-py's GGUFReader.
+
+def write_every_kind(path: Path) -> Path:
+    """A GGUF file with a metadata value of every type, an alignment of 64
+    and tensors of many types and ranks."""
+    import gguf
+    from gguf import GGML_QUANT_SIZES
+    from gguf import GGMLQuantizationType as Q
+
+    rng = np.random.default_rng(3)
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_custom_alignment(64)
+    for kind in ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64"):
+        getattr(w, f"add_{kind}")(f"test.{kind}", 7 if kind.startswith("u") else -7)
+    w.add_float32("test.float32", 0.1)
+    w.add_float64("test.float64", 0.1)
+    w.add_bool("test.bool", True)
+    w.add_string("test.string", "héllo, 世界 🤖")
+    w.add_string("test.empty_string", "")
+    w.add_array("test.ints", [1, -2, 3])
+    w.add_array("test.floats", [0.5, -1.25])
+    w.add_array("test.bools", [True, False, True])
+    w.add_array("test.strings", ["a", "", "ünï", "x y"])
+    w.add_array("test.empty", [])
+    w.add_tensor("f32.1d", rng.standard_normal(5).astype(np.float32))
+    w.add_tensor("f32.4d", rng.standard_normal((2, 3, 4, 5)).astype(np.float32))
+    w.add_tensor("f16", rng.standard_normal((3, 7)).astype(np.float16))
+    w.add_tensor("f64", rng.standard_normal((2, 3)))
+    for dtype in (np.int8, np.int16, np.int32, np.int64):
+        w.add_tensor(f"{np.dtype(dtype).name}", rng.integers(-100, 100, (3, 4)).astype(dtype))
+    for q in (Q.BF16, Q.Q8_0, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1):
+        w.add_tensor(q.name, gguf.quants.quantize(rng.standard_normal((3, 64)).astype(np.float32), q), raw_dtype=q)
+    for q in (Q.Q4_K, Q.Q6_K, Q.IQ4_XS):  # blocks of 256: raw bytes do
+        w.add_tensor(q.name, rng.integers(0, 256, (2, 2 * GGML_QUANT_SIZES[q][1]), dtype=np.uint8), raw_dtype=q)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def assert_reads_as_gguf_reader(path: Path) -> None:
+    from gguf import GGUFReader
+
+    from llaf.gguf_file import open_gguf
+
+    ours, theirs = open_gguf(path), GGUFReader(path)
+    assert list(ours.fields) == list(theirs.fields)
+    for key, field in theirs.fields.items():
+        value = field.contents()
+        assert ours.fields[key] == value, key
+        assert type(ours.fields[key]) is type(value), key
+        if isinstance(value, list):
+            assert [type(v) for v in ours.fields[key]] == [type(v) for v in value], key
+    assert list(ours.tensors) == [t.name for t in theirs.tensors]
+    for t in theirs.tensors:
+        o = ours.tensors[t.name]
+        assert (o.tensor_type, list(o.shape), o.n_elements, o.n_bytes, o.data_offset) == (
+            t.tensor_type, t.shape.tolist(), t.n_elements, t.n_bytes, t.data_offset), t.name
+        assert (o.data.dtype, o.data.shape) == (t.data.dtype, t.data.shape), t.name
+        assert o.data.tobytes() == t.data.tobytes(), t.name
+
+
+def test_reader_reads_as_gguf_reader(tmp_path: Path, gguf_dir: Path) -> None:
+    from llaf.assets import default_model_path
+
+    from .gguf_models import write_llama3_gguf, write_sentencepiece_gguf
+
+    paths = [default_model_path(), write_every_kind(tmp_path / "every.gguf"),
+             write_sentencepiece_gguf(tmp_path / "sp.gguf"), write_llama3_gguf(tmp_path / "l3.gguf"),
+             *sorted(gguf_dir.glob("*.gguf"))]
+    for path in paths:
+        assert_reads_as_gguf_reader(path)
+
+
+def test_file_is_parsed_once_while_unchanged(tmp_path: Path) -> None:
+    """`llaf.load` reads the weights and the tokenizer from one parse; a
+    changed file is parsed again."""
+    from llaf import gguf_file, weights
+    from llaf.assets import default_model_path
+    from llaf.tokenizer import for_model
+
+    gguf_file._parse.cache_clear()
+    weights.load(default_model_path())
+    for_model(default_model_path(), "llama")
+    assert gguf_file._parse.cache_info().misses == 1
+    path = write_every_kind(tmp_path / "a.gguf")
+    assert "test.extra" not in gguf_file.open_gguf(path).fields
+    import gguf
+
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_string("test.extra", "x")
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.close()
+    assert "test.extra" in gguf_file.open_gguf(path).fields
+
+
+def damaged_versions(data: bytes, end: int, step: int) -> list[tuple[str, bytes]]:
+    """`data` cut short, and with 8 bytes of 0xff (a huge count or length)
+    written over it, at every `step`-th byte of its first `end` bytes."""
+    return ([(f"cut{i}", data[:i]) for i in range(0, end, step)]
+            + [(f"ff{i}", data[:i] + b"\xff" * 8 + data[i + 8:]) for i in range(0, end, step)])
+
+
+@pytest.mark.parametrize("which", ["model", "tokenizer"])
+def test_damaged_files_give_one_line_errors(tmp_path: Path, gguf_dir: Path, which: str) -> None:
+    """Cut short or with a huge count anywhere in its metadata, a file gives a
+    one-line LlafError naming it (or still parses, where the bytes happen to
+    make sense), never an exception from struct or numpy, a hang or a huge
+    allocation; a file cut in its tensors says so."""
+    from llaf.gguf_file import open_gguf
+
+    from .gguf_models import write_sentencepiece_gguf
+
+    src = gguf_dir / "model-Q4_1.gguf" if which == "model" else write_sentencepiece_gguf(tmp_path / "sp.gguf")
+    data = src.read_bytes()
+    g = open_gguf(src)
+    end = min((t.data_offset for t in g.tensors.values()), default=len(data))
+    errors = 0
+    for name, damaged in damaged_versions(data, end, 1 if which == "model" else 7):
+        path = tmp_path / f"{name}.gguf"  # a new name each: a rewritten file could keep its mtime
+        path.write_bytes(damaged)
+        try:
+            open_gguf(path)
+        except LlafError as e:
+            assert str(e).startswith(path.name) and "\n" not in str(e), str(e)
+            errors += 1
+        path.unlink()
+    assert errors > len(range(0, end, 1 if which == "model" else 7))  # every cut, and most overwrites
+    if which == "model":
+        cut = tmp_path / "cut.gguf"
+        cut.write_bytes(data[:-1])
+        with pytest.raises(LlafError, match=r"^cut\.gguf is truncated: tensor '[\w.]+' ends past the end of the file$"):
+            open_gguf(cut)
+
+
+def test_corrupt_lengths_and_text(tmp_path: Path) -> None:
+    from llaf.gguf_file import open_gguf
+
+    from .gguf_models import write_sentencepiece_gguf
+
+    data = write_sentencepiece_gguf(tmp_path / "sp.gguf").read_bytes()
+    at = data.index(b"tokenizer.ggml.tokens") + len("tokenizer.ggml.tokens") + 8  # value type, item type: the count
+    tensors = write_every_kind(tmp_path / "every.gguf").read_bytes()
+    dims = tensors.index(b"f32.1d") + len("f32.1d")  # the tensor's dimension count
+    bad = " is not a readable GGUF file: "
+    cases = {
+        "count.gguf": (data[:at] + (1 << 62).to_bytes(8, "little") + data[at + 8:],
+                       bad + "a count of 4611686018427387904 items runs past the end of the file"),
+        "length.gguf": (data[:at + 8] + (1 << 63).to_bytes(8, "little") + data[at + 16:],
+                        bad + r"it ends inside its metadata \(truncated\)"),
+        "utf8.gguf": (data.replace(b"<unk>", b"<\xffnk>"),
+                      r": GGUF metadata field 'tokenizer\.ggml\.tokens' is damaged"),
+        "magic.gguf": (b"GGUX" + data[4:], bad + "it does not start with the GGUF magic"),
+        "version.gguf": (data[:4] + (7).to_bytes(4, "little") + data[8:],
+                         bad + "it is GGUF version 7; llaf reads little-endian versions 2 and 3"),
+        "empty.gguf": (b"", bad + ".+"),
+        "dims.gguf": (tensors[:dims] + (5).to_bytes(4, "little") + tensors[dims + 4:],
+                      bad + r"tensor 'f32\.1d' has 5 dimensions \(at most 4\)"),
+    }
+    for name, (damaged, message) in cases.items():
+        (tmp_path / name).write_bytes(damaged)
+        with pytest.raises(LlafError, match="^" + name.replace(".", r"\.") + message + "$"):
+            open_gguf(tmp_path / name)

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
 import pytest
 
+from llaf import LlafError
 from llaf.assets import default_model_path, tiktoken_dir
-from llaf.tokenizer import TiktokenTokenizer, from_gguf
+from llaf.tokenizer import GGUFTokenizer, TiktokenTokenizer, from_gguf
+
+from .gguf_models import write_llama3_gguf, write_sentencepiece_gguf, write_tokenizer_gguf
 
 TEXTS = [
     "Hello world",
@@ -52,26 +61,141 @@ def test_gpt2_known_ids() -> None:
     assert tok.eos_ids == {50256}
 
 
-@pytest.fixture(scope="module")
-def smollm2():  # type: ignore[no-untyped-def]
-    return from_gguf(default_model_path())
+# GGUF tokenizers: the real SmolLM2 file ("gpt2": byte-level BPE) and files
+# written here in Llama 2's ("llama": sentencepiece BPE, no merges) and
+# Llama 3's ("gpt2" with a split regex and BOS) layouts (tests/gguf_models.py).
+GGUF_KINDS = ("smollm2", "sentencepiece", "llama3")
+GGUF_TEXTS = [
+    *TEXTS,
+    "whitespace runs:  \t\t  x   \n\n\n\n    y \u3000z  ",
+    "digits 12345678901234567890 and 1 22 333 4444 55555",
+    "emoji 👩\u200d💻 🏳️\u200d🌈 😀😃 and CJK 中文字符 한국어 ひらがな",
+    "accents: àéîõü ÀÉÎÕÜ ñ ç ß Ærøskøbing, Dvořák, Łódź, combining e\u0301",
+    "<|im_start|>user\nHi<|im_end|>\n",
+    "<|endoftext|> after",
+    "<s>[INST] Hi [/INST] there</s> <unk>",
+    "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>",
+    "<think>x</think> <sep> <|end of turn|>",
+    "I've, you're, they'll: 'quoted' \"double\"",
+    " leading space",
+]
+CHATS = [
+    [{"role": "user", "content": "Hi"}],
+    [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "What is 2+2?"}],
+    [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hello"},
+     {"role": "assistant", "content": "Hi! How can I help?"}, {"role": "user", "content": "Tell me a joke, 😀"}],
+]
 
 
 @pytest.fixture(scope="module")
-def smollm2_hf():  # type: ignore[no-untyped-def]
+def gguf_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("tokenizers")
+    return {"smollm2": default_model_path(), "sentencepiece": write_sentencepiece_gguf(d / "sentencepiece.gguf"),
+            "llama3": write_llama3_gguf(d / "llama3.gguf")}
+
+
+@pytest.fixture(scope="module")
+def ours(gguf_paths: dict[str, Path]) -> dict[str, GGUFTokenizer]:
+    return {kind: from_gguf(path) for kind, path in gguf_paths.items()}
+
+
+@pytest.fixture(scope="module")
+def theirs(gguf_paths: dict[str, Path]) -> dict[str, Any]:
+    """transformers' tokenizers of the same files: the reference."""
     from transformers import AutoTokenizer
 
-    path = default_model_path()
-    return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    return {kind: AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+            for kind, path in gguf_paths.items()}
 
 
-@pytest.mark.parametrize("text", [*TEXTS, "<|im_start|>user\nHi<|im_end|>\n", "<|endoftext|> after"])
-def test_smollm2_ids_equal_transformers(smollm2, smollm2_hf, text: str) -> None:  # type: ignore[no-untyped-def]
-    assert smollm2.encode(text) == smollm2_hf(text)["input_ids"]
-    assert smollm2.decode(smollm2.encode(text)) == smollm2_hf.decode(smollm2_hf(text)["input_ids"])
+@pytest.mark.parametrize("kind", GGUF_KINDS)
+def test_gguf_tokenizer_is_transformers_tokenizer(ours, theirs, kind: str) -> None:  # type: ignore[no-untyped-def]
+    """The very `tokenizers` object transformers builds: model, added tokens,
+    pre-tokenizer, decoder and post-processor."""
+    assert json.loads(ours[kind].backend.to_str()) == json.loads(theirs[kind].backend_tokenizer.to_str())
+    assert ours[kind].specials == theirs[kind].special_tokens_map
 
 
-def test_smollm2_special_tokens_and_chat_template(smollm2) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("text", GGUF_TEXTS)
+@pytest.mark.parametrize("kind", GGUF_KINDS)
+def test_gguf_ids_equal_transformers(ours, theirs, kind: str, text: str) -> None:  # type: ignore[no-untyped-def]
+    ids = ours[kind].encode(text)
+    assert ids == theirs[kind](text)["input_ids"]
+    assert ours[kind].decode(ids) == theirs[kind].decode(ids)
+
+
+@pytest.mark.parametrize("chat", range(len(CHATS)))
+@pytest.mark.parametrize("kind", GGUF_KINDS)
+def test_gguf_chat_equals_apply_chat_template(ours, theirs, kind: str, chat: int) -> None:  # type: ignore[no-untyped-def]
+    out = theirs[kind].apply_chat_template(CHATS[chat], add_generation_prompt=True, tokenize=True)
+    assert ours[kind].chat(CHATS[chat]) == list(out["input_ids"] if hasattr(out, "keys") else out)
+
+
+# Jinja features chat templates use, each of which transformers' environment
+# sets up its own way: trim_blocks/lstrip_blocks, loop controls, its tojson,
+# namespace, strftime_now, tools/documents passed as none, the special tokens.
+ENVIRONMENT_TEMPLATE = """{%- set ns = namespace(n=0) %}
+{% for m in messages %}
+    {% if m['role'] == 'system' %}{% continue %}{% endif %}
+    {% set ns.n = ns.n + 1 %}
+    {{ m | tojson }} {{ m['content'] | tojson(indent=2) }}
+    {% if ns.n > 2 %}{% break %}{% endif %}
+{% endfor %}
+tools={{ tools is none }} documents={{ documents is none }} year={{ strftime_now('%Y') }}
+{{ bos_token }}|{{ eos_token }}|{{ unk_token }}|{{ pad_token }}|{{ add_generation_prompt }}
+"""
+
+
+def test_gguf_chat_template_renders_as_transformers(tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    path = write_sentencepiece_gguf(tmp_path / "env.gguf", ENVIRONMENT_TEMPLATE)
+    hf = AutoTokenizer.from_pretrained(str(tmp_path), gguf_file=path.name)
+    chat = [{"role": "system", "content": "S"}, {"role": "user", "content": "<b>&'x'</b> \"ünï\" 日本"},
+            {"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}, {"role": "user", "content": "c"}]
+    out = hf.apply_chat_template(chat, add_generation_prompt=True, tokenize=True)
+    assert from_gguf(path).chat(chat) == list(out["input_ids"] if hasattr(out, "keys") else out)
+
+
+def test_gguf_eos_ids(ours) -> None:  # type: ignore[no-untyped-def]
+    """The file's EOS and the end-of-turn tokens it has."""
+    assert ours["smollm2"].eos_ids == {2}
+    assert ours["sentencepiece"].eos_ids == {2}
+    l3 = ours["llama3"]
+    assert l3.eos_ids == {l3.backend.token_to_id("<|end_of_text|>"), l3.backend.token_to_id("<|eot_id|>")}
+
+
+def test_gguf_bos_is_added_as_the_file_says(ours) -> None:  # type: ignore[no-untyped-def]
+    assert ours["smollm2"].encode("Hi")[0] != 1
+    assert ours["sentencepiece"].encode("Hi")[0] == 1  # no add_bos_token flag: llama.cpp's default for "llama"
+    assert ours["llama3"].encode("Hi")[0] == ours["llama3"].backend.token_to_id("<|begin_of_text|>")
+
+
+def test_gguf_chat_template_errors(ours) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(LlafError, match=r"^sentencepiece\.gguf's tokenizer: its chat template fails: "
+                                        r"Conversation roles must alternate user/assistant/user/assistant/\.\.\.$"):
+        ours["sentencepiece"].chat([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}])
+
+
+@pytest.mark.parametrize(("model", "architecture"), [("bert", "llama"), ("llama", "gemma")])
+def test_gguf_tokenizer_llaf_cannot_build(tmp_path: Path, model: str, architecture: str) -> None:
+    path = write_tokenizer_gguf(tmp_path / "other.gguf", model, ["a", "b"], [1, 1], scores=[0.0, -1.0],
+                                architecture=architecture)
+    with pytest.raises(LlafError, match=rf"^other\.gguf: llaf cannot build its tokenizer: tokenizer model "
+                                        rf"'{model}' of architecture '{architecture}' \(llaf builds gpt2 and llama\)$"):
+        from_gguf(path)
+
+
+def test_gguf_tokenizer_and_weights_need_neither_torch_nor_transformers() -> None:
+    code = ("import sys, llaf; from llaf.assets import default_model_path; path = default_model_path(); "
+            "llaf.tokenizer.for_model(path, 'llama'); llaf.weights.load(path); "
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_smollm2_special_tokens_and_chat_template(ours) -> None:  # type: ignore[no-untyped-def]
+    smollm2 = ours["smollm2"]
     assert smollm2.encode("<|im_start|>") == [1]
     assert smollm2.encode("<|im_end|>") == [2]
     assert 2 in smollm2.eos_ids
