@@ -60,7 +60,7 @@ class TokenStream(Iterator[int]):
         if max_new_tokens == 0:
             self.finish_reason = "length"
             return
-        logits, cache = prefill(self.model.params, ids)
+        logits, cache = prefill(self.model.params, ids, capacity=len(ids) + max_new_tokens)
         for i in range(max_new_tokens):
             tok = sampler.sample(logits)
             if tok in self.model.tokenizer.eos_ids:

@@ -18,15 +18,19 @@ from .errors import LlafError
 
 ARCHITECTURE = "gpt2"
 
-# init's leading scalar arguments (name, numpy type), then its arrays.
-SCALARS = (("heads", np.int64), ("eps", np.float32))
+# The hyper-parameters; init's leading scalar arguments (name, numpy type):
+# those, then the sizes `sizes` reads off the arrays; then init's arrays.
+HPARAMS = ("heads", "eps")
+SCALARS = (("heads", np.int64), ("eps", np.float32), ("vocab", np.int64))
 ARRAYS = ("wte", "wpe", "ln1_g", "ln1_b", "wq", "bq", "wk", "bk", "wv", "bv", "wo", "bo",
           "ln2_g", "ln2_b", "wfc", "bfc", "wproj", "bproj", "lnf_g", "lnf_b")
 
 
 HF_TYPES = ("gpt2",)
 STORAGES = ("f32",)
-MATRICES: dict[str, str] = {}  # GPT-2 runs from f32 arrays only
+# The weight matrices, by role: all kept in f32 (GPT-2 has one storage).
+MATRICES = {"wte": "head", "wq": "layers", "wk": "layers", "wv": "layers", "wo": "layers", "wfc": "layers",
+            "wproj": "layers"}
 
 
 def expected_shapes(shapes: Mapping[str, tuple[int, ...]], hparams: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
@@ -44,6 +48,12 @@ def expected_shapes(shapes: Mapping[str, tuple[int, ...]], hparams: Mapping[str,
     for name in ("wq", "wk", "wv", "wo"):
         shapes[name] = (L, d, d)
     return shapes
+
+
+def sizes(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, int]:
+    """The sizes init takes besides the arrays (the vocabulary: the embedding's
+    rows are padded in the engine)."""
+    return {"vocab": vocab(shapes)}
 
 
 def vocab(shapes: Mapping[str, tuple[int, ...]]) -> int:

@@ -18,8 +18,11 @@ from .errors import LlafError
 
 ARCHITECTURE = "llama"
 
-# init's leading scalar arguments (name, numpy type), then its arrays.
-SCALARS = (("heads", np.int64), ("kv_heads", np.int64), ("context", np.int64), ("eps", np.float32))
+# The hyper-parameters; init's leading scalar arguments (name, numpy type):
+# those, then the sizes `sizes` reads off the arrays; then init's arrays.
+HPARAMS = ("heads", "kv_heads", "context", "eps")
+SCALARS = (("heads", np.int64), ("kv_heads", np.int64), ("context", np.int64), ("eps", np.float32),
+           ("vocab", np.int64), ("ff", np.int64))
 ARRAYS = ("embed", "attn_norm", "wq", "wk", "wv", "wo", "mlp_norm", "w_gate", "w_up", "w_down",
           "final_norm", "lm_head", "inv_freq")
 HF_TYPES = ("llama", "mistral")
@@ -66,6 +69,12 @@ def expected_shapes(shapes: Mapping[str, tuple[int, ...]], hparams: Mapping[str,
     }
     expected["lm_head"] = (0, d) if shapes["lm_head"][0] == 0 else (vocab, d)
     return expected
+
+
+def sizes(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, int]:
+    """The sizes init takes besides the arrays (a matrix's rows are padded in
+    the engine, so its logical row counts are given)."""
+    return {"vocab": vocab(shapes), "ff": int(shapes["w_gate"][1])}
 
 
 def vocab(shapes: Mapping[str, tuple[int, ...]]) -> int:

@@ -2,15 +2,23 @@
 
     params = llaf.init(source)            # weights into the engine, once
     ids = llaf.gen(prompt_ids, params, 20)
+    outs = llaf.gen([ids_a, ids_b], params, 20)   # a batch: one pass per step for all
+
+    logits, cache = llaf.prefill(params, ids)      # then llaf.step(cache, token)
+    logits, cache = llaf.prefill(params, [ids_a, ids_b])   # then llaf.step(cache, [tok_a, tok_b])
 
 `init` hands the weights to ``<architecture>_init`` in ``src/llm.fut`` and
 keeps the opaque record it returns; the other calls pass that record back.
-Every check of the caller's input happens here, before Futhark runs, so bad
-input gets one clear `LlafError`.
+A `Cache` holds the keys and values of several sequences ("slots"), each up
+to its capacity; every pass (`Cache.run`) feeds tokens to any of them at
+once, so sequences can join and leave between passes.  Every check of the
+caller's input happens here, before Futhark runs, so bad input gets one
+clear `LlafError`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,15 +50,6 @@ class Params:
                 f"storage={self.storage}, backend={self.engine.backend})")
 
 
-@dataclass
-class Cache:
-    """The key/value cache of one sequence: the first `length` positions are filled."""
-
-    params: Params
-    handle: Any
-    length: int
-
-
 def init(source: Any, backend: str | None = None, progress: bool = True, storage: str | None = None) -> Params:
     """Load weights into the engine.
 
@@ -60,7 +59,7 @@ def init(source: Any, backend: str | None = None, progress: bool = True, storage
     `storage`: how the weight matrices are kept (llaf/storage.py): by
     default a GGUF file's own form (e.g. 4-bit blocks), f32 otherwise.
     `backend`: pyopencl, c, multicore, opencl or cuda (default
-    ``$LLAF_BACKEND`` or pyopencl), as built by `make BACKEND=...`.
+    ``$LLAF_BACKEND`` or the first built of llaf/backend.py's PREFERENCE).
     """
     w = weights_mod.load(source, progress=progress, storage=storage)
     engine = Engine(backend)
@@ -68,7 +67,7 @@ def init(source: Any, backend: str | None = None, progress: bool = True, storage
     return Params(engine, w.architecture, handle, w.vocab, w.context, dict(w.hparams), w.storage)
 
 
-def _ids(ids: Any, params: Params) -> np.ndarray:
+def _ids(ids: Any, params: Params, what: str = "the prompt") -> np.ndarray:
     """`ids` as a checked 1-D int64 array."""
     try:
         a = np.asarray(ids)
@@ -77,7 +76,7 @@ def _ids(ids: Any, params: Params) -> np.ndarray:
     if a.ndim != 1:
         raise LlafError(f"token ids must be one-dimensional, got shape {a.shape}")
     if a.size == 0:
-        raise LlafError("the prompt is empty: give at least one token id")
+        raise LlafError(f"{what} is empty: give at least one token id")
     if not np.issubdtype(a.dtype, np.integer):
         raise LlafError(f"token ids must be integers, got {a.dtype}")
     bad = (a < 0) | (a >= params.vocab)
@@ -85,7 +84,7 @@ def _ids(ids: Any, params: Params) -> np.ndarray:
         i = int(np.argmax(bad))
         raise LlafError(f"token id {int(a[i])} at position {i} is outside the vocabulary [0, {params.vocab})")
     if a.size > params.context:
-        raise LlafError(f"the prompt has {a.size} tokens, more than the context length {params.context}")
+        raise LlafError(f"{what} has {a.size} tokens, more than the context length {params.context}")
     return a.astype(np.int64)
 
 
@@ -97,43 +96,149 @@ def _count(cnt: Any) -> int:
     return int(cnt)
 
 
-def gen(ids: Any, params: Params, cnt: int) -> np.ndarray:
-    """`ids` followed by `cnt` greedily generated tokens (numpy int64).
+def _is_batch(ids: Any) -> bool:
+    """Whether `ids` is a list of prompts rather than one prompt."""
+    return isinstance(ids, (list, tuple)) and len(ids) > 0 and isinstance(ids[0], (list, tuple, np.ndarray))
 
-    The whole loop runs inside Futhark: one prefill of the prompt, then one
-    key/value-cached step per token.  Prompt plus new tokens must fit in the
-    model's context.
+
+def _prompts(ids: Any, params: Params) -> list[np.ndarray]:
+    """One prompt or a list of prompts, checked, as a list."""
+    if not _is_batch(ids):
+        return [_ids(ids, params)]
+    return [_ids(p, params, f"prompt {i}") for i, p in enumerate(ids)]
+
+
+class Cache:
+    """The keys and values of `slots` sequences, up to `capacity` tokens each.
+
+    `run` feeds tokens to any slots in one pass: a new prompt to a slot
+    just `reset`, or the next token of each running sequence; a slot's
+    `lengths` entry counts the tokens it holds.  The cache grows (up to the
+    model's context) when a slot would pass its capacity."""
+
+    def __init__(self, params: Params, slots: int = 1, capacity: int | None = None) -> None:
+        capacity = params.context if capacity is None else int(capacity)
+        capacity = min(capacity, params.context) if capacity > 0 else capacity
+        if slots < 1:
+            raise LlafError(f"a cache needs at least one slot, got {slots}")
+        if not 0 < capacity <= params.context:
+            raise LlafError(f"the cache capacity must be in [1, {params.context}], got {capacity}")
+        self.params = params
+        self.capacity = capacity
+        self.lengths = [0] * slots
+        self.handle = params.entry("cache", params.handle, np.int64(slots), np.int64(capacity))
+
+    @property
+    def slots(self) -> int:
+        return len(self.lengths)
+
+    @property
+    def length(self) -> int:
+        """The length of a one-sequence cache's sequence."""
+        if self.slots != 1:
+            raise LlafError(f"this cache holds {self.slots} sequences: read cache.lengths")
+        return self.lengths[0]
+
+    def reset(self, slot: int) -> None:
+        """Empty `slot` for a new sequence."""
+        self._slot(slot)
+        self.lengths[slot] = 0
+
+    def run(self, feeds: Mapping[int, Sequence[int] | np.ndarray]) -> np.ndarray:
+        """Feed tokens to slots (``{slot: ids}``) in one pass; the logits after
+        each slot's last fed token, in the order of `feeds` (``[len(feeds)][vocab]``)."""
+        if not feeds:
+            raise LlafError("nothing to run: give at least one slot's tokens")
+        ids, slots, pos, outs = [], [], [], []
+        for slot, toks in feeds.items():
+            a = _ids(toks, self.params, f"the tokens for slot {slot}")
+            start = self.lengths[self._slot(slot)]
+            if start + a.size > self.params.context:
+                if start == self.params.context:
+                    raise LlafError(f"the sequence already fills the context length {self.params.context}")
+                raise LlafError(f"{start} cached tokens + {a.size} new tokens exceed "
+                                f"the context length {self.params.context}")
+            ids.append(a)
+            slots.append(np.full(a.size, slot, np.int64))
+            pos.append(np.arange(start, start + a.size, dtype=np.int64))
+            outs.append(sum(x.size for x in ids) - 1)
+        self._fit(max(self.lengths[s] + len(t) for s, t in zip(feeds, ids, strict=True)))
+        logits, self.handle = self.params.entry(
+            "run", self.params.handle, self.handle, np.concatenate(ids), np.concatenate(slots),
+            np.concatenate(pos), np.array(outs, np.int64))
+        for slot, a in zip(feeds, ids, strict=True):
+            self.lengths[slot] += a.size
+        return self.params.engine.array(logits)
+
+    def _slot(self, slot: Any) -> int:
+        if isinstance(slot, bool) or not isinstance(slot, (int, np.integer)) or not 0 <= slot < self.slots:
+            raise LlafError(f"no slot {slot!r} in a cache of {self.slots} slots")
+        return int(slot)
+
+    def _fit(self, length: int) -> None:
+        """Grow the cache, doubling its capacity up to the context, to hold `length` tokens a slot."""
+        if length <= self.capacity:
+            return
+        capacity = self.capacity
+        while capacity < length:
+            capacity = min(2 * capacity, self.params.context)
+        self.handle = self.params.engine.call("cache_grow", self.handle, np.int64(capacity))
+        self.capacity = capacity
+
+
+def gen(ids: Any, params: Params, cnt: int) -> Any:
+    """`ids` followed by `cnt` greedily generated tokens (numpy int64); for
+    a list of prompts, the list of such arrays.
+
+    The whole loop runs inside Futhark: one pass over the prompt(s), then one
+    key/value-cached pass per token for all sequences at once.  Prompt plus
+    new tokens must fit in the model's context.
     """
-    a = _ids(ids, params)
+    prompts = _prompts(ids, params)
     cnt = _count(cnt)
-    if a.size + cnt > params.context:
-        raise LlafError(f"{a.size} prompt tokens + {cnt} new tokens exceed the context length {params.context}")
+    for p in prompts:
+        if p.size + cnt > params.context:
+            raise LlafError(f"{p.size} prompt tokens + {cnt} new tokens exceed the context length {params.context}")
     if cnt == 0:
-        return a
-    out = params.entry("gen", a, params.handle, np.int64(cnt))
-    return params.engine.array(out).astype(np.int64)
+        outs = prompts
+    else:
+        lens = np.array([p.size for p in prompts], np.int64)
+        new = params.engine.array(params.entry("gen", params.handle, np.concatenate(prompts), lens, np.int64(cnt)))
+        outs = [np.concatenate([p, n.astype(np.int64)]) for p, n in zip(prompts, new, strict=True)]
+    return outs if _is_batch(ids) else outs[0]
 
 
 def forward(params: Params, ids: Any) -> np.ndarray:
     """Next-token logits at every position of `ids` (``[n][vocab]`` float32),
-    computed in one pass without a cache."""
-    return params.engine.array(params.entry("forward", params.handle, _ids(ids, params)))
-
-
-def prefill(params: Params, ids: Any) -> tuple[np.ndarray, Cache]:
-    """The logits after the last of `ids`, and a cache holding all of them."""
+    computed in one pass."""
     a = _ids(ids, params)
-    logits, handle = params.entry("prefill", params.handle, a)
-    return params.engine.array(logits), Cache(params, handle, int(a.size))
-
-
-def step(cache: Cache, token: int) -> np.ndarray:
-    """Feed one token at the next position; the cache is updated in place
-    (the engine consumes the old one) and the next logits are returned."""
-    params = cache.params
-    (tok,) = _ids([token], params)
-    if cache.length >= params.context:
-        raise LlafError(f"the sequence already fills the context length {params.context}")
-    logits, cache.handle = params.entry("step", params.handle, cache.handle, np.int64(tok), np.int64(cache.length))
-    cache.length += 1
+    cache = Cache(params, 1, a.size)
+    logits, cache.handle = params.entry("run", params.handle, cache.handle, a, np.zeros(a.size, np.int64),
+                                        np.arange(a.size, dtype=np.int64), np.arange(a.size, dtype=np.int64))
     return params.engine.array(logits)
+
+
+def prefill(params: Params, ids: Any, capacity: int | None = None) -> tuple[np.ndarray, Cache]:
+    """The logits after the last of `ids`, and a cache holding all of them;
+    for a list of prompts, the logits after each (``[B][vocab]``) and a cache
+    with one slot per prompt, in one pass.  `capacity`: the tokens a slot is
+    made for (default: the longest prompt; the cache grows when needed)."""
+    prompts = _prompts(ids, params)
+    cache = Cache(params, len(prompts), capacity or max(p.size for p in prompts))
+    logits = cache.run(dict(enumerate(prompts)))
+    return (logits if _is_batch(ids) else logits[0]), cache
+
+
+def step(cache: Cache, token: Any) -> np.ndarray:
+    """Feed the next token of each sequence; the cache is updated in place
+    (the engine consumes the old one) and the next logits are returned: one
+    token and ``[vocab]`` logits for a one-sequence cache, else a list of
+    `cache.slots` tokens and ``[slots][vocab]``."""
+    if isinstance(token, (int, np.integer)) and not isinstance(token, bool):
+        if cache.slots != 1:
+            raise LlafError(f"this cache holds {cache.slots} sequences: give one token for each")
+        return cache.run({0: [token]})[0]
+    tokens = list(token)
+    if len(tokens) != cache.slots:
+        raise LlafError(f"{len(tokens)} tokens for a cache of {cache.slots} sequences: give one for each")
+    return cache.run({slot: [t] for slot, t in enumerate(tokens)})

@@ -13,7 +13,10 @@ Every format holds exactly the values the file means: a GGUF block is
 re-laid-out, never re-quantized.  A matrix `name` in a non-f32 format is
 several arrays in `Weights.arrays`: ``name`` itself for f16 (IEEE half bits
 as uint16), ``name.q``, ``name.scale``, ``name.offset`` for the block formats
-(codes, one scale and one offset per block of 32 values).
+(codes, one scale and one offset per block of 32 values).  These arrays
+keep the file's row order; `Format.panels` lays them out for the engine
+(src/matrix.fut: panels of `PANEL` rows, each column of a panel contiguous)
+when they are handed to it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import numpy as np
 from .errors import LlafError
 
 BLOCK = 32
+PANEL = 32  # rows per panel: `P` in src/matrix.fut
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,25 @@ class Format:
         return {f"{name}.q": ((*blocks, self.code_bytes), np.dtype(np.uint8)),
                 f"{name}.scale": (blocks, np.dtype(np.float32)),
                 f"{name}.offset": (blocks, np.dtype(np.float32))}
+
+    def panels(self, arrays: Mapping[str, np.ndarray], name: str) -> list[np.ndarray]:
+        """Matrix `name`'s arrays in the engine's panel layout, in the order of
+        its `parts`: rows padded to whole panels (and f32/f16 columns to
+        whole blocks) with zeros; a panel's values for one column contiguous."""
+        if not self.blocked:
+            w = arrays[name]
+            *lead, m, n = w.shape
+            w = _pad(_pad(w, -1, -n % BLOCK), -2, -m % PANEL)
+            w = w.reshape(*lead, w.shape[-2] // PANEL, PANEL, w.shape[-1] // BLOCK, BLOCK)
+            return [np.ascontiguousarray(np.moveaxis(w, -3, -1))]  # [..][T][kb][32][P]
+        q, scale, offset = (arrays[part] for part in self.parts(name))
+        extra = -scale.shape[-2] % PANEL
+        q, scale, offset = _pad(q, -3, extra), _pad(scale, -2, extra), _pad(offset, -2, extra)
+        *lead, rows, kb, codes = q.shape
+        q = np.ascontiguousarray(np.moveaxis(q.reshape(*lead, rows // PANEL, PANEL, kb, codes), -3, -1))
+        scale, offset = (np.ascontiguousarray(np.moveaxis(a.reshape(*lead, rows // PANEL, PANEL, kb), -2, -1))
+                         for a in (scale, offset))  # [..][T][kb][P]; q: [..][T][kb][codes][P]
+        return [q, scale, offset]
 
     def logical_shape(self, arrays: Mapping[str, np.ndarray], name: str) -> tuple[int, ...]:
         """The `[rows][columns]` shape the stored arrays of `name` mean."""
@@ -85,6 +108,15 @@ def choose(layer_types: set[str], head_types: set[str]) -> str:
         if layer_types <= EXACT[layers] and head_types <= EXACT[head]:
             return storage
     return "f32"
+
+
+def _pad(a: np.ndarray, axis: int, extra: int) -> np.ndarray:
+    """`a` with `extra` zeros appended along `axis`."""
+    if extra == 0:
+        return a
+    widths = [(0, 0)] * a.ndim
+    widths[axis] = (0, extra)
+    return np.pad(a, widths)
 
 
 def _halves(raw: np.ndarray) -> np.ndarray:

@@ -77,9 +77,15 @@ class Weights:
         return int(self.module.context(self.shapes, self.hparams))
 
     def init_args(self) -> list[Any]:
-        """The arguments of ``<entry>_init`` in src/llm.fut."""
-        scalars = [kind(self.hparams[name]) for name, kind in self.module.SCALARS]
-        return scalars + [self.arrays[part] for name in self.module.ARRAYS for part in self.format(name).parts(name)]
+        """The arguments of ``<entry>_init`` in src/llm.fut: the scalars, then
+        every array, a weight matrix as its panels (llaf/storage.py)."""
+        values = self.hparams | self.module.sizes(self.shapes)
+        scalars = [kind(values[name]) for name, kind in self.module.SCALARS]
+        arrays: list[Any] = []
+        for name in self.module.ARRAYS:
+            fmt = self.format(name)
+            arrays += fmt.panels(self.arrays, name) if name in self.module.MATRICES else [self.arrays[name]]
+        return scalars + arrays
 
     def dense(self, name: str) -> np.ndarray:
         """Array `name` as float32 values, whatever its storage."""
@@ -92,7 +98,7 @@ class Weights:
         if self.storage not in self.module.STORAGES:
             raise LlafError(f"{self.architecture} weights cannot be stored as {self.storage!r}: "
                             f"choose one of {', '.join(self.module.STORAGES)}")
-        for name, _ in self.module.SCALARS:
+        for name in self.module.HPARAMS:
             if name not in self.hparams:
                 raise LlafError(f"{self.architecture} weights lack hyper-parameter {name!r}")
         for name in self.module.ARRAYS:

@@ -1,111 +1,137 @@
--- | Causal multi-head attention over a key/value cache, shared by GPT-2 and
--- Llama.
+-- | Causal multi-head attention over a key/value cache of several
+-- sequences, shared by GPT-2 and Llama.
 --
--- The cache of one model holds the keys (`[0]`) and values (`[1]`) of
--- every position seen so far, for each of its `L` layers and `H` key/value
--- heads: `[2][L][H][C][hd]`, with `C` the context length and `hd` the head
--- size.  A forward pass over `n` new tokens at positions `pos .. pos+n-1`
--- only reads the cache: each query attends to the cached positions
--- `0 .. pos-1` and to the new tokens up to its own.  The new keys and values
--- of all layers are appended afterwards, in place, by one `cache_append`.
--- Only the first `pos` positions are read, so decoding token `p` costs O(p).
+-- The cache holds `B` sequences ("slots"), each up to `C` positions, for
+-- each of the `L` layers and `H` key/value heads.  Positions are stored in
+-- panels of `P` (src/matrix.fut): keys `[B][L][H][T][hd][P]`, `T = C / P`,
+-- so the keys of `P` positions at one feature are one register vector, and
+-- a query's scores for a panel are `hd` vector multiply-adds; the values are
+-- laid out the same way for the weighted sums.  Keys and values are the two
+-- halves of one flat array: a cache carried through the layer loop and
+-- returned from an entry point stays in place only as a one-dimensional
+-- array (a multi-dimensional one was copied whole on return, O(context) per
+-- token; a record of two arrays was not updated in place at all).
+--
+-- A pass runs `N` tokens, each with its slot and its position (the tokens
+-- of one sequence at consecutive positions, several sequences at once when
+-- decoding a batch).  Each layer first writes the new keys and values into
+-- the cache, then every token attends to the positions `0 ..= pos` of its
+-- own slot.  Positions past a token's own are never read, so a slot's old
+-- contents beyond its length do not matter.
 --
 -- Grouped-query attention: with `Q` query heads and `H ≤ Q` key/value heads,
 -- query head `i` uses key/value head `i / (Q/H)`.  GPT-2 has `Q = H`.
 
 import "nn"
+import "vec"
+import "matrix"
 
--- | Split a vector of `h*hd` features into `h` heads.
---
--- `opaque` keeps the projection that produced `x` a plain matrix–vector
--- product: fused with this reshape, the compiler indexed the weights with a
--- division per element, 3× slower per token.
-def split_heads [d] (h: i64) (hd: i64) (x: [d]f32) : [h][hd]f32 =
-  unflatten (opaque x :> [h * hd]f32)
+-- | The shape of a cache: `slots` sequences of `panels · P` positions, for
+-- `layers` layers of `heads` key/value heads of `hd` features.
+type geometry = {slots: i64, layers: i64, heads: i64, panels: i64, hd: i64}
 
--- | Join `h` heads back into one vector of `d` features.
---
--- Built element by element into a fresh row (behind `opaque`, so that it is
--- not fused into its consumer): as a reshaped view of the head-major
--- attention output, the output projection indexed it with divisions per
--- weight (prefill 4× slower).
-def join_heads [h][hd] (d: i64) (x: [h][hd]f32) : [d]f32 =
-  opaque (tabulate d (\j -> x[j / hd, j % hd]))
+-- | The values a cache of shape `g` holds.
+def cache_size (g: geometry) : i64 = 2 * g.slots * g.layers * g.heads * g.panels * g.hd * P
 
-type kv_cache [L][H][C][hd] = [2][L][H][C][hd]f32
+-- | Where the `[hd][P]` panel `t` of slot `s`, layer `l`, head `h` starts:
+-- keys for `kv = 0`, values for `kv = 1`.
+def panel_at (g: geometry) (kv: i64) (s: i64) (l: i64) (h: i64) (t: i64) : i64 =
+  (((((kv * g.slots + s) * g.layers + l) * g.heads + h) * g.panels + t) * g.hd) * P
 
--- | An empty cache.
-def cache_empty (L: i64) (H: i64) (C: i64) (hd: i64) : *kv_cache [L][H][C][hd] =
-  replicate 2 (replicate L (replicate H (replicate C (replicate hd 0f32))))
+-- | A cache of shape `g` holding nothing.
+def cache_empty (g: geometry) : *[]f32 = replicate (opaque (cache_size g)) 0
 
--- | Append the keys and values of `n` new tokens, for every layer
--- (`[L][H][n][hd]`), at positions `pos .. pos+n-1`.  One slice update per
--- array and no loop: the compiler then updates the cache in place (a loop
--- over layers made it copy the whole cache once per call).
-def cache_append [L][H][C][hd][n] (cache: *kv_cache [L][H][C][hd]) (pos: i64)
-                                  (k: [L][H][n][hd]f32) (v: [L][H][n][hd]f32) : *kv_cache [L][H][C][hd] =
-  let cache = cache with [0, :, :, pos:pos + n] = (k :> [L][H][pos + n - pos][hd]f32)
-  in cache with [1, :, :, pos:pos + n] = (v :> [L][H][pos + n - pos][hd]f32)
+-- | Write the keys and values of `N` tokens of layer `l` (`[N][H][hd]`) at
+-- their slots and positions, in place: one strided slice update per token
+-- and head.  (A `scatter` made the compiler copy the whole cache in the
+-- layer loop, several seconds per token at SmolLM2's size.)
+def cache_write [n][N][H][hd] (g: geometry) (cache: *[n]f32) (l: i64) (slots: [N]i64) (pos: [N]i64)
+                              (k: [N][H][hd]f32) (v: [N][H][hd]f32) : *[n]f32 =
+  loop cache for i < N do
+    let (s, t, r) = (slots[i], pos[i] / P, pos[i] % P)
+    in loop cache for h < H do
+         let at kv = panel_at g kv s l h t + r
+         let cache = cache with [at 0 : at 0 + hd * P : P] = k[i, h]
+         in cache with [at 1 : at 1 + hd * P : P] = v[i, h]
 
--- | `Σ_j w[j] · v[j]`: the attention-weighted sum of value rows.
-def weighted [m][hd] (w: [m]f32) (v: [m][hd]f32) : [hd]f32 =
-  map (dot w) (transpose v)
-
--- | One attention head: queries `q` of the new tokens attend to the `p`
--- cached keys and values, and causally to the new tokens' own.
-def attend_head [n][p][hd] (q: [n][hd]f32) (k_old: [p][hd]f32) (v_old: [p][hd]f32)
-                           (k_new: [n][hd]f32) (v_new: [n][hd]f32) : [n][hd]f32 =
+-- | Causal attention of `N` tokens at layer `l`: queries `[N][Q][hd]`, each
+-- attending to the positions `0 ..= pos[i]` of slot `slots[i]`.
+def attend [n][N][Q][hd] (g: geometry) (cache: [n]f32) (l: i64) (slots: [N]i64) (pos: [N]i64)
+                         (q: [N][Q][hd]f32) : *[N][Q][hd]f32 =
+  let group = Q / g.heads
   let scale = 1 / f32.sqrt (f32.i64 hd)
-  let attend_one i qi =
-    let s_old = map (\kj -> scale * dot qi kj) k_old
-    let s_new = map2 (\j kj -> if j <= i then scale * dot qi kj else -f32.inf) (iota n) k_new
-    let w = softmax (s_old ++ s_new)
-    in map2 (+) (weighted w[:p] v_old) (weighted (w[p:] :> [n]f32) v_new)
-  in map2 attend_one (iota n) q
-
--- | Causal attention of `n` new tokens (queries `[n][Q][hd]`, keys and
--- values `[n][H][hd]`) at positions `pos ..`, over layer `l` of the cache.
-def attend [L][H][C][hd][n][Q] (cache: kv_cache [L][H][C][hd]) (l: i64) (pos: i64)
-                               (q: [n][Q][hd]f32) (k: [n][H][hd]f32) (v: [n][H][hd]f32) : *[n][Q][hd]f32 =
-  let group = Q / H
-  let (k, v) = (transpose k, transpose v)
-  in map2 (\i qh -> let g = i / group
-                    in attend_head qh cache[0, l, g, :pos] cache[1, l, g, :pos] k[g] v[g])
-          (iota Q) (transpose q)
-     |> transpose
-
--- | Run the `L` layers of a model over `n` new tokens at positions `pos ..`.
--- `layer cache l x` is layer `l`'s output for input `x`, with the new
--- tokens' keys and values (`[n][H][hd]`); its attention reads the cache as it
--- was.  Returns the last layer's output and the new keys and values of every
--- layer, `[L][H][n][hd]`, for `cache_append`.
-def run_layers [L][H][C][hd][n][d] (layer: kv_cache [L][H][C][hd] -> i64 -> [n][d]f32
-                                           -> ([n][d]f32, [n][H][hd]f32, [n][H][hd]f32))
-                                   (cache: kv_cache [L][H][C][hd]) (x: [n][d]f32)
-                                   : ([n][d]f32, *[L][H][n][hd]f32, *[L][H][n][hd]f32) =
-  let new () = replicate L (replicate H (replicate n (replicate hd 0f32)))
-  in loop (x, ks, vs) = (x, new (), new ()) for l < L do
-       let (x, k, v) = layer cache l x
-       in (x, ks with [l] = transpose k, vs with [l] = transpose v)
+  let used = i64.maximum pos / P + 1   -- panels any token reads
+  let valid i t r = t * P + r <= pos[i]
+  let panel kv i h t = panel_at g kv slots[i] l (h / group) t
+  -- Scores, panel by panel: `hd` multiply-adds of `P` positions at a time.
+  let scores = tabulate_3d N Q used (\i h t ->
+    if t * P > pos[i] then replicate P (-f32.inf)
+    else let at = panel 0 i h t
+         let s = loop s = lanes.tabulate (\_ -> 0f32) for j < hd do
+                   let qj = #[unsafe] q[i, h, j]
+                   in lanes.map2 (\s k -> s + qj * k) s (lanes.tabulate (\r -> #[unsafe] cache[at + j * P + r]))
+         in to_panel s |> map2 (\r s -> if valid i t r then scale * s else -f32.inf) (iota P))
+  -- Softmax weights: zero at the positions a token does not see.
+  let weights = map2 (\i (s: [Q][used][P]f32) ->
+                        map (\s -> let top = f32.maximum (flatten s)
+                                   let e = map2 (\t (s: [P]f32) : [P]f32 ->
+                                                   if t * P > pos[i] then replicate P 0
+                                                   else map (\v -> f32.exp (v - top)) s) (iota used) s
+                                   let total = f32.sum (flatten e)
+                                   in map (map (/ total)) e) s)
+                      (iota N) scores
+  -- Weighted sums of the values, `P` positions at a time, for each feature.
+  in tabulate_3d N Q hd (\i h j ->
+       let w = weights[i, h]
+       let acc = loop acc = lanes.tabulate (\_ -> 0f32) for t < pos[i] / P + 1 do
+                   let at = panel 1 i h t + j * P
+                   in lanes.map2 (\a (w, v) -> a + w * v) acc
+                                 (lanes.tabulate (\r -> (#[unsafe] w[t, r], #[unsafe] cache[at + r])))
+       in lanes.sum acc)
 
 -- ==
 -- entry: test_attention
 -- input @ ../tests/data/attention.in
 -- output @ ../tests/data/attention.out
 entry test_attention [n][Q][H][hd] (q: [n][Q][hd]f32) (k: [n][H][hd]f32) (v: [n][H][hd]f32) : [n][Q][hd]f32 =
-  attend (cache_empty 1 H n hd) 0 0 q k v
+  let g = {slots = 1, layers = 1, heads = H, panels = panels n, hd}
+  let empty = cache_empty g
+  let cache = cache_write g empty 0 (replicate n 0) (iota n) k v
+  in attend g cache 0 (replicate n 0) (iota n) q
 
--- | The same attention, one token at a time through the cache: the cached
--- path must give the result of the whole-sequence path.
+-- | The same attention, one token at a time through the cache, and as two
+-- sequences in one batch: each must give the result of the whole-sequence path.
 -- ==
 -- entry: test_attention_cached
 -- input @ ../tests/data/attention.in
 -- output @ ../tests/data/attention.out
 entry test_attention_cached [n][Q][H][hd] (q: [n][Q][hd]f32) (k: [n][H][hd]f32) (v: [n][H][hd]f32) : [n][Q][hd]f32 =
+  let g = {slots = 1, layers = 1, heads = H, panels = panels n, hd}
+  let size = cache_size g
   let (out, _) =
-    loop (out, cache) = (replicate n (replicate Q (replicate hd 0f32)), cache_empty 1 H n hd)
+    loop (out: *[n][Q][hd]f32, cache: *[size]f32) = (replicate n (replicate Q (replicate hd 0f32)),
+                                                     cache_empty g :> [size]f32)
     for p < n do
-      let o = attend cache 0 p [q[p]] [k[p]] [v[p]]
-      let cache = cache_append cache p [transpose [k[p]]] [transpose [v[p]]]
+      let cache = cache_write g cache 0 [0] [p] [k[p]] [v[p]]
+      let o = attend g cache 0 [0] [p] [q[p]]
       in (out with [p] = o[0], cache)
   in out
+
+def with_reverse [n][a][b] (m: i64) (xs: [n][a][b]f32) : [m + n][a][b]f32 = xs[:m] ++ reverse xs :> [m + n][a][b]f32
+
+-- ==
+-- entry: test_attention_batched
+-- input @ ../tests/data/attention.in
+-- output @ ../tests/data/attention.out
+entry test_attention_batched [n][Q][H][hd] (q: [n][Q][hd]f32) (k: [n][H][hd]f32) (v: [n][H][hd]f32) : [n][Q][hd]f32 =
+  -- slot 1 holds the sequence; slot 0 holds its reverse, decoded alongside.
+  let m = n / 2
+  let slots = replicate m 1 ++ replicate n 0 :> [m + n]i64
+  let pos = iota m ++ iota n :> [m + n]i64
+  let g = {slots = 2, layers = 1, heads = H, panels = panels n, hd}
+  let empty = cache_empty g
+  let cache = cache_write g empty 0 slots pos (with_reverse m k) (with_reverse m v)
+  let first = attend g cache 0 slots pos (with_reverse m q)
+  let cache = cache_write g cache 0 (replicate (n - m) 1) (m ..< n :> [n - m]i64) k[m:] v[m:]
+  let rest = attend g cache 0 (replicate (n - m) 1) (m ..< n :> [n - m]i64) q[m:]
+  in first[:m] ++ rest :> [n][Q][hd]f32

@@ -1,50 +1,22 @@
--- | Greedy decoding, written once for every model.
---
--- A model is given to these functions as two of its own functions:
--- `run cache pos ids` (the final hidden states of `ids` at positions
--- `pos ..`, with their keys and values written into the cache) and
--- `head h` (the next-token logits of a hidden state).
+-- | What every model's entry points share: checking a pass's tokens, and
+-- laying out a batch of prompts for `gen` (src/llm.fut).
 
 import "nn"
 
--- | Logits after every one of `ids`, from one pass over the whole sequence.
-def forward [n][d][V] 'c (run: *c -> i64 -> [n]i64 -> ([n][d]f32, *c)) (head: [d]f32 -> [V]f32)
-                         (cache: *c) (ids: [n]i64) : [n][V]f32 =
-  let (h, _) = run cache 0 ids
-  in map head h
+-- | The tokens of a pass after checking them: ids below `V`, slots below
+-- `B`, positions inside a slot's `capacity`, at least one token.
+def checked [N] (V: i64) (B: i64) (capacity: i64) (ids: [N]i64) (slots: [N]i64) (pos: [N]i64)
+    : ([N]i64, [N]i64, [N]i64) =
+  let ids = assert (N > 0) ids
+  let ids = assert (all (\t -> t >= 0 && t < V) ids) ids
+  let slots = assert (all (\s -> s >= 0 && s < B) slots) slots
+  let pos = assert (all (\p -> p >= 0 && p < capacity) pos) pos
+  in (ids, slots, pos)
 
--- | The logits of the last of `ids` and the cache holding all of them.
-def prefill [n][d][V] 'c (run: *c -> i64 -> [n]i64 -> ([n][d]f32, *c)) (head: [d]f32 -> [V]f32)
-                         (cache: *c) (ids: [n]i64) : ([V]f32, *c) =
-  let (h, cache) = run cache 0 ids
-  in (head h[n - 1], cache)
-
--- | The logits after token `tok` at position `pos`, given the cache of the
--- positions before it.
-def step [d][V] 'c (run: *c -> i64 -> [1]i64 -> ([1][d]f32, *c)) (head: [d]f32 -> [V]f32)
-                   (cache: *c) (tok: i64) (pos: i64) : ([V]f32, *c) =
-  let (h, cache) = run cache pos [tok]
-  in (head h[0], cache)
-
--- | `ids` followed by `cnt` greedily chosen tokens: a prefill of the prompt,
--- then one cached step per new token.
-def greedy [n][d][V] 'c (run_prompt: *c -> i64 -> [n]i64 -> ([n][d]f32, *c))
-                        (run_token: *c -> i64 -> [1]i64 -> ([1][d]f32, *c))
-                        (head: [d]f32 -> [V]f32)
-                        (cache: *c) (ids: [n]i64) (cnt: i64) : [n + cnt]i64 =
-  let (lg, cache) = prefill run_prompt head cache ids
-  let (out, _, _) =
-    loop (out, cache, lg) = (replicate cnt 0i64, cache, lg) for i < cnt do
-      let tok = argmax lg
-      let out = out with [i] = tok
-      in if i + 1 < cnt
-         then let (lg, cache) = step run_token head cache tok (n + i) in (out, cache, lg)
-         else (out, cache, lg)
-  in ids ++ out
-
--- | `ids` after checking that `n` tokens at positions `pos ..` fit in a
--- context of `C` and that every id is below `V`.
-def checked [n] (V: i64) (C: i64) (pos: i64) (ids: [n]i64) : [n]i64 =
-  let ids = assert (n > 0) ids
-  let ids = assert (pos >= 0 && pos + n <= C) ids
-  in assert (all (\t -> t >= 0 && t < V) ids) ids
+-- | The slot and position of every token of `B` prompts laid end to end
+-- (`lens` tokens each).
+def layout [B] (N: i64) (lens: [B]i64) : ([N]i64, [N]i64) =
+  let starts = map2 (-) (scan (+) 0 lens) lens
+  let slot i = loop s = 0 while s + 1 < B && starts[s + 1] <= i do s + 1
+  let slots = tabulate N slot
+  in (slots, map2 (\i s -> i - starts[s]) (iota N) slots)

@@ -2,17 +2,29 @@
 --
 -- For each architecture and weight storage `A` (gpt2; llama_f32,
 -- llama_f16, llama_q8, llama_q4: see src/matrix.fut and llaf/storage.py):
---   A_init     weight arrays → an opaque parameter record
---   A_forward  params, ids → logits at every position (one pass, no reuse)
---   A_prefill  params, ids → last-position logits and a new key/value cache
---   A_step     params, cache, token, position → logits, cache updated in place
---   A_gen      ids, params, cnt → ids followed by `cnt` greedy tokens, the
---              whole loop in Futhark (prefill, then one step per token)
+--   A_init   weight arrays → an opaque parameter record
+--   A_cache  params, slots, capacity → an empty key/value cache of `slots`
+--            sequences of `capacity` positions each
+--   A_run    params, cache, ids, slots, pos, outs → the logits after the
+--            tokens `outs` (indices into `ids`), the cache updated in place
+--            with the keys and values of `ids` at positions `pos` of cache
+--            slots `slots`: a prompt, one decoding step, a batch of
+--            sequences' steps, or all of these at once
+--   A_gen    params, ids, lens, cnt → `cnt` greedy tokens after each of the
+--            prompts laid end to end in `ids` (`lens` tokens each), the
+--            whole loop in Futhark
 --
--- Context: a sequence (prompt plus generated tokens) may hold at most the
--- model's context length C tokens.  Past it these entry points fail with an
--- assertion naming the limit; they never read or write out of bounds.
--- Token ids outside the vocabulary fail the same way.
+-- A weight matrix arrives as its panels (src/matrix.fut): one array for f32
+-- and f16, three (codes, scales, offsets) for the block formats, with the
+-- logical row counts given by the model's sizes.  The entry points are
+-- written by llaf/entries.py from the tables of llaf/llama.py, llaf/gpt2.py
+-- and llaf/storage.py, below the marker at the end of this file; the
+-- definitions they share come first.
+--
+-- Context: a sequence may hold at most the model's context length C tokens,
+-- and a cache slot at most its capacity.  Past them these entry points fail
+-- with an assertion; they never read or write out of bounds.  Token ids
+-- outside the vocabulary fail the same way.
 
 import "nn"
 import "generate"
@@ -21,204 +33,301 @@ module gpt2 = import "gpt2"
 import "matrix"
 import "llama"
 
--- GPT-2 ---------------------------------------------------------------------
+-- | A key/value cache, opaque to Python: its values and its shape.
+type cache [n] = {kv: [n]f32, g: geometry}
 
-type gpt2_params [L][V][C][d][F] = gpt2.gpt2 [L][V][C][d][F]
-type gpt2_cache [L][H][C][hd] = {kv: kv_cache [L][H][C][hd]}
+-- | An empty cache of shape `g` (`slots` sequences of `capacity`
+-- positions), for a model of context length `context`.
+def checked_cache (context: i64) (slots: i64) (capacity: i64) (g: geometry) : cache [] =
+  let g = assert (slots > 0 && capacity > 0 && capacity <= context) g
+  in {kv = cache_empty g, g}
 
-entry gpt2_init [L][V][C][d][F]
-    (heads: i64) (eps: f32)
-    (wte: [V][d]f32) (wpe: [C][d]f32)
-    (ln1_g: [L][d]f32) (ln1_b: [L][d]f32)
-    (wq: [L][d][d]f32) (bq: [L][d]f32) (wk: [L][d][d]f32) (bk: [L][d]f32)
-    (wv: [L][d][d]f32) (bv: [L][d]f32) (wo: [L][d][d]f32) (bo: [L][d]f32)
-    (ln2_g: [L][d]f32) (ln2_b: [L][d]f32)
-    (wfc: [L][F][d]f32) (bfc: [L][F]f32) (wproj: [L][d][F]f32) (bproj: [L][d]f32)
-    (lnf_g: [d]f32) (lnf_b: [d]f32)
-    : gpt2_params [L][V][C][d][F] =
-  let heads = assert (heads > 0 && d % heads == 0) heads
-  in { wte, wpe, ln1_g, ln1_b, wq, bq, wk, bk, wv, bv, wo, bo, ln2_g, ln2_b,
-       wfc, bfc, wproj, bproj, lnf_g, lnf_b, heads, eps }
+-- | A pass's tokens and outputs after checking them against the vocabulary
+-- `V`, the cache's slots and its capacity (at most `context`).
+def checked_pass [N][O] (V: i64) (context: i64) (g: geometry) (ids: [N]i64) (slots: [N]i64) (pos: [N]i64)
+                        (outs: [O]i64) : ([N]i64, [N]i64, [N]i64, [O]i64) =
+  let (ids, slots, pos) = checked V g.slots (i64.min context (g.panels * P)) ids slots pos
+  in (ids, slots, pos, assert (all (\o -> o >= 0 && o < N) outs) outs)
 
-entry gpt2_forward [L][V][C][d][F][n] (p: gpt2_params [L][V][C][d][F]) (ids: [n]i64) : [n][V]f32 =
-  forward (gpt2.hidden p) (gpt2.logits p) (gpt2.empty_cache p) (checked V C 0 ids)
+-- | Rows `is` of `xs`.
+def rows [n][m][k] (xs: [n][m]f32) (is: [k]i64) : [k][m]f32 = map (\i -> xs[i]) is
 
-entry gpt2_prefill [L][V][C][d][F][n] (p: gpt2_params [L][V][C][d][F]) (ids: [n]i64)
-    : ([V]f32, gpt2_cache [L][] [C][]) =
-  let (lg, kv) = prefill (gpt2.hidden p) (gpt2.logits p) (gpt2.empty_cache p) (checked V C 0 ids)
-  in (lg, {kv})
+-- | The index of each prompt's last token, for prompts of `lens` tokens laid end to end.
+def last_tokens [B] (lens: [B]i64) : [B]i64 = map (\e -> e - 1) (scan (+) 0 lens)
 
-entry gpt2_step [L][V][C][d][F][H][hd] (p: gpt2_params [L][V][C][d][F])
-    (c: *gpt2_cache [L][H][C][hd]) (tok: i64) (pos: i64) : ([V]f32, *gpt2_cache [L][H][C][hd]) =
-  let ids = checked V C pos [tok]
-  let (lg, kv) = step (gpt2.hidden p) (gpt2.logits p) c.kv ids[0] pos
-  in (lg, {kv})
+-- | `lens` after checking a batch of prompts for `gen`.
+def prompts [N][B] (V: i64) (context: i64) (ids: [N]i64) (lens: [B]i64) (cnt: i64) : [B]i64 =
+  let lens = assert (cnt >= 0 && B > 0 && all (> 0) lens && i64.sum lens == N) lens
+  let lens = assert (all (\t -> t >= 0 && t < V) ids) lens
+  in assert (i64.maximum lens + cnt <= context) lens
 
-entry gpt2_gen [L][V][C][d][F][n] (ids: [n]i64) (p: gpt2_params [L][V][C][d][F]) (cnt: i64) : [n + cnt]i64 =
-  let cnt = assert (cnt >= 0) cnt
-  let ids = checked V C 0 ids
-  let ids = assert (n + cnt <= C) ids
-  in greedy (gpt2.hidden p) (gpt2.hidden p) (gpt2.logits p) (gpt2.empty_cache p) ids cnt
+-- | A cache with room for `capacity` positions per slot, holding what `c` holds.
+entry cache_grow [n] (c: cache [n]) (capacity: i64) : cache [] =
+  let g = c.g
+  let T = assert (panels capacity >= g.panels) (panels capacity)
+  let runs = 2 * g.slots * g.layers * g.heads   -- each a slot's panels for one head
+  let old = g.panels * g.hd * P
+  let extra = (T - g.panels) * g.hd * P
+  let kv = tabulate runs (\i -> c.kv[i * old : (i + 1) * old] ++ replicate extra 0f32 :> [old + extra]f32) |> flatten
+  in {kv, g = g with panels = T}
 
--- Llama ---------------------------------------------------------------------
---
--- One model per storage: (per-layer projections, embedding and head).
---   llama_f32  f32, f32     transformers models, F32/BF16 GGUF files
---   llama_f16  f16, f16     F16 GGUF files
---   llama_q8   q8, q8       Q8_0 (and mixed 8/4-bit) GGUF files
---   llama_q4   q4, q8       Q4_0/Q4_1 GGUF files, e.g. SmolLM2's (Q8_0 embedding)
--- A block-format matrix arrives as three arrays: codes, scales, offsets.
+-- The models: one per architecture and storage (llaf/storage.py), e.g.
+-- llama_q4 keeps the layers' matrices in q4 panels and the embedding in q8,
+-- as SmolLM2's Q4_1 file holds them.
 
-module llama_f32 = llama f32_rows f32_rows
-module llama_f16 = llama f16_rows f16_rows
-module llama_q8 = llama q8_blocks q8_blocks
-module llama_q4 = llama q4_blocks q8_blocks
+-- Generated by `python -m llaf.entries` from llaf's tables: do not edit below. --
 
-type llama_cache [L][H][C][hd] = {kv: kv_cache [L][H][C][hd]}
+-- gpt2 ---------------------------------------------------------------------
 
--- | A stack of `[m][k]` block matrices from their codes, scales and offsets.
-def q8s [L][m][k] (q: [L][m][k][32]u8) (s: [L][m][k]f32) (o: [L][m][k]f32) : [L](q8_blocks.mat [m][k]) =
-  map3 (\q scale offset -> {q, scale, offset}) q s o
+type gpt2_params [L][V][C][d][F][dk][Fk] = gpt2.gpt2 [L][V][C][d][F][dk][Fk]
 
-def q4s [L][m][k] (q: [L][m][k][16]u8) (s: [L][m][k]f32) (o: [L][m][k]f32) : [L](q4_blocks.mat [m][k]) =
-  map3 (\q scale offset -> {q, scale, offset}) q s o
+entry gpt2_init [L][Vt][C][d][F][dt][Ft][dk][Fk]
+    (heads: i64) (eps: f32) (vocab: i64) (wte: [Vt][dk][32][P]f32) (wpe: [C][d]f32) (ln1_g: [L][d]f32)
+    (ln1_b: [L][d]f32) (wq: [L][dt][dk][32][P]f32) (bq: [L][d]f32) (wk: [L][dt][dk][32][P]f32) (bk: [L][d]f32)
+    (wv: [L][dt][dk][32][P]f32) (bv: [L][d]f32) (wo: [L][dt][dk][32][P]f32) (bo: [L][d]f32) (ln2_g: [L][d]f32)
+    (ln2_b: [L][d]f32) (wfc: [L][Ft][dk][32][P]f32) (bfc: [L][F]f32) (wproj: [L][dt][Fk][32][P]f32)
+    (bproj: [L][d]f32) (lnf_g: [d]f32) (lnf_b: [d]f32)
+    : gpt2_params [L][vocab][C][d][F][dk][Fk] =
+  let heads = assert (heads > 0 && d % heads == 0 && dk == (d + 31) / 32 && Fk == (F + 31) / 32) heads
+  in { wte = (f32_mat vocab wte), wpe, ln1_g, ln1_b, wq = (map (f32_mat d) wq), bq, wk = (map (f32_mat d) wk),
+       bk, wv = (map (f32_mat d) wv), bv, wo = (map (f32_mat d) wo), bo, ln2_g, ln2_b, wfc = (map (f32_mat F) wfc),
+       bfc, wproj = (map (f32_mat d) wproj), bproj, lnf_g, lnf_b, heads, eps }
 
--- f32 -----------------------------------------------------------------------
+entry gpt2_cache [L][V][C][d][F][dk][Fk] (p: gpt2_params [L][V][C][d][F][dk][Fk]) (slots: i64) (capacity: i64) : cache [] =
+  checked_cache C slots capacity (gpt2.cache_shape p slots capacity)
 
-type llama_f32_params [L][V][Vo][d][kvd][F][R] = llama_f32.params [L][V][Vo][d][kvd][F][R] [d][F][d]
+entry gpt2_run [L][V][C][d][F][dk][Fk][n][N][O] (p: gpt2_params [L][V][C][d][F][dk][Fk])
+    (c: *cache [n]) (ids: [N]i64) (slots: [N]i64) (pos: [N]i64) (outs: [O]i64)
+    : ([O][V]f32, *cache [n]) =
+  let g = c.g
+  let (ids, slots, pos, outs) = checked_pass V C g ids slots pos outs
+  let (h, kv) = gpt2.run p g c.kv ids slots pos
+  in (gpt2.logits p (rows h outs), {kv, g})
 
-entry llama_f32_init [L][V][Vo][d][kvd][F][R]
-    (heads: i64) (kv_heads: i64) (context: i64) (eps: f32)
-    (embed: [V][d]f32) (attn_norm: [L][d]f32)
-    (wq: [L][d][d]f32) (wk: [L][kvd][d]f32) (wv: [L][kvd][d]f32) (wo: [L][d][d]f32)
-    (mlp_norm: [L][d]f32) (w_gate: [L][F][d]f32) (w_up: [L][F][d]f32) (w_down: [L][d][F]f32)
-    (final_norm: [d]f32) (lm_head: [Vo][d]f32) (inv_freq: [R]f32)
-    : llama_f32_params [L][V][Vo][d][kvd][F][R] =
-  llama_f32.init heads kv_heads context eps embed attn_norm wq wk wv wo mlp_norm w_gate w_up w_down
-                 final_norm lm_head inv_freq
+entry gpt2_gen [L][V][C][d][F][dk][Fk][N][B] (p: gpt2_params [L][V][C][d][F][dk][Fk])
+    (ids: [N]i64) (lens: [B]i64) (cnt: i64) : [B][cnt]i64 =
+  let lens = prompts V C ids lens cnt
+  let g = gpt2.cache_shape p B (i64.maximum lens + cnt)
+  let (slots, pos) = layout N lens
+  let size = cache_size g
+  let (h, cache) = gpt2.run p g (replicate size 0f32) ids slots pos
+  let lg = gpt2.logits p (rows h (last_tokens lens))
+  let (out, _, _) =
+    loop (out, cache: *[size]f32, lg) = (replicate B (replicate cnt 0i64), cache, lg) for i < cnt do
+      let toks = map argmax lg
+      let out = out with [:, i] = toks
+      in if i + 1 < cnt
+         then let (h, cache) = gpt2.run p g cache toks (iota B) (map (+ i) lens)
+              in (out, cache, gpt2.logits p h)
+         else (out, cache, lg)
+  in out
 
-entry llama_f32_forward [L][V][Vo][d][kvd][F][R][n] (p: llama_f32_params [L][V][Vo][d][kvd][F][R]) (ids: [n]i64)
-    : [n][V]f32 =
-  llama_f32.run_forward p ids
+-- llama_f32 ----------------------------------------------------------------
 
-entry llama_f32_prefill [L][V][Vo][d][kvd][F][R][n] (p: llama_f32_params [L][V][Vo][d][kvd][F][R]) (ids: [n]i64)
-    : ([V]f32, llama_cache [L][] [] []) =
-  let (lg, kv) = llama_f32.run_prefill p ids in (lg, {kv})
+module llama_f32 = llama f32_matrix f32_matrix
+type llama_f32_params [L][V][Vo][d][kvd][F][R][dk][Fk] = llama_f32.params [L][V][Vo][d][kvd][F][R][dk][Fk]
 
-entry llama_f32_step [L][V][Vo][d][kvd][F][R][H][C][hd] (p: llama_f32_params [L][V][Vo][d][kvd][F][R])
-    (c: *llama_cache [L][H][C][hd]) (tok: i64) (pos: i64) : ([V]f32, *llama_cache [L][H][C][hd]) =
-  let (lg, kv) = llama_f32.run_step p c.kv tok pos in (lg, {kv})
+entry llama_f32_init [L][Vt][Vot][d][dt][kt][Ft][dk][Fk][R]
+    (heads: i64) (kv_heads: i64) (context: i64) (eps: f32) (vocab: i64) (ff: i64) (embed: [Vt][dk][32][P]f32)
+    (attn_norm: [L][d]f32) (wq: [L][dt][dk][32][P]f32) (wk: [L][kt][dk][32][P]f32) (wv: [L][kt][dk][32][P]f32)
+    (wo: [L][dt][dk][32][P]f32) (mlp_norm: [L][d]f32) (w_gate: [L][Ft][dk][32][P]f32)
+    (w_up: [L][Ft][dk][32][P]f32) (w_down: [L][dt][Fk][32][P]f32) (final_norm: [d]f32)
+    (lm_head: [Vot][dk][32][P]f32) (inv_freq: [R]f32)
+    : llama_f32_params [L][vocab][] [d][] [ff][R][dk][Fk] =
+  let kvd = kv_heads * 2 * R
+  let Vo = if Vot == 0 then 0 else vocab
+  in llama_f32.init heads kv_heads context eps (f32_mat vocab embed) attn_norm (map (f32_mat d) wq)
+       (map (f32_mat kvd) wk) (map (f32_mat kvd) wv) (map (f32_mat d) wo) mlp_norm (map (f32_mat ff) w_gate)
+       (map (f32_mat ff) w_up) (map (f32_mat d) w_down) final_norm (f32_mat Vo lm_head) inv_freq
 
-entry llama_f32_gen [L][V][Vo][d][kvd][F][R][n] (ids: [n]i64) (p: llama_f32_params [L][V][Vo][d][kvd][F][R])
-    (cnt: i64) : [n + cnt]i64 =
-  llama_f32.run_gen ids p cnt
+entry llama_f32_cache [L][V][Vo][d][kvd][F][R][dk][Fk] (p: llama_f32_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+    (slots: i64) (capacity: i64) : cache [] =
+  checked_cache p.context slots capacity (llama_f32.cache_shape p slots capacity)
 
--- f16 -----------------------------------------------------------------------
+entry llama_f32_run [L][V][Vo][d][kvd][F][R][dk][Fk][n][N][O] (p: llama_f32_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+    (c: *cache [n]) (ids: [N]i64) (slots: [N]i64) (pos: [N]i64) (outs: [O]i64)
+    : ([O][V]f32, *cache [n]) =
+  let g = c.g
+  let (ids, slots, pos, outs) = checked_pass V p.context g ids slots pos outs
+  let (h, kv) = llama_f32.run p g c.kv ids slots pos
+  in (llama_f32.logits p (rows h outs), {kv, g})
 
-type llama_f16_params [L][V][Vo][d][kvd][F][R] = llama_f16.params [L][V][Vo][d][kvd][F][R] [d][F][d]
+entry llama_f32_gen [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_f32_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+    (ids: [N]i64) (lens: [B]i64) (cnt: i64) : [B][cnt]i64 =
+  let lens = prompts V p.context ids lens cnt
+  let g = llama_f32.cache_shape p B (i64.maximum lens + cnt)
+  let (slots, pos) = layout N lens
+  let size = cache_size g
+  let (h, cache) = llama_f32.run p g (replicate size 0f32) ids slots pos
+  let lg = llama_f32.logits p (rows h (last_tokens lens))
+  let (out, _, _) =
+    loop (out, cache: *[size]f32, lg) = (replicate B (replicate cnt 0i64), cache, lg) for i < cnt do
+      let toks = map argmax lg
+      let out = out with [:, i] = toks
+      in if i + 1 < cnt
+         then let (h, cache) = llama_f32.run p g cache toks (iota B) (map (+ i) lens)
+              in (out, cache, llama_f32.logits p h)
+         else (out, cache, lg)
+  in out
 
-entry llama_f16_init [L][V][Vo][d][kvd][F][R]
-    (heads: i64) (kv_heads: i64) (context: i64) (eps: f32)
-    (embed: [V][d]u16) (attn_norm: [L][d]f32)
-    (wq: [L][d][d]u16) (wk: [L][kvd][d]u16) (wv: [L][kvd][d]u16) (wo: [L][d][d]u16)
-    (mlp_norm: [L][d]f32) (w_gate: [L][F][d]u16) (w_up: [L][F][d]u16) (w_down: [L][d][F]u16)
-    (final_norm: [d]f32) (lm_head: [Vo][d]u16) (inv_freq: [R]f32)
-    : llama_f16_params [L][V][Vo][d][kvd][F][R] =
-  llama_f16.init heads kv_heads context eps embed attn_norm wq wk wv wo mlp_norm w_gate w_up w_down
-                 final_norm lm_head inv_freq
+-- llama_f16 ----------------------------------------------------------------
 
-entry llama_f16_forward [L][V][Vo][d][kvd][F][R][n] (p: llama_f16_params [L][V][Vo][d][kvd][F][R]) (ids: [n]i64)
-    : [n][V]f32 =
-  llama_f16.run_forward p ids
+module llama_f16 = llama f16_matrix f16_matrix
+type llama_f16_params [L][V][Vo][d][kvd][F][R][dk][Fk] = llama_f16.params [L][V][Vo][d][kvd][F][R][dk][Fk]
 
-entry llama_f16_prefill [L][V][Vo][d][kvd][F][R][n] (p: llama_f16_params [L][V][Vo][d][kvd][F][R]) (ids: [n]i64)
-    : ([V]f32, llama_cache [L][] [] []) =
-  let (lg, kv) = llama_f16.run_prefill p ids in (lg, {kv})
+entry llama_f16_init [L][Vt][Vot][d][dt][kt][Ft][dk][Fk][R]
+    (heads: i64) (kv_heads: i64) (context: i64) (eps: f32) (vocab: i64) (ff: i64) (embed: [Vt][dk][32][P]u16)
+    (attn_norm: [L][d]f32) (wq: [L][dt][dk][32][P]u16) (wk: [L][kt][dk][32][P]u16) (wv: [L][kt][dk][32][P]u16)
+    (wo: [L][dt][dk][32][P]u16) (mlp_norm: [L][d]f32) (w_gate: [L][Ft][dk][32][P]u16)
+    (w_up: [L][Ft][dk][32][P]u16) (w_down: [L][dt][Fk][32][P]u16) (final_norm: [d]f32)
+    (lm_head: [Vot][dk][32][P]u16) (inv_freq: [R]f32)
+    : llama_f16_params [L][vocab][] [d][] [ff][R][dk][Fk] =
+  let kvd = kv_heads * 2 * R
+  let Vo = if Vot == 0 then 0 else vocab
+  in llama_f16.init heads kv_heads context eps (f16_mat vocab embed) attn_norm (map (f16_mat d) wq)
+       (map (f16_mat kvd) wk) (map (f16_mat kvd) wv) (map (f16_mat d) wo) mlp_norm (map (f16_mat ff) w_gate)
+       (map (f16_mat ff) w_up) (map (f16_mat d) w_down) final_norm (f16_mat Vo lm_head) inv_freq
 
-entry llama_f16_step [L][V][Vo][d][kvd][F][R][H][C][hd] (p: llama_f16_params [L][V][Vo][d][kvd][F][R])
-    (c: *llama_cache [L][H][C][hd]) (tok: i64) (pos: i64) : ([V]f32, *llama_cache [L][H][C][hd]) =
-  let (lg, kv) = llama_f16.run_step p c.kv tok pos in (lg, {kv})
+entry llama_f16_cache [L][V][Vo][d][kvd][F][R][dk][Fk] (p: llama_f16_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+    (slots: i64) (capacity: i64) : cache [] =
+  checked_cache p.context slots capacity (llama_f16.cache_shape p slots capacity)
 
-entry llama_f16_gen [L][V][Vo][d][kvd][F][R][n] (ids: [n]i64) (p: llama_f16_params [L][V][Vo][d][kvd][F][R])
-    (cnt: i64) : [n + cnt]i64 =
-  llama_f16.run_gen ids p cnt
+entry llama_f16_run [L][V][Vo][d][kvd][F][R][dk][Fk][n][N][O] (p: llama_f16_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+    (c: *cache [n]) (ids: [N]i64) (slots: [N]i64) (pos: [N]i64) (outs: [O]i64)
+    : ([O][V]f32, *cache [n]) =
+  let g = c.g
+  let (ids, slots, pos, outs) = checked_pass V p.context g ids slots pos outs
+  let (h, kv) = llama_f16.run p g c.kv ids slots pos
+  in (llama_f16.logits p (rows h outs), {kv, g})
 
--- q8 ------------------------------------------------------------------------
+entry llama_f16_gen [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_f16_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+    (ids: [N]i64) (lens: [B]i64) (cnt: i64) : [B][cnt]i64 =
+  let lens = prompts V p.context ids lens cnt
+  let g = llama_f16.cache_shape p B (i64.maximum lens + cnt)
+  let (slots, pos) = layout N lens
+  let size = cache_size g
+  let (h, cache) = llama_f16.run p g (replicate size 0f32) ids slots pos
+  let lg = llama_f16.logits p (rows h (last_tokens lens))
+  let (out, _, _) =
+    loop (out, cache: *[size]f32, lg) = (replicate B (replicate cnt 0i64), cache, lg) for i < cnt do
+      let toks = map argmax lg
+      let out = out with [:, i] = toks
+      in if i + 1 < cnt
+         then let (h, cache) = llama_f16.run p g cache toks (iota B) (map (+ i) lens)
+              in (out, cache, llama_f16.logits p h)
+         else (out, cache, lg)
+  in out
 
-type llama_q8_params [L][V][Vo][d][kvd][F][R][dk][Fk] = llama_q8.params [L][V][Vo][d][kvd][F][R] [dk][Fk][dk]
+-- llama_q8 -----------------------------------------------------------------
 
-entry llama_q8_init [L][V][Vo][d][kvd][F][R][dk][Fk]
-    (heads: i64) (kv_heads: i64) (context: i64) (eps: f32)
-    (embed_q: [V][dk][32]u8) (embed_s: [V][dk]f32) (embed_o: [V][dk]f32) (attn_norm: [L][d]f32)
-    (wq_q: [L][d][dk][32]u8) (wq_s: [L][d][dk]f32) (wq_o: [L][d][dk]f32)
-    (wk_q: [L][kvd][dk][32]u8) (wk_s: [L][kvd][dk]f32) (wk_o: [L][kvd][dk]f32)
-    (wv_q: [L][kvd][dk][32]u8) (wv_s: [L][kvd][dk]f32) (wv_o: [L][kvd][dk]f32)
-    (wo_q: [L][d][dk][32]u8) (wo_s: [L][d][dk]f32) (wo_o: [L][d][dk]f32)
-    (mlp_norm: [L][d]f32)
-    (w_gate_q: [L][F][dk][32]u8) (w_gate_s: [L][F][dk]f32) (w_gate_o: [L][F][dk]f32)
-    (w_up_q: [L][F][dk][32]u8) (w_up_s: [L][F][dk]f32) (w_up_o: [L][F][dk]f32)
-    (w_down_q: [L][d][Fk][32]u8) (w_down_s: [L][d][Fk]f32) (w_down_o: [L][d][Fk]f32)
-    (final_norm: [d]f32)
-    (lm_head_q: [Vo][dk][32]u8) (lm_head_s: [Vo][dk]f32) (lm_head_o: [Vo][dk]f32) (inv_freq: [R]f32)
-    : llama_q8_params [L][V][Vo][d][kvd][F][R][dk][Fk] =
-  let heads = assert (d == dk * 32 && F == Fk * 32) heads
-  in llama_q8.init heads kv_heads context eps {q = embed_q, scale = embed_s, offset = embed_o} attn_norm
-                   (q8s wq_q wq_s wq_o) (q8s wk_q wk_s wk_o) (q8s wv_q wv_s wv_o) (q8s wo_q wo_s wo_o) mlp_norm
-                   (q8s w_gate_q w_gate_s w_gate_o) (q8s w_up_q w_up_s w_up_o) (q8s w_down_q w_down_s w_down_o)
-                   final_norm {q = lm_head_q, scale = lm_head_s, offset = lm_head_o} inv_freq
+module llama_q8 = llama q8_matrix q8_matrix
+type llama_q8_params [L][V][Vo][d][kvd][F][R][dk][Fk] = llama_q8.params [L][V][Vo][d][kvd][F][R][dk][Fk]
 
-entry llama_q8_forward [L][V][Vo][d][kvd][F][R][dk][Fk][n]
-    (p: llama_q8_params [L][V][Vo][d][kvd][F][R][dk][Fk]) (ids: [n]i64) : [n][V]f32 =
-  llama_q8.run_forward p ids
+entry llama_q8_init [L][Vt][Vot][d][dt][kt][Ft][dk][Fk][R]
+    (heads: i64) (kv_heads: i64) (context: i64) (eps: f32) (vocab: i64) (ff: i64) (embed_q: [Vt][dk][32][P]u8)
+    (embed_scale: [Vt][dk][P]f32) (embed_offset: [Vt][dk][P]f32) (attn_norm: [L][d]f32)
+    (wq_q: [L][dt][dk][32][P]u8) (wq_scale: [L][dt][dk][P]f32) (wq_offset: [L][dt][dk][P]f32)
+    (wk_q: [L][kt][dk][32][P]u8) (wk_scale: [L][kt][dk][P]f32) (wk_offset: [L][kt][dk][P]f32)
+    (wv_q: [L][kt][dk][32][P]u8) (wv_scale: [L][kt][dk][P]f32) (wv_offset: [L][kt][dk][P]f32)
+    (wo_q: [L][dt][dk][32][P]u8) (wo_scale: [L][dt][dk][P]f32) (wo_offset: [L][dt][dk][P]f32)
+    (mlp_norm: [L][d]f32) (w_gate_q: [L][Ft][dk][32][P]u8) (w_gate_scale: [L][Ft][dk][P]f32)
+    (w_gate_offset: [L][Ft][dk][P]f32) (w_up_q: [L][Ft][dk][32][P]u8) (w_up_scale: [L][Ft][dk][P]f32)
+    (w_up_offset: [L][Ft][dk][P]f32) (w_down_q: [L][dt][Fk][32][P]u8) (w_down_scale: [L][dt][Fk][P]f32)
+    (w_down_offset: [L][dt][Fk][P]f32) (final_norm: [d]f32) (lm_head_q: [Vot][dk][32][P]u8)
+    (lm_head_scale: [Vot][dk][P]f32) (lm_head_offset: [Vot][dk][P]f32) (inv_freq: [R]f32)
+    : llama_q8_params [L][vocab][] [d][] [ff][R][dk][Fk] =
+  let kvd = kv_heads * 2 * R
+  let Vo = if Vot == 0 then 0 else vocab
+  in llama_q8.init heads kv_heads context eps (q8_mat vocab embed_q embed_scale embed_offset) attn_norm
+       (map3 (q8_mat d) wq_q wq_scale wq_offset) (map3 (q8_mat kvd) wk_q wk_scale wk_offset)
+       (map3 (q8_mat kvd) wv_q wv_scale wv_offset) (map3 (q8_mat d) wo_q wo_scale wo_offset) mlp_norm
+       (map3 (q8_mat ff) w_gate_q w_gate_scale w_gate_offset) (map3 (q8_mat ff) w_up_q w_up_scale w_up_offset)
+       (map3 (q8_mat d) w_down_q w_down_scale w_down_offset) final_norm
+       (q8_mat Vo lm_head_q lm_head_scale lm_head_offset) inv_freq
 
-entry llama_q8_prefill [L][V][Vo][d][kvd][F][R][dk][Fk][n]
-    (p: llama_q8_params [L][V][Vo][d][kvd][F][R][dk][Fk]) (ids: [n]i64) : ([V]f32, llama_cache [L][] [] []) =
-  let (lg, kv) = llama_q8.run_prefill p ids in (lg, {kv})
+entry llama_q8_cache [L][V][Vo][d][kvd][F][R][dk][Fk] (p: llama_q8_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+    (slots: i64) (capacity: i64) : cache [] =
+  checked_cache p.context slots capacity (llama_q8.cache_shape p slots capacity)
 
-entry llama_q8_step [L][V][Vo][d][kvd][F][R][dk][Fk][H][C][hd] (p: llama_q8_params [L][V][Vo][d][kvd][F][R][dk][Fk])
-    (c: *llama_cache [L][H][C][hd]) (tok: i64) (pos: i64) : ([V]f32, *llama_cache [L][H][C][hd]) =
-  let (lg, kv) = llama_q8.run_step p c.kv tok pos in (lg, {kv})
+entry llama_q8_run [L][V][Vo][d][kvd][F][R][dk][Fk][n][N][O] (p: llama_q8_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+    (c: *cache [n]) (ids: [N]i64) (slots: [N]i64) (pos: [N]i64) (outs: [O]i64)
+    : ([O][V]f32, *cache [n]) =
+  let g = c.g
+  let (ids, slots, pos, outs) = checked_pass V p.context g ids slots pos outs
+  let (h, kv) = llama_q8.run p g c.kv ids slots pos
+  in (llama_q8.logits p (rows h outs), {kv, g})
 
-entry llama_q8_gen [L][V][Vo][d][kvd][F][R][dk][Fk][n] (ids: [n]i64)
-    (p: llama_q8_params [L][V][Vo][d][kvd][F][R][dk][Fk]) (cnt: i64) : [n + cnt]i64 =
-  llama_q8.run_gen ids p cnt
+entry llama_q8_gen [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_q8_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+    (ids: [N]i64) (lens: [B]i64) (cnt: i64) : [B][cnt]i64 =
+  let lens = prompts V p.context ids lens cnt
+  let g = llama_q8.cache_shape p B (i64.maximum lens + cnt)
+  let (slots, pos) = layout N lens
+  let size = cache_size g
+  let (h, cache) = llama_q8.run p g (replicate size 0f32) ids slots pos
+  let lg = llama_q8.logits p (rows h (last_tokens lens))
+  let (out, _, _) =
+    loop (out, cache: *[size]f32, lg) = (replicate B (replicate cnt 0i64), cache, lg) for i < cnt do
+      let toks = map argmax lg
+      let out = out with [:, i] = toks
+      in if i + 1 < cnt
+         then let (h, cache) = llama_q8.run p g cache toks (iota B) (map (+ i) lens)
+              in (out, cache, llama_q8.logits p h)
+         else (out, cache, lg)
+  in out
 
--- q4 ------------------------------------------------------------------------
+-- llama_q4 -----------------------------------------------------------------
 
-type llama_q4_params [L][V][Vo][d][kvd][F][R][dk][Fk] = llama_q4.params [L][V][Vo][d][kvd][F][R] [dk][Fk][dk]
+module llama_q4 = llama q4_matrix q8_matrix
+type llama_q4_params [L][V][Vo][d][kvd][F][R][dk][Fk] = llama_q4.params [L][V][Vo][d][kvd][F][R][dk][Fk]
 
-entry llama_q4_init [L][V][Vo][d][kvd][F][R][dk][Fk]
-    (heads: i64) (kv_heads: i64) (context: i64) (eps: f32)
-    (embed_q: [V][dk][32]u8) (embed_s: [V][dk]f32) (embed_o: [V][dk]f32) (attn_norm: [L][d]f32)
-    (wq_q: [L][d][dk][16]u8) (wq_s: [L][d][dk]f32) (wq_o: [L][d][dk]f32)
-    (wk_q: [L][kvd][dk][16]u8) (wk_s: [L][kvd][dk]f32) (wk_o: [L][kvd][dk]f32)
-    (wv_q: [L][kvd][dk][16]u8) (wv_s: [L][kvd][dk]f32) (wv_o: [L][kvd][dk]f32)
-    (wo_q: [L][d][dk][16]u8) (wo_s: [L][d][dk]f32) (wo_o: [L][d][dk]f32)
-    (mlp_norm: [L][d]f32)
-    (w_gate_q: [L][F][dk][16]u8) (w_gate_s: [L][F][dk]f32) (w_gate_o: [L][F][dk]f32)
-    (w_up_q: [L][F][dk][16]u8) (w_up_s: [L][F][dk]f32) (w_up_o: [L][F][dk]f32)
-    (w_down_q: [L][d][Fk][16]u8) (w_down_s: [L][d][Fk]f32) (w_down_o: [L][d][Fk]f32)
-    (final_norm: [d]f32)
-    (lm_head_q: [Vo][dk][32]u8) (lm_head_s: [Vo][dk]f32) (lm_head_o: [Vo][dk]f32) (inv_freq: [R]f32)
-    : llama_q4_params [L][V][Vo][d][kvd][F][R][dk][Fk] =
-  let heads = assert (d == dk * 32 && F == Fk * 32) heads
-  in llama_q4.init heads kv_heads context eps {q = embed_q, scale = embed_s, offset = embed_o} attn_norm
-                   (q4s wq_q wq_s wq_o) (q4s wk_q wk_s wk_o) (q4s wv_q wv_s wv_o) (q4s wo_q wo_s wo_o) mlp_norm
-                   (q4s w_gate_q w_gate_s w_gate_o) (q4s w_up_q w_up_s w_up_o) (q4s w_down_q w_down_s w_down_o)
-                   final_norm {q = lm_head_q, scale = lm_head_s, offset = lm_head_o} inv_freq
+entry llama_q4_init [L][Vt][Vot][d][dt][kt][Ft][dk][Fk][R]
+    (heads: i64) (kv_heads: i64) (context: i64) (eps: f32) (vocab: i64) (ff: i64) (embed_q: [Vt][dk][32][P]u8)
+    (embed_scale: [Vt][dk][P]f32) (embed_offset: [Vt][dk][P]f32) (attn_norm: [L][d]f32)
+    (wq_q: [L][dt][dk][16][P]u8) (wq_scale: [L][dt][dk][P]f32) (wq_offset: [L][dt][dk][P]f32)
+    (wk_q: [L][kt][dk][16][P]u8) (wk_scale: [L][kt][dk][P]f32) (wk_offset: [L][kt][dk][P]f32)
+    (wv_q: [L][kt][dk][16][P]u8) (wv_scale: [L][kt][dk][P]f32) (wv_offset: [L][kt][dk][P]f32)
+    (wo_q: [L][dt][dk][16][P]u8) (wo_scale: [L][dt][dk][P]f32) (wo_offset: [L][dt][dk][P]f32)
+    (mlp_norm: [L][d]f32) (w_gate_q: [L][Ft][dk][16][P]u8) (w_gate_scale: [L][Ft][dk][P]f32)
+    (w_gate_offset: [L][Ft][dk][P]f32) (w_up_q: [L][Ft][dk][16][P]u8) (w_up_scale: [L][Ft][dk][P]f32)
+    (w_up_offset: [L][Ft][dk][P]f32) (w_down_q: [L][dt][Fk][16][P]u8) (w_down_scale: [L][dt][Fk][P]f32)
+    (w_down_offset: [L][dt][Fk][P]f32) (final_norm: [d]f32) (lm_head_q: [Vot][dk][32][P]u8)
+    (lm_head_scale: [Vot][dk][P]f32) (lm_head_offset: [Vot][dk][P]f32) (inv_freq: [R]f32)
+    : llama_q4_params [L][vocab][] [d][] [ff][R][dk][Fk] =
+  let kvd = kv_heads * 2 * R
+  let Vo = if Vot == 0 then 0 else vocab
+  in llama_q4.init heads kv_heads context eps (q8_mat vocab embed_q embed_scale embed_offset) attn_norm
+       (map3 (q4_mat d) wq_q wq_scale wq_offset) (map3 (q4_mat kvd) wk_q wk_scale wk_offset)
+       (map3 (q4_mat kvd) wv_q wv_scale wv_offset) (map3 (q4_mat d) wo_q wo_scale wo_offset) mlp_norm
+       (map3 (q4_mat ff) w_gate_q w_gate_scale w_gate_offset) (map3 (q4_mat ff) w_up_q w_up_scale w_up_offset)
+       (map3 (q4_mat d) w_down_q w_down_scale w_down_offset) final_norm
+       (q8_mat Vo lm_head_q lm_head_scale lm_head_offset) inv_freq
 
-entry llama_q4_forward [L][V][Vo][d][kvd][F][R][dk][Fk][n]
-    (p: llama_q4_params [L][V][Vo][d][kvd][F][R][dk][Fk]) (ids: [n]i64) : [n][V]f32 =
-  llama_q4.run_forward p ids
+entry llama_q4_cache [L][V][Vo][d][kvd][F][R][dk][Fk] (p: llama_q4_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+    (slots: i64) (capacity: i64) : cache [] =
+  checked_cache p.context slots capacity (llama_q4.cache_shape p slots capacity)
 
-entry llama_q4_prefill [L][V][Vo][d][kvd][F][R][dk][Fk][n]
-    (p: llama_q4_params [L][V][Vo][d][kvd][F][R][dk][Fk]) (ids: [n]i64) : ([V]f32, llama_cache [L][] [] []) =
-  let (lg, kv) = llama_q4.run_prefill p ids in (lg, {kv})
+entry llama_q4_run [L][V][Vo][d][kvd][F][R][dk][Fk][n][N][O] (p: llama_q4_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+    (c: *cache [n]) (ids: [N]i64) (slots: [N]i64) (pos: [N]i64) (outs: [O]i64)
+    : ([O][V]f32, *cache [n]) =
+  let g = c.g
+  let (ids, slots, pos, outs) = checked_pass V p.context g ids slots pos outs
+  let (h, kv) = llama_q4.run p g c.kv ids slots pos
+  in (llama_q4.logits p (rows h outs), {kv, g})
 
-entry llama_q4_step [L][V][Vo][d][kvd][F][R][dk][Fk][H][C][hd] (p: llama_q4_params [L][V][Vo][d][kvd][F][R][dk][Fk])
-    (c: *llama_cache [L][H][C][hd]) (tok: i64) (pos: i64) : ([V]f32, *llama_cache [L][H][C][hd]) =
-  let (lg, kv) = llama_q4.run_step p c.kv tok pos in (lg, {kv})
-
-entry llama_q4_gen [L][V][Vo][d][kvd][F][R][dk][Fk][n] (ids: [n]i64)
-    (p: llama_q4_params [L][V][Vo][d][kvd][F][R][dk][Fk]) (cnt: i64) : [n + cnt]i64 =
-  llama_q4.run_gen ids p cnt
+entry llama_q4_gen [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_q4_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+    (ids: [N]i64) (lens: [B]i64) (cnt: i64) : [B][cnt]i64 =
+  let lens = prompts V p.context ids lens cnt
+  let g = llama_q4.cache_shape p B (i64.maximum lens + cnt)
+  let (slots, pos) = layout N lens
+  let size = cache_size g
+  let (h, cache) = llama_q4.run p g (replicate size 0f32) ids slots pos
+  let lg = llama_q4.logits p (rows h (last_tokens lens))
+  let (out, _, _) =
+    loop (out, cache: *[size]f32, lg) = (replicate B (replicate cnt 0i64), cache, lg) for i < cnt do
+      let toks = map argmax lg
+      let out = out with [:, i] = toks
+      in if i + 1 < cnt
+         then let (h, cache) = llama_q4.run p g cache toks (iota B) (map (+ i) lens)
+              in (out, cache, llama_q4.logits p h)
+         else (out, cache, lg)
+  in out

@@ -1,44 +1,48 @@
--- | Weight matrices in the formats llaf keeps in memory.
+-- | Weight matrices in the formats llaf keeps in memory, and their products.
 --
--- A model's projections are `[m][n]` matrices used only through a
--- matrix–vector product and (for the embedding) a row lookup, so a format is
--- a module of the `matrix` type: its storage and those two operations.  Each
--- row is stored in `k` units: `n` values for the dense formats, `n / 32`
--- blocks of 32 values for the block formats.  Every format decodes to
--- exactly the f32 value the file means (the same numbers as
--- llaf/gguf_file.py's dequantization): decoding is fused into the product,
--- so no f32 copy of a quantized matrix is ever made.
+-- Layout.  An `[m][n]` matrix is stored in panels of `P` (32) rows; inside a
+-- panel, each column's `P` values are contiguous, so one column of a panel
+-- is one register vector (src/vec.fut) and a product adds `P` rows' partial
+-- sums per step without any horizontal addition.  The columns are grouped
+-- in blocks of 32 (the GGUF block size); `kb` is the number of blocks of a
+-- row, and the last block and the last panel are padded with zeros (f32 and
+-- f16 only: block formats have whole blocks).  The `rows` field is empty:
+-- it only carries the logical row count `m` in the type.
 --
---   f32   4 bytes a value     transformers, F32 and BF16 files, GPT-2
+--   f32   4 bytes a value     transformers models, F32 and BF16 files, GPT-2
 --   f16   2 bytes a value     F16 files: IEEE half bits, widened exactly
 --   q8    1.25 bytes a value  Q8_0, Q4_0 and Q4_1 blocks: a byte code per
 --                             value, value = scale · code + offset
 --   q4    0.75 bytes a value  Q4_0 and Q4_1 blocks: two 4-bit codes per
---                             byte, the low nibble of byte j is value j of
---                             the block, the high nibble value j + 16 (the
+--                             byte, the low nibble of byte j is column j of
+--                             the block, the high nibble column j + 16 (the
 --                             GGUF layout)
 --
--- The block products compute `(scale · code + offset) · x` per value: the
--- decoded weight is exact (one rounding of an exactly representable
--- result), so a quantized model computes what its f32 expansion computes,
--- up to the order of the sums.  Measured (49152×576, C backend, clang):
--- f32 5.1 ms, f16 4.5 ms, q8 3.3 ms, q4 3.6 ms; factoring the offset out of
--- the block sum made q4 slower (14 ms: clang unrolls and then fails to
--- vectorize the 16-value loop) as well as inexact.
+-- Every format decodes to exactly the f32 value the file means, inside the
+-- product: no f32 copy of a quantized matrix is kept.
+--
+-- The order of the sums.  Every product computes row `i` times a token `x`
+-- the same way, whatever the format, the number of tokens or the path:
+--
+--   y_i = Σ_{c mod 32 < 16} w_ic · x_c  +  Σ_{c mod 32 ≥ 16} w_ic · x_c
+--
+-- each sum taken in increasing `c` with fused multiply-adds.  Two running
+-- sums per row halve the dependency chain of a one-token product, and a
+-- token's result does not depend on the tokens it is multiplied with: a
+-- sequence decoded in a batch gets the logits it gets alone, bit for bit.
 
-import "nn"
+import "vec"
 
-module type matrix = {
-  -- | An `[m][n]` matrix stored as `m` rows of `k` units.
-  type mat [m][k]
-  -- | `W x` for `x` of the matrix's `n` columns.
-  val matvec [m][k][n] : mat [m][k] -> [n]f32 -> [m]f32
-  -- | Row `i` decoded: `n` values.
-  val row [m][k] : (n: i64) -> mat [m][k] -> i64 -> [n]f32
-  -- | The whole matrix decoded: for products with many tokens at once,
-  -- where decoding each weight once beats decoding it once per token.
-  val dense [m][k] : (n: i64) -> mat [m][k] -> [m][n]f32
-}
+-- | Rows per panel: the lanes of a register vector.
+module lanes = vec32
+def P : i64 = 32
+
+-- | A register vector's lanes as an array of `P`.
+def to_panel 'a (v: lanes.t a) : [P]a = lanes.to_array v :> [P]a
+
+-- | Panels needed for `m` rows.
+#[inline]
+def panels (m: i64) : i64 = (m + P - 1) / P
 
 -- | Values of an IEEE 754 half-precision bit pattern, exactly, with
 -- integer operations only (Futhark's C backends emulate `f16` slowly).
@@ -51,79 +55,239 @@ def f16_bits_to_f32 (h: u16) : f32 =
           else f32.from_bits bits
   in f32.from_bits (f32.to_bits v | sign)
 
-module f32_rows = {
-  type mat [m][k] = [m][k]f32
-  def matvec [m][k][n] (w: mat [m][k]) (x: [n]f32) : [m]f32 = matvec w (x :> [k]f32)
-  def row [m][k] (n: i64) (w: mat [m][k]) (i: i64) : [n]f32 = w[i] :> [n]f32
-  def dense [m][k] (n: i64) (w: mat [m][k]) : [m][n]f32 = w :> [m][n]f32
+-- | Where row `i`'s unit `u` (a column, a code byte or a block) is in a
+-- format's flattened `[panels][U][P]` array of `U` units per row.
+def unit (U: i64) (i: i64) (u: i64) : i64 = ((i / P) * U + u) * P + i % P
+
+-- | A weight format: how its panels are stored and decoded.
+module type format = {
+  -- | An `[m][n]` matrix with `kb` blocks of 32 columns per row.
+  type mat [m][kb]
+  -- | Columns `32·b + j` and `32·b + 16 + j` (`j < 16`) of panel `t`, decoded.
+  val columns [m][kb] : mat [m][kb] -> i64 -> i64 -> i64 -> (lanes.t f32, lanes.t f32)
+  -- | Element `(i, c)`, decoded.  (The formats index flattened arrays here:
+  -- indexing the panels directly inside a map over tokens made the compiler
+  -- transpose the whole embedding on every call, to "coalesce" the reads.)
+  val get [m][kb] : mat [m][kb] -> i64 -> i64 -> f32
 }
 
-module f16_rows = {
-  type mat [m][k] = [m][k]u16
-  def matvec [m][k][n] (w: mat [m][k]) (x: [n]f32) : [m]f32 =
-    let x = x :> [k]f32
-    in map (\r -> f32.sum (map2 (\h v -> f16_bits_to_f32 h * v) r x)) w
-  def row [m][k] (n: i64) (w: mat [m][k]) (i: i64) : [n]f32 = map f16_bits_to_f32 w[i] :> [n]f32
-  def dense [m][k] (n: i64) (w: mat [m][k]) : [m][n]f32 = tabulate m (row n w)
+module f32_panels = {
+  type mat [m][kb] = {w: [(m + P - 1) / P][kb][32][P]f32, rows: [m]()}
+  def columns [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) : (lanes.t f32, lanes.t f32) =
+    (lanes.tabulate (\r -> #[unsafe] a.w[t, b, j, r]), lanes.tabulate (\r -> #[unsafe] a.w[t, b, j + 16, r]))
+  def get [m][kb] (a: mat [m][kb]) (i: i64) (c: i64) : f32 =
+    (flatten (flatten (flatten a.w)))[unit (kb * 32) i c]
 }
 
--- | Blocks of 32 values sharing a scale and an offset.
-module q8_blocks = {
-  type mat [m][k] = {q: [m][k][32]u8, scale: [m][k]f32, offset: [m][k]f32}
+module f16_panels = {
+  type mat [m][kb] = {w: [(m + P - 1) / P][kb][32][P]u16, rows: [m]()}
+  def columns [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) : (lanes.t f32, lanes.t f32) =
+    (lanes.tabulate (\r -> f16_bits_to_f32 (#[unsafe] a.w[t, b, j, r])),
+     lanes.tabulate (\r -> f16_bits_to_f32 (#[unsafe] a.w[t, b, j + 16, r])))
+  def get [m][kb] (a: mat [m][kb]) (i: i64) (c: i64) : f32 =
+    f16_bits_to_f32 (flatten (flatten (flatten a.w)))[unit (kb * 32) i c]
+}
+
+-- | Blocks of 32 byte codes sharing a scale and an offset.
+module q8_panels = {
+  type mat [m][kb] = {q: [(m + P - 1) / P][kb][32][P]u8, scale: [(m + P - 1) / P][kb][P]f32,
+                      offset: [(m + P - 1) / P][kb][P]f32, rows: [m]()}
   def decode (s: f32) (o: f32) (c: u8) : f32 = s * f32.u8 c + o
-  def matvec [m][k][n] (w: mat [m][k]) (x: [n]f32) : [m]f32 =
-    let xb = unflatten (x :> [k * 32]f32)
-    in map3 (\qr sr or ->
-               f32.sum (map4 (\qb s o xv -> f32.sum (map2 (\c v -> decode s o c * v) qb xv)) qr sr or xb))
-            w.q w.scale w.offset
-  def row [m][k] (n: i64) (w: mat [m][k]) (i: i64) : [n]f32 =
-    map3 (\qb s o -> map (decode s o) qb) w.q[i] w.scale[i] w.offset[i] |> flatten :> [n]f32
-  def dense [m][k] (n: i64) (w: mat [m][k]) : [m][n]f32 = tabulate m (row n w)
+  def columns [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) : (lanes.t f32, lanes.t f32) =
+    let at r = (#[unsafe] a.scale[t, b, r], #[unsafe] a.offset[t, b, r])
+    in (lanes.tabulate (\r -> let (s, o) = at r in decode s o (#[unsafe] a.q[t, b, j, r])),
+        lanes.tabulate (\r -> let (s, o) = at r in decode s o (#[unsafe] a.q[t, b, j + 16, r])))
+  def get [m][kb] (a: mat [m][kb]) (i: i64) (c: i64) : f32 =
+    let block = unit kb i (c / 32)
+    in decode (flatten (flatten a.scale))[block] (flatten (flatten a.offset))[block]
+              (flatten (flatten (flatten a.q)))[unit (kb * 32) i c]
 }
 
--- | Blocks of 32 4-bit codes packed two to a byte, with a scale and an offset.
-module q4_blocks = {
-  type mat [m][k] = {q: [m][k][16]u8, scale: [m][k]f32, offset: [m][k]f32}
+-- | Blocks of 32 4-bit codes, two to a byte, sharing a scale and an offset.
+module q4_panels = {
+  type mat [m][kb] = {q: [(m + P - 1) / P][kb][16][P]u8, scale: [(m + P - 1) / P][kb][P]f32,
+                      offset: [(m + P - 1) / P][kb][P]f32, rows: [m]()}
   def decode (s: f32) (o: f32) (c: u8) : f32 = s * f32.u8 c + o
-  def matvec [m][k][n] (w: mat [m][k]) (x: [n]f32) : [m]f32 =
-    let xb = unflatten (x :> [k * 32]f32)
-    let block qb s o (xv: [32]f32) =
-      f32.sum (map3 (\c lo hi -> decode s o (c & 15) * lo + decode s o (c >> 4) * hi)
-                    qb (xv[0:16] :> [16]f32) (xv[16:32] :> [16]f32))
-    in map3 (\qr sr or -> f32.sum (map4 block qr sr or xb)) w.q w.scale w.offset
-  def row [m][k] (n: i64) (w: mat [m][k]) (i: i64) : [n]f32 =
-    map3 (\qb s o -> map (decode s o) (map (& 15) qb ++ map (>> 4) qb))
-         w.q[i] w.scale[i] w.offset[i] |> flatten :> [n]f32
-  def dense [m][k] (n: i64) (w: mat [m][k]) : [m][n]f32 = tabulate m (row n w)
+  def columns [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) : (lanes.t f32, lanes.t f32) =
+    let at r = (#[unsafe] a.scale[t, b, r], #[unsafe] a.offset[t, b, r], #[unsafe] a.q[t, b, j, r])
+    in (lanes.tabulate (\r -> let (s, o, c) = at r in decode s o (c & 15)),
+        lanes.tabulate (\r -> let (s, o, c) = at r in decode s o (c >> 4)))
+  def get [m][kb] (a: mat [m][kb]) (i: i64) (c: i64) : f32 =
+    let (b, j) = (c / 32, c % 32)
+    let code = (flatten (flatten (flatten a.q)))[unit (kb * 16) i (b * 16 + j % 16)]
+    let block = unit kb i b
+    in decode (flatten (flatten a.scale))[block] (flatten (flatten a.offset))[block]
+              (if j < 16 then code & 15 else code >> 4)
 }
+
+-- | One panel of `F` times `G.n` tokens: the core of every product.
+-- `x g c` is column `c` of token `g` (zero past the last column).
+module panel_product (F: format) (G: vec) = {
+  def run [m][kb] (a: F.mat [m][kb]) (t: i64) (x: i64 -> i64 -> f32) : G.t (lanes.t f32) =
+    let zero = G.tabulate (\_ -> lanes.tabulate (\_ -> 0f32))
+    let fma acc w g = G.map2 (\a x -> lanes.map2 (\a w -> a + w * x) a w) acc g
+    let (lo, hi) =
+      loop (lo, hi) = (zero, zero) for i < kb * 16 do
+        let (b, j) = (i / 16, i % 16)
+        let (wl, wh) = F.columns a t b j
+        let c = 32 * b + j
+        in (fma lo wl (G.tabulate (\g -> x g c)), fma hi wh (G.tabulate (\g -> x g (c + 16))))
+    in G.map2 (lanes.map2 (+)) lo hi
+}
+
+-- | Tokens multiplied together by the batched products: enough running sums
+-- to fill the vector registers (measured in docs/PERFORMANCE.md).
+module group = vec4
+def G : i64 = 4
+
+-- | Above this many tokens a product decodes the whole matrix once (`dense`)
+-- and multiplies the f32 copy: decoding per group of `G` tokens costs more.
+def dense_above : i64 = 16
+
+module f32_group = panel_product f32_panels group
+
+-- | `xs Wᵀ` with the f32 panels `a`, `G` tokens at a time (the last group
+-- repeats the last token).
+#[inline]
+def f32_matmul [m][kb][b][n] (a: f32_panels.mat [m][kb]) (xs: [b][n]f32) : [b][m]f32 =
+  let groups = (b + G - 1) / G
+  let xt = transpose xs
+  let x g i c = if c < n then #[unsafe] xt[c, i64.min (g * G + i) (b - 1)] else 0
+  in tabulate (panels m) (\t -> tabulate groups (\g -> f32_group.run a t (x g) |> group.map lanes.to_array
+                                                                              |> group.to_array))
+     |> map flatten |> transpose |> take b |> map (flatten >-> take m)
+
+-- | The products of a format: what the models use.
+module type matrix = {
+  type mat [m][kb]
+  -- | `W x`.
+  val matvec [m][kb][n] : mat [m][kb] -> [n]f32 -> [m]f32
+  -- | `xs Wᵀ`: one token by `matvec`, a few by groups, many from `dense`.
+  val matmul [m][kb][b][n] : mat [m][kb] -> [b][n]f32 -> [b][m]f32
+  -- | `xs W[l]ᵀ` for matrix `l` of a stack (a model's layers): one copy of
+  -- the products' code however many call sites (the stack is passed whole,
+  -- so no slice of it is copied to call the function).
+  val layer_matmul [L][m][kb][b][n] : [L](mat [m][kb]) -> i64 -> [b][n]f32 -> [b][m]f32
+  -- | `matmul`, likewise not inlined.
+  val matmul_once [m][kb][b][n] : mat [m][kb] -> [b][n]f32 -> [b][m]f32
+  -- | Row `i` decoded (`n` columns): the embedding.
+  val row [m][kb] : (n: i64) -> mat [m][kb] -> i64 -> [n]f32
+  -- | The whole matrix decoded into f32 panels.
+  val dense [m][kb] : mat [m][kb] -> f32_panels.mat [m][kb]
+}
+
+module matrix (F: format) : matrix with mat [m][kb] = F.mat [m][kb] = {
+  type mat [m][kb] = F.mat [m][kb]
+  module one = panel_product F lane
+  module some = panel_product F group
+
+  #[inline]
+  def matvec [m][kb][n] (a: mat [m][kb]) (x: [n]f32) : [m]f32 =
+    let at _ c = if c < n then #[unsafe] x[c] else 0
+    in tabulate (panels m) (\t -> one.run a t at |> lanes.to_array) |> flatten |> take m
+
+  #[inline]
+  def dense [m][kb] (a: mat [m][kb]) : f32_panels.mat [m][kb] =
+    let column t b c = let (lo, hi) = F.columns a t b (c % 16) in lanes.to_array (if c < 16 then lo else hi)
+    in {w = tabulate (panels m) (\t -> tabulate kb (\b -> tabulate 32 (column t b)))
+            :> [(m + P - 1) / P][kb][32][P]f32,
+        rows = replicate m ()}
+
+  #[inline]
+  def matmul [m][kb][b][n] (a: mat [m][kb]) (xs: [b][n]f32) : [b][m]f32 =
+    if b == 1 then [matvec a xs[0]] :> [b][m]f32
+    else if b > dense_above then f32_matmul (dense a) xs
+    else let groups = (b + G - 1) / G
+         let xt = transpose xs
+         let x g i c = if c < n then #[unsafe] xt[c, i64.min (g * G + i) (b - 1)] else 0
+         in tabulate (panels m) (\t -> tabulate groups (\g -> some.run a t (x g) |> group.map lanes.to_array
+                                                                                 |> group.to_array))
+            |> map flatten |> transpose |> take b |> map (flatten >-> take m)
+
+  #[noinline]
+  def layer_matmul [L][m][kb][b][n] (ws: [L](mat [m][kb])) (l: i64) (xs: [b][n]f32) : [b][m]f32 = matmul ws[l] xs
+
+  #[noinline]
+  def matmul_once [m][kb][b][n] (a: mat [m][kb]) (xs: [b][n]f32) : [b][m]f32 = matmul a xs
+
+  #[inline]
+  def row [m][kb] (n: i64) (a: mat [m][kb]) (i: i64) : [n]f32 = tabulate n (F.get a i)
+}
+
+module f32_matrix = matrix f32_panels
+module f16_matrix = matrix f16_panels
+module q8_matrix = matrix q8_panels
+module q4_matrix = matrix q4_panels
+
+-- Building matrices from their panels (the entry points' arrays) ------------
+
+def f32_mat [t][kb] (m: i64) (w: [t][kb][32][P]f32) : f32_matrix.mat [m][kb] =
+  {w = w :> [(m + P - 1) / P][kb][32][P]f32, rows = replicate m ()}
+
+def f16_mat [t][kb] (m: i64) (w: [t][kb][32][P]u16) : f16_matrix.mat [m][kb] =
+  {w = w :> [(m + P - 1) / P][kb][32][P]u16, rows = replicate m ()}
+
+def q8_mat [t][kb] (m: i64) (q: [t][kb][32][P]u8) (scale: [t][kb][P]f32) (offset: [t][kb][P]f32)
+    : q8_matrix.mat [m][kb] =
+  let t' = (m + P - 1) / P
+  in {q = q :> [t'][kb][32][P]u8, scale = scale :> [t'][kb][P]f32, offset = offset :> [t'][kb][P]f32,
+      rows = replicate m ()}
+
+def q4_mat [t][kb] (m: i64) (q: [t][kb][16][P]u8) (scale: [t][kb][P]f32) (offset: [t][kb][P]f32)
+    : q4_matrix.mat [m][kb] =
+  let t' = (m + P - 1) / P
+  in {q = q :> [t'][kb][16][P]u8, scale = scale :> [t'][kb][P]f32, offset = offset :> [t'][kb][P]f32,
+      rows = replicate m ()}
+
+-- Tests: every product path and the rows, for each format, against NumPy
+-- (tests/make_futhark_data.py packs the panels). --------------------------
+
+module products (M: matrix) = {
+  def all [m][kb][b][n] (a: M.mat [m][kb]) (xs: [b][n]f32) =
+    (M.matvec a xs[0], M.matmul a xs, M.matmul a (take 3 xs), M.matmul a (take 1 xs), tabulate m (M.row n a))
+}
+
+module products_f32 = products f32_matrix
+module products_f16 = products f16_matrix
+module products_q8 = products q8_matrix
+module products_q4 = products q4_matrix
+
+-- ==
+-- entry: test_f32
+-- input @ ../tests/data/f32_panels.in
+-- output @ ../tests/data/f32_panels.out
+entry test_f32 [t][kb][b][n] (m: i64) (w: [t][kb][32][P]f32) (xs: [b][n]f32) =
+  let a = f32_mat m w
+  in products_f32.all a xs
 
 -- ==
 -- entry: test_f16
+-- input @ ../tests/data/f16_panels.in
+-- output @ ../tests/data/f16_panels.out
+entry test_f16 [t][kb][b][n] (m: i64) (w: [t][kb][32][P]u16) (xs: [b][n]f32) =
+  let a = f16_mat m w
+  in products_f16.all a xs
+
+-- ==
+-- entry: test_q8
+-- input @ ../tests/data/q8_panels.in
+-- output @ ../tests/data/q8_panels.out
+entry test_q8 [t][kb][b][n] (m: i64) (q: [t][kb][32][P]u8) (s: [t][kb][P]f32) (o: [t][kb][P]f32)
+    (xs: [b][n]f32) =
+  let a = q8_mat m q s o
+  in products_q8.all a xs
+
+-- ==
+-- entry: test_q4
+-- input @ ../tests/data/q4_panels.in
+-- output @ ../tests/data/q4_panels.out
+entry test_q4 [t][kb][b][n] (m: i64) (q: [t][kb][16][P]u8) (s: [t][kb][P]f32) (o: [t][kb][P]f32)
+    (xs: [b][n]f32) =
+  let a = q4_mat m q s o
+  in products_q4.all a xs
+
+-- ==
+-- entry: test_f16_bits
 -- input @ ../tests/data/f16.in
 -- output @ ../tests/data/f16.out
-entry test_f16 [n] (bits: [n]u16) : [n]f32 = map f16_bits_to_f32 bits
-
--- ==
--- entry: test_f16_matvec
--- input @ ../tests/data/f16_matvec.in
--- output @ ../tests/data/f16_matvec.out
-entry test_f16_matvec [m][n] (w: [m][n]u16) (x: [n]f32) : ([m]f32, [m][n]f32) =
-  (f16_rows.matvec w x, tabulate m (f16_rows.row n w))
-
--- ==
--- entry: test_q8_matvec
--- input @ ../tests/data/q8_matvec.in
--- output @ ../tests/data/q8_matvec.out
-entry test_q8_matvec [m][k][n] (q: [m][k][32]u8) (scale: [m][k]f32) (offset: [m][k]f32) (x: [n]f32)
-    : ([m]f32, [m][n]f32) =
-  let w = {q, scale, offset}
-  in (q8_blocks.matvec w x, tabulate m (q8_blocks.row n w))
-
--- ==
--- entry: test_q4_matvec
--- input @ ../tests/data/q4_matvec.in
--- output @ ../tests/data/q4_matvec.out
-entry test_q4_matvec [m][k][n] (q: [m][k][16]u8) (scale: [m][k]f32) (offset: [m][k]f32) (x: [n]f32)
-    : ([m]f32, [m][n]f32) =
-  let w = {q, scale, offset}
-  in (q4_blocks.matvec w x, tabulate m (q4_blocks.row n w))
+entry test_f16_bits [n] (bits: [n]u16) : [n]f32 = map f16_bits_to_f32 bits

@@ -2,7 +2,9 @@
 blocks in src/*.fut (Futhark's binary data format) into tests/data/.
 
 The references are computed independently of the Futhark code, in float64,
-then stored as float32.  Run: python tests/make_futhark_data.py
+then stored as float32; the weight formats' panels are laid out by
+llaf/storage.py, the code that lays them out for the engine.
+Run: python tests/make_futhark_data.py
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import math
 from pathlib import Path
 
 import numpy as np
+
+from llaf.storage import FORMATS
 
 DATA = Path(__file__).parent / "data"
 TYPES = {np.dtype(np.float32): b" f32", np.dtype(np.int64): b" i64", np.dtype(np.uint8): b"  u8",
@@ -69,10 +73,6 @@ def main() -> None:
     save("gelu", [v], [f32(0.5 * vd * (1 + np.tanh(math.sqrt(2 / math.pi) * (vd + 0.044715 * vd**3))))])
     save("silu", [v], [f32(vd / (1 + np.exp(-vd)))])
 
-    w = f32(rng.normal(0, 1, (97, 130)))
-    save("matvec", [w, x[0]], [f32(w.astype(np.float64) @ xd[0])])
-    save("matmul", [x, w], [f32(xd @ w.astype(np.float64).T)])
-
     a = f32(rng.normal(0, 1, (5, 1000)))
     a[1, 17] = a[1, 900] = 99.0  # a tie: the first index wins
     save("argmax", [a], [np.argmax(a, axis=1).astype(np.int64)])
@@ -87,22 +87,35 @@ def main() -> None:
     xr = f32(rng.normal(0, 1, (40, 16)))
     save("rope", [inv_freq, xr], [f32(rope(inv_freq.astype(np.float64), xr.astype(np.float64)))])
 
-    # Weight formats (src/matrix.fut): every finite half, then products and rows.
+    # Weight formats (src/matrix.fut): every finite half; then for each
+    # format, a matrix of 45 rows (two panels, the second padded) times 21
+    # tokens (the path that decodes the matrix once), 3 (the grouped
+    # products), 1 token (the matrix-vector product), and every row.
     bits = np.arange(0, 1 << 16, dtype=np.uint16)
     bits = bits[np.isfinite(bits.view(np.float16))]
     save("f16", [bits], [bits.view(np.float16).astype(np.float32)])
-    xm = f32(rng.normal(0, 1, 96))
-    wh = f32(rng.normal(0, 1, (13, 96))).astype(np.float16)
-    save("f16_matvec", [wh.view(np.uint16), xm], [f32(wh.astype(np.float64) @ xm), wh.astype(np.float32)])
-    scale = np.float16(rng.uniform(0.01, 0.1, (13, 3))).astype(np.float32)
-    offset = np.float16(rng.uniform(-1, 0, (13, 3))).astype(np.float32)
-    codes = rng.integers(0, 256, (13, 3, 32), dtype=np.uint8)
-    dense = (scale[..., None] * codes + offset[..., None]).reshape(13, 96)
-    save("q8_matvec", [codes, scale, offset, xm], [f32(dense.astype(np.float64) @ xm), f32(dense)])
-    nibbles = rng.integers(0, 16, (13, 3, 32), dtype=np.uint8)
-    packed = nibbles[..., :16] | (nibbles[..., 16:] << 4)  # value j low, value j + 16 high
-    dense = (scale[..., None] * nibbles + offset[..., None]).reshape(13, 96)
-    save("q4_matvec", [packed, scale, offset, xm], [f32(dense.astype(np.float64) @ xm), f32(dense)])
+    m = 45
+    scale = np.float16(rng.uniform(0.01, 0.1, (m, 3))).astype(np.float32)
+    offset = np.float16(rng.uniform(-1, 0, (m, 3))).astype(np.float32)
+    codes = rng.integers(0, 256, (m, 3, 32), dtype=np.uint8)
+    nibbles = rng.integers(0, 16, (m, 3, 32), dtype=np.uint8)
+    half = f32(rng.normal(0, 1, (m, 80))).astype(np.float16)
+    matrices = {
+        "f32": ({"w": f32(rng.normal(0, 1, (m, 80)))}, None),
+        "f16": ({"w": half.view(np.uint16)}, half.astype(np.float32)),
+        "q8": ({"w.q": codes, "w.scale": scale, "w.offset": offset},
+               (scale[..., None] * codes + offset[..., None]).reshape(m, 96)),
+        # value j of a block in the low nibble of byte j, value j + 16 in the high one
+        "q4": ({"w.q": nibbles[..., :16] | (nibbles[..., 16:] << 4), "w.scale": scale, "w.offset": offset},
+               (scale[..., None] * nibbles + offset[..., None]).reshape(m, 96)),
+    }
+    for fmt, (arrays, dense) in matrices.items():
+        dense = arrays["w"] if dense is None else dense
+        xs = f32(rng.normal(0, 1, (21, dense.shape[1])))
+        ys = xs.astype(np.float64) @ dense.astype(np.float64).T
+        panels = FORMATS[fmt].panels(arrays, "w")
+        save(f"{fmt}_panels", [np.array(m, np.int64), *panels, xs],
+             [f32(ys[0]), f32(ys), f32(ys[:3]), f32(ys[:1]), f32(dense)])
 
 
 def rope(inv_freq: np.ndarray, xs: np.ndarray) -> np.ndarray:

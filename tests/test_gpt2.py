@@ -126,7 +126,8 @@ def test_prompt_longer_than_the_context(small: llaf.Params) -> None:
         ([5, 1000, 3], r"^token id 1000 at position 1 is outside the vocabulary \[0, 1000\)$"),
         ([-1], r"^token id -1 at position 0 is outside the vocabulary \[0, 1000\)$"),
         ([], r"^the prompt is empty: give at least one token id$"),
-        ([[1, 2]], r"^token ids must be one-dimensional, got shape \(1, 2\)$"),
+        (np.array([[1, 2]]), r"^token ids must be one-dimensional, got shape \(1, 2\)$"),
+        ([[1, 2], []], r"^prompt 1 is empty: give at least one token id$"),
         ([1.5], r"^token ids must be integers, got float64$"),
     ],
 )
@@ -145,7 +146,16 @@ def test_bad_counts_are_clear_errors(small: llaf.Params) -> None:
 def test_engine_itself_rejects_out_of_range_input(small: llaf.Params) -> None:
     """Behind the Python checks, Futhark's own assertions stop a bad call
     before any out-of-bounds access."""
+    ids, lens = np.array([1, 2], np.int64), np.array([2], np.int64)
     with pytest.raises(LlafError, match=r"^gpt2_gen failed: "):
-        small.entry("gen", np.array([1, 5000], np.int64), small.handle, np.int64(3))
+        small.entry("gen", small.handle, np.array([1, 5000], np.int64), lens, np.int64(3))
     with pytest.raises(LlafError, match=r"^gpt2_gen failed: "):
-        small.entry("gen", np.array([1, 2], np.int64), small.handle, np.int64(small.context))
+        small.entry("gen", small.handle, ids, lens, np.int64(small.context))
+    with pytest.raises(LlafError, match=r"^gpt2_gen failed: "):
+        small.entry("gen", small.handle, ids, np.array([1], np.int64), np.int64(3))
+    # another slot, a position past the cache (rounded up to a panel of 32), a token id, a negative position
+    for ids, slots, pos in (([1], [1], [0]), ([1], [0], [32]), ([1000], [0], [0]), ([1], [0], [-1])):
+        cache = small.entry("cache", small.handle, np.int64(1), np.int64(4))  # a failed call consumes it
+        with pytest.raises(LlafError, match=r"^gpt2_run failed: "):
+            small.entry("run", small.handle, cache, *(np.array(a, np.int64) for a in (ids, slots, pos)),
+                        np.array([0], np.int64))
