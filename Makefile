@@ -6,7 +6,7 @@
 #   make setup                Python environment (.venv), compiler, tokenizer files, default model
 #   make run                  set up, build the multicore backend, and continue a prompt with SmolLM2
 #   make test                 futhark test + pytest on every CPU backend (pyopencl, c, multicore)
-#   make bench                llaf against transformers (and llama.cpp if installed) on SmolLM2
+#   make bench                llaf against transformers and llama.cpp (built once from source) on SmolLM2
 #   make bench-futhark        futhark bench on the decode and prefill entry points (benchmarks/)
 #
 # The compiler: `futhark` >= 0.25 from PATH, else Debian's package installed
@@ -18,13 +18,20 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # The CPU build of PyTorch (transformers is the parity oracle and a weight source).
 TORCH ?= torch==2.13.0
-CFLAGS ?= -O3 -march=native -ffast-math -fno-finite-math-only
-export CFLAGS
-# The C compiler for the c and multicore backends: clang when there is one.
-# gcc 12 vectorizes none of the reduction loops in Futhark's large entry
-# functions (-fopt-info-vec: "vectorized 0 loops in function"); with clang a
-# SmolLM2 decode step takes 45 ms instead of 150 ms (docs/PERFORMANCE.md).
+# The C compiler for the c and multicore backends: clang (`make setup` installs
+# Debian's clang-15 when it can). The products are vectorized by hand in
+# src/vec.fut (lane tuples); clang's SLP vectorizer maps them onto full-width
+# registers, gcc 12 does not, and its code decodes about 4x slower
+# (docs/PERFORMANCE.md). Expanded when a recipe runs, after `make setup`.
 LLAF_CC ?= $(shell command -v clang-15 || command -v clang || command -v gcc)
+# No -ffast-math: it links crtfastmath.o, which turns on flush-to-zero for the
+# whole process that loads the module. Contracting into FMAs and dropping errno
+# and trap semantics is what the kernels need; the loop vectorizer is off
+# because it only re-vectorizes the hand-vectorized loops worse (measured).
+CLANG_CFLAGS := -O3 -march=native -mprefer-vector-width=512 -fno-vectorize -ffp-contract=fast -fno-math-errno -fno-trapping-math
+GCC_CFLAGS := -O3 -march=native -fno-tree-loop-vectorize -ffp-contract=fast -fno-math-errno -fno-trapping-math
+CFLAGS ?= $(if $(findstring clang,$(notdir $(LLAF_CC))),$(CLANG_CFLAGS),$(GCC_CFLAGS))
+export CFLAGS
 SOURCES := $(wildcard src/*.fut)
 CPU_BACKENDS := pyopencl c multicore
 
@@ -33,12 +40,26 @@ FUTHARK := $(shell v=$$(futhark --version 2>/dev/null | sed -n 's/^Futhark \([0-
              set -- $$v; if [ -n "$$1" ] && { [ "$$1" -gt 0 ] || [ "$$2" -ge 25 ]; }; then command -v futhark; \
              else echo $(CURDIR)/.futhark/bin/futhark; fi)
 
-.PHONY: all setup venv futhark assets test test-futhark test-python run bench bench-futhark lint clean
+.PHONY: all setup venv cc futhark assets test test-futhark test-python run bench bench-futhark lint clean
 .DELETE_ON_ERROR:
 
 all: build/$(BACKEND)/.built
 
-setup: venv futhark assets
+setup: venv cc futhark assets
+
+# clang for the fast C build: Debian's clang-15 through apt-get when run as
+# root, else a warning with the command to run.
+cc:
+	@if ! command -v clang-15 >/dev/null && ! command -v clang >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "llaf: installing Debian's clang-15 for the fast C build"; \
+	    { apt-get install -y -qq --no-install-recommends clang-15 >/dev/null 2>&1 || \
+	      { apt-get update -qq && apt-get install -y -qq --no-install-recommends clang-15 >/dev/null; }; } || \
+	    echo "llaf: warning: could not install clang-15; building with gcc, which decodes about 4x slower" >&2; \
+	  else \
+	    echo "llaf: warning: no clang; building with gcc, which decodes about 4x slower (sudo apt-get install clang-15)" >&2; \
+	  fi; \
+	fi
 
 $(VENV)/.installed: pyproject.toml
 	@echo "llaf: creating the Python environment in $(VENV)"
@@ -66,6 +87,7 @@ build/%/.built: $(SOURCES) | $(FUTHARK) $(VENV)/.installed
 	@mkdir -p build/$*
 	$(FUTHARK) $* --library -o build/$*/llm src/llm.fut
 	cd build/$* && rm -f _llm*.so && CC=$(LLAF_CC) ../../$(VENV)/bin/build_futhark_ffi llm >/dev/null
+	printf '%s\n%s\n' "$$($(LLAF_CC) --version | head -1)" "$(CFLAGS)" > build/$*/compiler.txt
 	touch $@
 
 assets: $(VENV)/.installed
@@ -86,7 +108,16 @@ RUN_BACKEND ?= multicore
 run: setup build/$(RUN_BACKEND)/.built
 	$(VENV)/bin/llaf generate "$(PROMPT)" --max-new-tokens 64 --backend $(RUN_BACKEND)
 
-bench: setup build/$(RUN_BACKEND)/.built
+# llama.cpp, the peer `make bench` compares with: llama-cpp-python built from
+# source for this CPU (once; 10-15 minutes on 2 cores).
+LLAMA_CPP ?= llama-cpp-python==0.3.36
+$(VENV)/.llama-cpp: | $(VENV)/.installed
+	@echo "llaf: building $(LLAMA_CPP) from source for this CPU (once; 10-15 minutes on 2 cores)"
+	$(PY) -c "import llama_cpp" 2>/dev/null || \
+	  CMAKE_ARGS="-DGGML_NATIVE=ON" $(PY) -m pip install -q --no-binary llama-cpp-python "$(LLAMA_CPP)"
+	touch $@
+
+bench: setup build/$(RUN_BACKEND)/.built $(VENV)/.llama-cpp
 	$(VENV)/bin/llaf bench --backend $(RUN_BACKEND) --out bench
 
 bench-futhark: | $(FUTHARK)
