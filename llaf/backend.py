@@ -13,9 +13,11 @@ point, ``engine.array(value)`` brings a result array back as NumPy.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import importlib.util
 import os
+import weakref
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -65,6 +67,19 @@ def _load(name: str, path: Path) -> ModuleType:
     return module
 
 
+# The futhark-ffi contexts alive in this process. At interpreter shutdown
+# objects are freed in no particular order, and an array freed after its
+# context reads freed memory (runtime chatter on stderr, or a heap abort);
+# so at exit the contexts are left for the operating system to reclaim.
+_CONTEXTS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+@atexit.register
+def _keep_contexts_at_exit() -> None:
+    for fut in list(_CONTEXTS):
+        fut.ctx = fut.ffi.gc(fut.ctx, None)  # drops the destructor that frees the context
+
+
 def _first_line(error: Exception) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
@@ -97,6 +112,7 @@ class Engine:
 
             # An extension module must be loaded under the name it was built with.
             self._fut = Futhark(_load("_llm", libs[0]))
+            _CONTEXTS.add(self._fut)
 
     @staticmethod
     def _opencl_options() -> dict[str, Any]:
