@@ -4,11 +4,14 @@ side in one run, on the same weights.
 Each engine runs in its own process (so that peak memory is its own) and
 reports, over several repetitions: prefill tokens/s for a 16- and a 512-token
 prompt, time to first token (16-token prompt), decode tokens/s (128 greedy
-tokens after the 16-token prompt, one cached step at a time) and peak resident
-memory.  The peers: transformers (PyTorch on the CPU, the same weights in
-float32) and, when ``llama_cpp`` is installed, llama.cpp on the same GGUF file.
-The machine's memory bandwidth (a large copy) bounds decode speed: llaf's
-achieved GB/s is the weight bytes it reads per token over the step time.
+tokens after the 16-token prompt, one cached step at a time), the time to
+load the model and peak resident memory.  For llaf also: `llaf.gen` (the
+whole loop inside Futhark) at the model's full context, and the aggregate
+decode speed of 8 sequences stepped together.  The peers: transformers
+(PyTorch on the CPU, the same weights in float32) and llama.cpp on the same
+GGUF file (llama-cpp-python; `make bench` installs it).  The machine's
+memory bandwidth (a large copy) bounds decode speed: llaf's achieved GB/s is
+the weight bytes it reads per token over the step time.
 
 Results: a table on stdout, ``bench/results.json`` and ``bench/bench.png``.
 """
@@ -18,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -31,6 +33,7 @@ import numpy as np
 
 PROMPTS = (16, 512)
 DECODE = 128
+BATCH = 8
 
 
 def timed(fn: Callable[[], Any]) -> float:
@@ -45,6 +48,21 @@ def memory_bandwidth(mib: int = 512, reps: int = 5) -> float:
     dst = np.empty_like(src)
     best = min(timed(lambda: np.copyto(dst, src)) for _ in range(reps))
     return 2 * src.nbytes / best / 1e9
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory.  Not getrusage's ru_maxrss: it
+    survives exec, so a child started by a large parent reports the parent's."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def compiler(backend: str) -> str:
+    """The C compiler and flags that built a llaf backend (make writes them)."""
+    info = Path(__file__).resolve().parent.parent / "build" / backend / "compiler.txt"
+    return " ".join(info.read_text().split("\n")).strip() if info.exists() else "unknown (not built by make)"
 
 
 def prompt_ids(vocab: int, n: int) -> list[int]:
@@ -63,26 +81,52 @@ class Runner:
     def step(self, state: Any, tok: int) -> Any:
         raise NotImplementedError
 
+    def extra(self, reps: int) -> dict[str, Any]:
+        """Rows only this engine has, measured after the common ones."""
+        return {}
+
 
 class LlafRunner(Runner):
     def __init__(self, model: str, backend: str | None, storage: str | None) -> None:
         import llaf
-        from llaf.weights import load
 
-        from .generation import with_context
-
-        w = with_context(load(model, progress=False, storage=storage), 1024)
-        self.params = llaf.init(w, backend=backend, progress=False)
-        self.vocab = self.params.vocab
-        self.weight_bytes = sum(int(a.nbytes) for a in w.arrays.values())
         self.llaf = llaf
+        self.model_path, self.backend, self.storage = model, backend, storage
+        self.model = llaf.load(model, backend=backend, storage=storage)
+        self.params = self.model.params
+        self.vocab = self.params.vocab
 
     def prefill(self, ids: list[int]) -> Any:
-        logits, cache = self.llaf.prefill(self.params, ids)
-        return logits, cache
+        # a cache for the prompt and the decoded tokens, as llaf.load's generation makes
+        return self.llaf.prefill(self.params, ids, capacity=len(ids) + DECODE + 1)
 
     def step(self, state: Any, tok: int) -> Any:
         return self.llaf.step(state[1], tok), state[1]
+
+    def extra(self, reps: int) -> dict[str, Any]:
+        # After peak memory is taken: the weights again, to count their bytes.
+        w = self.llaf.weights.load(self.model_path, progress=False, storage=self.storage)
+        out: dict[str, Any] = {"weight_bytes": sum(int(a.nbytes) for a in w.arrays.values())}
+        del w
+        # BATCH sequences of different lengths, stepped together: tokens/s over all.
+        prompts = [prompt_ids(self.vocab, 16 + 3 * i) for i in range(BATCH)]
+        batch = []
+        for _ in range(reps):
+            _, cache = self.llaf.prefill(self.params, prompts, capacity=16 + 3 * BATCH + DECODE + 1)
+            t0 = time.perf_counter()
+            for i in range(DECODE):
+                self.llaf.step(cache, [100 + i] * BATCH)
+            batch.append(BATCH * DECODE / (time.perf_counter() - t0))
+        out["batch8_tok_s"] = batch
+        # llaf.gen with the parameters at the model's full context (the cache
+        # it makes is sized for prompt + new tokens, not for the context).
+        full = self.llaf.init(self.model_path, backend=self.backend, progress=False, storage=self.storage)
+        short = prompt_ids(self.vocab, PROMPTS[0])
+        self.llaf.gen(short, full, 2)
+        out["gen_tok_s"] = [(DECODE + 1) / timed(lambda: self.llaf.gen(short, full, DECODE + 1))
+                            for _ in range(reps)]
+        out["full_context"] = full.context
+        return out
 
 
 class TransformersRunner(Runner):
@@ -108,9 +152,21 @@ class TransformersRunner(Runner):
 
 
 class LlamaCppRunner(Runner):
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, extra_buffers: bool = True) -> None:
+        import llama_cpp
         from llama_cpp import Llama
 
+        if not extra_buffers:
+            # Weight repacking ("extra buffer types", AMX on Sapphire Rapids)
+            # segfaults on some hosts; without it llama.cpp uses its plain CPU path.
+            default = llama_cpp.llama_model_default_params
+
+            def params() -> Any:
+                p = default()
+                p.use_extra_bufts = False
+                return p
+
+            llama_cpp.llama_model_default_params = params
         self.llm = Llama(model_path=model, n_ctx=1024, n_threads=os.cpu_count() or 1, verbose=False)
         self.vocab = int(self.llm.n_vocab())
 
@@ -140,20 +196,27 @@ def measure(runner: Runner, reps: int) -> dict[str, Any]:
             state = runner.step(state, 100 + i)
         decode.append(DECODE / (time.perf_counter() - t0))
     out["decode_tok_s"] = decode
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_rss_mb"] = peak_rss_mb()
     out["weight_bytes"] = runner.weight_bytes
+    out.update(runner.extra(reps))
     return out
 
 
 def run_engine(engine: str, model: str, backend: str | None, storage: str | None, reps: int) -> dict[str, Any]:
-    """Measure one engine in this process."""
+    """Load and measure one engine in this process."""
+    t0 = time.perf_counter()
     if engine == "llaf":
         runner: Runner = LlafRunner(model, backend, storage)
     elif engine == "transformers":
         runner = TransformersRunner(model)
     else:
-        runner = LlamaCppRunner(model)
-    return measure(runner, reps)
+        runner = LlamaCppRunner(model, extra_buffers=engine != "llama.cpp-plain")
+    load_s = time.perf_counter() - t0
+    out = measure(runner, reps)
+    out["load_s"] = [load_s]
+    if engine == "llaf":
+        out["compiler"] = compiler(runner.params.engine.backend)
+    return out
 
 
 def in_subprocess(engine: str, model: str, backend: str | None, storage: str | None,
@@ -166,7 +229,8 @@ def in_subprocess(engine: str, model: str, backend: str | None, storage: str | N
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines()
-        print(f"llaf bench: {engine} failed: {lines[-1] if lines else proc.returncode}", file=sys.stderr)
+        why = lines[-1] if lines else f"exit status {proc.returncode}"
+        print(f"llaf bench: {engine} failed: {why}", file=sys.stderr)
         return None
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
@@ -176,33 +240,43 @@ def summary(values: list[float]) -> tuple[float, float, float]:
 
 
 METRICS = (("prefill16_tok_s", "prefill-16 tok/s"), ("prefill512_tok_s", "prefill-512 tok/s"),
-           ("ttft_s", "first token s"), ("decode_tok_s", "decode tok/s"))
+           ("ttft_s", "first token s"), ("decode_tok_s", "decode tok/s"), ("load_s", "load s"))
+LLAF_ONLY = (("gen_tok_s", "gen tok/s, full context"), ("batch8_tok_s", f"decode x{BATCH} tok/s, total"))
 
 
 def report(results: dict[str, dict[str, Any]], bandwidth: float, out_dir: Path) -> None:
     engines = list(results)
     print(f"memory bandwidth (copy): {bandwidth:.1f} GB/s")
-    print(f"{'':22}" + "".join(f"{e:>26}" for e in engines))
-    for key, label in METRICS:
+    print(f"{'':26}" + "".join(f"{e:>26}" for e in engines))
+    for key, label in METRICS + LLAF_ONLY:
         cells = []
         for e in engines:
+            if key not in results[e]:
+                cells.append("-")
+                continue
             med, lo, hi = summary(results[e][key])
-            cells.append(f"{med:10.3g} [{lo:.3g}-{hi:.3g}]")
-        print(f"{label:22}" + "".join(f"{c:>26}" for c in cells))
-    print(f"{'peak memory MB':22}" + "".join(f"{results[e]['peak_rss_mb']:>26.0f}" for e in engines))
+            cells.append(f"{med:10.3g} [{lo:.3g}-{hi:.3g}]" if len(results[e][key]) > 1 else f"{med:10.3g}")
+        print(f"{label:26}" + "".join(f"{c:>26}" for c in cells))
+    print(f"{'peak memory MB':26}" + "".join(f"{results[e]['peak_rss_mb']:>26.0f}" for e in engines))
     peers = [e for e in engines if not e.startswith("llaf")]
     for name in engines:
         if not name.startswith("llaf"):
             continue
         llaf = results[name]
+        print(f"{name}: built by {llaf.get('compiler', 'unknown')}")
         decode = summary(llaf["decode_tok_s"])[0]
         achieved = llaf["weight_bytes"] * decode / 1e9
-        print(f"{name} reads {llaf['weight_bytes'] / 1e6:.0f} MB of weights per token: {achieved:.1f} GB/s "
+        print(f"  reads {llaf['weight_bytes'] / 1e6:.0f} MB of weights per token: {achieved:.1f} GB/s "
               f"achieved, {achieved / bandwidth * 100:.0f}% of the copy bandwidth")
+        if "gen_tok_s" in llaf:
+            print(f"  gen at context {llaf['full_context']} / step loop: "
+                  f"{summary(llaf['gen_tok_s'])[0] / decode:.2f}x; "
+                  f"decode x{BATCH} / x1: {summary(llaf['batch8_tok_s'])[0] / decode:.2f}x")
         for peer in peers:
             ratios = [f"{label.split()[0]} {summary(llaf[k])[0] / summary(results[peer][k])[0]:.2f}x"
-                      for k, label in METRICS if k != "ttft_s"]
-            print(f"  {name} / {peer}: " + ", ".join(ratios))
+                      for k, label in METRICS if k not in ("ttft_s", "load_s")]
+            ttft = summary(results[peer]["ttft_s"])[0] / summary(llaf["ttft_s"])[0]
+            print(f"  {name} / {peer}: " + ", ".join(ratios) + f", first token {ttft:.2f}x as fast")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps({"bandwidth_gb_s": bandwidth, "engines": results}, indent=1))
     plot(results, out_dir / "bench.png")
@@ -215,7 +289,7 @@ def plot(results: dict[str, dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k, _ in METRICS if k != "ttft_s"]
+    keys = [k for k, _ in METRICS if k not in ("ttft_s", "load_s")]
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2))
     for ax, key in zip(axes, keys, strict=True):
         names = list(results)
@@ -258,10 +332,18 @@ def main(argv: list[str] | None = None) -> None:
 
         runs.append(("llama.cpp", "llama.cpp", None, None))
     except ImportError:
-        print("llaf bench: llama-cpp-python is not installed; comparing with transformers only", file=sys.stderr)
+        print("llaf bench: llama-cpp-python is not installed (`make bench` installs it); "
+              "comparing with transformers only", file=sys.stderr)
     bandwidth = memory_bandwidth()
-    results = {name: r for name, engine, b, s in runs
-               if (r := in_subprocess(engine, model, b, s, args.reps)) is not None}
+    results = {}
+    for name, engine, b, s in runs:
+        r = in_subprocess(engine, model, b, s, args.reps)
+        if r is None and engine == "llama.cpp":
+            print("llaf bench: retrying llama.cpp without weight repacking", file=sys.stderr)
+            r = in_subprocess("llama.cpp-plain", model, b, s, args.reps)
+            name = "llama.cpp (no repack)" if r is not None else name
+        if r is not None:
+            results[name] = r
     if not any(name.startswith("llaf") for name in results):
         sys.exit("llaf bench: llaf itself failed")
     report(results, bandwidth, Path(args.out))
