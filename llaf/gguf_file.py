@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+import mmap
 import struct
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -40,6 +41,14 @@ class GGUFFile:
     path: Path
     fields: dict[str, Any]
     tensors: dict[str, Tensor]
+    mapping: mmap.mmap | None = None  # the file's memory map, which the tensors view
+
+    def drop_pages(self) -> None:
+        """Let the OS take the file's pages out of this process's memory: once
+        the weights are converted nothing reads them (and if something does,
+        they are read from the file again)."""
+        if self.mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
+            self.mapping.madvise(mmap.MADV_DONTNEED)
 
     def field(self, key: str, default: Any = None) -> Any:
         if key in self.fields:
@@ -114,7 +123,9 @@ def _parse(path: Path, size: int, mtime_ns: int) -> GGUFFile:
     one gives an error rather than a huge allocation or a long loop."""
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
-    data = np.memmap(path, dtype=np.uint8, mode="r")
+    with open(path, "rb") as f:
+        mapping = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    data = np.frombuffer(mapping, dtype=np.uint8)
     r = _Reader(memoryview(data))
     if r.read(_U32) != _MAGIC:
         raise _Damaged(" is not a readable GGUF file: it does not start with the GGUF magic")
@@ -170,7 +181,7 @@ def _parse(path: Path, size: int, mtime_ns: int) -> GGUFFile:
             raise _Damaged(f" is truncated: tensor {name!r} ends past the end of the file")
         view = data[start:start + n_bytes].view(dtype).reshape(shape)
         tensors[name] = Tensor(name, tensor_type, dims, n_elements, n_bytes, start, view)
-    return GGUFFile(path, fields, tensors)
+    return GGUFFile(path, fields, tensors, mapping)
 
 
 @dataclass(frozen=True)
@@ -327,4 +338,5 @@ def read(path: str | Path, storage: str | None = None) -> tuple[str, dict[str, A
         empty = storage_mod.FORMATS[head_fmt].shapes("lm_head", (0, d))
         arrays |= {k: np.zeros(shape, dtype) for k, (shape, dtype) in empty.items()}
     arrays["inv_freq"] = freq
+    g.drop_pages()  # the arrays above are copies, or views (F32 norms) whose pages come back when read
     return arch, hparams, arrays, storage
