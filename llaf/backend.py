@@ -80,6 +80,11 @@ def _keep_contexts_at_exit() -> None:
         fut.ctx = fut.ffi.gc(fut.ctx, None)  # drops the destructor that frees the context
 
 
+# Futhark's names of the element types llaf passes.
+_ELEMENTS = {np.dtype(np.float32): "f32", np.dtype(np.uint8): "u8", np.dtype(np.uint16): "u16",
+             np.dtype(np.int64): "i64"}
+
+
 def _first_line(error: Exception) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
@@ -133,6 +138,18 @@ class Engine:
             return getattr(self._fut, entry)(*args)
         except Exception as e:  # the backends raise ValueError, TypeError or plain Exception
             raise LlafError(f"{entry} failed: {_first_line(e)}") from None
+
+    def put(self, a: np.ndarray) -> Any:
+        """A copy of `a` in the engine's memory, to pass to `call`: the caller
+        can then free `a` before the call (loading keeps one array at a time)."""
+        a = np.ascontiguousarray(a)
+        if self.backend == "pyopencl":
+            import pyopencl.array as cl_array
+
+            return cl_array.to_device(self._fut.queue, a)
+        ffi = self._fut.ffi
+        kind = ffi.typeof(f"struct futhark_{_ELEMENTS[a.dtype]}_{a.ndim}d *")
+        return self._fut.to_futhark(self._fut.types[kind], a)
 
     def array(self, value: Any) -> np.ndarray:
         """A result array as NumPy."""

@@ -63,7 +63,8 @@ def init(source: Any, backend: str | None = None, progress: bool = True, storage
     """
     w = weights_mod.load(source, progress=progress, storage=storage)
     engine = Engine(backend)
-    handle = engine.call(f"{w.entry}_init", *w.init_args())
+    args = [engine.put(a) if isinstance(a, np.ndarray) else a for a in w.init_args()]
+    handle = engine.call(f"{w.entry}_init", *args)
     return Params(engine, w.architecture, handle, w.vocab, w.context, dict(w.hparams), w.storage)
 
 

@@ -76,16 +76,18 @@ class Weights:
     def context(self) -> int:
         return int(self.module.context(self.shapes, self.hparams))
 
-    def init_args(self) -> list[Any]:
+    def init_args(self) -> Iterator[Any]:
         """The arguments of ``<entry>_init`` in src/llm.fut: the scalars, then
-        every array, a weight matrix as its panels (llaf/storage.py)."""
+        every array, a weight matrix as its panels (llaf/storage.py).  One
+        matrix's panels are made at a time, so that the caller can hand each
+        array to the engine and free it before the next is made."""
         values = self.hparams | self.module.sizes(self.shapes)
-        scalars = [kind(values[name]) for name, kind in self.module.SCALARS]
-        arrays: list[Any] = []
+        yield from (kind(values[name]) for name, kind in self.module.SCALARS)
         for name in self.module.ARRAYS:
-            fmt = self.format(name)
-            arrays += fmt.panels(self.arrays, name) if name in self.module.MATRICES else [self.arrays[name]]
-        return scalars + arrays
+            if name in self.module.MATRICES:
+                yield from self.format(name).panels(self.arrays, name)
+            else:
+                yield self.arrays[name]
 
     def dense(self, name: str) -> np.ndarray:
         """Array `name` as float32 values, whatever its storage."""
