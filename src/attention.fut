@@ -42,20 +42,22 @@ def panel_at (g: geometry) (kv: i64) (s: i64) (l: i64) (h: i64) (t: i64) : i64 =
 def cache_empty (g: geometry) : *[]f32 = replicate (opaque (cache_size g)) 0
 
 -- | Write the keys and values of `N` tokens of layer `l` (`[N][H][hd]`) at
--- their slots and positions, in place: one strided slice update per token
--- and head.  (A `scatter` made the compiler copy the whole cache in the
--- layer loop, several seconds per token at SmolLM2's size.)
+-- their slots and positions, in place: one `scatter`.  (The cache was once
+-- copied whole around here, every layer: that was `attend` called as a
+-- function, below.  Slice updates per token and head instead made a
+-- thread-pool task, or on a GPU a transfer, of `hd` values each.)
 def cache_write [n][N][H][hd] (g: geometry) (cache: *[n]f32) (l: i64) (slots: [N]i64) (pos: [N]i64)
                               (k: [N][H][hd]f32) (v: [N][H][hd]f32) : *[n]f32 =
-  loop cache for i < N do
-    let (s, t, r) = (slots[i], pos[i] / P, pos[i] % P)
-    in loop cache for h < H do
-         let at kv = panel_at g kv s l h t + r
-         let cache = cache with [at 0 : at 0 + hd * P : P] = k[i, h]
-         in cache with [at 1 : at 1 + hd * P : P] = v[i, h]
+  let at kv i h j = panel_at g kv slots[i] l h (pos[i] / P) + j * P + pos[i] % P
+  let where = tabulate_3d N H hd (\i h j -> [at 0 i h j, at 1 i h j])
+  let what = map2 (map2 (map2 (\k v -> [k, v]))) k v
+  in scatter cache (flatten (flatten (flatten where))) (flatten (flatten (flatten what)))
 
 -- | Causal attention of `N` tokens at layer `l`: queries `[N][Q][hd]`, each
--- attending to the positions `0 ..= pos[i]` of slot `slots[i]`.
+-- attending to the positions `0 ..= pos[i]` of slot `slots[i]`.  Inlined:
+-- called as a function (the compiler does not inline it on its own where
+-- several models use it), its cache argument was copied whole, every layer.
+#[inline]
 def attend [n][N][Q][hd] (g: geometry) (cache: [n]f32) (l: i64) (slots: [N]i64) (pos: [N]i64)
                          (q: [N][Q][hd]f32) : *[N][Q][hd]f32 =
   let group = Q / g.heads
