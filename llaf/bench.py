@@ -153,20 +153,20 @@ class TransformersRunner(Runner):
 
 class LlamaCppRunner(Runner):
     def __init__(self, model: str, extra_buffers: bool = True) -> None:
-        import llama_cpp
+        import llama_cpp.llama_cpp as api
         from llama_cpp import Llama
 
         if not extra_buffers:
             # Weight repacking ("extra buffer types", AMX on Sapphire Rapids)
             # segfaults on some hosts; without it llama.cpp uses its plain CPU path.
-            default = llama_cpp.llama_model_default_params
+            default = api.llama_model_default_params
 
             def params() -> Any:
                 p = default()
                 p.use_extra_bufts = False
                 return p
 
-            llama_cpp.llama_model_default_params = params
+            api.llama_model_default_params = params
         self.llm = Llama(model_path=model, n_ctx=1024, n_threads=os.cpu_count() or 1, verbose=False)
         self.vocab = int(self.llm.n_vocab())
 
