@@ -1,7 +1,10 @@
 """Several sequences at once: `gen` on a list of prompts, batched `prefill`
 and `step`, and a `Cache` whose slots sequences join and leave between
-passes.  A sequence's tokens and logits are the ones it gets alone, bit for
-bit (src/matrix.fut: a token's sums do not depend on its batch)."""
+passes.  A sequence's tokens are the ones it gets alone; on the C backends
+its logits are too, bit for bit (src/matrix.fut: a token's sums do not
+depend on its batch).  PoCL compiles the batched and the one-token kernels
+to different instruction sequences (rounding differs in the last bits), so
+on pyopencl the logits agree within 1e-5."""
 
 from __future__ import annotations
 
@@ -39,6 +42,15 @@ def params(request: pytest.FixtureRequest, backend: str) -> llaf.Params:
     return _params[key]
 
 
+def assert_same_logits(params: llaf.Params, actual: np.ndarray, desired: np.ndarray) -> None:
+    """Bit for bit on the C backends; within 1e-5 (and the same greedy token) on OpenCL."""
+    if params.engine.backend in ("c", "multicore"):
+        np.testing.assert_array_equal(actual, desired)
+    else:
+        np.testing.assert_allclose(actual, desired, rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(np.argmax(actual, -1), np.argmax(desired, -1))
+
+
 def prompts(params: llaf.Params, lengths: list[int]) -> list[np.ndarray]:
     rng = np.random.default_rng(sum(lengths))
     return [rng.integers(0, params.vocab, n) for n in lengths]
@@ -60,7 +72,7 @@ def test_batched_prefill_and_steps_equal_each_sequence_alone(params: llaf.Params
     assert logits.shape == (3, params.vocab) and cache.slots == 3
     alone = [llaf.prefill(params, ids) for ids in batch]
     for _ in range(12):
-        np.testing.assert_array_equal(logits, np.stack([lg for lg, _ in alone]))
+        assert_same_logits(params, logits, np.stack([lg for lg, _ in alone]))
         toks = [int(np.argmax(lg)) for lg in logits]
         logits = llaf.step(cache, toks)
         alone = [(llaf.step(c, t), c) for (_, c), t in zip(alone, toks, strict=True)]
@@ -75,12 +87,12 @@ def test_sequences_join_and_leave_between_passes(params: llaf.Params) -> None:
     first = cache.run({0: a})
     ref_a = llaf.prefill(params, a)[1]
     lg = cache.run({0: [int(np.argmax(first[0]))], 1: b})
-    np.testing.assert_array_equal(lg[0], llaf.step(ref_a, int(np.argmax(first[0]))))
-    np.testing.assert_array_equal(lg[1], llaf.prefill(params, b)[0])
+    assert_same_logits(params, lg[0], llaf.step(ref_a, int(np.argmax(first[0]))))
+    assert_same_logits(params, lg[1], llaf.prefill(params, b)[0])
     cache.reset(0)
     lg = cache.run({1: [5], 0: c})  # logits in the order of the feeds: slot 1's, then slot 0's
-    np.testing.assert_array_equal(lg[0], llaf.forward(params, np.append(b, 5))[-1])
-    np.testing.assert_array_equal(lg[1], llaf.prefill(params, c)[0])
+    assert_same_logits(params, lg[0], llaf.forward(params, np.append(b, 5))[-1])
+    assert_same_logits(params, lg[1], llaf.prefill(params, c)[0])
     assert cache.lengths == [4, 12] and cache.capacity >= 12
 
 
