@@ -126,12 +126,17 @@ module panel_product (F: format) (G: vec) = {
   def run [m][kb] (a: F.mat [m][kb]) (t: i64) (x: i64 -> i64 -> f32) : G.t (lanes.t f32) =
     let zero = G.tabulate (\_ -> lanes.tabulate (\_ -> 0f32))
     let fma acc w g = G.map2 (\a x -> lanes.map2 (\a w -> a + w * x) a w) acc g
+    let step (lo, hi) b j =
+      let (wl, wh) = F.columns a t b j
+      let c = 32 * b + j
+      in (fma lo wl (G.tabulate (\g -> x g c)), fma hi wh (G.tabulate (\g -> x g (c + 16))))
+    -- One token: blocks outside and a block's 16 column pairs inside, a
+    -- constant trip count that clang unrolls, the block's scales loaded
+    -- once.  Several tokens: one flat loop (unrolled, it spills registers).
     let (lo, hi) =
-      loop (lo, hi) = (zero, zero) for i < kb * 16 do
-        let (b, j) = (i / 16, i % 16)
-        let (wl, wh) = F.columns a t b j
-        let c = 32 * b + j
-        in (fma lo wl (G.tabulate (\g -> x g c)), fma hi wh (G.tabulate (\g -> x g (c + 16))))
+      if G.n == 1
+      then loop acc = (zero, zero) for b < kb do loop acc for j < 16 do step acc b j
+      else loop acc = (zero, zero) for i < kb * 16 do step acc (i / 16) (i % 16)
     in G.map2 (lanes.map2 (+)) lo hi
 }
 
@@ -183,7 +188,9 @@ module matrix (F: format) : matrix with mat [m][kb] = F.mat [m][kb] = {
 
   #[inline]
   def matvec [m][kb][n] (a: mat [m][kb]) (x: [n]f32) : [m]f32 =
-    let at _ c = if c < n then #[unsafe] x[c] else 0
+    -- x padded with zeros to whole blocks: no bounds test in the inner loop
+    let xp = tabulate (kb * 32) (\c -> if c < n then #[unsafe] x[c] else 0)
+    let at _ c = #[unsafe] xp[c]
     in tabulate (panels m) (\t -> one.run a t at |> lanes.to_array) |> flatten |> take m
 
   #[inline]
