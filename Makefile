@@ -94,7 +94,7 @@ assets: $(VENV)/.installed
 	$(VENV)/bin/llaf assets
 
 test-futhark: | $(FUTHARK)
-	$(FUTHARK) test --backend=c src/
+	CC=$(LLAF_CC) $(FUTHARK) test --backend=c src/
 
 test-python: $(foreach b,$(CPU_BACKENDS),build/$(b)/.built) assets
 	LLAF_BACKENDS="$(CPU_BACKENDS)" $(PY) -m pytest -q $(PYTEST_ARGS) tests
