@@ -64,6 +64,12 @@ def context(shapes: Mapping[str, tuple[int, ...]], hparams: Mapping[str, Any]) -
     return int(shapes["wpe"][0])
 
 
+def kv_width(shapes: Mapping[str, tuple[int, ...]], hparams: Mapping[str, Any]) -> int:
+    """Keys (and as many values) the cache holds per position: every layer's heads."""
+    layers, _, d = shapes["wq"]
+    return int(layers * d)
+
+
 def from_transformers(model: Any, progress: bool = True) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Hyper-parameters and llaf arrays from a transformers GPT-2."""
     return check_config(model.config), convert(model.state_dict(), model.config.n_layer, progress)

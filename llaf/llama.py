@@ -85,6 +85,12 @@ def context(shapes: Mapping[str, tuple[int, ...]], hparams: Mapping[str, Any]) -
     return int(hparams["context"])
 
 
+def kv_width(shapes: Mapping[str, tuple[int, ...]], hparams: Mapping[str, Any]) -> int:
+    """Keys (and as many values) the cache holds per position: every layer's key/value heads."""
+    layers, kvd, _ = shapes["wk"]
+    return int(layers * kvd)
+
+
 def _rope_config(config: Any) -> tuple[float, Mapping[str, Any] | None]:
     """θ and the scaling dict, from either transformers 4's or 5's config fields."""
     params = getattr(config, "rope_parameters", None)

@@ -18,8 +18,10 @@ clear `LlafError`.
 
 from __future__ import annotations
 
+import resource
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,6 +42,7 @@ class Params:
     context: int
     hparams: dict[str, Any] = field(default_factory=dict)
     storage: str = "f32"
+    kv_width: int = 0  # keys the cache holds per position, all layers
 
     def entry(self, name: str, *args: Any) -> Any:
         prefix = self.architecture if self.architecture == "gpt2" else f"{self.architecture}_{self.storage}"
@@ -65,7 +68,7 @@ def init(source: Any, backend: str | None = None, progress: bool = True, storage
     engine = Engine(backend)
     args = [engine.put(a) if isinstance(a, np.ndarray) else a for a in w.init_args()]
     handle = engine.call(f"{w.entry}_init", *args)
-    return Params(engine, w.architecture, handle, w.vocab, w.context, dict(w.hparams), w.storage)
+    return Params(engine, w.architecture, handle, w.vocab, w.context, dict(w.hparams), w.storage, w.kv_width)
 
 
 def _ids(ids: Any, params: Params, what: str = "the prompt") -> np.ndarray:
@@ -87,6 +90,38 @@ def _ids(ids: Any, params: Params, what: str = "the prompt") -> np.ndarray:
     if a.size > params.context:
         raise LlafError(f"{what} has {a.size} tokens, more than the context length {params.context}")
     return a.astype(np.int64)
+
+
+# Positions are stored in panels of this many (src/attention.fut).
+PANEL = 32
+
+
+def _available_memory() -> int | None:
+    """Bytes this process may still allocate, as far as the kernel says: the
+    memory available (MemAvailable), or less under an address-space limit."""
+    try:
+        meminfo = Path("/proc/meminfo").read_text().splitlines()
+        status = Path("/proc/self/status").read_text().splitlines()
+    except OSError:
+        return None
+    available = [int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:")]
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if limit != resource.RLIM_INFINITY:
+        used = [int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:")]
+        available.append(limit - (used[0] if used else 0))
+    return max(0, min(available)) if available else None
+
+
+def _check_cache_fits(params: Params, slots: int, capacity: int) -> None:
+    """A LlafError, before the engine allocates, when a key/value cache of
+    `slots` sequences of `capacity` positions would not fit in memory (the
+    engine's allocator cannot report failure: it would crash)."""
+    size = 2 * 4 * slots * -(-capacity // PANEL) * PANEL * params.kv_width
+    available = _available_memory()
+    if available is not None and size > available:
+        raise LlafError(f"a key/value cache of {slots} sequence{'s' * (slots != 1)} x {capacity} positions "
+                        f"needs {size / 2**30:.1f} GiB, more than the {available / 2**30:.1f} GiB of memory "
+                        "available")
 
 
 def _count(cnt: Any) -> int:
@@ -124,6 +159,7 @@ class Cache:
             raise LlafError(f"a cache needs at least one slot, got {slots}")
         if not 0 < capacity <= params.context:
             raise LlafError(f"the cache capacity must be in [1, {params.context}], got {capacity}")
+        _check_cache_fits(params, slots, capacity)
         self.params = params
         self.capacity = capacity
         self.lengths = [0] * slots
@@ -183,6 +219,7 @@ class Cache:
         capacity = self.capacity
         while capacity < length:
             capacity = min(2 * capacity, self.params.context)
+        _check_cache_fits(self.params, self.slots, capacity)
         self.handle = self.params.engine.call("cache_grow", self.handle, np.int64(capacity))
         self.capacity = capacity
 
@@ -200,6 +237,8 @@ def gen(ids: Any, params: Params, cnt: int) -> Any:
     for p in prompts:
         if p.size + cnt > params.context:
             raise LlafError(f"{p.size} prompt tokens + {cnt} new tokens exceed the context length {params.context}")
+    if cnt > 0:
+        _check_cache_fits(params, len(prompts), max(p.size for p in prompts) + cnt)
     if cnt == 0:
         outs = prompts
     elif params.engine.pocl:

@@ -76,6 +76,11 @@ class Weights:
     def context(self) -> int:
         return int(self.module.context(self.shapes, self.hparams))
 
+    @property
+    def kv_width(self) -> int:
+        """Keys the key/value cache holds per position (values: as many)."""
+        return int(self.module.kv_width(self.shapes, self.hparams))
+
     def init_args(self) -> Iterator[Any]:
         """The arguments of ``<entry>_init`` in src/llm.fut: the scalars, then
         every array, a weight matrix as its panels (llaf/storage.py).  One

@@ -114,3 +114,20 @@ def test_cache_errors(params: llaf.Params) -> None:
         llaf.Cache(params, slots=0)
     with pytest.raises(LlafError, match=rf"^prompt 1 has {params.context + 1} tokens, more than the context"):
         llaf.gen([[1, 2], [1] * (params.context + 1)], params, 1)
+
+
+def test_a_cache_larger_than_memory_is_refused_before_the_engine_allocates(params: llaf.Params) -> None:
+    """The engine's allocator cannot report a failure (it would crash), so a
+    cache that cannot fit in the memory available is a LlafError first."""
+    from llaf.model import _available_memory
+
+    available = _available_memory()
+    assert available is not None
+    per_sequence = 2 * 4 * 160 * params.kv_width  # 160 positions: whole panels of 32
+    slots = 2 * available // per_sequence  # twice what is available: other processes come and go
+    pattern = rf"^a key/value cache of {slots} sequences x 160 positions needs [\d.]+ GiB, more than the [\d.]+ GiB"
+    with pytest.raises(LlafError, match=pattern):
+        llaf.Cache(params, slots, 160)
+    with pytest.raises(LlafError, match=pattern.replace("160 positions", "151 positions")):
+        llaf.gen([[1] * 7] * slots, params, 144)
+    llaf.Cache(params, 2, 160)  # a cache that fits is made
