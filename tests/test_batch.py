@@ -8,6 +8,9 @@ on pyopencl the logits agree within 1e-5."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -116,18 +119,31 @@ def test_cache_errors(params: llaf.Params) -> None:
         llaf.gen([[1, 2], [1] * (params.context + 1)], params, 1)
 
 
-def test_a_cache_larger_than_memory_is_refused_before_the_engine_allocates(params: llaf.Params) -> None:
+def test_a_cache_larger_than_memory_is_refused_before_the_engine_allocates(
+        params: llaf.Params, monkeypatch: pytest.MonkeyPatch) -> None:
     """The engine's allocator cannot report a failure (it would crash), so a
     cache that cannot fit in the memory available is a LlafError first."""
-    from llaf.model import _available_memory
+    import llaf.model
 
-    available = _available_memory()
-    assert available is not None
     per_sequence = 2 * 4 * 160 * params.kv_width  # 160 positions: whole panels of 32
-    slots = 2 * available // per_sequence  # twice what is available: other processes come and go
-    pattern = rf"^a key/value cache of {slots} sequences x 160 positions needs [\d.]+ GiB, more than the [\d.]+ GiB"
+    monkeypatch.setattr(llaf.model, "_available_memory", lambda: 10 * per_sequence)
+    pattern = r"^a key/value cache of 11 sequences x 160 positions needs [\d.]+ GiB, more than the [\d.]+ GiB"
     with pytest.raises(LlafError, match=pattern):
-        llaf.Cache(params, slots, 160)
+        llaf.Cache(params, 11, 160)
     with pytest.raises(LlafError, match=pattern.replace("160 positions", "151 positions")):
-        llaf.gen([[1] * 7] * slots, params, 144)
-    llaf.Cache(params, 2, 160)  # a cache that fits is made
+        llaf.gen([[1] * 7] * 11, params, 144)
+    _, cache = llaf.prefill(params, [[1] * 7] * 11, capacity=64)  # 11 x 64 positions fit
+    with pytest.raises(LlafError, match=pattern):
+        cache.run({0: [2] * 130})  # growing to 160 positions would not
+    assert llaf.Cache(params, 10, 160).slots == 10  # a cache that fits is made
+
+
+def test_the_memory_available_is_the_address_space_limit_when_there_is_one() -> None:
+    """`prlimit --as`: the limit, less what the process has mapped, bounds the caches."""
+    code = ("import resource; from llaf.model import _available_memory; "
+            "free = _available_memory(); "
+            "resource.setrlimit(resource.RLIMIT_AS, (1 << 40, resource.RLIM_INFINITY)); "
+            "capped = _available_memory(); "
+            "print(0 < capped < 1 << 40 and 0 < free)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "True"), proc.stderr
