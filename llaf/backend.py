@@ -98,17 +98,13 @@ class Engine:
         if backend not in BACKENDS:
             raise LlafError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
         self.backend = backend
-        # Whether this runs on PoCL, OpenCL on the CPU (docs/BACKENDS.md).
-        self.pocl = False
         where = build_dir(backend)
         if backend == "pyopencl":
             path = where / "llm.py"
             if not path.exists():
                 raise LlafError(f"backend pyopencl is not built ({path} missing): run `make BACKEND=pyopencl`")
             module = _load("llaf_llm_pyopencl", path)
-            options = self._opencl_options()
-            self.pocl = bool(options)
-            self._fut: Any = module.llm(**options)
+            self._fut: Any = module.llm(**self._opencl_options())
         else:
             libs = sorted(where.glob("_llm*.so"))
             if not libs:

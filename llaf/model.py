@@ -241,27 +241,11 @@ def gen(ids: Any, params: Params, cnt: int) -> Any:
         _check_cache_fits(params, len(prompts), max(p.size for p in prompts) + cnt)
     if cnt == 0:
         outs = prompts
-    elif params.engine.pocl:
-        # PoCL computes wrong attention inside the `_gen` entry's loop once a
-        # sequence passes 64 positions (docs/BACKENDS.md); the same passes
-        # driven from here are right.
-        outs = _gen_by_steps(prompts, params, cnt)
     else:
         lens = np.array([p.size for p in prompts], np.int64)
         new = params.engine.array(params.entry("gen", params.handle, np.concatenate(prompts), lens, np.int64(cnt)))
         outs = [np.concatenate([p, n.astype(np.int64)]) for p, n in zip(prompts, new, strict=True)]
     return outs if _is_batch(ids) else outs[0]
-
-
-def _gen_by_steps(prompts: list[np.ndarray], params: Params, cnt: int) -> list[np.ndarray]:
-    """`gen`'s greedy loop as one prefill and `cnt - 1` cached steps of all prompts."""
-    logits, cache = prefill(params, list(prompts), capacity=max(p.size for p in prompts) + cnt)
-    new = np.zeros((len(prompts), cnt), np.int64)
-    for i in range(cnt):
-        new[:, i] = np.argmax(logits, axis=-1)
-        if i + 1 < cnt:
-            logits = step(cache, [int(t) for t in new[:, i]])
-    return [np.concatenate([p, n]) for p, n in zip(prompts, new, strict=True)]
 
 
 def forward(params: Params, ids: Any) -> np.ndarray:

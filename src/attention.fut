@@ -73,13 +73,18 @@ def attend [n][N][Q][hd] (g: geometry) (cache: [n]f32) (l: i64) (slots: [N]i64) 
                    let qj = #[unsafe] q[i, h, j]
                    in lanes.map2 (\s k -> s + qj * k) s (lanes.tabulate (\r -> #[unsafe] cache[at + j * P + r]))
          in to_panel s |> map2 (\r s -> if valid i t r then scale * s else -f32.inf) (iota P))
-  -- Softmax weights: zero at the positions a token does not see.
+  -- Softmax weights: zero at the positions a token does not see.  The
+  -- maximum and the sum are sequential loops: as reductions, PoCL computed
+  -- them wrongly for one token attending to more than two panels (GPT-2
+  -- 124M's shape, positions from 64 on; docs/BACKENDS.md).
   let weights = map2 (\i (s: [Q][used][P]f32) ->
-                        map (\s -> let top = f32.maximum (flatten s)
+                        map (\s -> let top = loop m = -f32.inf for k < used * P do
+                                               f32.max m (#[unsafe] s[k / P, k % P])
                                    let e = map2 (\t (s: [P]f32) : [P]f32 ->
                                                    if t * P > pos[i] then replicate P 0
                                                    else map (\v -> f32.exp (v - top)) s) (iota used) s
-                                   let total = f32.sum (flatten e)
+                                   let total = loop acc = 0f32 for k < used * P do
+                                                 acc + #[unsafe] e[k / P, k % P]
                                    in map (map (/ total)) e) s)
                       (iota N) scores
   -- Weighted sums of the values, `P` positions at a time, for each feature.
