@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from . import storage as storage_mod
 from . import weights as weights_mod
 from .backend import Engine
 from .errors import LlafError
@@ -92,10 +93,6 @@ def _ids(ids: Any, params: Params, what: str = "the prompt") -> np.ndarray:
     return a.astype(np.int64)
 
 
-# Positions are stored in panels of this many (src/attention.fut).
-PANEL = 32
-
-
 def _available_memory() -> int | None:
     """Bytes this process may still allocate, as far as the kernel says: the
     memory available (MemAvailable), or less under an address-space limit."""
@@ -116,7 +113,7 @@ def _check_cache_fits(params: Params, slots: int, capacity: int) -> None:
     """A LlafError, before the engine allocates, when a key/value cache of
     `slots` sequences of `capacity` positions would not fit in memory (the
     engine's allocator cannot report failure: it would crash)."""
-    size = 2 * 4 * slots * -(-capacity // PANEL) * PANEL * params.kv_width
+    size = 2 * 4 * slots * -(-capacity // storage_mod.PANEL) * storage_mod.PANEL * params.kv_width
     available = _available_memory()
     if available is not None and size > available:
         raise LlafError(f"a key/value cache of {slots} sequence{'s' * (slots != 1)} x {capacity} positions "
