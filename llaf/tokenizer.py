@@ -12,7 +12,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
+import secrets
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,11 +29,40 @@ Message = dict[str, str]
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def unicode_problem(text: str, from_bytes: bool = False) -> str | None:
+    """What makes `text` impossible to tokenize, or None: a lone surrogate,
+    which tokenizers cannot encode. JSON's ``"\\ud800"`` escape makes one, and
+    so does Python's reading of undecodable bytes in argv or stdin
+    (surrogateescape: byte 0xff becomes U+DCFF), which `from_bytes` reports
+    as the byte it was."""
+    m = _SURROGATE.search(text)
+    if m is None:
+        return None
+    code = ord(m.group())
+    if from_bytes and 0xDC80 <= code <= 0xDCFF:
+        return f"is not valid UTF-8 (the byte 0x{code - 0xDC00:02x} at character {m.start()})"
+    return f"is not valid Unicode (a lone surrogate \\u{code:04x} at character {m.start()})"
+
+
+def check_text(text: str, what: str = "the text", from_bytes: bool = False) -> None:
+    """Raise LlafError if `text` cannot be tokenized (see `unicode_problem`)."""
+    problem = unicode_problem(text, from_bytes)
+    if problem is not None:
+        raise LlafError(f"{what} {problem}")
+
+
 class Tokenizer:
     """What llaf needs of a tokenizer."""
 
     name: str = "tokenizer"
     eos_ids: frozenset[int] = frozenset()
+    # The most UTF-8 bytes one token stands for: a text of n bytes is at
+    # least n / max_token_bytes tokens, which bounds its length before the
+    # (slow) tokenization.
+    max_token_bytes: int = 1
 
     def encode(self, text: str) -> list[int]:
         raise NotImplementedError
@@ -41,8 +72,129 @@ class Tokenizer:
 
     def chat(self, messages: Sequence[Message]) -> list[int]:
         """The ids of a conversation in the model's chat template, ready for
-        the assistant's reply."""
+        the assistant's reply. The template's own control tokens are real
+        ones; the messages' contents are text, even where they spell a
+        control token (else a user could write ``<|im_start|>system`` and
+        open a system turn)."""
+        if not messages:
+            raise LlafError("a chat needs at least one message")
+        for i, m in enumerate(messages):
+            check_text(str(m.get("content", "")), f"message {i}'s content")
+        text = self._render(messages)
+        controls = self._control_tokens()
+        contents = [str(m.get("content") or "") for m in messages]
+        if not any(c in content for content in contents for c in controls):
+            # No content spells a control token: the whole text tokenized at
+            # once is exactly what transformers' apply_chat_template gives.
+            return self._encode_template(text)
+        return _chat_ids(text, contents, lambda cs: self._render(
+            [{**m, "content": c} for m, c in zip(messages, cs, strict=True)]),
+            controls, self._encode_template, self._encode_plain)
+
+    # What `chat` needs of a tokenizer with a chat template.
+
+    def _render(self, messages: Sequence[Message]) -> str:
         raise LlafError(f"{self.name} has no chat template")
+
+    def _control_tokens(self) -> list[str]:
+        """The special tokens, longest first."""
+        return []
+
+    def _encode_template(self, text: str) -> list[int]:
+        """Rendered template text: special tokens are recognized, no BOS/EOS added."""
+        raise NotImplementedError
+
+    def _encode_plain(self, text: str, first: bool) -> list[int]:
+        """Text with special tokens spelled out as text, no BOS/EOS added;
+        `first`: whether it starts the whole text."""
+        raise NotImplementedError
+
+
+def _plain_backends(backend: Any) -> tuple[Any, Any]:
+    """Copies of a `tokenizers.Tokenizer` that read special tokens as text:
+    one for the start of a text and one for the rest. A sentencepiece-style
+    pre-tokenizer (Metaspace, prepend_scheme "first") puts "▁" before the
+    start of the whole text only, which tokenizing a piece alone would put
+    before every piece. (Own copies, as the flag belongs to the object and
+    setting it on the shared one would race with other threads' encodes.)"""
+    from tokenizers import Tokenizer as Backend
+
+    def copy(config: dict[str, Any]) -> Any:
+        plain = Backend.from_str(json.dumps(config))
+        plain.encode_special_tokens = True
+        return plain
+
+    def never(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "Metaspace" and node.get("prepend_scheme") == "first":
+                node["prepend_scheme"] = "never"
+            for value in node.values():
+                never(value)
+        elif isinstance(node, list):
+            for value in node:
+                never(value)
+
+    config = json.loads(backend.to_str())
+    first = copy(config)
+    never(config.get("pre_tokenizer"))
+    return first, copy(config)
+
+
+def _chat_ids(text: str, contents: list[str], render: Callable[[list[str]], str], controls: list[str],
+              encode_template: Callable[[str], list[int]], encode_plain: Callable[[str, bool], list[int]]) -> list[int]:
+    """The ids of `text`, a rendered chat, with control tokens recognized only
+    outside the messages' `contents`.
+
+    The template is rendered again with each content replaced by a marker;
+    the text between the markers is the template's own. Matching `text`
+    against it finds where each content went (as it is, or trimmed, as
+    templates do with ``| trim``). The text is then cut at the template's
+    control tokens only, and the pieces between them tokenized with no
+    special tokens: where no content spells a control token this cuts where
+    tokenizers itself would, so ordinary chats keep their ids."""
+    nonce = secrets.token_hex(8)
+    while any(nonce in c for c in contents):  # a content that holds the marker would confuse the match
+        nonce = secrets.token_hex(8)
+    marker = re.compile(f"\ue000{nonce}(\\d+)\ue001")
+    skeleton = marker.split(render([f"\ue000{nonce}{i}\ue001" for i in range(len(contents))]))
+    template_parts, order = skeleton[0::2], [int(i) for i in skeleton[1::2]]
+    spans: list[tuple[int, int]] = []  # the template's text in `text`
+    pos = 0
+    if not text.startswith(template_parts[0]):
+        raise _unsafe(contents, controls)
+    spans.append((0, len(template_parts[0])))
+    pos = len(template_parts[0])
+    for index, after in zip(order, template_parts[1:], strict=True):
+        content = contents[index]
+        for shown in dict.fromkeys((content, content.strip())):
+            end = pos + len(shown)
+            if text.startswith(shown, pos) and text.startswith(after, end):
+                spans.append((end, end + len(after)))
+                pos = end + len(after)
+                break
+        else:
+            raise _unsafe(contents, controls)
+    if pos != len(text):
+        raise _unsafe(contents, controls)
+    # Cut at the control tokens in the template's text only.
+    control = re.compile("|".join(re.escape(c) for c in controls))
+    ids: list[int] = []
+    start = 0
+    for begin, end in spans:
+        for m in control.finditer(text, begin, end):
+            if m.start() > start:
+                ids += encode_plain(text[start:m.start()], start == 0)
+            ids += encode_template(m.group())
+            start = m.end()
+    if start < len(text):
+        ids += encode_plain(text[start:], start == 0)
+    return ids
+
+
+def _unsafe(contents: list[str], controls: list[str]) -> LlafError:
+    i, token = next((i, c) for i, content in enumerate(contents) for c in controls if c in content)
+    return LlafError(f"message {i}'s content holds the control token {token!r}, and the chat template uses "
+                     f"the content in a way llaf cannot tell apart from its own control tokens")
 
 
 class TiktokenTokenizer(Tokenizer):
@@ -55,8 +207,12 @@ class TiktokenTokenizer(Tokenizer):
         self.encoding = tiktoken.get_encoding("gpt2")
         self.name = "GPT-2's tokenizer"
         self.eos_ids = frozenset({self.encoding.eot_token})
+        self.max_token_bytes = max(
+            max(len(b) for b in self.encoding.token_byte_values()),
+            max(len(t.encode()) for t in self.encoding.special_tokens_set))
 
     def encode(self, text: str) -> list[int]:
+        check_text(text)
         return self.encoding.encode(text, allowed_special="all")
 
     def decode(self, ids: Sequence[int]) -> str:
@@ -75,18 +231,37 @@ class HFTokenizer(Tokenizer):
             if isinstance(tid, int) and tid != tokenizer.unk_token_id:
                 eos.add(tid)
         self.eos_ids = frozenset(eos)
+        # Byte-level vocabularies spell a byte in up to 2 UTF-8 bytes: an overestimate, which is safe.
+        self.max_token_bytes = max(len(str(t).encode()) for t in tokenizer.get_vocab())
+        self._plain: tuple[Any, Any] | None = None
 
     def encode(self, text: str) -> list[int]:
+        check_text(text)
         return list(self.tokenizer(text)["input_ids"])
 
     def decode(self, ids: Sequence[int]) -> str:
         return str(self.tokenizer.decode([int(t) for t in ids]))
 
-    def chat(self, messages: Sequence[Message]) -> list[int]:
+    def _render(self, messages: Sequence[Message]) -> str:
         if not self.tokenizer.chat_template:
             raise LlafError(f"{self.name} has no chat template")
-        out = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True)
-        return list(out["input_ids"] if hasattr(out, "keys") else out)
+        return str(self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False))
+
+    def _control_tokens(self) -> list[str]:
+        specials = {t.content for t in self.tokenizer.added_tokens_decoder.values() if t.special}
+        return sorted(specials | set(self.tokenizer.all_special_tokens), key=len, reverse=True)
+
+    def _encode_template(self, text: str) -> list[int]:
+        # What apply_chat_template(tokenize=True) does with the text it renders.
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _encode_plain(self, text: str, first: bool) -> list[int]:
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is None:  # a slow tokenizer
+            return list(self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
+        if self._plain is None:
+            self._plain = _plain_backends(backend)
+        return list(self._plain[0 if first else 1].encode(text, add_special_tokens=False).ids)
 
 
 class GGUFTokenizer(Tokenizer):
@@ -110,31 +285,45 @@ class GGUFTokenizer(Tokenizer):
         unk = self.backend.token_to_id(self.specials["unk_token"]) if "unk_token" in self.specials else None
         eos = {ids[self.specials["eos_token"]]} if "eos_token" in self.specials else set()
         self.eos_ids = frozenset(eos | {i for t, i in ids.items() if t in END_OF_TURN and i not in (None, unk)})
+        # Byte-level tokens spell each byte as one character; sentencepiece
+        # ones spell a space as 3 bytes (an overestimate, which is safe).
+        self.max_token_bytes = max(len(t.encode()) for t in self.backend.get_vocab(with_added_tokens=True))
+        self._plain: tuple[Any, Any] | None = None
 
     def encode(self, text: str) -> list[int]:
+        check_text(text)
         return list(self.backend.encode(text).ids)
 
     def decode(self, ids: Sequence[int]) -> str:
         # transformers' clean_up_tokenization_spaces is off (and ignored) for BPE tokenizers.
         return str(self.backend.decode([int(t) for t in ids], skip_special_tokens=False))
 
-    def chat(self, messages: Sequence[Message]) -> list[int]:
+    def _render(self, messages: Sequence[Message]) -> str:
         import jinja2
 
         if not self.template_source:
             raise LlafError(f"{self.name} has no chat template")
-        if not messages:
-            raise LlafError("a chat needs at least one message")
         try:
             if self._template is None:
                 self._template = _compile_chat_template(str(self.template_source))
-            text = self._template.render(
+            return str(self._template.render(
                 messages=[{k: v for k, v in m.items() if v is not None} for m in messages],
-                tools=None, documents=None, add_generation_prompt=True, **self.specials)
+                tools=None, documents=None, add_generation_prompt=True, **self.specials))
         except jinja2.TemplateError as e:
             raise LlafError(f"{self.name}: its chat template fails: {str(e).strip().splitlines()[0]}") from None
-        # The template writes the special tokens itself.
+
+    def _control_tokens(self) -> list[str]:
+        specials = {t.content for t in self.backend.get_added_tokens_decoder().values() if t.special}
+        return sorted(specials, key=len, reverse=True)
+
+    def _encode_template(self, text: str) -> list[int]:
+        # The template writes the special tokens itself: none added.
         return list(self.backend.encode(text, add_special_tokens=False).ids)
+
+    def _encode_plain(self, text: str, first: bool) -> list[int]:
+        if self._plain is None:
+            self._plain = _plain_backends(self.backend)
+        return list(self._plain[0 if first else 1].encode(text, add_special_tokens=False).ids)
 
 
 def from_gguf(path: str | Path) -> GGUFTokenizer:
