@@ -2,7 +2,8 @@
 
     llaf generate "Once upon a time" [--model M] [--max-new-tokens N] [--backend B] [sampling]
     llaf chat [--model M] [--backend B] [sampling]
-    llaf serve [--model M] [--host H] [--port P]   # OpenAI-compatible HTTP server and a chat page
+    llaf serve [--model M] [--host H] [--port P] [--allowed-hosts H,...] [--max-body N]
+                                     # OpenAI-compatible HTTP server and a chat page
     llaf assets                      # fetch the tokenizer files and the default model
     llaf bench [--model M] [--backend B]   # llaf against transformers (and llama.cpp)
 
@@ -65,7 +66,11 @@ def _print_stream(pieces: Iterable[str]) -> str:
 
 def generate(args: argparse.Namespace) -> None:
     from .generation import load
+    from .tokenizer import check_text
 
+    # Bytes in argv that are not UTF-8 reach Python as lone surrogates, which
+    # no tokenizer takes: say so before loading the model.
+    check_text(args.prompt, "the prompt", from_bytes=True)
     sampling = _sampling(args)
     model = load(args.model, backend=args.backend, context=args.context, storage=args.storage)
     stream = model.stream(args.prompt, args.max_new_tokens, sampling=sampling)
@@ -75,7 +80,10 @@ def generate(args: argparse.Namespace) -> None:
 
 def chat(args: argparse.Namespace) -> None:
     from .generation import load
+    from .tokenizer import check_text
 
+    if args.system:
+        check_text(args.system, "the system message", from_bytes=True)
     sampling = _sampling(args)
     model = load(args.model, backend=args.backend, context=args.context, storage=args.storage)
     messages: list[dict[str, str]] = []
@@ -87,8 +95,11 @@ def chat(args: argparse.Namespace) -> None:
             line = input("> " if interactive else "")
         except EOFError:
             break
+        except UnicodeDecodeError as e:  # stdin decoded strictly (a UTF-8 locale)
+            raise LlafError(f"the input is not valid UTF-8 (byte 0x{e.object[e.start]:02x})") from None
         if not line.strip():
             continue
+        check_text(line, "the input line", from_bytes=True)  # stdin decoded with surrogateescape (C locale)
         messages.append({"role": "user", "content": line})
         reply = _print_stream(model.stream_chat(messages, args.max_new_tokens, sampling=sampling))
         messages.append({"role": "assistant", "content": reply})
@@ -97,8 +108,20 @@ def chat(args: argparse.Namespace) -> None:
 def serve(args: argparse.Namespace) -> None:
     from .server import serve as run_server
 
+    hosts = None if args.allowed_hosts is None else [h.strip() for h in args.allowed_hosts.split(",") if h.strip()]
     run_server(model=args.model, backend=args.backend, context=args.context, host=args.host, port=args.port,
-               model_id=args.model_id, storage=args.storage)
+               model_id=args.model_id, storage=args.storage, max_body=args.max_body, allowed_hosts=hosts,
+               header_timeout=args.header_timeout, shutdown_grace=args.shutdown_grace)
+
+
+def _size(text: str) -> int:
+    """A number of bytes: 1048576, 512K, 1M or 1G."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    scale = units.get(text[-1:].upper(), 1)
+    try:
+        return int(text[:-1] if scale > 1 else text) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size in bytes (like 1048576, 512K or 1M): {text!r}") from None
 
 
 def assets(args: argparse.Namespace) -> None:
@@ -134,6 +157,18 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
     s.add_argument("--port", "-p", type=int, default=8000, help="the port (default 8000)")
     s.add_argument("--model-id", default=None, help="the model's name in the API (default: the file's name)")
+    from .server_limits import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_BODY, DEFAULT_SHUTDOWN_GRACE
+
+    s.add_argument("--allowed-hosts", default=None, metavar="H,...",
+                   help="the names the Host header may give, comma-separated (*.example.com, * for any); "
+                        "default: localhost names on a loopback address (against DNS rebinding), any elsewhere")
+    s.add_argument("--max-body", type=_size, default=DEFAULT_MAX_BODY, metavar="BYTES",
+                   help=f"the largest request body, e.g. 512K or 4M (default {DEFAULT_MAX_BODY >> 20}M)")
+    s.add_argument("--header-timeout", type=float, default=DEFAULT_HEADER_TIMEOUT, metavar="S",
+                   help=f"seconds a client has to send a request's headers (default {DEFAULT_HEADER_TIMEOUT:g})")
+    s.add_argument("--shutdown-grace", type=float, default=DEFAULT_SHUTDOWN_GRACE, metavar="S",
+                   help="on Ctrl-C or SIGTERM, seconds requests still generating get before they end with an "
+                        f"error (default {DEFAULT_SHUTDOWN_GRACE:g})")
     s.set_defaults(run=serve)
     a = sub.add_parser("assets", help="fetch GPT-2's tokenizer files and the default model")
     a.set_defaults(run=assets)

@@ -14,20 +14,35 @@ Routes (FastAPI on uvicorn):
 * ``GET /``: a chat page that streams the replies (llaf/static/index.html).
 
 The model is loaded once. The Futhark engine is not thread-safe, so one
-worker thread runs every tokenization and generation, a request at a time
-in arrival order; the event loop meanwhile keeps accepting requests and
-streaming. A client that goes away ends its generation at the next token.
+worker thread runs every generation, a request at a time in arrival order;
+tokenization runs on threads of its own, so that a long prompt does not
+hold up the engine; the event loop meanwhile keeps accepting requests and
+streaming. A client that goes away, streaming or not, ends its generation
+at the next token.
 
 Bad requests get OpenAI's error body, ``{"error": {"message", "type",
-"param", "code"}}``: 400 for malformed JSON, wrong types and out-of-range
-values (a prompt longer than the context: code ``context_length_exceeded``),
-404 for an unknown model (``model_not_found``) or route.
+"param", "code"}}``: 400 for malformed JSON or UTF-8, text that is not
+valid Unicode, wrong types and out-of-range values (a prompt longer than
+the context: code ``context_length_exceeded``, found from its size before
+it is tokenized where it is far too long), 404 for an unknown model
+(``model_not_found``) or route, 413 for a body over ``--max-body``.
+
+Under abuse: a request's headers must arrive within ``--header-timeout``
+seconds of its first byte; the ``Host`` header must name this server
+(``--allowed-hosts``; a server on a loopback address answers to localhost
+names only, so that a web page cannot reach it by DNS rebinding); the
+messages' contents are tokenized as text, so a user who writes
+``<|im_start|>system`` cannot open a system turn. On Ctrl-C or SIGTERM,
+requests still generating get ``--shutdown-grace`` seconds, then end with
+an error (a stream: an error event, then ``[DONE]``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
+import socket
 import threading
 import time
 import uuid
@@ -37,17 +52,26 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import LlafError
 from .generation import Model, TextStream
 from .sampling import SamplingError, SamplingParams
+from .server_limits import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_BODY, DEFAULT_SHUTDOWN_GRACE, LOOPBACK_HOSTS
+from .tokenizer import unicode_problem
+
+if TYPE_CHECKING:
+    import uvicorn
 
 MAX_STOP_STRINGS = 4
 
@@ -74,6 +98,19 @@ class APIError(Exception):
 # ---------------------------------------------------------------- requests
 
 
+def _valid_unicode(text: str) -> str:
+    problem = unicode_problem(text)
+    if problem is not None:
+        raise ValueError(f"the text {problem}")
+    return text
+
+
+# Every string of a request: a lone surrogate ("\\ud800" in JSON) is refused
+# as it is read, rather than failing in the tokenizer or in the error
+# message that echoes it.
+Text = Annotated[str, AfterValidator(_valid_unicode)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
@@ -83,31 +120,31 @@ class StreamOptions(_Strict):
 
 
 class _Options(_Strict):
-    model: str | None = None
+    model: Text | None = None
     max_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
     top_k: int | None = None
     repetition_penalty: float | None = None
     seed: int | None = None
-    stop: str | list[str] | None = None
+    stop: Text | list[Text] | None = None
     n: int | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
 
 
 class CompletionRequest(_Options):
-    prompt: str | list[str]
+    prompt: Text | list[Text]
 
 
 class TextPart(_Strict):
     type: Literal["text"]
-    text: str
+    text: Text
 
 
 class ChatMessage(_Strict):
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart]
+    content: Text | list[TextPart]
 
     def text(self) -> str:
         return self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
@@ -143,9 +180,6 @@ class Worker:
         self.pending = 0  # jobs started and not finished (read and written on the event loop)
         self.cancelled = 0  # generations ended early by their clients (written by the worker)
         self.served = 0  # jobs that ran to the end
-
-    async def call(self, fn: Callable[[], Any]) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
 
     def start(self, job: Job) -> asyncio.Future[None]:
         future = asyncio.get_running_loop().run_in_executor(self.executor, self._run, job)
@@ -214,19 +248,31 @@ def _validation_error(exc: RequestValidationError) -> APIError:
     if err.get("type") == "missing":
         param = _error_param(loc)
         return APIError(400, f"{param}: a required field is missing", param=param)
-    # pydantic puts the union member's name in the location: leave it out.
+    # pydantic puts the union member's name in the location (a validator's
+    # too: "function-after[...]"): leave it out.
     param = _error_param([p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("str", "list")))])
-    return APIError(400, f"{param}: {err.get('msg', 'invalid value')}", param=param)
+    message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    return APIError(400, f"{param}: {message}", param=param)
 
 
 class Server:
     """The state behind the routes: the model, its name and the worker."""
 
-    def __init__(self, model: Model, model_id: str | None = None) -> None:
+    def __init__(self, model: Model, model_id: str | None = None, max_body: int = DEFAULT_MAX_BODY,
+                 shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE) -> None:
         self.model = model
         self.model_id = model_id or model_name(model.name)
         self.created = int(time.time())
+        self.max_body = max_body
+        self.shutdown_grace = shutdown_grace
         self.worker = Worker(model)
+        # Tokenizing a long text takes a while (a megabyte: about a second):
+        # off the engine's thread, so that generation goes on meanwhile.
+        # tokenizers and tiktoken may be called from several threads.
+        self.tokenizing = ThreadPoolExecutor(max_workers=2, thread_name_prefix="llaf-tokenize")
+        self.queues: set[asyncio.Queue[tuple[Any, ...]]] = set()  # the events of requests under way
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.draining = False  # shutting down: no new requests
 
     # ----- checks
 
@@ -256,6 +302,20 @@ class Server:
         if requested is not None and requested < 1:
             raise APIError(400, f"{param} must be at least 1, got {requested}", param=param)
 
+    def check_size(self, texts: Sequence[str], what: str) -> None:
+        """Refuse text far too long for the context before tokenizing it (a
+        megabyte takes about a second): n bytes are at least
+        n / max_token_bytes tokens. What passes is tokenized, at most
+        context * max_token_bytes bytes, and gets the exact count."""
+        n_bytes = sum(len(t.encode()) for t in texts)
+        at_least = -(-n_bytes // max(1, self.model.tokenizer.max_token_bytes))
+        context = self.model.params.context
+        if at_least >= context:
+            has = "have" if what == "messages" else "has"
+            raise APIError(400, f"the {what} {has} at least {_tokens(at_least)} ({n_bytes} bytes), but the context "
+                                f"length is {context}: no room for the reply", param=what,
+                           code="context_length_exceeded")
+
     def max_tokens(self, n_prompt: int, requested: int | None, default: int | None, param: str, what: str) -> int:
         context = self.model.params.context
         has = "have" if what == "messages" else "has"
@@ -273,23 +333,45 @@ class Server:
 
     # ----- generation
 
+    def shutting_down(self) -> APIError:
+        return APIError(503, "the server is shutting down", type="server_error")
+
     async def run(self, prepare: Callable[[], tuple[list[list[int]], list[int]]],
                   sampling: SamplingParams) -> tuple[asyncio.Queue[tuple[Any, ...]], threading.Event]:
-        """Tokenize (in the worker) and start the generations; refusals raise
-        APIError before any response is sent."""
+        """Tokenize (on a tokenizing thread) and start the generations;
+        refusals raise APIError before any response is sent."""
+        if self.draining:
+            raise self.shutting_down()
+        loop = asyncio.get_running_loop()
         try:
-            ids, max_tokens = await self.worker.call(prepare)
+            ids, max_tokens = await loop.run_in_executor(self.tokenizing, prepare)
         except LlafError as e:
             raise APIError(400, str(e)) from None
-        loop = asyncio.get_running_loop()
+        if self.draining:
+            raise self.shutting_down()
         queue: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         cancelled = threading.Event()
 
         def put(event: tuple[Any, ...]) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, event)
 
+        self.queues.add(queue)
         self.worker.start(Job(ids, max_tokens, sampling, put, cancelled))
         return queue, cancelled
+
+    def begin_shutdown(self) -> None:
+        """Ctrl-C or SIGTERM: refuse new requests, and after the grace period
+        end those still under way with an error event, so that their
+        responses end properly instead of being cancelled by uvicorn."""
+        if self.draining:
+            return
+        self.draining = True
+        asyncio.get_running_loop().call_later(self.shutdown_grace, self.cut_short)
+
+    def cut_short(self) -> None:
+        self.worker.closing.set()
+        for queue in self.queues:
+            queue.put_nowait(("error", self.shutting_down()))
 
     async def collect(self, request: Request, queue: asyncio.Queue[tuple[Any, ...]],
                       cancelled: threading.Event, n: int) -> tuple[list[str], list[str], int, int]:
@@ -298,15 +380,15 @@ class Server:
         texts = [""] * n
         reasons = [""] * n
         prompt_tokens = completion_tokens = 0
+        # The request's body has been read: the next message from the client
+        # is its disconnection, which a task waits for (polling between
+        # tokens would never happen while tokens keep coming).
+        watch = asyncio.create_task(_disconnection(request, queue))
         try:
             while True:
-                try:
-                    event = await asyncio.wait_for(queue.get(), timeout=0.5)
-                except asyncio.TimeoutError:
-                    if await request.is_disconnected():
-                        cancelled.set()
-                        raise APIError(499, "the client closed the connection") from None
-                    continue
+                event = await queue.get()
+                if event[0] == "gone":
+                    raise APIError(499, "the client closed the connection")
                 if event[0] == "piece":
                     texts[event[1]] += event[2]
                 elif event[0] == "end":
@@ -318,7 +400,9 @@ class Server:
                 else:
                     return texts, reasons, prompt_tokens, completion_tokens
         finally:
+            watch.cancel()
             cancelled.set()
+            self.queues.discard(queue)
 
     async def sse(self, queue: asyncio.Queue[tuple[Any, ...]], cancelled: threading.Event,
                   first: list[dict[str, Any]], chunk: Callable[[int, str | None, str | None], dict[str, Any]],
@@ -347,6 +431,7 @@ class Server:
             yield "data: [DONE]\n\n"
         finally:
             cancelled.set()
+            self.queues.discard(queue)
 
     def usage(self, prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
         return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
@@ -359,6 +444,8 @@ class Server:
         prompts = [req.prompt] if isinstance(req.prompt, str) else req.prompt
         if not prompts:
             raise APIError(400, "prompt must not be an empty list", param="prompt")
+        for p in prompts:
+            self.check_size([p], "prompt")
 
         def prepare() -> tuple[list[list[int]], list[int]]:
             ids = [self.model.tokenizer.encode(p) for p in prompts]
@@ -396,6 +483,7 @@ class Server:
         self.check_max_tokens(requested, param)
         messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
                     for m in req.messages]
+        self.check_size([m["content"] for m in messages], "messages")
 
         def prepare() -> tuple[list[list[int]], list[int]]:
             ids = self.model.tokenizer.chat(messages)
@@ -429,6 +517,13 @@ class Server:
     def model_card(self) -> dict[str, Any]:
         return {"id": self.model_id, "object": "model", "created": self.created, "owned_by": "llaf",
                 "context_length": self.model.params.context}
+
+
+async def _disconnection(request: Request, queue: asyncio.Queue[tuple[Any, ...]]) -> None:
+    """Put ("gone",) on `queue` when the client of `request` disconnects."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    queue.put_nowait(("gone",))
 
 
 def _tokens(n: int) -> str:
@@ -467,18 +562,97 @@ def page() -> str:
     return resources.files("llaf").joinpath("static/index.html").read_text(encoding="utf-8")
 
 
-def create_app(model: Model, model_id: str | None = None) -> FastAPI:
-    """The FastAPI application serving `model`."""
-    server = Server(model, model_id)
+class HostCheck:
+    """Refuses a request whose ``Host`` header is not one of `allowed`
+    (exact names, ``*.example.com`` patterns, ``*`` for any). Without it, a
+    web page on evil.example whose DNS then answers 127.0.0.1 (DNS
+    rebinding) can call a server on loopback from the user's browser.
+    Starlette's TrustedHostMiddleware does the same check but refuses in
+    plain text, and API clients expect OpenAI's error body."""
+
+    def __init__(self, app: ASGIApp, allowed: Sequence[str]) -> None:
+        self.app = app
+        self.allowed = [h.lower() for h in allowed]
+
+    def allows(self, value: str | None) -> bool:
+        try:  # urlsplit takes the port off and the brackets off an IPv6 address
+            host = urlsplit(f"//{value}").hostname if value else None
+        except ValueError:
+            return False
+        if not host:
+            return False
+        return any(p == "*" or host == p or (p.startswith("*.") and host.endswith(p[1:])) for p in self.allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            value = Headers(scope=scope).get("host")
+            if not self.allows(value):
+                error = APIError(400, f"the Host header {value!r} is not a name of this server (llaf serve "
+                                      f"--allowed-hosts)", code="invalid_host")
+                await error.response()(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class BodyLimit:
+    """Refuses a request body over `max_body` bytes: at once if its
+    Content-Length says so, else when the bytes read pass the limit (a
+    chunked body), before the rest is read or parsed. Recent FastAPI's own
+    max_body_size does the same, but answers in plain text whatever the
+    error handlers say."""
+
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = Headers(scope=scope).get("content-length", "")
+        if length.isdigit() and int(length) > self.max_body:
+            await _body_too_large(self.max_body).response()(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    # Raised inside the route's reading of the body: FastAPI
+                    # passes HTTPExceptions on to the handler below.
+                    raise StarletteHTTPException(413)
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _body_too_large(max_body: int) -> APIError:
+    return APIError(413, f"the request body is larger than {max_body} bytes (llaf serve --max-body)")
+
+
+def create_app(model: Model, model_id: str | None = None, max_body: int = DEFAULT_MAX_BODY,
+               allowed_hosts: Sequence[str] | None = None,
+               shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE) -> FastAPI:
+    """The FastAPI application serving `model`: request bodies up to
+    `max_body` bytes, ``Host`` headers among `allowed_hosts` (None: any)."""
+    server = Server(model, model_id, max_body, shutdown_grace)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        server.loop = asyncio.get_running_loop()
         yield
         server.worker.close()
+        server.tokenizing.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="llaf", description="An OpenAI-compatible server on a Futhark engine",
                   version="0.1.0", lifespan=lifespan)
     app.state.server = server
+    if allowed_hosts is not None:
+        app.add_middleware(HostCheck, allowed=list(allowed_hosts))
+    app.add_middleware(BodyLimit, max_body=max_body)
 
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError) -> JSONResponse:
@@ -491,6 +665,11 @@ def create_app(model: Model, model_id: str | None = None) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = f"no route {request.method} {request.url.path}" if exc.status_code in (404, 405) else str(exc.detail)
+        if exc.status_code == 413:  # from BodyLimit
+            return _body_too_large(server.max_body).response()
+        if isinstance(exc.__cause__, UnicodeDecodeError):  # FastAPI's "There was an error parsing the body"
+            e = exc.__cause__
+            message = f"the request body is not valid UTF-8 (byte 0x{e.object[e.start]:02x} at offset {e.start})"
         return APIError(exc.status_code, message, code="not_found" if exc.status_code == 404 else None).response()
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -523,10 +702,9 @@ def create_app(model: Model, model_id: str | None = None) -> FastAPI:
     return app
 
 
-def _check_address(host: str, port: int) -> None:
-    """Refuse an address that cannot be listened on before the model loads."""
-    import socket
-
+def _check_address(host: str, port: int) -> bool:
+    """Refuse an address that cannot be listened on before the model loads;
+    whether it is a loopback address."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as e:
@@ -538,23 +716,112 @@ def _check_address(host: str, port: int) -> None:
             s.bind(address)
         except OSError as e:
             raise LlafError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    return all(ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in infos)
+
+
+def default_allowed_hosts(host: str, loopback: bool) -> list[str] | None:
+    """The Host headers a server listening on `host` answers to when not
+    told: on loopback, localhost names only (DNS rebinding cannot forge
+    them); elsewhere any (None), as the address is meant to be reached."""
+    return [*LOOPBACK_HOSTS, host.lower()] if loopback else None
+
+
+def header_timeout_protocol(seconds: float) -> type[asyncio.Protocol]:
+    """uvicorn's h11 protocol with a deadline for request headers.
+
+    uvicorn times out idle keep-alive connections, but not a client that
+    sends part of its headers and then waits: it would hold its connection
+    forever (slowloris). The deadline runs from a connection's start, and on
+    a kept-alive connection from the first byte of the next request, until
+    uvicorn has the request's headers; then the connection is closed."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class Protocol(H11Protocol):
+        header_deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)  # type: ignore[arg-type]
+            self._start_deadline()
+
+        def data_received(self, data: bytes) -> None:
+            if self.header_deadline is None and (self.cycle is None or self.cycle.response_complete):
+                self._start_deadline()  # the first bytes of the next request
+            super().data_received(data)
+
+        def handle_events(self) -> None:
+            cycle = self.cycle
+            super().handle_events()
+            if self.cycle is not cycle:  # a request's headers have arrived
+                self._stop_deadline()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_deadline()
+            super().connection_lost(exc)
+
+        def _start_deadline(self) -> None:
+            self._stop_deadline()
+            self.header_deadline = self.loop.call_later(seconds, self._headers_too_late)
+
+        def _stop_deadline(self) -> None:
+            if self.header_deadline is not None:
+                self.header_deadline.cancel()
+                self.header_deadline = None
+
+        def _headers_too_late(self) -> None:
+            self.header_deadline = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+    return Protocol
+
+
+def _uvicorn_server(config: uvicorn.Config, server: Server) -> uvicorn.Server:
+    """uvicorn's server, telling `server` when Ctrl-C or SIGTERM comes."""
+    import uvicorn
+
+    class Uvicorn(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            if server.loop is not None:  # a signal handler: onto the event loop
+                server.loop.call_soon_threadsafe(server.begin_shutdown)
+
+    return Uvicorn(config)
 
 
 def serve(model: str | Path | None = None, backend: str | None = None, context: int | None = None,
           host: str = "127.0.0.1", port: int = 8000, model_id: str | None = None,
-          storage: str | None = None) -> None:
-    """Load the model, then serve it until interrupted."""
+          storage: str | None = None, max_body: int = DEFAULT_MAX_BODY, allowed_hosts: Sequence[str] | None = None,
+          header_timeout: float = DEFAULT_HEADER_TIMEOUT, shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE) -> None:
+    """Load the model, then serve it until interrupted. `allowed_hosts`:
+    the names the ``Host`` header may give (``*``: any); by default
+    localhost names on a loopback address, any elsewhere."""
     import uvicorn
 
     from .generation import DEFAULT_CONTEXT, load
 
     if not 0 <= port <= 65535:
         raise LlafError(f"the port must be between 0 and 65535, got {port}")
-    _check_address(host, port)
+    if max_body < 1:
+        raise LlafError(f"the body size limit must be positive, got {max_body}")
+    for name, value in (("header timeout", header_timeout), ("shutdown grace", shutdown_grace)):
+        if not value >= 0:
+            raise LlafError(f"the {name} must be a number of seconds >= 0, got {value}")
+    hosts = list(allowed_hosts) if allowed_hosts is not None else None
+    for pattern in hosts or ():
+        if not pattern or "*" in pattern[1:] or (pattern.startswith("*") and pattern != "*"
+                                                 and not pattern.startswith("*.")):
+            raise LlafError(f"an allowed host is a name, *.domain or *, got {pattern!r}")
+    loopback = _check_address(host, port)
+    if hosts is None:
+        hosts = default_allowed_hosts(host, loopback)
     loaded = load(model, backend=backend, context=DEFAULT_CONTEXT if context is None else context, storage=storage)
-    app = create_app(loaded, model_id)
+    app = create_app(loaded, model_id, max_body=max_body, allowed_hosts=hosts, shutdown_grace=shutdown_grace)
     print(f"llaf: serving {app.state.server.model_id} on http://{host}:{port}/ "
           f"(backend {loaded.params.engine.backend}, storage {loaded.params.storage}, "
           f"context {loaded.params.context})", flush=True)
-    # On Ctrl-C or SIGTERM, requests still generating get 5 s to finish, then are cut short.
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+    # Our own shutdown ends every request within shutdown_grace; uvicorn's
+    # (which cancels the tasks, a traceback each) is only a backstop for
+    # clients that stop reading.
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", http=header_timeout_protocol(header_timeout),
+                            timeout_graceful_shutdown=int(shutdown_grace) + 5)
+    _uvicorn_server(config, app.state.server).run()

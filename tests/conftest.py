@@ -92,18 +92,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """The default model (SmolLM2) behind `llaf serve`, shared by the server
-    and web page tests; stopped with SIGTERM at the end."""
+SERVER_MAX_BODY = 131072  # small, so that a test can pass it quickly
+SERVER_HEADER_TIMEOUT = 3.0
+
+
+def start_server(log: Path, *options: str) -> LiveServer:
+    """`llaf serve` on SmolLM2 on a free loopback port, once it answers /health."""
     import httpx
 
     port = free_port()
-    log = tmp_path_factory.mktemp("server") / "serve.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "llaf.cli", "serve", "--backend", SERVER_BACKEND, "--context",
-             str(SERVER_CONTEXT), "--host", "127.0.0.1", "--port", str(port)],
+             str(SERVER_CONTEXT), "--host", "127.0.0.1", "--port", str(port), *options],
             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     live = LiveServer(f"http://127.0.0.1:{port}", process, log)
     deadline = time.monotonic() + 300
@@ -113,17 +114,33 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
                 pytest.fail(f"llaf serve exited with {process.returncode}:\n{live.output()}")
             try:
                 if httpx.get(f"{live.url}/health", timeout=2).status_code == 200:
-                    break
+                    return live
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
                 pytest.fail(f"llaf serve did not answer /health in 300 s:\n{live.output()}")
             time.sleep(0.5)
+    except BaseException:
+        stop_server(live)
+        raise
+
+
+def stop_server(live: LiveServer) -> None:
+    live.process.terminate()
+    try:
+        live.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        live.process.kill()
+        live.process.wait()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The default model (SmolLM2) behind `llaf serve`, shared by the server
+    and web page tests; stopped with SIGTERM at the end."""
+    live = start_server(tmp_path_factory.mktemp("server") / "serve.log", "--max-body", str(SERVER_MAX_BODY),
+                        "--header-timeout", str(SERVER_HEADER_TIMEOUT))
+    try:
         yield live
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_server(live)

@@ -79,12 +79,32 @@ def test_chat_takes_the_sampling_flags() -> None:
          "llaf: SmolLM2-135M-Instruct.Q4_1.gguf: tensor 'blk.0.attn_q.weight' of type Q4_1 cannot be stored as f16 "
          "exactly"),
         (["serve", "--port", "70000"], "llaf: the port must be between 0 and 65535, got 70000"),
+        (["serve", "--max-body", "0"], "llaf: the body size limit must be positive, got 0"),
+        (["serve", "--allowed-hosts", "a*.example.com"], "llaf: an allowed host is a name, *.domain or *, got "
+                                                          "'a*.example.com'"),
+        (["serve", "--header-timeout", "-1"], "llaf: the header timeout must be a number of seconds >= 0, got -1.0"),
+        # Bytes that are not UTF-8 reach Python's argv as lone surrogates (surrogateescape).
+        (["generate", "ab\udcffc"], "llaf: the prompt is not valid UTF-8 (the byte 0xff at character 2)"),
+        (["chat", "--system", "\udcc3"], "llaf: the system message is not valid UTF-8 (the byte 0xc3 at character 0)"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_1(args: list[str], message: str) -> None:
     out = llaf(*args)
     assert out.returncode == 1
     assert out.stderr.strip() == message
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"PYTHONUTF8": "1"}, "llaf: the input line is not valid UTF-8 (the byte 0xff at character 3)"),  # surrogateescape
+    ({"PYTHONIOENCODING": "utf-8:strict"}, "llaf: the input is not valid UTF-8 (byte 0xff)"),
+])
+def test_chat_input_that_is_not_utf8_is_one_line(env: dict[str, str], message: str) -> None:
+    import os
+
+    out = subprocess.run([sys.executable, "-m", "llaf.cli", "chat", "--backend", SERVER_BACKEND, "-n", "4"],
+                         input=b"Hi \xff there\n", capture_output=True, cwd=ROOT, env=os.environ | env, timeout=600)
+    assert out.returncode == 1
+    assert out.stderr.decode().strip() == message
 
 
 def test_serve_refuses_a_port_in_use_before_loading_the_model() -> None:

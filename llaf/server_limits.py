@@ -1,0 +1,9 @@
+"""The server's limits and their defaults, apart from llaf/server.py so that
+the command line can show them without importing FastAPI."""
+
+DEFAULT_MAX_BODY = 1 << 20  # bytes: room for a context of text many times over
+DEFAULT_HEADER_TIMEOUT = 10.0  # seconds from a request's first byte to the end of its headers
+DEFAULT_SHUTDOWN_GRACE = 5.0  # seconds requests still generating get on Ctrl-C or SIGTERM
+# The names a server on a loopback address answers to unless told others:
+# what a browser sends for it, never a name an attacker's DNS can point there.
+LOOPBACK_HOSTS = ("localhost", "*.localhost", "127.0.0.1", "::1")
