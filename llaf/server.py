@@ -807,6 +807,8 @@ def serve(model: str | Path | None = None, backend: str | None = None, context: 
         if not value >= 0:
             raise LlafError(f"the {name} must be a number of seconds >= 0, got {value}")
     hosts = list(allowed_hosts) if allowed_hosts is not None else None
+    if hosts == []:
+        raise LlafError("--allowed-hosts names no host: give names, or * for any")
     for pattern in hosts or ():
         if not pattern or "*" in pattern[1:] or (pattern.startswith("*") and pattern != "*"
                                                  and not pattern.startswith("*.")):

@@ -82,6 +82,7 @@ def test_chat_takes_the_sampling_flags() -> None:
         (["serve", "--max-body", "0"], "llaf: the body size limit must be positive, got 0"),
         (["serve", "--allowed-hosts", "a*.example.com"], "llaf: an allowed host is a name, *.domain or *, got "
                                                           "'a*.example.com'"),
+        (["serve", "--allowed-hosts", ","], "llaf: --allowed-hosts names no host: give names, or * for any"),
         (["serve", "--header-timeout", "-1"], "llaf: the header timeout must be a number of seconds >= 0, got -1.0"),
         # Bytes that are not UTF-8 reach Python's argv as lone surrogates (surrogateescape).
         (["generate", "ab\udcffc"], "llaf: the prompt is not valid UTF-8 (the byte 0xff at character 2)"),
