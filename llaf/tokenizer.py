@@ -12,12 +12,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from .assets import use_tiktoken_cache
+from .checks import ArgumentError, shown
 from .errors import LlafError
 from .gguf_file import GGUFFile, open_gguf
 from .weights import quiet_transformers
@@ -42,7 +43,35 @@ class Tokenizer:
     def chat(self, messages: Sequence[Message]) -> list[int]:
         """The ids of a conversation in the model's chat template, ready for
         the assistant's reply."""
+        return self._chat(chat_messages(messages))
+
+    def _chat(self, messages: list[Message]) -> list[int]:
+        """`chat` for messages already checked."""
         raise LlafError(f"{self.name} has no chat template")
+
+
+def chat_messages(messages: Any) -> list[Message]:
+    """`messages` checked to be a non-empty list of ``{"role": str, "content":
+    str, ...}``: what a chat template reads (a template meeting anything else
+    fails inside jinja, or renders the wrong prompt)."""
+    shape = "a list of messages like {'role': 'user', 'content': 'Hello'}"
+    if isinstance(messages, str):
+        raise ArgumentError("messages", f"messages must be {shape}, got the string {shown(messages)}: "
+                                        f"for one user message give [{{'role': 'user', 'content': {shown(messages)}}}]")
+    if isinstance(messages, Mapping) or not isinstance(messages, Sequence):
+        raise ArgumentError("messages", f"messages must be {shape}, got {shown(messages)}")
+    if not messages:
+        raise ArgumentError("messages", "messages must not be empty: a chat needs at least one message")
+    for i, m in enumerate(messages):
+        if not isinstance(m, Mapping):
+            raise ArgumentError("messages", f"message {i} must be a dict like {{'role': 'user', 'content': 'Hello'}}, "
+                                            f"got {shown(m)}")
+        for key in ("role", "content"):
+            if key not in m:
+                raise ArgumentError("messages", f"message {i} has no {key!r}: give {{'role': ..., 'content': ...}}")
+            if not isinstance(m[key], str):
+                raise ArgumentError("messages", f"message {i}'s {key} must be a string, got {shown(m[key])}")
+    return [dict(m) for m in messages]
 
 
 class TiktokenTokenizer(Tokenizer):
@@ -82,7 +111,7 @@ class HFTokenizer(Tokenizer):
     def decode(self, ids: Sequence[int]) -> str:
         return str(self.tokenizer.decode([int(t) for t in ids]))
 
-    def chat(self, messages: Sequence[Message]) -> list[int]:
+    def _chat(self, messages: list[Message]) -> list[int]:
         if not self.tokenizer.chat_template:
             raise LlafError(f"{self.name} has no chat template")
         out = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True)
@@ -118,13 +147,11 @@ class GGUFTokenizer(Tokenizer):
         # transformers' clean_up_tokenization_spaces is off (and ignored) for BPE tokenizers.
         return str(self.backend.decode([int(t) for t in ids], skip_special_tokens=False))
 
-    def chat(self, messages: Sequence[Message]) -> list[int]:
+    def _chat(self, messages: list[Message]) -> list[int]:
         import jinja2
 
         if not self.template_source:
             raise LlafError(f"{self.name} has no chat template")
-        if not messages:
-            raise LlafError("a chat needs at least one message")
         try:
             if self._template is None:
                 self._template = _compile_chat_template(str(self.template_source))
