@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import resource
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,12 @@ class Params:
         return (f"Params({self.architecture}, vocab={self.vocab}, context={self.context}, "
                 f"storage={self.storage}, backend={self.engine.backend})")
 
+    def __copy__(self) -> Params:
+        return replace(self)  # the weights in the engine are shared: no call changes them
+
+    def __reduce_ex__(self, protocol: Any) -> Any:  # deepcopy and pickle
+        raise LlafError("llaf.Params cannot be pickled or deep-copied: its weights live in the engine of "
+                        "this process; load them again with llaf.init (or llaf.load) where they are needed")
 
 
 def _params(params: Any) -> Params:
@@ -142,7 +148,12 @@ class Cache:
     `run` feeds tokens to any slots in one pass: a new prompt to a slot
     just `reset`, or the next token of each running sequence; a slot's
     `lengths` entry counts the tokens it holds.  The cache grows (up to the
-    model's context) when a slot would pass its capacity."""
+    model's context) when a slot would pass its capacity.
+
+    Its attributes are read-only (the lengths must match what the engine
+    holds), and it cannot be copied or pickled: each pass consumes the
+    engine's cache and makes a new one, so a copy would be left with a
+    consumed one."""
 
     def __init__(self, params: Params, slots: int = 1, capacity: int | None = None) -> None:
         params = _params(params)
@@ -159,6 +170,17 @@ class Cache:
         self._lengths = [0] * slots
         self._handle = params.entry("cache", params.handle, np.int64(slots), np.int64(capacity))
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if not name.startswith("_"):
+            raise LlafError(f"a Cache's {name} cannot be set: the cache keeps its own state "
+                            "(reset a slot with cache.reset)")
+        object.__setattr__(self, name, value)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:  # copy.copy, copy.deepcopy and pickle all come here
+        raise LlafError("a llaf.Cache cannot be copied or pickled: every pass consumes the engine's cache, so a "
+                        "copy would compute from a consumed one; for a second sequence run llaf.prefill again "
+                        "or use a Cache of several slots")
+
     @property
     def params(self) -> Params:
         return self._params
@@ -169,9 +191,9 @@ class Cache:
         return self._capacity
 
     @property
-    def lengths(self) -> list[int]:
+    def lengths(self) -> tuple[int, ...]:
         """The tokens each slot holds."""
-        return self._lengths
+        return tuple(self._lengths)
 
     @property
     def slots(self) -> int:

@@ -1,9 +1,12 @@
 """Misuse of the Python API: each wrong type or value is one `LlafError`
 that names the argument and what it must be (never a raw TypeError,
-AttributeError or jinja error from deep inside)."""
+AttributeError or jinja error from deep inside), and a `Cache`, whose engine
+state each pass consumes, can neither be copied nor have its state set."""
 
 from __future__ import annotations
 
+import copy
+import pickle
 import re
 from collections.abc import Callable
 from typing import Any
@@ -149,6 +152,51 @@ def test_step_wants_a_cache_and_tokens(model: llaf.Model) -> None:
                      f"got {token!r}"):
             llaf.step(cache, token)
     assert cache.length == 3
+
+
+def test_a_cache_cannot_be_copied_or_pickled(model: llaf.Model) -> None:
+    """A copy shared the engine's cache with the original; a pass consumes
+    it, and Futhark's API leaves using a consumed value undefined (issue 13
+    saw a copy give wrong logits)."""
+    ids = [1, 2, 3, 4]
+    _, cache = llaf.prefill(model.params, ids)
+    expected = ("a llaf.Cache cannot be copied or pickled: every pass consumes the engine's cache, so a copy "
+                "would compute from a consumed one; for a second sequence run llaf.prefill again or use a Cache "
+                "of several slots")
+    for attempt in (copy.copy, copy.deepcopy, pickle.dumps):
+        with refused(expected):
+            attempt(cache)
+    np.testing.assert_array_equal(llaf.step(cache, 5), llaf.forward(model.params, [*ids, 5])[-1])
+
+
+def test_the_state_of_a_cache_is_read_only(model: llaf.Model) -> None:
+    _, cache = llaf.prefill(model.params, [[1, 2, 3], [4, 5]])
+    for name, value in (("lengths", [0, 0]), ("length", 0), ("capacity", 64), ("params", model.params)):
+        with refused(f"a Cache's {name} cannot be set: the cache keeps its own state (reset a slot with "
+                     "cache.reset)"):
+            setattr(cache, name, value)
+    with pytest.raises(TypeError):
+        cache.lengths[0] = 0  # type: ignore[index]
+    assert cache.lengths == (3, 2)
+    cache.reset(1)
+    assert cache.lengths == (3, 0)
+    _, one = llaf.prefill(model.params, [1, 2, 3])
+    with refused("a Cache's length cannot be set: the cache keeps its own state (reset a slot with cache.reset)"):
+        one.length = 1  # type: ignore[misc]
+    assert one.length == 3
+
+
+def test_params_share_their_weights_in_a_copy_and_refuse_pickling(model: llaf.Model) -> None:
+    same = copy.copy(model.params)
+    assert same.handle is model.params.handle
+    np.testing.assert_array_equal(llaf.gen([1, 2], same, 3), llaf.gen([1, 2], model.params, 3))
+    expected = ("llaf.Params cannot be pickled or deep-copied: its weights live in the engine of this process; "
+                "load them again with llaf.init (or llaf.load) where they are needed")
+    for attempt in (copy.deepcopy, pickle.dumps):
+        with refused(expected):
+            attempt(model.params)
+    with refused(expected):
+        pickle.dumps(model)
 
 
 def test_load_and_init_check_their_options_before_loading() -> None:
