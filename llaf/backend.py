@@ -54,6 +54,14 @@ def default_backend() -> str:
     raise LlafError("no backend is built: run `make` (or `make BACKEND=c`)")
 
 
+def resolve_backend(backend: str | None) -> str:
+    """`backend`, or the default one for None, checked to be a backend llaf has."""
+    backend = default_backend() if backend is None else backend
+    if backend not in BACKENDS:
+        raise LlafError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    return backend
+
+
 @functools.cache
 def _load(name: str, path: Path) -> ModuleType:
     """Load a compiled module once per process: every Engine of a backend
@@ -94,10 +102,7 @@ class Engine:
     """One instance of the compiled llm.fut on one backend."""
 
     def __init__(self, backend: str | None = None) -> None:
-        backend = backend or default_backend()
-        if backend not in BACKENDS:
-            raise LlafError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-        self.backend = backend
+        self.backend = backend = resolve_backend(backend)
         where = build_dir(backend)
         if backend == "pyopencl":
             path = where / "llm.py"

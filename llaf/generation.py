@@ -19,13 +19,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from . import checks
 from . import weights as weights_mod
 from .assets import default_model_path
+from .backend import resolve_backend
 from .errors import LlafError
-from .model import Params, init, prefill, step
-from .sampling import GREEDY, Sampler, SamplingParams
+from .model import Params, check_fits, init, prefill, prompt_ids, step
+from .sampling import GREEDY, Sampler, SamplingParams, sampling_params
 from .tokenizer import Message, Tokenizer, for_model
 
 DEFAULT_CONTEXT = 2048
@@ -39,16 +39,15 @@ class TokenStream(Iterator[int]):
 
     def __init__(self, model: Model, ids: Sequence[int], max_new_tokens: int,
                  sampling: SamplingParams = GREEDY) -> None:
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)):
-            raise LlafError(f"max_new_tokens must be an integer, got {max_new_tokens!r}")
-        if max_new_tokens < 0:
-            raise LlafError(f"max_new_tokens must not be negative, got {max_new_tokens}")
-        if len(ids) + max_new_tokens > model.params.context:
-            raise LlafError(f"{len(ids)} prompt tokens + {max_new_tokens} new tokens exceed "
-                            f"the context length {model.params.context}")
+        max_new_tokens = checks.count("max_new_tokens", max_new_tokens)
+        sampling = sampling_params("sampling", sampling)
+        a = checks.token_ids("the prompt", ids, model.params.vocab)
+        check_fits(a.size, max_new_tokens, model.params)  # before prompt_ids' check of the prompt alone
+        prompt = prompt_ids(a, model.params).tolist()
         self.model = model
+        self.prompt_tokens = len(prompt)
         self.finish_reason: str | None = None
-        self._tokens = self._run(list(ids), int(max_new_tokens), Sampler(sampling, ids))
+        self._tokens = self._run(prompt, max_new_tokens, Sampler(sampling, prompt))
 
     def __next__(self) -> int:
         return next(self._tokens)
@@ -88,7 +87,7 @@ class TextStream(Iterator[str]):
         self.tokens = TokenStream(model, ids, max_new_tokens, sampling)
         self.tokenizer = model.tokenizer
         self.stop = sampling.stop
-        self.prompt_tokens = len(ids)
+        self.prompt_tokens = self.tokens.prompt_tokens
         self.completion_tokens = 0
         self.finish_reason: str | None = None
         self._pieces = self._run()
@@ -169,6 +168,7 @@ class Model:
     def stream(self, prompt: str, max_new_tokens: int = 128, *, sampling: SamplingParams | None = None,
                **options: Any) -> TextStream:
         """The continuation of `prompt`, piece by piece."""
+        checks.instance("prompt", prompt, str, "a string (for token ids use stream_ids or stream_text)")
         return self.stream_text(self.tokenizer.encode(prompt), max_new_tokens, SamplingParams.of(sampling, options))
 
     def generate(self, prompt: str, max_new_tokens: int = 128, *, sampling: SamplingParams | None = None,
@@ -188,11 +188,9 @@ class Model:
 
 
 def with_context(w: weights_mod.Weights, context: int | None) -> weights_mod.Weights:
-    """`w` limited to a context of `context` tokens (never more than the model's)."""
+    """`w` limited to a context of `context` tokens (never more than the model's; `load` checked it)."""
     if context is None or context >= w.context:
         return w
-    if context <= 0:
-        raise LlafError(f"the context length must be positive, got {context}")
     if w.architecture == "gpt2":
         return replace(w, arrays=w.arrays | {"wpe": w.arrays["wpe"][:context]})
     return replace(w, hparams=w.hparams | {"context": context})
@@ -205,6 +203,10 @@ def load(model: str | Path | None = None, backend: str | None = None,
     `context` caps the context length (memory and time of the key/value cache);
     `storage` picks how the weights are kept (llaf/storage.py; by default a
     GGUF file's own quantized form)."""
+    # Arguments checked before minutes of loading.
+    backend = resolve_backend(backend)
+    if context is not None and checks.integer("the context length", context) <= 0:
+        raise LlafError(f"the context length must be positive, got {context}")
     source: Any = default_model_path() if model is None else model
     w = with_context(weights_mod.load(source, progress=progress, storage=storage), context)
     tokenizer = for_model(source, w.architecture)

@@ -20,15 +20,16 @@ from __future__ import annotations
 
 import resource
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import checks
 from . import storage as storage_mod
 from . import weights as weights_mod
-from .backend import Engine
+from .backend import Engine, resolve_backend
 from .errors import LlafError
 
 
@@ -53,6 +54,17 @@ class Params:
         return (f"Params({self.architecture}, vocab={self.vocab}, context={self.context}, "
                 f"storage={self.storage}, backend={self.engine.backend})")
 
+    def __copy__(self) -> Params:
+        return replace(self)  # the weights in the engine are shared: no call changes them
+
+    def __reduce_ex__(self, protocol: Any) -> Any:  # deepcopy and pickle
+        raise LlafError("llaf.Params cannot be pickled or deep-copied: its weights live in the engine of "
+                        "this process; load them again with llaf.init (or llaf.load) where they are needed")
+
+
+def _params(params: Any) -> Params:
+    return checks.instance("params", params, Params, "a llaf.Params (from llaf.init)")
+
 
 def init(source: Any, backend: str | None = None, progress: bool = True, storage: str | None = None) -> Params:
     """Load weights into the engine.
@@ -65,6 +77,7 @@ def init(source: Any, backend: str | None = None, progress: bool = True, storage
     `backend`: pyopencl, c, multicore, opencl or cuda (default
     ``$LLAF_BACKEND`` or the first built of llaf/backend.py's PREFERENCE).
     """
+    backend = resolve_backend(backend)  # a wrong name is refused before minutes of loading
     w = weights_mod.load(source, progress=progress, storage=storage)
     engine = Engine(backend)
     args = [engine.put(a) if isinstance(a, np.ndarray) else a for a in w.init_args()]
@@ -72,25 +85,21 @@ def init(source: Any, backend: str | None = None, progress: bool = True, storage
     return Params(engine, w.architecture, handle, w.vocab, w.context, dict(w.hparams), w.storage, w.kv_width)
 
 
-def _ids(ids: Any, params: Params, what: str = "the prompt") -> np.ndarray:
+def prompt_ids(ids: Any, params: Params, what: str = "the prompt") -> np.ndarray:
     """`ids` as a checked 1-D int64 array."""
-    try:
-        a = np.asarray(ids)
-    except Exception:
-        raise LlafError("token ids must be a sequence of integers") from None
-    if a.ndim != 1:
-        raise LlafError(f"token ids must be one-dimensional, got shape {a.shape}")
+    a = checks.token_ids(what, ids, params.vocab)
     if a.size == 0:
         raise LlafError(f"{what} is empty: give at least one token id")
-    if not np.issubdtype(a.dtype, np.integer):
-        raise LlafError(f"token ids must be integers, got {a.dtype}")
-    bad = (a < 0) | (a >= params.vocab)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise LlafError(f"token id {int(a[i])} at position {i} is outside the vocabulary [0, {params.vocab})")
     if a.size > params.context:
         raise LlafError(f"{what} has {a.size} tokens, more than the context length {params.context}")
     return a.astype(np.int64)
+
+
+def check_fits(prompt_tokens: int, new_tokens: int, params: Params) -> None:
+    """A LlafError when a prompt and the tokens to generate after it exceed the context."""
+    if prompt_tokens + new_tokens > params.context:
+        raise LlafError(f"{prompt_tokens} prompt tokens + {new_tokens} new tokens exceed "
+                        f"the context length {params.context}")
 
 
 def _available_memory() -> int | None:
@@ -121,14 +130,6 @@ def _check_cache_fits(params: Params, slots: int, capacity: int) -> None:
                         "available")
 
 
-def _count(cnt: Any) -> int:
-    if isinstance(cnt, bool) or not isinstance(cnt, (int, np.integer)):
-        raise LlafError(f"the token count must be an integer, got {cnt!r}")
-    if cnt < 0:
-        raise LlafError(f"the token count must not be negative, got {cnt}")
-    return int(cnt)
-
-
 def _is_batch(ids: Any) -> bool:
     """Whether `ids` is a list of prompts rather than one prompt."""
     return isinstance(ids, (list, tuple)) and len(ids) > 0 and isinstance(ids[0], (list, tuple, np.ndarray))
@@ -137,8 +138,8 @@ def _is_batch(ids: Any) -> bool:
 def _prompts(ids: Any, params: Params) -> list[np.ndarray]:
     """One prompt or a list of prompts, checked, as a list."""
     if not _is_batch(ids):
-        return [_ids(ids, params)]
-    return [_ids(p, params, f"prompt {i}") for i, p in enumerate(ids)]
+        return [prompt_ids(ids, params)]
+    return [prompt_ids(p, params, f"prompt {i}") for i, p in enumerate(ids)]
 
 
 class Cache:
@@ -147,62 +148,98 @@ class Cache:
     `run` feeds tokens to any slots in one pass: a new prompt to a slot
     just `reset`, or the next token of each running sequence; a slot's
     `lengths` entry counts the tokens it holds.  The cache grows (up to the
-    model's context) when a slot would pass its capacity."""
+    model's context) when a slot would pass its capacity.
+
+    Its attributes are read-only (the lengths must match what the engine
+    holds), and it cannot be copied or pickled: each pass consumes the
+    engine's cache and makes a new one, so a copy would be left with a
+    consumed one."""
 
     def __init__(self, params: Params, slots: int = 1, capacity: int | None = None) -> None:
-        capacity = params.context if capacity is None else int(capacity)
+        params = _params(params)
+        slots = checks.integer("slots", slots)
+        capacity = params.context if capacity is None else checks.integer("capacity", capacity)
         capacity = min(capacity, params.context) if capacity > 0 else capacity
         if slots < 1:
             raise LlafError(f"a cache needs at least one slot, got {slots}")
         if not 0 < capacity <= params.context:
             raise LlafError(f"the cache capacity must be in [1, {params.context}], got {capacity}")
         _check_cache_fits(params, slots, capacity)
-        self.params = params
-        self.capacity = capacity
-        self.lengths = [0] * slots
-        self.handle = params.entry("cache", params.handle, np.int64(slots), np.int64(capacity))
+        self._params = params
+        self._capacity = capacity
+        self._lengths = [0] * slots
+        self._handle = params.entry("cache", params.handle, np.int64(slots), np.int64(capacity))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if not name.startswith("_"):
+            raise LlafError(f"a Cache's {name} cannot be set: the cache keeps its own state "
+                            "(reset a slot with cache.reset)")
+        object.__setattr__(self, name, value)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:  # copy.copy, copy.deepcopy and pickle all come here
+        raise LlafError("a llaf.Cache cannot be copied or pickled: every pass consumes the engine's cache, so a "
+                        "copy would compute from a consumed one; for a second sequence run llaf.prefill again "
+                        "or use a Cache of several slots")
+
+    @property
+    def params(self) -> Params:
+        return self._params
+
+    @property
+    def capacity(self) -> int:
+        """Positions each slot has room for now (it grows when needed)."""
+        return self._capacity
+
+    @property
+    def lengths(self) -> tuple[int, ...]:
+        """The tokens each slot holds."""
+        return tuple(self._lengths)
 
     @property
     def slots(self) -> int:
-        return len(self.lengths)
+        return len(self._lengths)
 
     @property
     def length(self) -> int:
         """The length of a one-sequence cache's sequence."""
         if self.slots != 1:
             raise LlafError(f"this cache holds {self.slots} sequences: read cache.lengths")
-        return self.lengths[0]
+        return self._lengths[0]
 
     def reset(self, slot: int) -> None:
         """Empty `slot` for a new sequence."""
-        self._slot(slot)
-        self.lengths[slot] = 0
+        self._lengths[self._slot(slot)] = 0
 
     def run(self, feeds: Mapping[int, Sequence[int] | np.ndarray]) -> np.ndarray:
         """Feed tokens to slots (``{slot: ids}``) in one pass; the logits after
         each slot's last fed token, in the order of `feeds` (``[len(feeds)][vocab]``)."""
+        checks.instance("feeds", feeds, Mapping, "a dict {slot: token ids}")
         if not feeds:
             raise LlafError("nothing to run: give at least one slot's tokens")
         ids, slots, pos, outs = [], [], [], []
         for slot, toks in feeds.items():
-            a = _ids(toks, self.params, f"the tokens for slot {slot}")
-            start = self.lengths[self._slot(slot)]
-            if start + a.size > self.params.context:
-                if start == self.params.context:
-                    raise LlafError(f"the sequence already fills the context length {self.params.context}")
+            start = self._lengths[self._slot(slot)]
+            a = prompt_ids(toks, self._params, f"the tokens for slot {slot}")
+            if start + a.size > self._params.context:
+                if start == self._params.context:
+                    raise LlafError(f"the sequence already fills the context length {self._params.context}")
                 raise LlafError(f"{start} cached tokens + {a.size} new tokens exceed "
-                                f"the context length {self.params.context}")
+                                f"the context length {self._params.context}")
             ids.append(a)
             slots.append(np.full(a.size, slot, np.int64))
             pos.append(np.arange(start, start + a.size, dtype=np.int64))
             outs.append(sum(x.size for x in ids) - 1)
-        self._fit(max(self.lengths[s] + len(t) for s, t in zip(feeds, ids, strict=True)))
-        logits, self.handle = self.params.entry(
-            "run", self.params.handle, self.handle, np.concatenate(ids), np.concatenate(slots),
-            np.concatenate(pos), np.array(outs, np.int64))
+        self._fit(max(self._lengths[s] + len(t) for s, t in zip(feeds, ids, strict=True)))
+        logits = self._pass(np.concatenate(ids), np.concatenate(slots), np.concatenate(pos),
+                            np.array(outs, np.int64))
         for slot, a in zip(feeds, ids, strict=True):
-            self.lengths[slot] += a.size
-        return self.params.engine.array(logits)
+            self._lengths[slot] += a.size
+        return logits
+
+    def _pass(self, ids: np.ndarray, slots: np.ndarray, pos: np.ndarray, outs: np.ndarray) -> np.ndarray:
+        """One engine pass: tokens `ids` at positions `pos` of `slots`; the logits after the tokens `outs`."""
+        logits, self._handle = self._params.entry("run", self._params.handle, self._handle, ids, slots, pos, outs)
+        return self._params.engine.array(logits)
 
     def _slot(self, slot: Any) -> int:
         if isinstance(slot, bool) or not isinstance(slot, (int, np.integer)) or not 0 <= slot < self.slots:
@@ -211,14 +248,14 @@ class Cache:
 
     def _fit(self, length: int) -> None:
         """Grow the cache, doubling its capacity up to the context, to hold `length` tokens a slot."""
-        if length <= self.capacity:
+        if length <= self._capacity:
             return
-        capacity = self.capacity
+        capacity = self._capacity
         while capacity < length:
-            capacity = min(2 * capacity, self.params.context)
-        _check_cache_fits(self.params, self.slots, capacity)
-        self.handle = self.params.engine.call("cache_grow", self.handle, np.int64(capacity))
-        self.capacity = capacity
+            capacity = min(2 * capacity, self._params.context)
+        _check_cache_fits(self._params, self.slots, capacity)
+        self._handle = self._params.engine.call("cache_grow", self._handle, np.int64(capacity))
+        self._capacity = capacity
 
 
 def gen(ids: Any, params: Params, cnt: int) -> Any:
@@ -229,11 +266,11 @@ def gen(ids: Any, params: Params, cnt: int) -> Any:
     key/value-cached pass per token for all sequences at once.  Prompt plus
     new tokens must fit in the model's context.
     """
+    params = _params(params)
     prompts = _prompts(ids, params)
-    cnt = _count(cnt)
+    cnt = checks.count("the token count", cnt)
     for p in prompts:
-        if p.size + cnt > params.context:
-            raise LlafError(f"{p.size} prompt tokens + {cnt} new tokens exceed the context length {params.context}")
+        check_fits(p.size, cnt, params)
     if cnt > 0:
         _check_cache_fits(params, len(prompts), max(p.size for p in prompts) + cnt)
     if cnt == 0:
@@ -248,11 +285,9 @@ def gen(ids: Any, params: Params, cnt: int) -> Any:
 def forward(params: Params, ids: Any) -> np.ndarray:
     """Next-token logits at every position of `ids` (``[n][vocab]`` float32),
     computed in one pass."""
-    a = _ids(ids, params)
-    cache = Cache(params, 1, a.size)
-    logits, cache.handle = params.entry("run", params.handle, cache.handle, a, np.zeros(a.size, np.int64),
-                                        np.arange(a.size, dtype=np.int64), np.arange(a.size, dtype=np.int64))
-    return params.engine.array(logits)
+    a = prompt_ids(ids, _params(params))
+    positions = np.arange(a.size, dtype=np.int64)
+    return Cache(params, 1, a.size)._pass(a, np.zeros(a.size, np.int64), positions, positions)
 
 
 def prefill(params: Params, ids: Any, capacity: int | None = None) -> tuple[np.ndarray, Cache]:
@@ -260,8 +295,8 @@ def prefill(params: Params, ids: Any, capacity: int | None = None) -> tuple[np.n
     for a list of prompts, the logits after each (``[B][vocab]``) and a cache
     with one slot per prompt, in one pass.  `capacity`: the tokens a slot is
     made for (default: the longest prompt; the cache grows when needed)."""
-    prompts = _prompts(ids, params)
-    cache = Cache(params, len(prompts), capacity or max(p.size for p in prompts))
+    prompts = _prompts(ids, _params(params))
+    cache = Cache(params, len(prompts), max(p.size for p in prompts) if capacity is None else capacity)
     logits = cache.run(dict(enumerate(prompts)))
     return (logits if _is_batch(ids) else logits[0]), cache
 
@@ -271,11 +306,14 @@ def step(cache: Cache, token: Any) -> np.ndarray:
     (the engine consumes the old one) and the next logits are returned: one
     token and ``[vocab]`` logits for a one-sequence cache, else a list of
     `cache.slots` tokens and ``[slots][vocab]``."""
+    checks.instance("cache", cache, Cache, "a llaf.Cache (from llaf.prefill)")
     if isinstance(token, (int, np.integer)) and not isinstance(token, bool):
         if cache.slots != 1:
             raise LlafError(f"this cache holds {cache.slots} sequences: give one token for each")
         return cache.run({0: [token]})[0]
-    tokens = list(token)
-    if len(tokens) != cache.slots:
-        raise LlafError(f"{len(tokens)} tokens for a cache of {cache.slots} sequences: give one for each")
-    return cache.run({slot: [t] for slot, t in enumerate(tokens)})
+    if isinstance(token, (str, bytes)) or not isinstance(token, (Sequence, np.ndarray)) or np.ndim(token) == 0:
+        raise checks.ArgumentError("token", "token must be a token id (an integer), or a list of one per sequence "
+                                   f"of the cache, got {checks.shown(token)}")
+    if len(token) != cache.slots:
+        raise LlafError(f"{len(token)} tokens for a cache of {cache.slots} sequences: give one for each")
+    return cache.run({slot: [t] for slot, t in enumerate(token)})

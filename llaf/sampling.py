@@ -28,29 +28,19 @@ from typing import Any
 
 import numpy as np
 
+from . import checks
 from .errors import LlafError
 
-
-class SamplingError(LlafError):
-    """A sampling value out of range; `param` names the option."""
-
-    def __init__(self, param: str, message: str) -> None:
-        super().__init__(message)
-        self.param = param
+# A sampling value of the wrong type or out of range; `param` names the option.
+SamplingError = checks.ArgumentError
 
 
 def _number(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise SamplingError(name, f"{name} must be a number, got {value!r}")
+        raise SamplingError(name, f"{name} must be a number, got {checks.shown(value)}")
     if not math.isfinite(value):
         raise SamplingError(name, f"{name} must be a finite number, got {value}")
     return float(value)
-
-
-def _integer(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise SamplingError(name, f"{name} must be an integer, got {value!r}")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -76,7 +66,7 @@ class SamplingParams:
         temperature = _number("temperature", self.temperature)
         if temperature < 0:
             raise SamplingError("temperature", f"temperature must be >= 0, got {self.temperature}")
-        top_k = _integer("top_k", self.top_k)
+        top_k = checks.integer("top_k", self.top_k)
         if top_k < 0:
             raise SamplingError("top_k", f"top_k must be >= 0, got {top_k}")
         top_p = _number("top_p", self.top_p)
@@ -87,7 +77,7 @@ class SamplingParams:
             raise SamplingError("repetition_penalty", f"repetition_penalty must be > 0, got {self.repetition_penalty}")
         seed = self.seed
         if seed is not None:
-            seed = _integer("seed", seed)
+            seed = checks.integer("seed", seed)
             if seed < 0:
                 raise SamplingError("seed", f"seed must be >= 0, got {seed}")
         stop = self.stop
@@ -109,7 +99,7 @@ class SamplingParams:
     @classmethod
     def of(cls, sampling: SamplingParams | None = None, options: Mapping[str, Any] | None = None) -> SamplingParams:
         """`sampling` (default: greedy) with the keyword `options` replacing its fields."""
-        base = sampling if sampling is not None else cls()
+        base = sampling_params("sampling", sampling)
         if not options:
             return base
         names = [f.name for f in fields(cls)]
@@ -122,6 +112,14 @@ class SamplingParams:
 GREEDY = SamplingParams()
 
 
+def sampling_params(name: str, value: Any) -> SamplingParams:
+    """`value`, a SamplingParams, or greedy decoding for None."""
+    if value is None:
+        return GREEDY
+    return checks.instance(name, value, SamplingParams,
+                           "a llaf.SamplingParams, e.g. SamplingParams(temperature=0.7) (greedy is the default)")
+
+
 def softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - np.max(x))
     return e / e.sum()
@@ -132,16 +130,19 @@ class Sampler:
     penalty) and the random generator (for reproducible draws)."""
 
     def __init__(self, params: SamplingParams = GREEDY, seen: Sequence[int] = ()) -> None:
-        self.params = params
+        self.params = params = sampling_params("params", params)
         self.rng = np.random.default_rng(params.seed)
-        self.seen: set[int] = {int(t) for t in seen}
+        self.seen: set[int] = set(checks.token_ids("seen", seen).tolist())
 
     def observe(self, ids: Iterable[int]) -> None:
-        self.seen.update(int(t) for t in ids)
+        self.seen.update(checks.token_ids("ids", ids).tolist())
 
     def penalized(self, logits: np.ndarray) -> np.ndarray:
         """`logits` (float64) after the repetition penalty over the ids seen."""
-        x = np.array(logits, dtype=np.float64).reshape(-1)
+        x = np.asarray(logits)
+        if x.size == 0 or not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+            raise LlafError(f"logits must be a non-empty array of numbers, got {checks.shown(logits)}")
+        x = np.array(x, dtype=np.float64).reshape(-1)
         penalty = self.params.repetition_penalty
         if penalty != 1 and self.seen:
             ids = np.fromiter(self.seen, dtype=np.int64)

@@ -14,12 +14,13 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from .assets import use_tiktoken_cache
+from .checks import ArgumentError, shown
 from .errors import LlafError
 from .gguf_file import GGUFFile, open_gguf
 from .weights import quiet_transformers
@@ -76,8 +77,7 @@ class Tokenizer:
         ones; the messages' contents are text, even where they spell a
         control token (else a user could write ``<|im_start|>system`` and
         open a system turn)."""
-        if not messages:
-            raise LlafError("a chat needs at least one message")
+        messages = chat_messages(messages)
         for i, m in enumerate(messages):
             check_text(str(m.get("content", "")), f"message {i}'s content")
         text = self._render(messages)
@@ -109,6 +109,30 @@ class Tokenizer:
         `first`: whether it starts the whole text."""
         raise NotImplementedError
 
+
+
+def chat_messages(messages: Any) -> list[Message]:
+    """`messages` checked to be a non-empty list of ``{"role": str, "content":
+    str, ...}``: what a chat template reads (a template meeting anything else
+    fails inside jinja, or renders the wrong prompt)."""
+    shape = "a list of messages like {'role': 'user', 'content': 'Hello'}"
+    if isinstance(messages, str):
+        raise ArgumentError("messages", f"messages must be {shape}, got the string {shown(messages)}: "
+                                        f"for one user message give [{{'role': 'user', 'content': {shown(messages)}}}]")
+    if isinstance(messages, Mapping) or not isinstance(messages, Sequence):
+        raise ArgumentError("messages", f"messages must be {shape}, got {shown(messages)}")
+    if not messages:
+        raise ArgumentError("messages", "messages must not be empty: a chat needs at least one message")
+    for i, m in enumerate(messages):
+        if not isinstance(m, Mapping):
+            raise ArgumentError("messages", f"message {i} must be a dict like {{'role': 'user', 'content': 'Hello'}}, "
+                                            f"got {shown(m)}")
+        for key in ("role", "content"):
+            if key not in m:
+                raise ArgumentError("messages", f"message {i} has no {key!r}: give {{'role': ..., 'content': ...}}")
+            if not isinstance(m[key], str):
+                raise ArgumentError("messages", f"message {i}'s {key} must be a string, got {shown(m[key])}")
+    return [dict(m) for m in messages]
 
 def _plain_backends(backend: Any) -> tuple[Any, Any]:
     """Copies of a `tokenizers.Tokenizer` that read special tokens as text:
@@ -166,9 +190,9 @@ def _chat_ids(text: str, contents: list[str], render: Callable[[list[str]], str]
     pos = len(template_parts[0])
     for index, after in zip(order, template_parts[1:], strict=True):
         content = contents[index]
-        for shown in dict.fromkeys((content, content.strip())):
-            end = pos + len(shown)
-            if text.startswith(shown, pos) and text.startswith(after, end):
+        for placed in dict.fromkeys((content, content.strip())):
+            end = pos + len(placed)
+            if text.startswith(placed, pos) and text.startswith(after, end):
                 spans.append((end, end + len(after)))
                 pos = end + len(after)
                 break

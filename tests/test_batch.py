@@ -79,7 +79,7 @@ def test_batched_prefill_and_steps_equal_each_sequence_alone(params: llaf.Params
         toks = [int(np.argmax(lg)) for lg in logits]
         logits = llaf.step(cache, toks)
         alone = [(llaf.step(c, t), c) for (_, c), t in zip(alone, toks, strict=True)]
-    assert cache.lengths == [21, 42, 15]
+    assert cache.lengths == (21, 42, 15)
 
 
 def test_sequences_join_and_leave_between_passes(params: llaf.Params) -> None:
@@ -96,7 +96,7 @@ def test_sequences_join_and_leave_between_passes(params: llaf.Params) -> None:
     lg = cache.run({1: [5], 0: c})  # logits in the order of the feeds: slot 1's, then slot 0's
     assert_same_logits(params, lg[0], llaf.forward(params, np.append(b, 5))[-1])
     assert_same_logits(params, lg[1], llaf.prefill(params, c)[0])
-    assert cache.lengths == [4, 12] and cache.capacity >= 12
+    assert cache.lengths == (4, 12) and cache.capacity >= 12
 
 
 def test_cache_errors(params: llaf.Params) -> None:
