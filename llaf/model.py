@@ -181,6 +181,8 @@ class Cache:
     def run(self, feeds: Mapping[int, Sequence[int] | np.ndarray]) -> np.ndarray:
         """Feed tokens to slots (``{slot: ids}``) in one pass; the logits after
         each slot's last fed token, in the order of `feeds` (``[len(feeds)][vocab]``)."""
+        if self.handle is None:
+            raise LlafError("this cache was lost when a pass over it failed: make a new one")
         if not feeds:
             raise LlafError("nothing to run: give at least one slot's tokens")
         ids, slots, pos, outs = [], [], [], []
@@ -197,9 +199,15 @@ class Cache:
             pos.append(np.arange(start, start + a.size, dtype=np.int64))
             outs.append(sum(x.size for x in ids) - 1)
         self._fit(max(self.lengths[s] + len(t) for s, t in zip(feeds, ids, strict=True)))
-        logits, self.handle = self.params.entry(
-            "run", self.params.handle, self.handle, np.concatenate(ids), np.concatenate(slots),
-            np.concatenate(pos), np.array(outs, np.int64))
+        try:
+            logits, self.handle = self.params.entry(
+                "run", self.params.handle, self.handle, np.concatenate(ids), np.concatenate(slots),
+                np.concatenate(pos), np.array(outs, np.int64))
+        except (LlafError, MemoryError):
+            # The pass consumes the cache (`*cache` in src/llm.fut): after a
+            # failure, out of memory say, its contents are undefined.
+            self.handle = None
+            raise
         for slot, a in zip(feeds, ids, strict=True):
             self.lengths[slot] += a.size
         return self.params.engine.array(logits)
