@@ -7,10 +7,12 @@ import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from llaf.assets import default_model_path
+from llaf.backend import build_dir
 
 from .conftest import BACKENDS_UNDER_TEST, ROOT
 
@@ -75,7 +77,14 @@ def tokens():
         out.append(int(np.argmax(llaf.step(cache, out[-1]))))
     return out
 before = tokens()
+big = np.zeros(96 << 20, np.float32)  # 384 MiB, mapped before the limit
 limit({headroom})
+try:
+    p.engine.put(big)  # futhark-ffi's array constructor returns NULL
+    print("array copied")
+except llaf.OutOfMemoryError as e:
+    print("array out of memory:", e)
+del big
 try:
     llaf.Cache(p, slots=8)  # 8 x 8192 positions: 2.8 GiB
     print("cache allocated")
@@ -106,7 +115,9 @@ def test_an_allocation_failing_in_the_engine_is_an_error(backend: str) -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert (proc.returncode, proc.stderr) == (0, ""), proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
-    assert len(lines) == 4, proc.stdout
+    assert len(lines) == 5, proc.stdout
+    assert lines.pop(0) == ("array out of memory: the engine ran out of memory taking an array of 384.0 MiB "
+                            "(it asked for 384.0 MiB more): free memory, or ask for fewer tokens or sequences")
     for line, what, entry in zip(lines, ("cache", "pass"), ("cache", "run"), strict=False):
         assert re.fullmatch(rf"{what} out of memory: the engine ran out of memory in llama_q4_{entry} \(it asked for "
                             r"[\d.]+ MiB more\): free memory, or ask for fewer tokens or sequences", line), line
@@ -169,3 +180,17 @@ def test_allocation_failures_of_every_backend_are_out_of_memory() -> None:
     for error, message in cases:
         oom = _out_of_memory(error, "in llama_q4_run")
         assert (None if oom is None else str(oom)) == message, error
+
+
+def test_the_runtime_patch_stops_the_build_on_a_runtime_it_does_not_know(tmp_path: Path) -> None:
+    """scripts/patch-runtime.py fails, rather than leaving a runtime it cannot
+    find its text in unpatched (a Futhark upgrade), and every C backend under
+    test was built from patched C."""
+    other = tmp_path / "llm.c"
+    other.write_text("static void host_alloc(void) {}\n")
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "patch-runtime.py"), str(other)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "Futhark's runtime changed" in proc.stderr, proc.stderr
+    assert other.read_text() == "static void host_alloc(void) {}\n"
+    for backend in C_BACKENDS:
+        assert (build_dir(backend) / "llm.c").read_text().startswith("/* llaf: scripts/patch-runtime.py applied */")
