@@ -83,9 +83,13 @@ build/pyopencl/.built: $(SOURCES) | $(FUTHARK) $(VENV)/.installed
 	$(FUTHARK) pyopencl --library -o build/pyopencl/llm src/llm.fut
 	touch $@
 
-build/%/.built: $(SOURCES) | $(FUTHARK) $(VENV)/.installed
+# The C backends' runtime is patched so that a failed malloc is Futhark's
+# out-of-memory error rather than a segfault (scripts/patch-runtime.py,
+# docs/BACKENDS.md "Out of memory"); the GPU backends' runtimes are left alone.
+build/%/.built: $(SOURCES) scripts/patch-runtime.py | $(FUTHARK) $(VENV)/.installed
 	@mkdir -p build/$*
 	$(FUTHARK) $* --library -o build/$*/llm src/llm.fut
+	case $* in c|multicore) $(PY) scripts/patch-runtime.py build/$*/llm.c;; esac
 	cd build/$* && rm -f _llm*.so && CC=$(LLAF_CC) ../../$(VENV)/bin/build_futhark_ffi llm >/dev/null
 	printf '%s\n%s\n' "$$($(LLAF_CC) --version | head -1)" "$(CFLAGS)" > build/$*/compiler.txt
 	touch $@
@@ -124,7 +128,7 @@ bench-futhark: | $(FUTHARK)
 	cd benchmarks && for b in c multicore; do CC=$(LLAF_CC) $(FUTHARK) bench --backend=$$b llama.fut; done
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check llaf tests examples
+	$(VENV)/bin/ruff check llaf tests examples scripts
 	$(FUTHARK) check src/llm.fut
 	$(FUTHARK) check benchmarks/llama.fut
 

@@ -9,11 +9,11 @@
     model.generate("Once upon a time", 64, temperature=0.8, top_p=0.95, seed=1)
 """
 
-from .errors import LlafError
+from .errors import LlafError, OutOfMemoryError
 from .generation import Model, load
 from .model import Cache, Params, forward, gen, init, prefill, step
 from .sampling import Sampler, SamplingParams
 from .weights import Weights, save
 
-__all__ = ["Cache", "LlafError", "Model", "Params", "Sampler", "SamplingParams", "Weights", "forward", "gen", "init",
-           "load", "prefill", "save", "step"]
+__all__ = ["Cache", "LlafError", "Model", "OutOfMemoryError", "Params", "Sampler", "SamplingParams", "Weights",
+           "forward", "gen", "init", "load", "prefill", "save", "step"]

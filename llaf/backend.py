@@ -17,6 +17,7 @@ import atexit
 import functools
 import importlib.util
 import os
+import re
 import weakref
 from pathlib import Path
 from types import ModuleType
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import LlafError
+from .errors import LlafError, OutOfMemoryError
 
 BACKENDS = ("pyopencl", "c", "multicore", "opencl", "cuda")
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,6 +99,71 @@ def _first_line(error: Exception) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+# How Futhark's C runtime says that an allocation failed (memblock_alloc,
+# which scripts/patch-runtime.py makes a failed malloc reach), and its size.
+_FUTHARK_OOM = "Failed to allocate memory"
+_ATTEMPTED = re.compile(r"Attempted allocation: *(\d+) bytes")
+
+
+def _out_of_memory(error: Exception, what: str) -> OutOfMemoryError | None:
+    """`error` as an OutOfMemoryError if it says an allocation failed: the C
+    runtime's message, NumPy's or Python's MemoryError, or one of OpenCL's
+    allocation failures (PyOpenCL raises those as cl.MemoryError, or
+    cl.RuntimeError for host memory and resources)."""
+    needed = ""
+    if isinstance(error, OutOfMemoryError):
+        return error
+    if isinstance(error, MemoryError):
+        pass
+    elif str(error).startswith(_FUTHARK_OOM):
+        m = _ATTEMPTED.search(str(error))
+        needed = f" (it asked for {int(m[1]) / 2**20:.1f} MiB more)" if m else ""
+    elif not _is_opencl_oom(error):
+        return None
+    return OutOfMemoryError(f"the engine ran out of memory {what}{needed}: free memory, "
+                            "or ask for fewer tokens or sequences")
+
+
+def _is_opencl_oom(error: Exception) -> bool:
+    import sys
+
+    cl = sys.modules.get("pyopencl")  # only the pyopencl backend raises its errors
+    if cl is None or not isinstance(error, cl.Error):
+        return False
+    if isinstance(error, cl.MemoryError):
+        return True
+    try:
+        code = error.code
+    except Exception:  # an Error made without a status code
+        return False
+    return code in (cl.status_code.MEM_OBJECT_ALLOCATION_FAILURE, cl.status_code.OUT_OF_HOST_MEMORY,
+                    cl.status_code.OUT_OF_RESOURCES)
+
+
+@functools.cache
+def _checked_futhark() -> type:
+    """futhark-ffi's `Futhark`, checking what its array constructors return:
+    futhark-ffi passes a NULL from a failed allocation on into the entry
+    point, which then reads through it (a segfault, not an error)."""
+    from futhark_ffi import Futhark
+
+    class CheckedFuthark(Futhark):  # type: ignore[misc]  # futhark-ffi has no type hints
+        def to_futhark(self, fut_type: Any, data: Any) -> Any:
+            arr = super().to_futhark(fut_type, data)
+            if arr == self.ffi.NULL:
+                self.ffi.gc(arr, None)  # the destructor of this NULL would free through it
+                self._errorcheck(1)
+            return arr
+
+        def _errorcheck(self, err: int) -> None:
+            if err != 0:
+                message = self.lib.futhark_context_get_error(self.ctx)
+                # the runtime's own message can be lost to the shortage it reports
+                raise ValueError(self._get_string(message) if message != self.ffi.NULL else "Failed to allocate memory")
+
+    return CheckedFuthark
+
+
 class Engine:
     """One instance of the compiled llm.fut on one backend."""
 
@@ -114,14 +180,12 @@ class Engine:
             libs = sorted(where.glob("_llm*.so"))
             if not libs:
                 raise LlafError(f"backend {backend} is not built (no {where}/_llm*.so): run `make BACKEND={backend}`")
-            from futhark_ffi import Futhark
-
             if backend == "opencl" and self._opencl_options():
                 raise LlafError("the opencl backend computes wrong results on PoCL (docs/BACKENDS.md): "
                                 "on a CPU use pyopencl, c or multicore")
 
             # An extension module must be loaded under the name it was built with.
-            self._fut = Futhark(_load("_llm", libs[0]))
+            self._fut = _checked_futhark()(_load("_llm", libs[0]))
             _CONTEXTS.add(self._fut)
 
     @staticmethod
@@ -138,26 +202,39 @@ class Engine:
         return dict(POCL_OPTIONS) if pocl else {}
 
     def call(self, entry: str, *args: Any) -> Any:
-        """Run entry point `entry`; a failed Futhark assertion becomes a LlafError."""
+        """Run entry point `entry`; a failed Futhark assertion becomes a
+        LlafError, a failed allocation an OutOfMemoryError."""
         try:
             return getattr(self._fut, entry)(*args)
-        except Exception as e:  # the backends raise ValueError, TypeError or plain Exception
-            raise LlafError(f"{entry} failed: {_first_line(e)}") from None
+        except Exception as e:  # the backends raise ValueError, TypeError, MemoryError or plain Exception
+            raise _out_of_memory(e, f"in {entry}") or LlafError(f"{entry} failed: {_first_line(e)}") from None
 
     def put(self, a: np.ndarray) -> Any:
         """A copy of `a` in the engine's memory, to pass to `call`: the caller
         can then free `a` before the call (loading keeps one array at a time)."""
         a = np.ascontiguousarray(a)
-        if self.backend == "pyopencl":
-            import pyopencl.array as cl_array
+        try:
+            if self.backend == "pyopencl":
+                import pyopencl.array as cl_array
 
-            return cl_array.to_device(self._fut.queue, a)
-        ffi = self._fut.ffi
-        kind = ffi.typeof(f"struct futhark_{_ELEMENTS[a.dtype]}_{a.ndim}d *")
-        return self._fut.to_futhark(self._fut.types[kind], a)
+                return cl_array.to_device(self._fut.queue, a)
+            ffi = self._fut.ffi
+            kind = ffi.typeof(f"struct futhark_{_ELEMENTS[a.dtype]}_{a.ndim}d *")
+            return self._fut.to_futhark(self._fut.types[kind], a)
+        except Exception as e:
+            oom = _out_of_memory(e, f"taking an array of {a.nbytes / 2**20:.1f} MiB")
+            if oom is None:
+                raise
+            raise oom from None
 
     def array(self, value: Any) -> np.ndarray:
         """A result array as NumPy."""
-        if self.backend == "pyopencl":
-            return np.asarray(value.get())
-        return np.asarray(self._fut.from_futhark(value))
+        try:
+            if self.backend == "pyopencl":
+                return np.asarray(value.get())
+            return np.asarray(self._fut.from_futhark(value))
+        except Exception as e:
+            oom = _out_of_memory(e, "returning a result")
+            if oom is None:
+                raise
+            raise oom from None

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from .errors import LlafError
+from .errors import LlafError, OutOfMemoryError
 
 if TYPE_CHECKING:
     from .sampling import SamplingParams
@@ -181,8 +181,10 @@ def main(argv: list[str] | None = None) -> None:
     args.rest = rest
     try:
         args.run(args)
-    except (LlafError, FileNotFoundError) as e:
+    except (LlafError, FileNotFoundError, OutOfMemoryError) as e:
         sys.exit(f"llaf: {e}")
+    except MemoryError as e:  # NumPy's or Python's, outside the engine (e.g. reading the weights)
+        sys.exit(f"llaf: out of memory{': ' if str(e) else ''}{e}")
     except KeyboardInterrupt:
         print(file=sys.stderr)
         sys.exit(130)

@@ -214,6 +214,8 @@ class Cache:
         """Feed tokens to slots (``{slot: ids}``) in one pass; the logits after
         each slot's last fed token, in the order of `feeds` (``[len(feeds)][vocab]``)."""
         checks.instance("feeds", feeds, Mapping, "a dict {slot: token ids}")
+        if self._handle is None:
+            raise LlafError("this cache was lost when a pass over it failed: make a new one")
         if not feeds:
             raise LlafError("nothing to run: give at least one slot's tokens")
         ids, slots, pos, outs = [], [], [], []
@@ -238,7 +240,13 @@ class Cache:
 
     def _pass(self, ids: np.ndarray, slots: np.ndarray, pos: np.ndarray, outs: np.ndarray) -> np.ndarray:
         """One engine pass: tokens `ids` at positions `pos` of `slots`; the logits after the tokens `outs`."""
-        logits, self._handle = self._params.entry("run", self._params.handle, self._handle, ids, slots, pos, outs)
+        try:
+            logits, self._handle = self._params.entry("run", self._params.handle, self._handle, ids, slots, pos, outs)
+        except (LlafError, MemoryError):
+            # The pass consumes the cache (`*cache` in src/llm.fut): after a
+            # failure, out of memory say, its contents are undefined.
+            self._handle = None
+            raise
         return self._params.engine.array(logits)
 
     def _slot(self, slot: Any) -> int:

@@ -3,15 +3,18 @@ change to its floating point, no output or abort at exit."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from llaf.assets import default_model_path
+from llaf.backend import build_dir
 
-from .conftest import BACKENDS_UNDER_TEST
+from .conftest import BACKENDS_UNDER_TEST, ROOT
 
 # The issue's reproduction: a cache kept alive by a closure until shutdown.
 SCRIPT = """
@@ -40,3 +43,154 @@ def test_engine_leaves_the_process_alone(backend: str) -> None:
     code = textwrap.dedent(SCRIPT.format(model=str(default_model_path()), backend=backend))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "True True True\n", "")
+
+
+# The backends whose runtime scripts/patch-runtime.py patches. On pyopencl
+# the allocation happens inside PoCL, which asserts (exit 134) when it fails:
+# docs/BACKENDS.md, "Out of memory".
+C_BACKENDS = [b for b in BACKENDS_UNDER_TEST if b in ("c", "multicore")]
+
+# An engine call that cannot get its memory: the address space is limited
+# to what the process has mapped plus HEADROOM, after the model is loaded,
+# and llaf's own check of the cache size (llaf/model.py, _check_cache_fits)
+# is turned off, so the allocation that fails is the engine's own.  A failed
+# malloc itself costs address space (glibc then maps a 64 MiB arena).
+HEADROOM = 256 << 20
+LIMIT = """
+import resource
+from pathlib import Path
+import llaf.model
+llaf.model._check_cache_fits = lambda *args: None
+def limit(headroom):
+    mapped = [int(l.split()[1]) * 1024 for l in Path("/proc/self/status").read_text().splitlines()
+              if l.startswith("VmSize:")][0]
+    resource.setrlimit(resource.RLIMIT_AS, (mapped + headroom, resource.RLIM_INFINITY))
+"""
+
+API_SCRIPT = LIMIT + """
+import numpy as np, llaf
+p = llaf.init({model!r}, backend={backend!r}, progress=False)
+def tokens():
+    logits, cache = llaf.prefill(p, [1, 2, 3, 4])
+    out = [int(np.argmax(logits))]
+    for _ in range(3):
+        out.append(int(np.argmax(llaf.step(cache, out[-1]))))
+    return out
+before = tokens()
+big = np.zeros(96 << 20, np.float32)  # 384 MiB, mapped before the limit
+limit({headroom})
+try:
+    p.engine.put(big)  # futhark-ffi's array constructor returns NULL
+    print("array copied")
+except llaf.OutOfMemoryError as e:
+    print("array out of memory:", e)
+del big
+try:
+    llaf.Cache(p, slots=8)  # 8 x 8192 positions: 2.8 GiB
+    print("cache allocated")
+except llaf.OutOfMemoryError as e:
+    print("cache out of memory:", e)
+cache = llaf.Cache(p, 1, 2048)  # 90 MiB
+try:
+    cache.run({{0: [1] * 2048}})  # the attention's scores: 2048 x 2048 x 9 heads, 144 MiB
+    print("pass computed")
+except llaf.OutOfMemoryError as e:
+    print("pass out of memory:", e)
+try:
+    cache.run({{0: [1]}})
+except llaf.LlafError as e:
+    print("cache after:", e)
+del cache
+print("after", tokens() == before)
+"""
+
+
+@pytest.mark.parametrize("backend", C_BACKENDS)
+def test_an_allocation_failing_in_the_engine_is_an_error(backend: str) -> None:
+    """An out-of-memory inside the engine, allocating a cache or in a pass,
+    raises OutOfMemoryError saying so (Futhark's C runtime used to keep
+    malloc's NULL and segfault: exit 139), and the model goes on giving the
+    same tokens afterwards."""
+    code = API_SCRIPT.format(model=str(default_model_path()), backend=backend, headroom=HEADROOM)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert (proc.returncode, proc.stderr) == (0, ""), proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 5, proc.stdout
+    assert lines.pop(0) == ("array out of memory: the engine ran out of memory taking an array of 384.0 MiB "
+                            "(it asked for 384.0 MiB more): free memory, or ask for fewer tokens or sequences")
+    for line, what, entry in zip(lines, ("cache", "pass"), ("cache", "run"), strict=False):
+        assert re.fullmatch(rf"{what} out of memory: the engine ran out of memory in llama_q4_{entry} \(it asked for "
+                            r"[\d.]+ MiB more\): free memory, or ask for fewer tokens or sequences", line), line
+    # the pass consumed the cache: its contents are undefined, so it is given up
+    assert lines[2] == "cache after: this cache was lost when a pass over it failed: make a new one"
+    assert lines[3] == "after True"
+
+
+CLI_SCRIPT = LIMIT + """
+import sys
+import llaf.generation
+from llaf import cli
+load = llaf.generation.load
+def load_then_limit(*args, **kwargs):
+    model = load(*args, **kwargs)
+    limit({headroom})
+    return model
+llaf.generation.load = load_then_limit
+cli.main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("backend", C_BACKENDS)
+def test_the_cli_reports_the_engine_running_out_of_memory_in_one_line(backend: str) -> None:
+    """`llaf generate` whose cache (8192 positions: 360 MiB) the engine cannot
+    allocate: exit 1 with one `llaf:` line, no traceback, no segfault."""
+    code = CLI_SCRIPT.format(headroom=HEADROOM)
+    proc = subprocess.run([sys.executable, "-c", code, "generate", "Hello", "--backend", backend, "--context", "8192",
+                           "--max-new-tokens", "8000"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 1, (proc.returncode, proc.stderr[-3000:])
+    assert re.fullmatch(r"llaf: the engine ran out of memory in llama_q4_\w+ \(it asked for [\d.]+ MiB more\): "
+                        r"free memory, or ask for fewer tokens or sequences\n", proc.stderr), proc.stderr[-3000:]
+
+
+def test_allocation_failures_of_every_backend_are_out_of_memory() -> None:
+    """What each backend raises when an allocation fails becomes the one
+    OutOfMemoryError message; other failures do not."""
+    import pyopencl as cl
+    from pyopencl._cl import _ErrorRecord
+
+    from llaf.backend import _out_of_memory
+
+    def opencl(kind: type[Exception], code: int) -> Exception:
+        return kind(_ErrorRecord("clEnqueueNDRangeKernel failed", code, "clEnqueueNDRangeKernel"))
+
+    plain = "the engine ran out of memory in llama_q4_run: free memory, or ask for fewer tokens or sequences"
+    runtime = ValueError("Failed to allocate memory in default space.\nAttempted allocation:      3145728 bytes\n"
+                         "Currently allocated:     1048576 bytes\n")
+    cases: list[tuple[Exception, str | None]] = [
+        (runtime, plain.replace(":", " (it asked for 3.0 MiB more):")),
+        (ValueError("Failed to allocate memory"), plain),
+        (MemoryError("Unable to allocate 54.0 MiB for an array with shape (884736, 32)"), plain),
+        (opencl(cl.MemoryError, cl.status_code.MEM_OBJECT_ALLOCATION_FAILURE), plain),
+        (opencl(cl.RuntimeError, cl.status_code.OUT_OF_HOST_MEMORY), plain),
+        (opencl(cl.RuntimeError, cl.status_code.OUT_OF_RESOURCES), plain),
+        (opencl(cl.LogicError, cl.status_code.INVALID_VALUE), None),
+        (cl.Error("no status code"), None),
+        (ValueError("Error: Assertion is false"), None),
+    ]
+    for error, message in cases:
+        oom = _out_of_memory(error, "in llama_q4_run")
+        assert (None if oom is None else str(oom)) == message, error
+
+
+def test_the_runtime_patch_stops_the_build_on_a_runtime_it_does_not_know(tmp_path: Path) -> None:
+    """scripts/patch-runtime.py fails, rather than leaving a runtime it cannot
+    find its text in unpatched (a Futhark upgrade), and every C backend under
+    test was built from patched C."""
+    other = tmp_path / "llm.c"
+    other.write_text("static void host_alloc(void) {}\n")
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "patch-runtime.py"), str(other)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "Futhark's runtime changed" in proc.stderr, proc.stderr
+    assert other.read_text() == "static void host_alloc(void) {}\n"
+    for backend in C_BACKENDS:
+        assert (build_dir(backend) / "llm.c").read_text().startswith("/* llaf: scripts/patch-runtime.py applied */")
