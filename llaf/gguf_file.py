@@ -17,6 +17,7 @@ import mmap
 import struct
 from dataclasses import dataclass, replace
 from pathlib import Path
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -95,6 +96,20 @@ class GGUFFile:
             raise LlafError(f"{self.path.name}: tensor {name!r} is damaged or truncated ({e})") from None
 
 
+def is_gguf(path: Path) -> bool:
+    """Whether `path` is to be read as a GGUF file: named so, or a regular
+    file starting with GGUF's magic bytes, whatever its name."""
+    if path.suffix == ".gguf":
+        return True
+    try:
+        if not path.is_file():
+            return False
+        with open(path, "rb") as f:
+            return f.read(4) == _MAGIC.to_bytes(4, "little")
+    except OSError:
+        return False
+
+
 def open_gguf(path: str | Path) -> GGUFFile:
     """Open a GGUF file; a LlafError if it is not one, or is truncated.  A
     file is parsed once while it is unchanged (same size and modification
@@ -103,6 +118,8 @@ def open_gguf(path: str | Path) -> GGUFFile:
     try:
         resolved = path.resolve()
         stat = resolved.stat()
+        if not S_ISREG(stat.st_mode):  # a FIFO or a device: no size to check counts against
+            raise _Damaged(" is not a readable GGUF file: it is not a regular file")
         g = _parse(resolved, stat.st_size, stat.st_mtime_ns)
     except _Damaged as e:
         raise LlafError(f"{path.name}{e}") from None
