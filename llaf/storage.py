@@ -158,3 +158,16 @@ def decode(arrays: Mapping[str, np.ndarray], name: str, fmt: str) -> np.ndarray:
     codes = np.concatenate([q & 15, q >> 4], axis=-1) if fmt == "q4" else q
     values = scale[..., None] * codes.astype(np.float32) + offset[..., None]
     return values.reshape(f.logical_shape(arrays, name)).astype(np.float32)
+
+
+def finite(arrays: Mapping[str, np.ndarray], name: str, fmt: str) -> bool:
+    """Whether matrix `name` in format `fmt` holds only finite values, seen
+    without decoding it: an f16 matrix's when no exponent is all ones; a
+    block format's when its scales and offsets are (its codes are small
+    integers, and scales from float16 fields times them cannot overflow)."""
+    if fmt == "f16":
+        bits = arrays[name]
+        return not ((bits & 0x7C00) == 0x7C00).any()
+    parts = [arrays[name]] if fmt == "f32" else [arrays[f"{name}.scale"], arrays[f"{name}.offset"]]
+    # min and max propagate NaN: two passes, without an array of flags as large as the matrix
+    return all(a.size == 0 or bool(np.isfinite(a.min()) and np.isfinite(a.max())) for a in parts)
