@@ -1,5 +1,6 @@
 """Damaged GGUF model files: every kind of damage is refused in one
-LlafError line naming the field or tensor when the file is read; never a traceback, a numpy warning or a
+LlafError line naming the field or tensor when the file is read (weights
+that overflow: at the first pass); never a traceback, a numpy warning or a
 model that runs and computes garbage."""
 
 from __future__ import annotations
@@ -256,6 +257,23 @@ def test_non_finite_f32_and_f16_matrices(tmp_path: Path, model: torch.nn.Module)
         at = tensor_info(good, "blk.1.ffn_down.weight")["data"] + 100
         refused(patched(good, tmp_path / f"nan-{qtype}.gguf", at, value),
                 "tensor 'blk.1.ffn_down.weight' holds values that are not finite")
+
+
+def test_first_pass_logits_must_be_finite(tmp_path: Path, model: torch.nn.Module, backend: str) -> None:
+    """Finite weights that overflow (a final norm near float32's largest):
+    the first pass's logits are refused, on every path that returns logits."""
+    good = write_gguf(model, tmp_path / "f32.gguf", "F32")
+    at = tensor_info(good, "output_norm.weight")["data"]
+    path = patched(good, tmp_path / "huge.gguf", at, np.full(64, 3e38, np.float32).tobytes())
+    message = r"^the model's first pass gave logits that are not finite \(NaN or infinity\): its weights are out of"
+    for run in (lambda p: llaf.forward(p, [1, 2, 3]), lambda p: llaf.prefill(p, [1, 2, 3]),
+                lambda p: llaf.prefill(p, [[1, 2], [3]])):
+        params = llaf.init(str(path), backend=backend, progress=False)
+        with pytest.raises(LlafError, match=message):
+            run(params)
+    params = llaf.init(str(good), backend=backend, progress=False)
+    llaf.forward(params, [1, 2, 3])
+    assert params.logits_checked
 
 
 def test_not_a_regular_file(tmp_path: Path) -> None:
