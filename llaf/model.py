@@ -45,6 +45,7 @@ class Params:
     hparams: dict[str, Any] = field(default_factory=dict)
     storage: str = "f32"
     kv_width: int = 0  # keys the cache holds per position, all layers
+    logits_checked: bool = False  # whether a pass has given finite logits (`checked_logits`)
 
     def entry(self, name: str, *args: Any) -> Any:
         prefix = self.architecture if self.architecture == "gpt2" else f"{self.architecture}_{self.storage}"
@@ -247,7 +248,7 @@ class Cache:
             # failure, out of memory say, its contents are undefined.
             self._handle = None
             raise
-        return self._params.engine.array(logits)
+        return checked_logits(self._params, self._params.engine.array(logits))
 
     def _slot(self, slot: Any) -> int:
         if isinstance(slot, bool) or not isinstance(slot, (int, np.integer)) or not 0 <= slot < self.slots:
@@ -296,6 +297,19 @@ def forward(params: Params, ids: Any) -> np.ndarray:
     a = prompt_ids(ids, _params(params))
     positions = np.arange(a.size, dtype=np.int64)
     return Cache(params, 1, a.size)._pass(a, np.zeros(a.size, np.int64), positions, positions)
+
+
+def checked_logits(params: Params, logits: np.ndarray) -> np.ndarray:
+    """`logits`, if the model's first pass gave finite ones.  The weights
+    were checked finite when read, but finite weights can still overflow
+    (huge norms), and then every later output would be garbage; one check
+    of the first pass's logits is cheap, later passes are not checked."""
+    if not params.logits_checked:
+        if not np.isfinite(logits).all():
+            raise LlafError(f"the model's first pass gave logits that are not finite (NaN or infinity): its "
+                            f"weights are out of range, or the {params.engine.backend} engine failed")
+        params.logits_checked = True
+    return logits
 
 
 def prefill(params: Params, ids: Any, capacity: int | None = None) -> tuple[np.ndarray, Cache]:

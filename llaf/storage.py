@@ -173,3 +173,17 @@ def decode(arrays: Mapping[str, np.ndarray], name: str, fmt: str) -> np.ndarray:
     scale, offset = (a.view(np.float16).astype(np.float32) for a in (scale, offset))
     values = scale[..., None] * codes.astype(np.float32) + offset[..., None]
     return values.reshape(f.logical_shape(arrays, name)).astype(np.float32)
+
+
+def finite(arrays: Mapping[str, np.ndarray], name: str, fmt: str) -> bool:
+    """Whether matrix `name` in format `fmt` holds only finite values, seen
+    without decoding it: half bits (an f16 matrix, a block format's scales
+    and offsets) when no exponent is all ones; a block format's values are
+    then finite too (its codes are small integers, and scales from float16
+    fields times them cannot overflow)."""
+    if fmt == "f32":
+        a = arrays[name]
+        # min and max propagate NaN: two passes, without an array of flags as large as the matrix
+        return a.size == 0 or bool(np.isfinite(a.min()) and np.isfinite(a.max()))
+    parts = [arrays[name]] if fmt == "f16" else [arrays[f"{name}.scale"], arrays[f"{name}.offset"]]
+    return not any(((bits & 0x7C00) == 0x7C00).any() for bits in parts)
