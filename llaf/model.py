@@ -109,16 +109,21 @@ def _available_memory() -> int | None:
     return max(0, min(available)) if available else None
 
 
-def _check_cache_fits(params: Params, slots: int, capacity: int) -> None:
+def cache_bytes(params: Params, slots: int, capacity: int) -> int:
+    """The bytes of a key/value cache of `slots` sequences of `capacity` positions."""
+    return 2 * 4 * slots * -(-capacity // storage_mod.PANEL) * storage_mod.PANEL * params.kv_width
+
+
+def check_cache_fits(params: Params, slots: int, capacity: int, hint: str = "") -> None:
     """A LlafError, before the engine allocates, when a key/value cache of
     `slots` sequences of `capacity` positions would not fit in memory (the
     engine's allocator cannot report failure: it would crash)."""
-    size = 2 * 4 * slots * -(-capacity // storage_mod.PANEL) * storage_mod.PANEL * params.kv_width
+    size = cache_bytes(params, slots, capacity)
     available = _available_memory()
     if available is not None and size > available:
         raise LlafError(f"a key/value cache of {slots} sequence{'s' * (slots != 1)} x {capacity} positions "
                         f"needs {size / 2**30:.1f} GiB, more than the {available / 2**30:.1f} GiB of memory "
-                        "available")
+                        f"available{' ' + hint if hint else ''}")
 
 
 def _count(cnt: Any) -> int:
@@ -156,7 +161,7 @@ class Cache:
             raise LlafError(f"a cache needs at least one slot, got {slots}")
         if not 0 < capacity <= params.context:
             raise LlafError(f"the cache capacity must be in [1, {params.context}], got {capacity}")
-        _check_cache_fits(params, slots, capacity)
+        check_cache_fits(params, slots, capacity)
         self.params = params
         self.capacity = capacity
         self.lengths = [0] * slots
@@ -216,7 +221,7 @@ class Cache:
         capacity = self.capacity
         while capacity < length:
             capacity = min(2 * capacity, self.params.context)
-        _check_cache_fits(self.params, self.slots, capacity)
+        check_cache_fits(self.params, self.slots, capacity)
         self.handle = self.params.engine.call("cache_grow", self.handle, np.int64(capacity))
         self.capacity = capacity
 
@@ -235,7 +240,7 @@ def gen(ids: Any, params: Params, cnt: int) -> Any:
         if p.size + cnt > params.context:
             raise LlafError(f"{p.size} prompt tokens + {cnt} new tokens exceed the context length {params.context}")
     if cnt > 0:
-        _check_cache_fits(params, len(prompts), max(p.size for p in prompts) + cnt)
+        check_cache_fits(params, len(prompts), max(p.size for p in prompts) + cnt)
     if cnt == 0:
         outs = prompts
     else:
