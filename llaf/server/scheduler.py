@@ -99,8 +99,8 @@ class Scheduler:
     def submit(self, job: Job) -> None:
         """Queue `job`'s choices behind those already waiting."""
         job.left = len(job.prompts)
-        seqs = [Choice(job, i, ids, n, Sampler(job.sampling, ids), TextPieces(self.model.tokenizer,
-                                                                                   job.sampling.stop))
+        # A sampler and a detokenizer per choice, as a TextStream alone has.
+        seqs = [Choice(job, i, ids, n, Sampler(job.sampling, ids), TextPieces(self.model.tokenizer, job.sampling.stop))
                 for i, (ids, n) in enumerate(zip(job.prompts, job.max_tokens, strict=True))]
         with self.lock:
             if not self.thread.is_alive() and not self.closing.is_set():
@@ -133,10 +133,17 @@ class Scheduler:
                     self.lock.wait()
                 if self.closing.is_set():
                     return
-                self._drop_cancelled()
-                self._admit()
-            if self.running:
-                self._pass()
+            try:
+                with self.lock:
+                    self._drop_cancelled()
+                    self._admit()
+                if self.running:
+                    self._pass()
+            except Exception as e:  # a bug of the scheduler's own: end what is under way, keep the thread
+                error = APIError(500, f"generation failed: {e}", type="server_error")
+                self.cache = None
+                for seq in [*self.running.values(), *self.waiting]:
+                    self._fail(seq, error)
 
     def _drop_cancelled(self) -> None:
         """Sequences nobody reads leave: a client gone frees its slot before the next pass."""
