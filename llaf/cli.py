@@ -2,8 +2,8 @@
 
     llaf generate "Once upon a time" [--model M] [--max-new-tokens N] [--backend B] [sampling]
     llaf chat [--model M] [--backend B] [sampling]
-    llaf serve [--model M] [--host H] [--port P] [--allowed-hosts H,...] [--max-body N]
-                                     # OpenAI-compatible HTTP server and a chat page
+    llaf serve [--model M] [--host H] [--port P] [--max-batch N] [--allowed-hosts H,...] [--max-body N]
+                                     # OpenAI-compatible HTTP server (continuous batching), chat page
     llaf assets                      # fetch the tokenizer files and the default model
     llaf bench [--model M] [--backend B]   # llaf against transformers (and llama.cpp)
 
