@@ -119,16 +119,21 @@ def _available_memory() -> int | None:
     return max(0, min(available)) if available else None
 
 
-def _check_cache_fits(params: Params, slots: int, capacity: int) -> None:
+def cache_bytes(params: Params, slots: int, capacity: int) -> int:
+    """The bytes of a key/value cache of `slots` sequences of `capacity` positions."""
+    return 2 * 4 * slots * -(-capacity // storage_mod.PANEL) * storage_mod.PANEL * params.kv_width
+
+
+def check_cache_fits(params: Params, slots: int, capacity: int, hint: str = "") -> None:
     """A LlafError, before the engine allocates, when a key/value cache of
     `slots` sequences of `capacity` positions would not fit in memory (the
     engine's allocator cannot report failure: it would crash)."""
-    size = 2 * 4 * slots * -(-capacity // storage_mod.PANEL) * storage_mod.PANEL * params.kv_width
+    size = cache_bytes(params, slots, capacity)
     available = _available_memory()
     if available is not None and size > available:
         raise LlafError(f"a key/value cache of {slots} sequence{'s' * (slots != 1)} x {capacity} positions "
                         f"needs {size / 2**30:.1f} GiB, more than the {available / 2**30:.1f} GiB of memory "
-                        "available")
+                        f"available{' ' + hint if hint else ''}")
 
 
 def _is_batch(ids: Any) -> bool:
@@ -165,7 +170,7 @@ class Cache:
             raise LlafError(f"a cache needs at least one slot, got {slots}")
         if not 0 < capacity <= params.context:
             raise LlafError(f"the cache capacity must be in [1, {params.context}], got {capacity}")
-        _check_cache_fits(params, slots, capacity)
+        check_cache_fits(params, slots, capacity)
         self._params = params
         self._capacity = capacity
         self._lengths = [0] * slots
@@ -262,7 +267,7 @@ class Cache:
         capacity = self._capacity
         while capacity < length:
             capacity = min(2 * capacity, self._params.context)
-        _check_cache_fits(self._params, self.slots, capacity)
+        check_cache_fits(self._params, self.slots, capacity)
         self._handle = self._params.engine.call("cache_grow", self._handle, np.int64(capacity))
         self._capacity = capacity
 
@@ -281,7 +286,7 @@ def gen(ids: Any, params: Params, cnt: int) -> Any:
     for p in prompts:
         check_fits(p.size, cnt, params)
     if cnt > 0:
-        _check_cache_fits(params, len(prompts), max(p.size for p in prompts) + cnt)
+        check_cache_fits(params, len(prompts), max(p.size for p in prompts) + cnt)
     if cnt == 0:
         outs = prompts
     else:
