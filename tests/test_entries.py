@@ -10,5 +10,5 @@ def test_llm_fut_entry_points_are_current() -> None:
 
 
 def test_panel_types_follow_the_storage_table() -> None:
-    assert entries.panel_types("q4") == ["[16][P]u8", "[P]f32", "[P]f32"]
+    assert entries.panel_types("q4") == ["[16][P]u8", "[P]u16", "[P]u16"]  # codes; scale and offset as half bits
     assert entries.panel_types("f16") == ["[32][P]u16"]
