@@ -29,7 +29,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     from .generation import DEFAULT_CONTEXT
 
     p.add_argument("--model", "-m", default=None,
-                   help="a GGUF file, a Hugging Face directory or gpt2 (default: SmolLM2-135M-Instruct)")
+                   help="a GGUF file or a directory holding one, a model's name (SmolLM2-135M-Instruct, the default), "
+                        "a Hugging Face directory or gpt2")
     p.add_argument("--backend", "-b", default=None, help="pyopencl, c, multicore, opencl or cuda")
     p.add_argument("--context", type=int, default=DEFAULT_CONTEXT,
                    help=f"context length cap (default {DEFAULT_CONTEXT}, or the model's if smaller)")
@@ -138,7 +139,10 @@ def bench(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from . import __version__
+
     ap = argparse.ArgumentParser(prog="llaf", description="LLM inference on a Futhark engine.")
+    ap.add_argument("--version", action="version", version=f"llaf {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generate", help="continue a prompt, streaming the text")
     g.add_argument("prompt")

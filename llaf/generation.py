@@ -198,8 +198,10 @@ def with_context(w: weights_mod.Weights, context: int | None) -> weights_mod.Wei
 
 def load(model: str | Path | None = None, backend: str | None = None,
          context: int | None = DEFAULT_CONTEXT, progress: bool = False, storage: str | None = None) -> Model:
-    """Load a model and its tokenizer: a GGUF file, a Hugging Face directory,
-    a llaf weight file or hub name for GPT-2; by default SmolLM2-135M-Instruct.
+    """Load a model and its tokenizer: a GGUF file (or a directory holding
+    one, or its name among llaf's models, e.g. ``"SmolLM2-135M-Instruct"``),
+    a Hugging Face directory, a llaf weight file or hub name for GPT-2; by
+    default SmolLM2-135M-Instruct.
     `context` caps the context length (memory and time of the key/value cache);
     `storage` picks how the weights are kept (llaf/storage.py; by default a
     GGUF file's own quantized form)."""
@@ -207,7 +209,7 @@ def load(model: str | Path | None = None, backend: str | None = None,
     backend = resolve_backend(backend)
     if context is not None and checks.integer("the context length", context) <= 0:
         raise LlafError(f"the context length must be positive, got {context}")
-    source: Any = default_model_path() if model is None else model
+    source: Any = default_model_path() if model is None else weights_mod.resolve(model)
     w = with_context(weights_mod.load(source, progress=progress, storage=storage), context)
     tokenizer = for_model(source, w.architecture)
     return Model(Path(str(source)).name, init(w, backend=backend, progress=progress), tokenizer)
