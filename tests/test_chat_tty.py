@@ -189,3 +189,35 @@ def test_loading_shows_a_progress_bar(capsys: pytest.CaptureFixture[str], monkey
     assert "100%" in err
     llaf.load(backend=SERVER_BACKEND, context=64)
     assert capsys.readouterr().err == ""
+
+
+def test_truncate_leaves_out_the_oldest_turns(model: llaf.Model) -> None:
+    from llaf.errors import LlafError
+    from llaf.generation import fit_chat
+
+    tok = model.tokenizer
+    system = {"role": "system", "content": "Be brief."}
+    turns = [{"role": "user", "content": "What is the capital of France?"},
+             {"role": "assistant", "content": "Paris."},
+             {"role": "user", "content": "And of Germany?"},
+             {"role": "assistant", "content": "Berlin."},
+             {"role": "user", "content": "And of Italy?"}]
+    whole = tok.chat([system, *turns])
+    assert fit_chat(tok, [system, *turns], 10, len(whole) + 10) == (whole, 0, 10)
+    # one token short: the first turn (a question and its answer) goes, the system message stays
+    assert fit_chat(tok, [system, *turns], 10, len(whole) + 9) == (tok.chat([system, *turns[2:]]), 2, 10)
+    last = tok.chat([system, turns[-1]])
+    # only the last turn fits: the reply gets the room that is left
+    assert fit_chat(tok, [system, *turns], 10, len(last) + 4) == (last, 4, 4)
+    with pytest.raises(LlafError, match=rf"^the last message needs {len(last)} tokens with the chat template "
+                                        rf"and the system message, but the context length is {len(last)}: "):
+        fit_chat(tok, [system, *turns], 10, len(last))
+    # through the API: the stream says how many messages it left out
+    small = llaf.load(backend=SERVER_BACKEND, context=len(whole) + 9)
+    stream = small.stream_chat([system, *turns], 10, truncate=True)
+    assert stream.text() == model.chat([system, *turns[2:]], 10)
+    assert stream.dropped_messages == 2
+    with pytest.raises(LlafError, match="exceed the context length"):
+        small.chat([system, *turns], 10)
+    with pytest.raises(LlafError, match=r"^truncate must be True or False, got 'yes'$"):
+        small.chat([system, *turns], 10, truncate="yes")  # type: ignore[arg-type]

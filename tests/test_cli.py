@@ -199,3 +199,42 @@ def test_a_directory_of_several_ggufs_or_none_is_one_line(tmp_path: Path) -> Non
     out = llaf("generate", "x", "--backend", SERVER_BACKEND, "-m", str(tmp_path))
     assert out.returncode == 1
     assert out.stderr == f"llaf: {tmp_path} holds 2 GGUF files (a.gguf, b.gguf): name one of them\n"
+
+
+def test_generate_reads_the_prompt_from_a_file_or_stdin(tmp_path: Path) -> None:
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("The capital of France is\n")  # an editor's final newline is not part of the prompt
+    for args, stdin in ((["-f", str(prompt)], ""), (["-f", "-"], "The capital of France is\n"),
+                        (["-"], "The capital of France is")):
+        out = llaf("generate", *args, "-n", "2", "--backend", SERVER_BACKEND, stdin=stdin)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout == "The capital of France is Paris.\n", args
+
+
+def test_generate_prompt_errors_are_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"ab\xffc")
+    for args, message in (
+        (["generate"], "llaf: no prompt: give one as an argument, or -f FILE (- for stdin)"),
+        (["generate", "x", "-f", str(bad)], "llaf: give the prompt as an argument or with -f FILE, not both"),
+        (["generate", "-f", str(tmp_path / "missing.txt")],
+         f"llaf: cannot read the prompt from {tmp_path / 'missing.txt'}: No such file or directory"),
+        (["generate", "-f", str(bad)], f"llaf: {bad} is not valid UTF-8 (the byte 0xff at byte 2)"),
+        (["generate", "x", "--threads", "2", "--backend", "c"],
+         "llaf: a thread count is for the multicore backend; the c backend takes none"),
+        (["chat", "--threads", "0", "--backend", "multicore"],
+         "llaf: the thread count must be a positive integer, got 0"),
+    ):
+        out = llaf(*args)
+        assert out.returncode == 1, args
+        assert out.stderr == message + "\n"
+
+
+def test_threads_sets_the_multicore_workers() -> None:
+    # Futhark's multicore scheduler runs threads - 1 workers beside the calling thread.
+    code = ("import os\nfrom llaf.backend import Engine\n"
+            "n = lambda: len(os.listdir('/proc/self/task'))\nbefore = n()\nEngine('multicore', threads=4)\n"
+            "print(n() - before)\nbefore = n()\nEngine('multicore', threads=1)\nprint(n() - before)\n")
+    out = run("-c", code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "3\n0\n"
