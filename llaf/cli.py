@@ -1,7 +1,9 @@
 """The ``llaf`` command.
 
-    llaf generate "Once upon a time" [--model M] [--max-new-tokens N] [--backend B] [sampling]
-    llaf chat [--model M] [--backend B] [sampling]
+    llaf generate "Once upon a time" [--model M] [--max-new-tokens N] [--backend B] [--threads N] [sampling]
+    llaf generate -f FILE ...        # the prompt from a file (- for stdin)
+    llaf chat [--model M] [--backend B] [--system TEXT] [sampling]   # /help at the prompt
+    llaf --version
     llaf serve [--model M] [--host H] [--port P] [--allowed-hosts H,...] [--max-body N]
                                      # OpenAI-compatible HTTP server and a chat page
     llaf assets                      # fetch the tokenizer files and the default model

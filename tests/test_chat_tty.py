@@ -22,7 +22,7 @@ from .conftest import SERVER_BACKEND
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Long enough that no expectation waits on a slow, busy machine in vain.
-WAIT = 300
+WAIT = 120
 
 Messages = list[dict[str, str]]
 
