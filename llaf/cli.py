@@ -1,11 +1,18 @@
 """The ``llaf`` command.
 
+<<<<<<< HEAD
     llaf generate "Once upon a time" [--model M] [--max-new-tokens N] [--backend B] [--threads N] [sampling]
     llaf generate -f FILE ...        # the prompt from a file (- for stdin)
     llaf chat [--model M] [--backend B] [--system TEXT] [sampling]   # /help at the prompt
     llaf --version
     llaf serve [--model M] [--host H] [--port P] [--allowed-hosts H,...] [--max-body N]
                                      # OpenAI-compatible HTTP server and a chat page
+=======
+    llaf generate "Once upon a time" [--model M] [--max-new-tokens N] [--backend B] [sampling]
+    llaf chat [--model M] [--backend B] [sampling]
+    llaf serve [--model M] [--host H] [--port P] [--max-batch N] [--allowed-hosts H,...] [--max-body N]
+                                     # OpenAI-compatible HTTP server (continuous batching), chat page
+>>>>>>> main
     llaf assets                      # fetch the tokenizer files and the default model
     llaf bench [--model M] [--backend B]   # llaf against transformers (and llama.cpp)
 
@@ -242,12 +249,13 @@ def chat(args: argparse.Namespace) -> None:
 
 
 def serve(args: argparse.Namespace) -> None:
-    from .server import serve as run_server
+    from .server.serve import serve as run_server
 
     hosts = None if args.allowed_hosts is None else [h.strip() for h in args.allowed_hosts.split(",") if h.strip()]
     run_server(model=args.model, backend=args.backend, context=args.context, host=args.host, port=args.port,
                model_id=args.model_id, storage=args.storage, max_body=args.max_body, allowed_hosts=hosts,
-               header_timeout=args.header_timeout, shutdown_grace=args.shutdown_grace)
+               header_timeout=args.header_timeout, shutdown_grace=args.shutdown_grace,
+               max_batch=args.max_batch)
 
 
 def _size(text: str) -> int:
@@ -302,7 +310,11 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
     s.add_argument("--port", "-p", type=int, default=8000, help="the port (default 8000)")
     s.add_argument("--model-id", default=None, help="the model's name in the API (default: the file's name)")
-    from .server_limits import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_BODY, DEFAULT_SHUTDOWN_GRACE
+    from .server.limits import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY, DEFAULT_SHUTDOWN_GRACE
+
+    s.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, metavar="N",
+                   help=f"the most sequences decoded together (default {DEFAULT_MAX_BATCH}); later requests wait "
+                        "in arrival order. Key/value memory is at most N x --context positions, checked at start")
 
     s.add_argument("--allowed-hosts", default=None, metavar="H,...",
                    help="the names the Host header may give, comma-separated (*.example.com, * for any); "

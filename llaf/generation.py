@@ -106,29 +106,19 @@ class TextStream(Iterator[str]):
         return "".join(self)
 
     def _run(self) -> Generator[str, None, None]:
-        new: list[int] = []
-        shown = 0
+        pieces = TextPieces(self.tokenizer, self.stop)
         for tok in self.tokens:
-            new.append(tok)
             self.completion_tokens += 1
-            text = self.tokenizer.decode(new)
-            hits = [i for i in (text.find(s, max(0, shown - len(s))) for s in self.stop) if i >= 0]
-            if hits:
-                end = min(hits)
-                if end > shown:
-                    yield text[shown:end]
+            piece = pieces.push(tok)
+            if piece:
+                yield piece
+            if pieces.stopped:
                 self.tokens.close()
                 self.finish_reason = "stop"
                 return
-            if text.endswith("\ufffd"):
-                continue
-            end = len(text) - held_back(text, self.stop)
-            if end > shown:
-                yield text[shown:end]
-                shown = end
-        text = self.tokenizer.decode(new)
-        if len(text) > shown:
-            yield text[shown:]
+        rest = pieces.rest()
+        if rest:
+            yield rest
         self.finish_reason = self.tokens.finish_reason
 
 
@@ -156,6 +146,49 @@ def fit_chat(tokenizer: Tokenizer, messages: Sequence[Message], max_new_tokens: 
     raise LlafError(f"the last message needs {len(ids)} tokens with the chat template"
                     f"{' and the system message' if head else ''}, but the context length is {context}: "
                     "no room for the reply")
+
+
+class TextPieces:
+    """A sequence's tokens, pushed one at a time, as the pieces of text they
+    make: what `TextStream` yields, and what the server's scheduler streams
+    for each sequence of its batch (the same code, so the same text).
+
+    `push` returns the text a token lets show, often "" (a multi-byte
+    character not yet whole, or text that may begin a stop string); once a
+    stop string appears, `stopped` is set and nothing after it is shown.
+    `rest` is the text held back, when the sequence ends otherwise."""
+
+    def __init__(self, tokenizer: Tokenizer, stop: Sequence[str] = ()) -> None:
+        self.tokenizer = tokenizer
+        self.stop = tuple(stop)
+        self.tokens: list[int] = []
+        self.shown = 0  # characters of the decoded text shown so far
+        self.stopped = False
+
+    def push(self, tok: int) -> str:
+        self.tokens.append(tok)
+        # The whole text is decoded again: a token's bytes may complete a
+        # character begun by the ones before it.
+        text = self.tokenizer.decode(self.tokens)
+        shown = self.shown
+        hits = [i for i in (text.find(s, max(0, shown - len(s))) for s in self.stop) if i >= 0]
+        if hits:
+            self.stopped = True
+            end = min(hits)
+            return text[shown:end] if end > shown else ""
+        if text.endswith("\ufffd"):
+            return ""
+        end = len(text) - held_back(text, self.stop)
+        if end <= shown:
+            return ""
+        self.shown = end
+        return text[shown:end]
+
+    def rest(self) -> str:
+        text = self.tokenizer.decode(self.tokens)
+        piece = text[self.shown:]
+        self.shown = len(text)
+        return piece
 
 
 def held_back(text: str, stops: Sequence[str]) -> int:

@@ -14,9 +14,11 @@ from __future__ import annotations
 import functools
 import math
 import mmap
+import re
 import struct
 from dataclasses import dataclass, replace
 from pathlib import Path
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -57,6 +59,44 @@ class GGUFFile:
             raise LlafError(f"{self.path.name}: GGUF metadata lacks field {key!r}")
         return default
 
+    def integer(self, key: str, default: int | None = None, most: int | None = None) -> int:
+        """Field `key`, which must be a whole number from 1 to `most`."""
+        value = self.field(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise LlafError(f"{self.path.name}: GGUF field {key!r} must be an integer, not {_described(value)}")
+        if value < 1:
+            raise LlafError(f"{self.path.name}: GGUF field {key!r} is {value}; it must be at least 1")
+        if most is not None and value > most:
+            raise LlafError(f"{self.path.name}: GGUF field {key!r} is {value}; it must be at most {most}")
+        return value
+
+    def positive(self, key: str, default: float | None = None, above: float = 0.0) -> float:
+        """Field `key`, which must be a number above `above` and finite as a
+        float32 (the engine's type)."""
+        value = self.field(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise LlafError(f"{self.path.name}: GGUF field {key!r} must be a number, not {_described(value)}")
+        with np.errstate(all="ignore"):
+            single = float(np.float32(value))
+        if not above < single < math.inf:
+            should = "positive and finite" if above == 0 else f"finite and above {above:g}"
+            raise LlafError(f"{self.path.name}: GGUF field {key!r} is {_shown(value)}; it must be {should}")
+        return float(value)
+
+    def agrees(self, key: str, value: int, why: str, required: bool = False) -> None:
+        """Field `key`, if there (it must be if `required`), must be the integer `value` (`why`)."""
+        if (key in self.fields or required) and self.integer(key) != value:
+            raise LlafError(f"{self.path.name}: GGUF field {key!r} is {self.fields[key]}, but {why}")
+
+    def shape(self, name: str, rank: int | None = None) -> tuple[int, ...]:
+        """Tensor `name`'s shape in numpy order, if llaf reads its type (and it has `rank` axes)."""
+        self.kind(name)
+        shape = tuple(int(n) for n in reversed(self.tensors[name].shape))
+        if rank is not None and len(shape) != rank:
+            raise LlafError(f"{self.path.name}: tensor {name!r} has shape {shape}, "
+                            f"expected {rank} dimension{'s' * (rank != 1)}")
+        return shape
+
     def kind(self, name: str) -> str:
         """Tensor `name`'s type (F32, Q4_1, ...), if llaf reads it."""
         if name not in self.tensors:
@@ -95,6 +135,20 @@ class GGUFFile:
             raise LlafError(f"{self.path.name}: tensor {name!r} is damaged or truncated ({e})") from None
 
 
+def is_gguf(path: Path) -> bool:
+    """Whether `path` is to be read as a GGUF file: named so, or a regular
+    file starting with GGUF's magic bytes, whatever its name."""
+    if path.suffix == ".gguf":
+        return True
+    try:
+        if not path.is_file():
+            return False
+        with open(path, "rb") as f:
+            return f.read(4) == _MAGIC.to_bytes(4, "little")
+    except OSError:
+        return False
+
+
 def open_gguf(path: str | Path) -> GGUFFile:
     """Open a GGUF file; a LlafError if it is not one, or is truncated.  A
     file is parsed once while it is unchanged (same size and modification
@@ -103,6 +157,8 @@ def open_gguf(path: str | Path) -> GGUFFile:
     try:
         resolved = path.resolve()
         stat = resolved.stat()
+        if not S_ISREG(stat.st_mode):  # a FIFO or a device: no size to check counts against
+            raise _Damaged(" is not a readable GGUF file: it is not a regular file")
         g = _parse(resolved, stat.st_size, stat.st_mtime_ns)
     except _Damaged as e:
         raise LlafError(f"{path.name}{e}") from None
@@ -181,7 +237,25 @@ def _parse(path: Path, size: int, mtime_ns: int) -> GGUFFile:
             raise _Damaged(f" is truncated: tensor {name!r} ends past the end of the file")
         view = data[start:start + n_bytes].view(dtype).reshape(shape)
         tensors[name] = Tensor(name, tensor_type, dims, n_elements, n_bytes, start, view)
+    _check_layout(tensors, alignment, size)
     return GGUFFile(path, fields, tensors, mapping)
+
+
+def _check_layout(tensors: dict[str, Tensor], alignment: int, size: int) -> None:
+    """Each tensor's data must fill the space up to the next tensor (or the
+    end of the file) but for the alignment padding, as GGUF writers lay it
+    out (llama.cpp refuses other layouts too): a rewritten type or shape
+    that changes the tensor's size then cannot go unnoticed and make the
+    tensor read its neighbour's bytes."""
+    by_offset = sorted(tensors.values(), key=lambda t: t.data_offset)
+    for i, t in enumerate(by_offset):
+        after = by_offset[i + 1] if i + 1 < len(by_offset) else None
+        end = size if after is None else after.data_offset
+        if not 0 <= end - (t.data_offset + t.n_bytes) < alignment:
+            shape = tuple(reversed(t.shape))
+            raise _Damaged(f": tensor {t.name!r} of type {t.tensor_type.name} and shape {shape} takes {t.n_bytes} "
+                           f"bytes, but its data is {end - t.data_offset} bytes long (up to "
+                           + ("the end of the file)" if after is None else f"tensor {after.name!r})"))
 
 
 @dataclass(frozen=True)
@@ -285,11 +359,99 @@ def _utf8(b: memoryview, key: str) -> str:
         raise _Damaged(f": GGUF metadata field {key!r} is damaged") from None
 
 
+def _shown(value: float) -> str:
+    """A field's number as written: a float32 one as its shortest form."""
+    if isinstance(value, float):
+        with np.errstate(all="ignore"):
+            single = np.float32(value)
+        return str(single) if float(single) == value else repr(value)
+    return repr(value)
+
+
+def _described(value: Any) -> str:
+    if isinstance(value, list):
+        return f"a list of {len(value)} values"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    return f"the {type(value).__name__} {_shown(value)}"
+
+
 def unpermute(w: np.ndarray, heads: int) -> np.ndarray:
     """Undo llama.cpp's interleaving of query/key rows: back to "rotate half"
     order, head by head."""
     rows = w.shape[0]
     return w.reshape(heads, rows // heads // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+# The longest context llaf takes from a file's metadata: beyond any model's
+# (the longest are near 10M tokens), so that a larger one is damage; the key/
+# value cache's size is checked against the memory before it is made.
+MAX_CONTEXT = 1 << 24
+
+# llaf's arrays other than the per-layer ones (PER_LAYER) and their GGUF tensors
+GLOBAL = {"embed": "token_embd.weight", "final_norm": "output_norm.weight", "lm_head": "output.weight",
+          "inv_freq": "rope_freqs.weight"}
+
+
+def _tensor_names(key: str, layers: int) -> list[str]:
+    """The GGUF tensors holding llaf array `key`: one a layer for the per-layer arrays."""
+    if key in PER_LAYER:
+        return [f"blk.{i}.{PER_LAYER[key]}.weight" for i in range(layers)]
+    return [GLOBAL[key]]
+
+
+def _llama_hparams(g: GGUFFile) -> tuple[dict[str, Any], int, float, int]:
+    """The hyper-parameters, the layer count, rope θ and the head size of a
+    llama file, checked against each other and against its tensors, every
+    one of which must be a tensor of the model of the shape they imply: a
+    LlafError naming the field or tensor otherwise."""
+    file = g.path.name
+    layers = g.integer("llama.block_count")
+    if layers > len(g.tensors):  # before anything loops over the layers
+        raise LlafError(f"{file}: GGUF field 'llama.block_count' is {layers}, "
+                        f"but the file holds only {len(g.tensors)} tensors")
+    heads = g.integer("llama.attention.head_count")
+    kv_heads = g.integer("llama.attention.head_count_kv", heads)
+    context = g.integer("llama.context_length", most=MAX_CONTEXT)
+    eps = g.positive("llama.attention.layer_norm_rms_epsilon")
+    # θ ≤ 1 would not make the rotary frequencies fall along a head; no model has one
+    theta = g.positive("llama.rope.freq_base", 10000.0, above=1.0)
+    ff = g.shape("blk.0.ffn_gate.weight", 2)[0]
+    vocab, d = g.shape("token_embd.weight", 2)
+    g.agrees("llama.embedding_length", d, f"tensor 'token_embd.weight' has rows of {d}", required=True)
+    g.agrees("llama.feed_forward_length", ff, f"tensor 'blk.0.ffn_gate.weight' has {ff} rows")
+    g.agrees("llama.vocab_size", vocab, f"tensor 'token_embd.weight' has {vocab} rows")
+    if d % heads:
+        raise LlafError(f"{file}: GGUF field 'llama.attention.head_count' is {heads}, "
+                        f"which does not divide the embedding width {d}")
+    if heads % kv_heads:
+        raise LlafError(f"{file}: GGUF field 'llama.attention.head_count_kv' is {kv_heads}, "
+                        f"which does not divide llama.attention.head_count {heads}")
+    hd = d // heads
+    if hd % 2:
+        raise LlafError(f"{file}: heads of {hd} value{'s' * (hd != 1)} (GGUF field 'llama.attention.head_count' "
+                        f"is {heads}): rotary embedding needs an even head size")
+    g.agrees("llama.rope.dimension_count", hd, f"the head size is {hd} (llaf rotates whole heads)")
+
+    tied = "output.weight" not in g.tensors
+    shapes = {"w_gate": (layers, ff, d), "embed": (vocab, d), "lm_head": (0 if tied else vocab, d)}
+    expected = llama.expected_shapes(shapes, {"heads": heads, "kv_heads": kv_heads})
+    used = set()
+    for key, shape in expected.items():
+        if (key == "lm_head" and tied) or (key == "inv_freq" and "rope_freqs.weight" not in g.tensors):
+            continue
+        for name in _tensor_names(key, layers):
+            want = shape[1:] if key in PER_LAYER else shape
+            if g.shape(name, len(want)) != want:
+                raise LlafError(f"{file}: tensor {name!r} has shape {g.shape(name)}, expected {want}")
+            used.add(name)
+    for name in g.tensors:
+        if name not in used:
+            block = re.fullmatch(r"blk\.(\d+)\..*", name)
+            if block and int(block[1]) >= layers:
+                raise LlafError(f"{file}: tensor {name!r} is not used: GGUF field 'llama.block_count' is {layers}")
+            raise LlafError(f"{file}: tensor {name!r} is not one of a llama model's")
+    return {"heads": heads, "kv_heads": kv_heads, "context": context, "eps": eps}, layers, theta, hd
 
 
 def read(path: str | Path, storage: str | None = None) -> tuple[str, dict[str, Any], dict[str, np.ndarray], str]:
@@ -299,19 +461,27 @@ def read(path: str | Path, storage: str | None = None) -> tuple[str, dict[str, A
     arch = g.field("general.architecture")
     if arch != "llama":
         raise LlafError(f"{g.path.name}: GGUF architecture {arch!r} is not supported (llaf reads llama)")
-    heads = int(g.field("llama.attention.head_count"))
-    kv_heads = int(g.field("llama.attention.head_count_kv", heads))
-    layers = int(g.field("llama.block_count"))
-    d = int(g.field("llama.embedding_length"))
-    hd = int(g.field("llama.rope.dimension_count", d // heads))
-    if hd != d // heads:
-        raise LlafError(f"{g.path.name}: rope dimension {hd} differs from the head size {d // heads}")
-    hparams = {"heads": heads, "kv_heads": kv_heads, "context": int(g.field("llama.context_length")),
-               "eps": float(g.field("llama.attention.layer_norm_rms_epsilon"))}
-    freq = llama.inv_freq(hd, float(g.field("llama.rope.freq_base", 10000.0)))
-    if "rope_freqs.weight" in g.tensors:  # Llama 3.1's long-context scaling, as per-frequency divisors
-        freq = (freq / g.tensor("rope_freqs.weight")).astype(np.float32)
+    hparams, layers, theta, hd = _llama_hparams(g)
+    heads, kv_heads, d = hparams["heads"], hparams["kv_heads"], hd * hparams["heads"]
+    # Damaged values (an infinite scale, a zero divisor) would make numpy
+    # warn on stderr beside llaf's one-line message: its checks below say it.
+    with np.errstate(all="ignore"):
+        freq = llama.inv_freq(hd, theta)  # finite and positive for the θ `_llama_hparams` accepts
+        if "rope_freqs.weight" in g.tensors:  # Llama 3.1's long-context scaling, as per-frequency divisors
+            freq = (freq / g.tensor("rope_freqs.weight")).astype(np.float32)
+            if not np.isfinite(freq).all():
+                raise LlafError(f"{g.path.name}: tensor 'rope_freqs.weight' holds zeros or values that are not "
+                                "finite: the rotary frequencies it gives are not finite")
+        arrays, storage = _arrays(g, layers, heads, kv_heads, d, storage)
+    arrays["inv_freq"] = freq
+    g.drop_pages()  # the arrays above are copies, or views (F32 norms) whose pages come back when read
+    return arch, hparams, arrays, storage
 
+
+def _arrays(g: GGUFFile, layers: int, heads: int, kv_heads: int, d: int,
+            storage: str | None) -> tuple[dict[str, np.ndarray], str]:
+    """The llaf arrays of a checked llama file (but inv_freq), in `storage`
+    or the smallest that holds them exactly; every value finite."""
     layer_types = {g.kind(f"blk.{i}.{PER_LAYER[key]}.weight")
                    for key, role in llama.MATRICES.items() if role == "layers" for i in range(layers)}
     head_names = ["token_embd.weight"] + (["output.weight"] if "output.weight" in g.tensors else [])
@@ -319,9 +489,15 @@ def read(path: str | Path, storage: str | None = None) -> tuple[str, dict[str, A
         layer_types, {g.kind(n) for n in head_names})
     layer_fmt, head_fmt = storage_mod.STORAGES[storage]
 
+    def finite(name: str, fmt: str, key: str, parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not storage_mod.finite(parts, key, fmt):
+            raise LlafError(f"{g.path.name}: tensor {name!r} holds values that are not finite (NaN or infinity)")
+        return parts
+
     def layer_arrays(key: str, i: int) -> dict[str, np.ndarray]:
         name = f"blk.{i}.{PER_LAYER[key]}.weight"
-        parts = g.matrix(name, layer_fmt, key) if key in llama.MATRICES else {key: g.tensor(name)}
+        fmt = layer_fmt if key in llama.MATRICES else "f32"
+        parts = finite(name, fmt, key, g.matrix(name, fmt, key))
         if key in ("wq", "wk"):
             return {k: unpermute(v, heads if key == "wq" else kv_heads) for k, v in parts.items()}
         return parts
@@ -330,13 +506,11 @@ def read(path: str | Path, storage: str | None = None) -> tuple[str, dict[str, A
     for key in PER_LAYER:
         per_layer = [layer_arrays(key, i) for i in range(layers)]
         arrays |= {part: np.stack([p[part] for p in per_layer]) for part in per_layer[0]}
-    arrays |= g.matrix("token_embd.weight", head_fmt, "embed")
-    arrays["final_norm"] = g.tensor("output_norm.weight")
-    if "output.weight" in g.tensors:
-        arrays |= g.matrix("output.weight", head_fmt, "lm_head")
-    else:  # tied to the embedding: an empty head
+    for key in ("embed", "final_norm", "lm_head"):
+        name, fmt = GLOBAL[key], "f32" if key == "final_norm" else head_fmt
+        if name in g.tensors:
+            arrays |= finite(name, fmt, key, g.matrix(name, fmt, key))
+    if "output.weight" not in g.tensors:  # tied to the embedding: an empty head
         empty = storage_mod.FORMATS[head_fmt].shapes("lm_head", (0, d))
         arrays |= {k: np.zeros(shape, dtype) for k, (shape, dtype) in empty.items()}
-    arrays["inv_freq"] = freq
-    g.drop_pages()  # the arrays above are copies, or views (F32 norms) whose pages come back when read
-    return arch, hparams, arrays, storage
+    return arrays, storage

@@ -45,6 +45,7 @@ class Params:
     hparams: dict[str, Any] = field(default_factory=dict)
     storage: str = "f32"
     kv_width: int = 0  # keys the cache holds per position, all layers
+    logits_checked: bool = False  # whether a pass has given finite logits (`checked_logits`)
 
     def entry(self, name: str, *args: Any) -> Any:
         prefix = self.architecture if self.architecture == "gpt2" else f"{self.architecture}_{self.storage}"
@@ -130,16 +131,21 @@ def _available_memory() -> int | None:
     return max(0, min(available)) if available else None
 
 
-def _check_cache_fits(params: Params, slots: int, capacity: int) -> None:
+def cache_bytes(params: Params, slots: int, capacity: int) -> int:
+    """The bytes of a key/value cache of `slots` sequences of `capacity` positions."""
+    return 2 * 4 * slots * -(-capacity // storage_mod.PANEL) * storage_mod.PANEL * params.kv_width
+
+
+def check_cache_fits(params: Params, slots: int, capacity: int, hint: str = "") -> None:
     """A LlafError, before the engine allocates, when a key/value cache of
     `slots` sequences of `capacity` positions would not fit in memory (the
     engine's allocator cannot report failure: it would crash)."""
-    size = 2 * 4 * slots * -(-capacity // storage_mod.PANEL) * storage_mod.PANEL * params.kv_width
+    size = cache_bytes(params, slots, capacity)
     available = _available_memory()
     if available is not None and size > available:
         raise LlafError(f"a key/value cache of {slots} sequence{'s' * (slots != 1)} x {capacity} positions "
                         f"needs {size / 2**30:.1f} GiB, more than the {available / 2**30:.1f} GiB of memory "
-                        "available")
+                        f"available{' ' + hint if hint else ''}")
 
 
 def _is_batch(ids: Any) -> bool:
@@ -176,7 +182,7 @@ class Cache:
             raise LlafError(f"a cache needs at least one slot, got {slots}")
         if not 0 < capacity <= params.context:
             raise LlafError(f"the cache capacity must be in [1, {params.context}], got {capacity}")
-        _check_cache_fits(params, slots, capacity)
+        check_cache_fits(params, slots, capacity)
         self._params = params
         self._capacity = capacity
         self._lengths = [0] * slots
@@ -259,7 +265,7 @@ class Cache:
             # failure, out of memory say, its contents are undefined.
             self._handle = None
             raise
-        return self._params.engine.array(logits)
+        return checked_logits(self._params, self._params.engine.array(logits))
 
     def _slot(self, slot: Any) -> int:
         if isinstance(slot, bool) or not isinstance(slot, (int, np.integer)) or not 0 <= slot < self.slots:
@@ -273,7 +279,7 @@ class Cache:
         capacity = self._capacity
         while capacity < length:
             capacity = min(2 * capacity, self._params.context)
-        _check_cache_fits(self._params, self.slots, capacity)
+        check_cache_fits(self._params, self.slots, capacity)
         self._handle = self._params.engine.call("cache_grow", self._handle, np.int64(capacity))
         self._capacity = capacity
 
@@ -292,7 +298,7 @@ def gen(ids: Any, params: Params, cnt: int) -> Any:
     for p in prompts:
         check_fits(p.size, cnt, params)
     if cnt > 0:
-        _check_cache_fits(params, len(prompts), max(p.size for p in prompts) + cnt)
+        check_cache_fits(params, len(prompts), max(p.size for p in prompts) + cnt)
     if cnt == 0:
         outs = prompts
     else:
@@ -308,6 +314,19 @@ def forward(params: Params, ids: Any) -> np.ndarray:
     a = prompt_ids(ids, _params(params))
     positions = np.arange(a.size, dtype=np.int64)
     return Cache(params, 1, a.size)._pass(a, np.zeros(a.size, np.int64), positions, positions)
+
+
+def checked_logits(params: Params, logits: np.ndarray) -> np.ndarray:
+    """`logits`, if the model's first pass gave finite ones.  The weights
+    were checked finite when read, but finite weights can still overflow
+    (huge norms), and then every later output would be garbage; one check
+    of the first pass's logits is cheap, later passes are not checked."""
+    if not params.logits_checked:
+        if not np.isfinite(logits).all():
+            raise LlafError(f"the model's first pass gave logits that are not finite (NaN or infinity): its "
+                            f"weights are out of range, or the {params.engine.backend} engine failed")
+        params.logits_checked = True
+    return logits
 
 
 def prefill(params: Params, ids: Any, capacity: int | None = None) -> tuple[np.ndarray, Cache]:

@@ -13,7 +13,8 @@ Every format holds exactly the values the file means: a GGUF block is
 re-laid-out, never re-quantized.  A matrix `name` in a non-f32 format is
 several arrays in `Weights.arrays`: ``name`` itself for f16 (IEEE half bits
 as uint16), ``name.q``, ``name.scale``, ``name.offset`` for the block formats
-(codes, one scale and one offset per block of 32 values).  These arrays
+(codes, one scale and one offset per block of 32 values, both IEEE half
+bits as uint16, as in the file's blocks).  These arrays
 keep the file's row order; `Format.panels` lays them out for the engine
 (src/matrix.fut: panels of `PANEL` rows, each column of a panel contiguous)
 when they are handed to it.
@@ -50,8 +51,8 @@ class Format:
             return {name: (shape, np.dtype(self.dtype))}
         blocks = (*shape[:-1], shape[-1] // BLOCK)
         return {f"{name}.q": ((*blocks, self.code_bytes), np.dtype(np.uint8)),
-                f"{name}.scale": (blocks, np.dtype(np.float32)),
-                f"{name}.offset": (blocks, np.dtype(np.float32))}
+                f"{name}.scale": (blocks, np.dtype(np.uint16)),
+                f"{name}.offset": (blocks, np.dtype(np.uint16))}
 
     def panels(self, arrays: Mapping[str, np.ndarray], name: str) -> list[np.ndarray]:
         """Matrix `name`'s arrays in the engine's panel layout, in the order of
@@ -119,9 +120,22 @@ def _pad(a: np.ndarray, axis: int, extra: int) -> np.ndarray:
     return np.pad(a, widths)
 
 
-def _halves(raw: np.ndarray) -> np.ndarray:
-    """Little-endian float16 fields of a byte array, as float32 (exact)."""
-    return np.ascontiguousarray(raw).view("<f2").astype(np.float32)[..., 0]
+def _half_bits(raw: np.ndarray) -> np.ndarray:
+    """Little-endian float16 fields of a byte array, as their uint16 bits."""
+    return np.ascontiguousarray(raw).view("<u2").astype(np.uint16)[..., 0]
+
+
+def _scaled_half(bits: np.ndarray, factor: int, name: str) -> np.ndarray:
+    """The half bits of `factor` times the halves `bits`, which must be exact:
+    a power-of-two multiple of a half is one unless it overflows."""
+    scaled = np.float32(factor) * bits.view(np.float16).astype(np.float32)
+    half = scaled.astype(np.float16)
+    with np.errstate(invalid="ignore"):
+        exact = (half.astype(np.float32) == scaled) | np.isnan(scaled)
+    if not exact.all():
+        raise LlafError(f"tensor {name!r} has a block scale too large to store its offset as a half; "
+                        f"load it with storage='f32'")
+    return half.view(np.uint16)
 
 
 def encode_gguf(kind: str, raw: np.ndarray, shape: tuple[int, ...], fmt: str, name: str) -> dict[str, np.ndarray]:
@@ -135,16 +149,16 @@ def encode_gguf(kind: str, raw: np.ndarray, shape: tuple[int, ...], fmt: str, na
     blocks = (*rows, shape[-1] // BLOCK)
     size = {"Q8_0": 34, "Q4_0": 18, "Q4_1": 20}[kind]
     b = np.ascontiguousarray(raw).view(np.uint8).reshape(-1, size)
-    scale = _halves(b[:, 0:2])
+    scale = _half_bits(b[:, 0:2])
     if kind == "Q8_0":  # value = d · q, q a signed byte: code q + 128, offset -128 d
         codes = (b[:, 2:].view(np.int8).astype(np.int16) + 128).astype(np.uint8)
-        offset = -128 * scale
+        offset = _scaled_half(scale, -128, name)
     else:  # value = d · nibble - 8 d (Q4_0) or d · nibble + m (Q4_1)
         packed = b[:, 2:] if kind == "Q4_0" else b[:, 4:]
-        offset = -8 * scale if kind == "Q4_0" else _halves(b[:, 2:4])
+        offset = _scaled_half(scale, -8, name) if kind == "Q4_0" else _half_bits(b[:, 2:4])
         codes = packed if fmt == "q4" else np.concatenate([packed & 15, packed >> 4], axis=1)
     return {f"{name}.q": codes.reshape(*blocks, codes.shape[-1]),
-            f"{name}.scale": scale.reshape(blocks), f"{name}.offset": offset.reshape(blocks).astype(np.float32)}
+            f"{name}.scale": scale.reshape(blocks), f"{name}.offset": offset.reshape(blocks)}
 
 
 def decode(arrays: Mapping[str, np.ndarray], name: str, fmt: str) -> np.ndarray:
@@ -156,5 +170,20 @@ def decode(arrays: Mapping[str, np.ndarray], name: str, fmt: str) -> np.ndarray:
         return arrays[name].view(np.float16).astype(np.float32)
     q, scale, offset = arrays[f"{name}.q"], arrays[f"{name}.scale"], arrays[f"{name}.offset"]
     codes = np.concatenate([q & 15, q >> 4], axis=-1) if fmt == "q4" else q
+    scale, offset = (a.view(np.float16).astype(np.float32) for a in (scale, offset))
     values = scale[..., None] * codes.astype(np.float32) + offset[..., None]
     return values.reshape(f.logical_shape(arrays, name)).astype(np.float32)
+
+
+def finite(arrays: Mapping[str, np.ndarray], name: str, fmt: str) -> bool:
+    """Whether matrix `name` in format `fmt` holds only finite values, seen
+    without decoding it: half bits (an f16 matrix, a block format's scales
+    and offsets) when no exponent is all ones; a block format's values are
+    then finite too (its codes are small integers, and scales from float16
+    fields times them cannot overflow)."""
+    if fmt == "f32":
+        a = arrays[name]
+        # min and max propagate NaN: two passes, without an array of flags as large as the matrix
+        return a.size == 0 or bool(np.isfinite(a.min()) and np.isfinite(a.max()))
+    parts = [arrays[name]] if fmt == "f16" else [arrays[f"{name}.scale"], arrays[f"{name}.offset"]]
+    return not any(((bits & 0x7C00) == 0x7C00).any() for bits in parts)

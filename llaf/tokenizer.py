@@ -22,7 +22,7 @@ from typing import Any
 from .assets import use_tiktoken_cache
 from .checks import ArgumentError, shown
 from .errors import LlafError
-from .gguf_file import GGUFFile, open_gguf
+from .gguf_file import GGUFFile, is_gguf, open_gguf
 from .weights import quiet_transformers
 
 Message = dict[str, str]
@@ -516,7 +516,7 @@ def from_directory(path: str | Path) -> HFTokenizer:
 def for_model(source: str | Path, architecture: str) -> Tokenizer:
     """The tokenizer that goes with a model `source` (as given to llaf.load)."""
     path = Path(source)
-    if path.suffix == ".gguf":
+    if is_gguf(path):
         return from_gguf(path)
     if path.is_dir():
         return from_directory(path)

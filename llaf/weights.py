@@ -290,7 +290,9 @@ def load(source: Any, progress: bool = True, storage: str | None = None) -> Weig
         storage_mod.check_storage(storage)
     source = resolve(source)
     path = Path(source).expanduser() if isinstance(source, (str, Path)) else None
-    if path is not None and path.is_file() and path.suffix == ".gguf":
+    if path is not None and path.exists() and not (path.is_file() or path.is_dir()):
+        raise LlafError(f"{source} is not a regular file")  # a FIFO or device: not "no such file"
+    if path is not None and path.is_file() and gguf_file.is_gguf(path):
         arch, hparams, arrays, chosen = gguf_file.read(path, storage)
         weights = Weights(arch, hparams, arrays, chosen)
         weights.check()

@@ -225,16 +225,16 @@ type llama_q8_params [L][V][Vo][d][kvd][F][R][dk][Fk] = llama_q8.params [L][V][V
 
 entry llama_q8_init [L][Vt][Vot][d][dt][kt][Ft][dk][Fk][R]
     (heads: i64) (kv_heads: i64) (context: i64) (eps: f32) (vocab: i64) (ff: i64) (embed_q: [Vt][dk][32][P]u8)
-    (embed_scale: [Vt][dk][P]f32) (embed_offset: [Vt][dk][P]f32) (attn_norm: [L][d]f32)
-    (wq_q: [L][dt][dk][32][P]u8) (wq_scale: [L][dt][dk][P]f32) (wq_offset: [L][dt][dk][P]f32)
-    (wk_q: [L][kt][dk][32][P]u8) (wk_scale: [L][kt][dk][P]f32) (wk_offset: [L][kt][dk][P]f32)
-    (wv_q: [L][kt][dk][32][P]u8) (wv_scale: [L][kt][dk][P]f32) (wv_offset: [L][kt][dk][P]f32)
-    (wo_q: [L][dt][dk][32][P]u8) (wo_scale: [L][dt][dk][P]f32) (wo_offset: [L][dt][dk][P]f32)
-    (mlp_norm: [L][d]f32) (w_gate_q: [L][Ft][dk][32][P]u8) (w_gate_scale: [L][Ft][dk][P]f32)
-    (w_gate_offset: [L][Ft][dk][P]f32) (w_up_q: [L][Ft][dk][32][P]u8) (w_up_scale: [L][Ft][dk][P]f32)
-    (w_up_offset: [L][Ft][dk][P]f32) (w_down_q: [L][dt][Fk][32][P]u8) (w_down_scale: [L][dt][Fk][P]f32)
-    (w_down_offset: [L][dt][Fk][P]f32) (final_norm: [d]f32) (lm_head_q: [Vot][dk][32][P]u8)
-    (lm_head_scale: [Vot][dk][P]f32) (lm_head_offset: [Vot][dk][P]f32) (inv_freq: [R]f32)
+    (embed_scale: [Vt][dk][P]u16) (embed_offset: [Vt][dk][P]u16) (attn_norm: [L][d]f32)
+    (wq_q: [L][dt][dk][32][P]u8) (wq_scale: [L][dt][dk][P]u16) (wq_offset: [L][dt][dk][P]u16)
+    (wk_q: [L][kt][dk][32][P]u8) (wk_scale: [L][kt][dk][P]u16) (wk_offset: [L][kt][dk][P]u16)
+    (wv_q: [L][kt][dk][32][P]u8) (wv_scale: [L][kt][dk][P]u16) (wv_offset: [L][kt][dk][P]u16)
+    (wo_q: [L][dt][dk][32][P]u8) (wo_scale: [L][dt][dk][P]u16) (wo_offset: [L][dt][dk][P]u16)
+    (mlp_norm: [L][d]f32) (w_gate_q: [L][Ft][dk][32][P]u8) (w_gate_scale: [L][Ft][dk][P]u16)
+    (w_gate_offset: [L][Ft][dk][P]u16) (w_up_q: [L][Ft][dk][32][P]u8) (w_up_scale: [L][Ft][dk][P]u16)
+    (w_up_offset: [L][Ft][dk][P]u16) (w_down_q: [L][dt][Fk][32][P]u8) (w_down_scale: [L][dt][Fk][P]u16)
+    (w_down_offset: [L][dt][Fk][P]u16) (final_norm: [d]f32) (lm_head_q: [Vot][dk][32][P]u8)
+    (lm_head_scale: [Vot][dk][P]u16) (lm_head_offset: [Vot][dk][P]u16) (inv_freq: [R]f32)
     : llama_q8_params [L][vocab][] [d][] [ff][R][dk][Fk] =
   let kvd = kv_heads * 2 * R
   let Vo = if Vot == 0 then 0 else vocab
@@ -282,16 +282,16 @@ type llama_q4_params [L][V][Vo][d][kvd][F][R][dk][Fk] = llama_q4.params [L][V][V
 
 entry llama_q4_init [L][Vt][Vot][d][dt][kt][Ft][dk][Fk][R]
     (heads: i64) (kv_heads: i64) (context: i64) (eps: f32) (vocab: i64) (ff: i64) (embed_q: [Vt][dk][32][P]u8)
-    (embed_scale: [Vt][dk][P]f32) (embed_offset: [Vt][dk][P]f32) (attn_norm: [L][d]f32)
-    (wq_q: [L][dt][dk][16][P]u8) (wq_scale: [L][dt][dk][P]f32) (wq_offset: [L][dt][dk][P]f32)
-    (wk_q: [L][kt][dk][16][P]u8) (wk_scale: [L][kt][dk][P]f32) (wk_offset: [L][kt][dk][P]f32)
-    (wv_q: [L][kt][dk][16][P]u8) (wv_scale: [L][kt][dk][P]f32) (wv_offset: [L][kt][dk][P]f32)
-    (wo_q: [L][dt][dk][16][P]u8) (wo_scale: [L][dt][dk][P]f32) (wo_offset: [L][dt][dk][P]f32)
-    (mlp_norm: [L][d]f32) (w_gate_q: [L][Ft][dk][16][P]u8) (w_gate_scale: [L][Ft][dk][P]f32)
-    (w_gate_offset: [L][Ft][dk][P]f32) (w_up_q: [L][Ft][dk][16][P]u8) (w_up_scale: [L][Ft][dk][P]f32)
-    (w_up_offset: [L][Ft][dk][P]f32) (w_down_q: [L][dt][Fk][16][P]u8) (w_down_scale: [L][dt][Fk][P]f32)
-    (w_down_offset: [L][dt][Fk][P]f32) (final_norm: [d]f32) (lm_head_q: [Vot][dk][32][P]u8)
-    (lm_head_scale: [Vot][dk][P]f32) (lm_head_offset: [Vot][dk][P]f32) (inv_freq: [R]f32)
+    (embed_scale: [Vt][dk][P]u16) (embed_offset: [Vt][dk][P]u16) (attn_norm: [L][d]f32)
+    (wq_q: [L][dt][dk][16][P]u8) (wq_scale: [L][dt][dk][P]u16) (wq_offset: [L][dt][dk][P]u16)
+    (wk_q: [L][kt][dk][16][P]u8) (wk_scale: [L][kt][dk][P]u16) (wk_offset: [L][kt][dk][P]u16)
+    (wv_q: [L][kt][dk][16][P]u8) (wv_scale: [L][kt][dk][P]u16) (wv_offset: [L][kt][dk][P]u16)
+    (wo_q: [L][dt][dk][16][P]u8) (wo_scale: [L][dt][dk][P]u16) (wo_offset: [L][dt][dk][P]u16)
+    (mlp_norm: [L][d]f32) (w_gate_q: [L][Ft][dk][16][P]u8) (w_gate_scale: [L][Ft][dk][P]u16)
+    (w_gate_offset: [L][Ft][dk][P]u16) (w_up_q: [L][Ft][dk][16][P]u8) (w_up_scale: [L][Ft][dk][P]u16)
+    (w_up_offset: [L][Ft][dk][P]u16) (w_down_q: [L][dt][Fk][16][P]u8) (w_down_scale: [L][dt][Fk][P]u16)
+    (w_down_offset: [L][dt][Fk][P]u16) (final_norm: [d]f32) (lm_head_q: [Vot][dk][32][P]u8)
+    (lm_head_scale: [Vot][dk][P]u16) (lm_head_offset: [Vot][dk][P]u16) (inv_freq: [R]f32)
     : llama_q4_params [L][vocab][] [d][] [ff][R][dk][Fk] =
   let kvd = kv_heads * 2 * R
   let Vo = if Vot == 0 then 0 else vocab

@@ -11,12 +11,16 @@
 --
 --   f32   4 bytes a value     transformers models, F32 and BF16 files, GPT-2
 --   f16   2 bytes a value     F16 files: IEEE half bits, widened exactly
---   q8    1.25 bytes a value  Q8_0, Q4_0 and Q4_1 blocks: a byte code per
+--   q8    1.125 bytes a value Q8_0, Q4_0 and Q4_1 blocks: a byte code per
 --                             value, value = scale · code + offset
---   q4    0.75 bytes a value  Q4_0 and Q4_1 blocks: two 4-bit codes per
+--   q4    0.625 bytes a value Q4_0 and Q4_1 blocks: two 4-bit codes per
 --                             byte, the low nibble of byte j is column j of
 --                             the block, the high nibble column j + 16 (the
 --                             GGUF layout)
+--
+-- A block's scale and offset are IEEE half bits, as in the file: decode is
+-- bound by the bytes it reads (docs/PERFORMANCE.md), and f32 scales made
+-- the quantized matrices a fifth larger than the file's.
 --
 -- Every format decodes to exactly the f32 value the file means, inside the
 -- product: no f32 copy of a quantized matrix is kept.
@@ -44,15 +48,18 @@ def to_panel 'a (v: lanes.t a) : [P]a = lanes.to_array v :> [P]a
 #[inline]
 def panels (m: i64) : i64 = (m + P - 1) / P
 
--- | Values of an IEEE 754 half-precision bit pattern, exactly, with
--- integer operations only (Futhark's C backends emulate `f16` slowly).
+-- | Values of an IEEE 754 half-precision bit pattern, exactly, with integer
+-- operations and one multiplication (Futhark's C backends emulate `f16`
+-- slowly): the half's exponent and fraction bits placed where an f32's go
+-- make a number 2^112 too small, normal or subnormal, which the
+-- multiplication by 2^112 scales exactly (subnormal halves land on subnormal
+-- f32s, so this needs the default floating-point environment: no
+-- flush-to-zero, see the Makefile).  Infinities and NaNs are set apart.
 def f16_bits_to_f32 (h: u16) : f32 =
-  let mag = u32.u16 (h & 0x7fff)
+  let mag = u32.u16 (h & 0x7fff) << 13
   let sign = u32.u16 (h & 0x8000) << 16
-  let bits = if mag >= 0x7c00 then (mag << 13) | 0x7f800000  -- infinities and NaNs
-             else (mag << 13) + (112 << 23)                   -- normal numbers: rebias the exponent
-  let v = if mag < 0x400 then f32.u32 mag * (1 / 16777216)    -- subnormals: code · 2^-24
-          else f32.from_bits bits
+  let v = if mag >= 0x0f800000 then f32.from_bits (mag | 0x70000000)  -- infinities and NaNs
+          else f32.from_bits mag * f32.from_bits 0x77800000          -- 2^112
   in f32.from_bits (f32.to_bits v | sign)
 
 -- | Where row `i`'s unit `u` (a column, a code byte or a block) is in a
@@ -90,54 +97,63 @@ module f16_panels = {
 
 -- | Blocks of 32 byte codes sharing a scale and an offset.
 module q8_panels = {
-  type mat [m][kb] = {q: [(m + P - 1) / P][kb][32][P]u8, scale: [(m + P - 1) / P][kb][P]f32,
-                      offset: [(m + P - 1) / P][kb][P]f32, rows: [m]()}
+  type mat [m][kb] = {q: [(m + P - 1) / P][kb][32][P]u8, scale: [(m + P - 1) / P][kb][P]u16,
+                      offset: [(m + P - 1) / P][kb][P]u16, rows: [m]()}
   def decode (s: f32) (o: f32) (c: u8) : f32 = s * f32.u8 c + o
   def columns [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) : (lanes.t f32, lanes.t f32) =
-    let at r = (#[unsafe] a.scale[t, b, r], #[unsafe] a.offset[t, b, r])
+    let at r = (f16_bits_to_f32 (#[unsafe] a.scale[t, b, r]), f16_bits_to_f32 (#[unsafe] a.offset[t, b, r]))
     in (lanes.tabulate (\r -> let (s, o) = at r in decode s o (#[unsafe] a.q[t, b, j, r])),
         lanes.tabulate (\r -> let (s, o) = at r in decode s o (#[unsafe] a.q[t, b, j + 16, r])))
   def get [m][kb] (a: mat [m][kb]) (i: i64) (c: i64) : f32 =
     let block = unit kb i (c / 32)
-    in decode (flatten (flatten a.scale))[block] (flatten (flatten a.offset))[block]
+    in decode (f16_bits_to_f32 (flatten (flatten a.scale))[block]) (f16_bits_to_f32 (flatten (flatten a.offset))[block])
               (flatten (flatten (flatten a.q)))[unit (kb * 32) i c]
 }
 
 -- | Blocks of 32 4-bit codes, two to a byte, sharing a scale and an offset.
 module q4_panels = {
-  type mat [m][kb] = {q: [(m + P - 1) / P][kb][16][P]u8, scale: [(m + P - 1) / P][kb][P]f32,
-                      offset: [(m + P - 1) / P][kb][P]f32, rows: [m]()}
+  type mat [m][kb] = {q: [(m + P - 1) / P][kb][16][P]u8, scale: [(m + P - 1) / P][kb][P]u16,
+                      offset: [(m + P - 1) / P][kb][P]u16, rows: [m]()}
   def decode (s: f32) (o: f32) (c: u8) : f32 = s * f32.u8 c + o
   def columns [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) : (lanes.t f32, lanes.t f32) =
-    let at r = (#[unsafe] a.scale[t, b, r], #[unsafe] a.offset[t, b, r], #[unsafe] a.q[t, b, j, r])
+    let at r = (f16_bits_to_f32 (#[unsafe] a.scale[t, b, r]), f16_bits_to_f32 (#[unsafe] a.offset[t, b, r]),
+                #[unsafe] a.q[t, b, j, r])
     in (lanes.tabulate (\r -> let (s, o, c) = at r in decode s o (c & 15)),
         lanes.tabulate (\r -> let (s, o, c) = at r in decode s o (c >> 4)))
   def get [m][kb] (a: mat [m][kb]) (i: i64) (c: i64) : f32 =
     let (b, j) = (c / 32, c % 32)
     let code = (flatten (flatten (flatten a.q)))[unit (kb * 16) i (b * 16 + j % 16)]
     let block = unit kb i b
-    in decode (flatten (flatten a.scale))[block] (flatten (flatten a.offset))[block]
+    in decode (f16_bits_to_f32 (flatten (flatten a.scale))[block]) (f16_bits_to_f32 (flatten (flatten a.offset))[block])
               (if j < 16 then code & 15 else code >> 4)
 }
 
 -- | One panel of `F` times `G.n` tokens: the core of every product.
 -- `x g c` is column `c` of token `g` (zero past the last column).
 module panel_product (F: format) (G: vec) = {
-  def run [m][kb] (a: F.mat [m][kb]) (t: i64) (x: i64 -> i64 -> f32) : G.t (lanes.t f32) =
+  #[inline]
+  def product [m][kb] (nested: bool) (a: F.mat [m][kb]) (t: i64) (x: i64 -> i64 -> f32) : G.t (lanes.t f32) =
     let zero = G.tabulate (\_ -> lanes.tabulate (\_ -> 0f32))
     let fma acc w g = G.map2 (\a x -> lanes.map2 (\a w -> a + w * x) a w) acc g
     let step (lo, hi) b j =
       let (wl, wh) = F.columns a t b j
       let c = 32 * b + j
       in (fma lo wl (G.tabulate (\g -> x g c)), fma hi wh (G.tabulate (\g -> x g (c + 16))))
-    -- One token: blocks outside and a block's 16 column pairs inside, a
-    -- constant trip count that clang unrolls, the block's scales loaded
-    -- once.  Several tokens: one flat loop (unrolled, it spills registers).
     let (lo, hi) =
-      if G.n == 1
+      if nested
       then loop acc = (zero, zero) for b < kb do loop acc for j < 16 do step acc b j
       else loop acc = (zero, zero) for i < kb * 16 do step acc (i / 16) (i % 16)
     in G.map2 (lanes.map2 (+)) lo hi
+
+  -- | Blocks outside and a block's 16 column pairs inside, a constant trip
+  -- count that clang unrolls, the block's scales decoded once: for one
+  -- token, or for several whose values are plain loads (`packed`).  Several
+  -- tokens whose values need bounds tests: one flat loop (unrolled, that
+  -- spilled registers).
+  def run [m][kb] (a: F.mat [m][kb]) (t: i64) (x: i64 -> i64 -> f32) : G.t (lanes.t f32) =
+    product (G.n == 1) a t x
+  def packed [m][kb] (a: F.mat [m][kb]) (t: i64) (x: i64 -> i64 -> f32) : G.t (lanes.t f32) =
+    product true a t x
 }
 
 -- | Tokens multiplied together by the batched products: enough running sums
@@ -151,16 +167,32 @@ def dense_above : i64 = 16
 
 module f32_group = panel_product f32_panels group
 
--- | `xs Wᵀ` with the f32 panels `a`, `G` tokens at a time (the last group
--- repeats the last token).
+-- | `xs Wᵀ` with the f32 panels `a`.  The tokens go in blocks of up to 16
+-- groups of `G` (at least 8 blocks when there are tokens enough, for the
+-- threads), each block copied column by column into `[groups][columns][G]`
+-- so that a multiply-add reads its token's value straight from memory; a
+-- block's rows of the result are written in place, panel after panel, so
+-- the result needs no transposition (which cost as much as the products'
+-- arithmetic, docs/PERFORMANCE.md).
 #[inline]
 def f32_matmul [m][kb][b][n] (a: f32_panels.mat [m][kb]) (xs: [b][n]f32) : [b][m]f32 =
-  let groups = (b + G - 1) / G
-  let xt = transpose xs
-  let x g i c = if c < n then #[unsafe] xt[c, i64.min (g * G + i) (b - 1)] else 0
-  in tabulate (panels m) (\t -> tabulate groups (\g -> f32_group.run a t (x g) |> group.map lanes.to_array
-                                                                              |> group.to_array))
-     |> map flatten |> transpose |> take b |> map (flatten >-> take m)
+  let TB = G * i64.max 1 (i64.min 16 ((b + 8 * G - 1) / (8 * G)))
+  let (blocks, groups, np) = ((b + TB - 1) / TB, TB / G, panels m)
+  let rows = tabulate blocks (\blk ->
+    -- (each token's value a scalar store: built as `[G]` rows, it was a
+    -- call of the runtime's general copy per 4 values)
+    let xp = tabulate groups (\g -> tabulate (kb * 32 * G) (\f ->
+               let (c, k) = (f / G, blk * TB + g * G + f % G)
+               in if k < b && c < n then #[unsafe] xs[k, c] else 0))
+    in loop out = replicate TB (replicate (np * P) 0f32) for t < np do
+         loop out for g < groups do
+           -- each result written with constant lane indices: stores, not
+           -- the runtime's copies of small arrays
+           let put (out: *[TB][np * P]f32) i y : *[TB][np * P]f32 =
+             lanes.foldi (\(out: *[TB][np * P]f32) r v : *[TB][np * P]f32 -> out with [g * G + i, t * P + r] = v)
+                         out y
+           in group.foldi put out (f32_group.packed a t (\i c -> #[unsafe] xp[g, c * G + i])))
+  in flatten rows |> take b |> map (take m)
 
 -- | The products of a format: what the models use.
 module type matrix = {
@@ -234,16 +266,16 @@ def f32_mat [t][kb] (m: i64) (w: [t][kb][32][P]f32) : f32_matrix.mat [m][kb] =
 def f16_mat [t][kb] (m: i64) (w: [t][kb][32][P]u16) : f16_matrix.mat [m][kb] =
   {w = w :> [(m + P - 1) / P][kb][32][P]u16, rows = replicate m ()}
 
-def q8_mat [t][kb] (m: i64) (q: [t][kb][32][P]u8) (scale: [t][kb][P]f32) (offset: [t][kb][P]f32)
+def q8_mat [t][kb] (m: i64) (q: [t][kb][32][P]u8) (scale: [t][kb][P]u16) (offset: [t][kb][P]u16)
     : q8_matrix.mat [m][kb] =
   let t' = (m + P - 1) / P
-  in {q = q :> [t'][kb][32][P]u8, scale = scale :> [t'][kb][P]f32, offset = offset :> [t'][kb][P]f32,
+  in {q = q :> [t'][kb][32][P]u8, scale = scale :> [t'][kb][P]u16, offset = offset :> [t'][kb][P]u16,
       rows = replicate m ()}
 
-def q4_mat [t][kb] (m: i64) (q: [t][kb][16][P]u8) (scale: [t][kb][P]f32) (offset: [t][kb][P]f32)
+def q4_mat [t][kb] (m: i64) (q: [t][kb][16][P]u8) (scale: [t][kb][P]u16) (offset: [t][kb][P]u16)
     : q4_matrix.mat [m][kb] =
   let t' = (m + P - 1) / P
-  in {q = q :> [t'][kb][16][P]u8, scale = scale :> [t'][kb][P]f32, offset = offset :> [t'][kb][P]f32,
+  in {q = q :> [t'][kb][16][P]u8, scale = scale :> [t'][kb][P]u16, offset = offset :> [t'][kb][P]u16,
       rows = replicate m ()}
 
 -- Tests: every product path and the rows, for each format, against NumPy
@@ -279,7 +311,7 @@ entry test_f16 [t][kb][b][n] (m: i64) (w: [t][kb][32][P]u16) (xs: [b][n]f32) =
 -- entry: test_q8
 -- input @ ../tests/data/q8_panels.in
 -- output @ ../tests/data/q8_panels.out
-entry test_q8 [t][kb][b][n] (m: i64) (q: [t][kb][32][P]u8) (s: [t][kb][P]f32) (o: [t][kb][P]f32)
+entry test_q8 [t][kb][b][n] (m: i64) (q: [t][kb][32][P]u8) (s: [t][kb][P]u16) (o: [t][kb][P]u16)
     (xs: [b][n]f32) =
   let a = q8_mat m q s o
   in products_q8.all a xs
@@ -288,7 +320,7 @@ entry test_q8 [t][kb][b][n] (m: i64) (q: [t][kb][32][P]u8) (s: [t][kb][P]f32) (o
 -- entry: test_q4
 -- input @ ../tests/data/q4_panels.in
 -- output @ ../tests/data/q4_panels.out
-entry test_q4 [t][kb][b][n] (m: i64) (q: [t][kb][16][P]u8) (s: [t][kb][P]f32) (o: [t][kb][P]f32)
+entry test_q4 [t][kb][b][n] (m: i64) (q: [t][kb][16][P]u8) (s: [t][kb][P]u16) (o: [t][kb][P]u16)
     (xs: [b][n]f32) =
   let a = q4_mat m q s o
   in products_q4.all a xs

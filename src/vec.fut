@@ -20,6 +20,9 @@ module type vec = {
   -- | The lanes summed pairwise (a tree of additions).
   val sum : t f32 -> f32
   val to_array 'a : t a -> [n]a
+  -- | `f` applied to an accumulator, each lane's index and the lane, in
+  -- order: in-place writes of the lanes with constant indices.
+  val foldi 'a 'b : (*b -> i64 -> a -> *b) -> *b -> t a -> *b
 }
 
 module lane = {
@@ -30,6 +33,7 @@ module lane = {
   def map2 'a 'b 'c (f: a -> b -> c) (x: a) (y: b) : c = f x y
   def sum (x: f32) : f32 = x
   def to_array 'a (x: a) : [n]a = [x] :> [n]a
+  def foldi 'a 'b (f: *b -> i64 -> a -> *b) (z: *b) (x: a) : *b = f z 0 x
 }
 
 module vec4 : vec = {
@@ -41,6 +45,8 @@ module vec4 : vec = {
     (f x0 y0, f x1 y1, f x2 y2, f x3 y3)
   def sum ((x0, x1, x2, x3): t f32) : f32 = ((x0 + x1) + (x2 + x3))
   def to_array 'a ((x0, x1, x2, x3): t a) : [n]a = [x0, x1, x2, x3] :> [n]a
+  def foldi 'a 'b (f: *b -> i64 -> a -> *b) (z: *b) ((x0, x1, x2, x3): t a) : *b =
+    f (f (f (f z 0 x0) 1 x1) 2 x2) 3 x3
 }
 module vec8 : vec = {
   type t 'a = (a, a, a, a, a, a, a, a)
@@ -51,6 +57,8 @@ module vec8 : vec = {
     (f x0 y0, f x1 y1, f x2 y2, f x3 y3, f x4 y4, f x5 y5, f x6 y6, f x7 y7)
   def sum ((x0, x1, x2, x3, x4, x5, x6, x7): t f32) : f32 = (((x0 + x1) + (x2 + x3)) + ((x4 + x5) + (x6 + x7)))
   def to_array 'a ((x0, x1, x2, x3, x4, x5, x6, x7): t a) : [n]a = [x0, x1, x2, x3, x4, x5, x6, x7] :> [n]a
+  def foldi 'a 'b (f: *b -> i64 -> a -> *b) (z: *b) ((x0, x1, x2, x3, x4, x5, x6, x7): t a) : *b =
+    f (f (f (f (f (f (f (f z 0 x0) 1 x1) 2 x2) 3 x3) 4 x4) 5 x5) 6 x6) 7 x7
 }
 module vec16 : vec = {
   type t 'a = (a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a)
@@ -61,6 +69,8 @@ module vec16 : vec = {
     (f x0 y0, f x1 y1, f x2 y2, f x3 y3, f x4 y4, f x5 y5, f x6 y6, f x7 y7, f x8 y8, f x9 y9, f x10 y10, f x11 y11, f x12 y12, f x13 y13, f x14 y14, f x15 y15)
   def sum ((x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15): t f32) : f32 = ((((x0 + x1) + (x2 + x3)) + ((x4 + x5) + (x6 + x7))) + (((x8 + x9) + (x10 + x11)) + ((x12 + x13) + (x14 + x15))))
   def to_array 'a ((x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15): t a) : [n]a = [x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15] :> [n]a
+  def foldi 'a 'b (f: *b -> i64 -> a -> *b) (z: *b) ((x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15): t a) : *b =
+    f (f (f (f (f (f (f (f (f (f (f (f (f (f (f (f z 0 x0) 1 x1) 2 x2) 3 x3) 4 x4) 5 x5) 6 x6) 7 x7) 8 x8) 9 x9) 10 x10) 11 x11) 12 x12) 13 x13) 14 x14) 15 x15
 }
 module vec32 : vec = {
   type t 'a = (a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a)
@@ -71,4 +81,6 @@ module vec32 : vec = {
     (f x0 y0, f x1 y1, f x2 y2, f x3 y3, f x4 y4, f x5 y5, f x6 y6, f x7 y7, f x8 y8, f x9 y9, f x10 y10, f x11 y11, f x12 y12, f x13 y13, f x14 y14, f x15 y15, f x16 y16, f x17 y17, f x18 y18, f x19 y19, f x20 y20, f x21 y21, f x22 y22, f x23 y23, f x24 y24, f x25 y25, f x26 y26, f x27 y27, f x28 y28, f x29 y29, f x30 y30, f x31 y31)
   def sum ((x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15, x16, x17, x18, x19, x20, x21, x22, x23, x24, x25, x26, x27, x28, x29, x30, x31): t f32) : f32 = (((((x0 + x1) + (x2 + x3)) + ((x4 + x5) + (x6 + x7))) + (((x8 + x9) + (x10 + x11)) + ((x12 + x13) + (x14 + x15)))) + ((((x16 + x17) + (x18 + x19)) + ((x20 + x21) + (x22 + x23))) + (((x24 + x25) + (x26 + x27)) + ((x28 + x29) + (x30 + x31)))))
   def to_array 'a ((x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15, x16, x17, x18, x19, x20, x21, x22, x23, x24, x25, x26, x27, x28, x29, x30, x31): t a) : [n]a = [x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15, x16, x17, x18, x19, x20, x21, x22, x23, x24, x25, x26, x27, x28, x29, x30, x31] :> [n]a
+  def foldi 'a 'b (f: *b -> i64 -> a -> *b) (z: *b) ((x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15, x16, x17, x18, x19, x20, x21, x22, x23, x24, x25, x26, x27, x28, x29, x30, x31): t a) : *b =
+    f (f (f (f (f (f (f (f (f (f (f (f (f (f (f (f (f (f (f (f (f (f (f (f (f (f (f (f (f (f (f (f z 0 x0) 1 x1) 2 x2) 3 x3) 4 x4) 5 x5) 6 x6) 7 x7) 8 x8) 9 x9) 10 x10) 11 x11) 12 x12) 13 x13) 14 x14) 15 x15) 16 x16) 17 x17) 18 x18) 19 x19) 20 x20) 21 x21) 22 x22) 23 x23) 24 x24) 25 x25) 26 x26) 27 x27) 28 x28) 29 x29) 30 x30) 31 x31
 }

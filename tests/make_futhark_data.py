@@ -87,26 +87,29 @@ def main() -> None:
     xr = f32(rng.normal(0, 1, (40, 16)))
     save("rope", [inv_freq, xr], [f32(rope(inv_freq.astype(np.float64), xr.astype(np.float64)))])
 
-    # Weight formats (src/matrix.fut): every finite half; then for each
+    # Weight formats (src/matrix.fut): every half but the NaNs; then for each
     # format, a matrix of 45 rows (two panels, the second padded) times 21
     # tokens (the path that decodes the matrix once), 3 (the grouped
     # products), 1 token (the matrix-vector product), and every row.
     bits = np.arange(0, 1 << 16, dtype=np.uint16)
-    bits = bits[np.isfinite(bits.view(np.float16))]
+    bits = bits[~np.isnan(bits.view(np.float16))]
     save("f16", [bits], [bits.view(np.float16).astype(np.float32)])
     m = 45
-    scale = np.float16(rng.uniform(0.01, 0.1, (m, 3))).astype(np.float32)
-    offset = np.float16(rng.uniform(-1, 0, (m, 3))).astype(np.float32)
+    # scales and offsets are half bits; one block's scale is subnormal
+    scale_bits = np.float16(rng.uniform(0.01, 0.1, (m, 3))).view(np.uint16)
+    scale_bits[7, 1] = 0x0203
+    offset_bits = np.float16(rng.uniform(-1, 0, (m, 3))).view(np.uint16)
+    scale, offset = (b.view(np.float16).astype(np.float32) for b in (scale_bits, offset_bits))
     codes = rng.integers(0, 256, (m, 3, 32), dtype=np.uint8)
     nibbles = rng.integers(0, 16, (m, 3, 32), dtype=np.uint8)
     half = f32(rng.normal(0, 1, (m, 80))).astype(np.float16)
     matrices = {
         "f32": ({"w": f32(rng.normal(0, 1, (m, 80)))}, None),
         "f16": ({"w": half.view(np.uint16)}, half.astype(np.float32)),
-        "q8": ({"w.q": codes, "w.scale": scale, "w.offset": offset},
+        "q8": ({"w.q": codes, "w.scale": scale_bits, "w.offset": offset_bits},
                (scale[..., None] * codes + offset[..., None]).reshape(m, 96)),
         # value j of a block in the low nibble of byte j, value j + 16 in the high one
-        "q4": ({"w.q": nibbles[..., :16] | (nibbles[..., 16:] << 4), "w.scale": scale, "w.offset": offset},
+        "q4": ({"w.q": nibbles[..., :16] | (nibbles[..., 16:] << 4), "w.scale": scale_bits, "w.offset": offset_bits},
                (scale[..., None] * nibbles + offset[..., None]).reshape(m, 96)),
     }
     for fmt, (arrays, dense) in matrices.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -80,6 +81,7 @@ def test_chat_takes_the_sampling_flags() -> None:
          "exactly"),
         (["serve", "--port", "70000"], "llaf: the port must be between 0 and 65535, got 70000"),
         (["serve", "--max-body", "0"], "llaf: the body size limit must be positive, got 0"),
+        (["serve", "--max-batch", "0"], "llaf: the batch size (--max-batch) must be at least 1, got 0"),
         (["serve", "--allowed-hosts", "a*.example.com"], "llaf: an allowed host is a name, *.domain or *, got "
                                                           "'a*.example.com'"),
         (["serve", "--allowed-hosts", ","], "llaf: --allowed-hosts names no host: give names, or * for any"),
@@ -238,3 +240,13 @@ def test_threads_sets_the_multicore_workers() -> None:
     out = run("-c", code)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "3\n0\n"
+
+
+def test_serve_refuses_a_batch_whose_key_value_cache_cannot_fit() -> None:
+    """The bound --max-batch x --context is checked at start, not when the
+    batch fills (the engine's allocator would crash)."""
+    out = llaf("serve", "--backend", SERVER_BACKEND, "--port", "0", "--max-batch", "100000000")
+    assert out.returncode == 1
+    assert re.fullmatch(r"llaf: a key/value cache of 100000000 sequences x 2048 positions needs [0-9.]+ GiB, more "
+                        r"than the [0-9.]+ GiB of memory available \(llaf serve --max-batch and --context\)",
+                        out.stderr.strip()), out.stderr

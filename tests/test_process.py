@@ -52,7 +52,7 @@ C_BACKENDS = [b for b in BACKENDS_UNDER_TEST if b in ("c", "multicore")]
 
 # An engine call that cannot get its memory: the address space is limited
 # to what the process has mapped plus HEADROOM, after the model is loaded,
-# and llaf's own check of the cache size (llaf/model.py, _check_cache_fits)
+# and llaf's own check of the cache size (llaf/model.py, check_cache_fits)
 # is turned off, so the allocation that fails is the engine's own.  A failed
 # malloc itself costs address space (glibc then maps a 64 MiB arena).
 HEADROOM = 256 << 20
@@ -60,7 +60,7 @@ LIMIT = """
 import resource
 from pathlib import Path
 import llaf.model
-llaf.model._check_cache_fits = lambda *args: None
+llaf.model.check_cache_fits = lambda *args: None
 def limit(headroom):
     mapped = [int(l.split()[1]) * 1024 for l in Path("/proc/self/status").read_text().splitlines()
               if l.startswith("VmSize:")][0]

@@ -20,7 +20,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from llaf.server import HostCheck, default_allowed_hosts
+from llaf.server.guards import HostCheck, default_allowed_hosts
 
 from .conftest import SERVER_CONTEXT, SERVER_HEADER_TIMEOUT, SERVER_MAX_BODY, LiveServer, start_server, stop_server
 

@@ -1,0 +1,183 @@
+"""The events of a request's generations, from the engine thread to its
+response, and the two ways a response reads them: one JSON body when all
+have come (`collect`), or server-sent events as they come (`sse`).
+
+The engine thread puts, for each choice of a request, `Piece`s of text and
+one `End`, then one `Done` for the request; or a `Failed` that ends it.
+`Gone` is put by the event loop when the client disconnects. A request's
+`Channel` carries them across threads; its `cancelled` flag goes the other
+way, telling the engine thread that nobody reads any more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import StreamingResponse
+
+from .errors import APIError
+
+
+@dataclass(frozen=True)
+class Piece:
+    """The next text of choice `index`."""
+
+    index: int
+    text: str
+
+
+@dataclass(frozen=True)
+class End:
+    """Choice `index` has ended ("stop" or "length") after its tokens."""
+
+    index: int
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class Done:
+    """Every choice of the request has ended."""
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The request ends with `error` (the engine failed, the server shuts down)."""
+
+    error: APIError
+
+
+@dataclass(frozen=True)
+class Gone:
+    """The client has disconnected."""
+
+
+Event = Piece | End | Done | Failed | Gone
+
+
+class Channel:
+    """One request's events, put by any thread and read on the event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_close: Callable[[Channel], None] | None = None) -> None:
+        self.loop = loop
+        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.cancelled = threading.Event()  # set when the response ends: the engine stops generating
+        self.on_close = on_close
+
+    def put(self, event: Event) -> None:
+        """From the engine thread: onto the event loop's queue."""
+        try:
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
+        except RuntimeError:  # the loop has closed (the server has stopped): nobody reads
+            self.cancelled.set()
+
+    async def get(self) -> Event:
+        return await self.queue.get()
+
+    def close(self) -> None:
+        """The response has ended, however it ended."""
+        self.cancelled.set()
+        if self.on_close is not None:
+            self.on_close(self)
+
+
+async def _disconnection(request: Request, channel: Channel) -> None:
+    """Put `Gone` on `channel` when the client of `request` disconnects."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    channel.queue.put_nowait(Gone())
+
+
+@dataclass
+class Collected:
+    """A request's generations, whole: text and finish reason per choice."""
+
+    texts: list[str]
+    reasons: list[str]
+    prompt_tokens: int
+    completion_tokens: int
+
+
+async def collect(request: Request, channel: Channel, n: int) -> Collected:
+    """All events of a request of `n` choices. A client that disconnects
+    while it waits cancels the generation (a 499, which nobody reads)."""
+    out = Collected([""] * n, [""] * n, 0, 0)
+    # The request's body has been read: the next message from the client
+    # is its disconnection, which a task waits for (polling between
+    # tokens would never happen while tokens keep coming).
+    watch = asyncio.create_task(_disconnection(request, channel))
+    try:
+        while True:
+            event = await channel.get()
+            if isinstance(event, Gone):
+                raise APIError(499, "the client closed the connection")
+            if isinstance(event, Piece):
+                out.texts[event.index] += event.text
+            elif isinstance(event, End):
+                out.reasons[event.index] = event.finish_reason
+                out.prompt_tokens += event.prompt_tokens
+                out.completion_tokens += event.completion_tokens
+            elif isinstance(event, Failed):
+                raise event.error
+            else:
+                return out
+    finally:
+        watch.cancel()
+        channel.close()
+
+
+def sse_line(obj: dict[str, Any]) -> str:
+    return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
+
+
+async def sse(channel: Channel, first: list[dict[str, Any]],
+              chunk: Callable[[int, str | None, str | None], dict[str, Any]],
+              usage_chunk: Callable[[int, int], dict[str, Any]] | None) -> AsyncIterator[str]:
+    """Server-sent events: `first` chunks, one chunk per piece, a final
+    chunk per choice with its finish reason, usage if asked, [DONE]. An
+    error after the response has begun is an event of OpenAI's error body."""
+    prompt_tokens = completion_tokens = 0
+    try:
+        for c in first:
+            yield sse_line(c)
+        while True:
+            event = await channel.get()
+            if isinstance(event, Piece):
+                yield sse_line(chunk(event.index, event.text, None))
+            elif isinstance(event, End):
+                prompt_tokens += event.prompt_tokens
+                completion_tokens += event.completion_tokens
+                yield sse_line(chunk(event.index, None, event.finish_reason))
+            elif isinstance(event, Failed):
+                yield sse_line(event.error.body())
+                break
+            elif isinstance(event, Done):
+                if usage_chunk is not None:
+                    yield sse_line(usage_chunk(prompt_tokens, completion_tokens))
+                break
+        yield "data: [DONE]\n\n"
+    finally:
+        channel.close()
+
+
+class EventStream(StreamingResponse):
+    """Server-sent events that cancel their generation however the response
+    ends (a client that disconnects makes the next write fail)."""
+
+    def __init__(self, events: AsyncIterator[str], channel: Channel) -> None:
+        super().__init__(events, media_type="text/event-stream",
+                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self.channel = channel
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.channel.close()

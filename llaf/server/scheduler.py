@@ -1,0 +1,244 @@
+"""Continuous batching: the one thread that runs the engine, for every request.
+
+The Futhark engine is not thread-safe, so one thread touches the model. It
+loops: it admits waiting sequences, in arrival order, into the free slots of
+one key/value cache of `max_batch` slots; runs one pass of the engine
+(`Cache.run`) that feeds each new sequence its prompt and each running
+sequence its last token; then samples each sequence's next token with that
+sequence's own `Sampler` (its options and seed) and sends the text it makes
+to the request's `Channel`. A sequence leaves the batch between passes when
+it ends (end of turn, stop string, its token limit) or when nobody reads it
+any more (its client has gone); its slot is then free for the next in line.
+
+Each sequence's logits are the ones it gets alone (the engine computes a
+token's sums the same way whatever its batch: tests/test_batch.py), and its
+sampler and text are its own, so a request's output does not depend on what
+else runs beside it.
+
+A request of several prompts has one sequence per prompt (its choices),
+which run side by side and queue one after another.
+
+Memory: the cache holds `max_batch` sequences of up to the context length
+each. It starts at a few positions a slot and doubles when a sequence needs
+more, so its size follows the longest sequence so far, never more than
+max_batch x context positions (`serve` checks at startup that so much fits).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..generation import Model, TextPieces
+from ..model import Cache
+from ..sampling import Sampler, SamplingParams
+from .errors import APIError
+from .events import Channel, Done, End, Failed, Piece
+from .limits import DEFAULT_MAX_BATCH
+
+FIRST_CAPACITY = 256  # positions a slot starts with; the cache doubles as needed, up to the context
+
+
+@dataclass(eq=False)
+class Job:
+    """One request: a prompt per choice, with its token limit, and where its events go."""
+
+    prompts: list[list[int]]
+    max_tokens: list[int]
+    sampling: SamplingParams
+    channel: Channel
+    left: int = 0  # choices not yet ended (the engine thread's)
+    over: bool = False  # ended, cancelled or failed: its other choices are dropped
+
+
+@dataclass(eq=False)
+class Choice:
+    """One choice of a job (one prompt's generation) on its way through the batch."""
+
+    job: Job
+    index: int
+    prompt: list[int]
+    max_tokens: int
+    sampler: Sampler
+    pieces: TextPieces
+    slot: int = -1
+    feed: list[int] = field(default_factory=list)  # the tokens of the next pass
+    completion_tokens: int = 0
+
+
+class Scheduler:
+    """The engine's thread and the batch it decodes. `submit` is called on
+    the event loop; everything else runs on the engine thread."""
+
+    def __init__(self, model: Model, max_batch: int = DEFAULT_MAX_BATCH,
+                 new_cache: Callable[[int], Cache] | None = None) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        self.model = model
+        self.max_batch = max_batch
+        first = min(FIRST_CAPACITY, model.params.context)
+        self.new_cache = new_cache or (lambda slots: Cache(model.params, slots, first))
+        self.cache: Cache | None = None  # made on the engine thread at the first pass
+        self.lock = threading.Condition()  # reentrant: held around the sweep that ends jobs
+        self.waiting: deque[Choice] = deque()  # under `lock`
+        self.running: dict[int, Choice] = {}  # by slot; the engine thread's
+        self.closing = threading.Event()
+        # Counts for /health (written on the engine thread, read anywhere).
+        self.pending = 0  # jobs submitted and not over
+        self.served = 0  # jobs that ran to the end
+        self.cancelled = 0  # jobs ended early because their clients went away
+        self.largest_batch = 0  # the most sequences one pass has decoded
+        self.thread = threading.Thread(target=self._loop, name="llaf-engine", daemon=True)
+
+    # ----- the event loop's side
+
+    def submit(self, job: Job) -> None:
+        """Queue `job`'s choices behind those already waiting."""
+        job.left = len(job.prompts)
+        # A sampler and a detokenizer per choice, as a TextStream alone has.
+        seqs = [Choice(job, i, ids, n, Sampler(job.sampling, ids), TextPieces(self.model.tokenizer, job.sampling.stop))
+                for i, (ids, n) in enumerate(zip(job.prompts, job.max_tokens, strict=True))]
+        with self.lock:
+            if not self.thread.is_alive() and not self.closing.is_set():
+                self.thread.start()
+            self.pending += 1
+            self.waiting.extend(seqs)
+            self.lock.notify()
+
+    @property
+    def n_waiting(self) -> int:
+        return len(self.waiting)
+
+    @property
+    def n_running(self) -> int:
+        return len(self.running)
+
+    def close(self) -> None:
+        """Stop after the current pass; sequences under way are dropped
+        (their responses have been told, or are being torn down)."""
+        with self.lock:
+            self.closing.set()
+            self.lock.notify()
+
+    # ----- the engine thread
+
+    def _loop(self) -> None:
+        while True:
+            with self.lock:
+                while not self.waiting and not self.running and not self.closing.is_set():
+                    self.lock.wait()
+                if self.closing.is_set():
+                    return
+            try:
+                with self.lock:
+                    self._drop_cancelled()
+                    self._admit()
+                if self.running:
+                    self._pass()
+            except Exception as e:  # a bug of the scheduler's own: end what is under way, keep the thread
+                error = APIError(500, f"generation failed: {e}", type="server_error")
+                self.cache = None
+                for seq in [*self.running.values(), *self.waiting]:
+                    self._fail(seq, error)
+
+    def _drop_cancelled(self) -> None:
+        """Sequences nobody reads leave: a client gone frees its slot before the next pass."""
+        for seq in [*self.running.values(), *self.waiting]:
+            if seq.job.channel.cancelled.is_set() and not seq.job.over:
+                self._job_over(seq.job)
+                self.cancelled += 1
+        self.waiting = deque(s for s in self.waiting if not s.job.over)
+        for seq in list(self.running.values()):
+            if seq.job.over:
+                self._leave(seq)
+
+    def _admit(self) -> None:
+        """Waiting sequences, first come first served, into free slots."""
+        free = [s for s in range(self.max_batch) if s not in self.running]
+        while self.waiting and free:
+            seq = self.waiting.popleft()
+            seq.slot = free.pop(0)
+            seq.feed = seq.prompt
+            self.running[seq.slot] = seq
+            if self.cache is not None:
+                self.cache.reset(seq.slot)
+
+    def _pass(self) -> None:
+        """One pass for the whole batch, then each sequence's next token."""
+        batch = list(self.running.values())
+        self.largest_batch = max(self.largest_batch, len(batch))
+        try:
+            if self.cache is None:
+                self.cache = self.new_cache(self.max_batch)
+            logits = self.cache.run({seq.slot: seq.feed for seq in batch})
+        except Exception as e:  # the engine failed: these requests end with a 500, the server keeps serving
+            self.cache = None  # its state is unknown: a fresh one for the next pass
+            error = APIError(500, f"generation failed: {e}", type="server_error")
+            for seq in batch:
+                self._fail(seq, error)
+            return
+        for seq, row in zip(batch, logits, strict=True):
+            try:
+                self._next_token(seq, row)
+            except Exception as e:  # sampling or decoding failed: this request ends with a 500
+                self._fail(seq, APIError(500, f"generation failed: {e}", type="server_error"))
+
+    def _next_token(self, seq: Choice, logits: np.ndarray) -> None:
+        """Sample, stream the text, end the sequence or feed the token back:
+        what TokenStream and TextStream do for a sequence alone."""
+        if seq.job.over:  # its job failed or was cancelled in this very pass
+            self._leave(seq)
+            return
+        tok = seq.sampler.sample(logits)
+        if tok in self.model.tokenizer.eos_ids:
+            self._end(seq, "stop")
+            return
+        seq.completion_tokens += 1
+        piece = seq.pieces.push(tok)
+        if piece:
+            seq.job.channel.put(Piece(seq.index, piece))
+        if seq.pieces.stopped:
+            self._end(seq, "stop")
+        elif seq.completion_tokens == seq.max_tokens:
+            rest = seq.pieces.rest()
+            if rest:
+                seq.job.channel.put(Piece(seq.index, rest))
+            self._end(seq, "length")
+        else:
+            seq.feed = [tok]
+
+    def _end(self, seq: Choice, reason: str) -> None:
+        job = seq.job
+        job.channel.put(End(seq.index, reason, len(seq.prompt), seq.completion_tokens))
+        self._leave(seq)
+        job.left -= 1
+        if job.left == 0:
+            job.channel.put(Done())
+            self._job_over(job)
+            self.served += 1
+
+    def _fail(self, seq: Choice, error: APIError) -> None:
+        """End `seq`'s job with `error`; its other choices leave too."""
+        if not seq.job.over:
+            seq.job.channel.put(Failed(error))
+            self._job_over(seq.job)
+            with self.lock:
+                self.waiting = deque(s for s in self.waiting if not s.job.over)
+            for other in list(self.running.values()):
+                if other.job is seq.job:
+                    self._leave(other)
+        self._leave(seq)
+
+    def _leave(self, seq: Choice) -> None:
+        if self.running.get(seq.slot) is seq:
+            del self.running[seq.slot]
+
+    def _job_over(self, job: Job) -> None:
+        with self.lock:  # `submit` counts on the event loop's thread
+            if not job.over:
+                job.over = True
+                self.pending -= 1

@@ -1,0 +1,105 @@
+"""`serve`: check the address, load the model, run uvicorn until Ctrl-C.
+
+The key/value memory is bounded: the scheduler's cache holds at most
+``--max-batch`` sequences of up to ``--context`` positions, and `serve`
+checks that so much fits in memory before it serves.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from ..errors import LlafError
+from ..model import cache_bytes, check_cache_fits
+from .app import Server, create_app
+from .guards import default_allowed_hosts, header_timeout_protocol
+from .limits import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY, DEFAULT_SHUTDOWN_GRACE
+
+if TYPE_CHECKING:
+    import uvicorn
+
+
+def _check_address(host: str, port: int) -> bool:
+    """Refuse an address that cannot be listened on before the model loads;
+    whether it is a loopback address."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise LlafError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(address)
+        except OSError as e:
+            raise LlafError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    return all(ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in infos)
+
+
+def _uvicorn_server(config: uvicorn.Config, server: Server) -> uvicorn.Server:
+    """uvicorn's server, telling `server` when Ctrl-C or SIGTERM comes."""
+    import uvicorn
+
+    class Uvicorn(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            if server.loop is not None:  # a signal handler: onto the event loop
+                server.loop.call_soon_threadsafe(server.begin_shutdown)
+
+    return Uvicorn(config)
+
+
+def serve(model: str | Path | None = None, backend: str | None = None, context: int | None = None,
+          host: str = "127.0.0.1", port: int = 8000, model_id: str | None = None,
+          storage: str | None = None, max_body: int = DEFAULT_MAX_BODY, allowed_hosts: Sequence[str] | None = None,
+          header_timeout: float = DEFAULT_HEADER_TIMEOUT, shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
+          max_batch: int = DEFAULT_MAX_BATCH) -> None:
+    """Load the model, then serve it until interrupted. `allowed_hosts`:
+    the names the ``Host`` header may give (``*``: any); by default
+    localhost names on a loopback address, any elsewhere. `max_batch`:
+    the sequences decoded together (the rest wait)."""
+    import uvicorn
+
+    from ..generation import DEFAULT_CONTEXT, load
+
+    if not 0 <= port <= 65535:
+        raise LlafError(f"the port must be between 0 and 65535, got {port}")
+    if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
+        raise LlafError(f"the batch size (--max-batch) must be at least 1, got {max_batch}")
+    if max_body < 1:
+        raise LlafError(f"the body size limit must be positive, got {max_body}")
+    for name, value in (("header timeout", header_timeout), ("shutdown grace", shutdown_grace)):
+        if not value >= 0:
+            raise LlafError(f"the {name} must be a number of seconds >= 0, got {value}")
+    hosts = list(allowed_hosts) if allowed_hosts is not None else None
+    if hosts == []:
+        raise LlafError("--allowed-hosts names no host: give names, or * for any")
+    for pattern in hosts or ():
+        if not pattern or "*" in pattern[1:] or (pattern.startswith("*") and pattern != "*"
+                                                 and not pattern.startswith("*.")):
+            raise LlafError(f"an allowed host is a name, *.domain or *, got {pattern!r}")
+    loopback = _check_address(host, port)
+    if hosts is None:
+        hosts = default_allowed_hosts(host, loopback)
+    loaded = load(model, backend=backend, context=DEFAULT_CONTEXT if context is None else context, storage=storage)
+    # The worst case of the key/value cache, refused now rather than when
+    # the batch is full and its sequences long.
+    params = loaded.params
+    check_cache_fits(params, max_batch, params.context, "(llaf serve --max-batch and --context)")
+    app = create_app(loaded, model_id, max_body=max_body, allowed_hosts=hosts, shutdown_grace=shutdown_grace,
+                     max_batch=max_batch)
+    kv = cache_bytes(params, max_batch, params.context)
+    print(f"llaf: serving {app.state.server.model_id} on http://{host}:{port}/ "
+          f"(backend {params.engine.backend}, storage {params.storage}, context {params.context}, "
+          f"max batch {max_batch}: key/value cache up to {kv / 2**20:.0f} MiB)", flush=True)
+    # Our own shutdown ends every request within shutdown_grace; uvicorn's
+    # (which cancels the tasks, a traceback each) is only a backstop for
+    # clients that stop reading.
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", http=header_timeout_protocol(header_timeout),
+                            timeout_graceful_shutdown=int(shutdown_grace) + 5)
+    _uvicorn_server(config, app.state.server).run()
