@@ -9,6 +9,8 @@
     model.generate("Once upon a time", 64, temperature=0.8, top_p=0.95, seed=1)
 """
 
+__version__ = "0.1.0"  # pyproject.toml reads it from here
+
 from .errors import LlafError, OutOfMemoryError
 from .generation import Model, load
 from .model import Cache, Params, forward, gen, init, prefill, step

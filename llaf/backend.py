@@ -148,6 +148,30 @@ def _checked_futhark() -> type:
     from futhark_ffi import Futhark
 
     class CheckedFuthark(Futhark):  # type: ignore[misc]  # futhark-ffi has no type hints
+        def __init__(self, mod: Any, threads: int | None = None) -> None:
+            if threads is None:
+                super().__init__(mod)
+                return
+            # futhark-ffi makes the configuration and the context in one step,
+            # leaving no moment to set the multicore backend's thread count
+            # (by default one per core): its steps, with that setting between.
+            self.lib, self.ffi = mod.lib, mod.ffi
+            conf = self.conf = mod.lib.futhark_context_config_new()
+            mod.lib.futhark_context_config_set_num_threads(conf, threads)
+
+            def free_ctx(ctx: Any) -> None:
+                mod.lib.futhark_context_free(ctx)
+                mod.lib.futhark_context_config_free(conf)
+
+            self.ctx = mod.ffi.gc(mod.lib.futhark_context_new(conf), free_ctx)
+            error = self.lib.futhark_context_get_error(self.ctx)
+            if error:
+                raise ValueError(self._get_string(error))
+            self.make_types()
+            self.make_entrypoints()
+            self.make_stores()
+            self.make_restores()
+
         def to_futhark(self, fut_type: Any, data: Any) -> Any:
             arr = super().to_futhark(fut_type, data)
             if arr == self.ffi.NULL:
@@ -164,11 +188,26 @@ def _checked_futhark() -> type:
     return CheckedFuthark
 
 
-class Engine:
-    """One instance of the compiled llm.fut on one backend."""
+def check_threads(threads: Any, backend: str) -> int | None:
+    """`threads` checked: None, or a positive thread count for the multicore
+    backend (the others take none: c runs on one thread, the OpenCL ones on
+    their device)."""
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise LlafError(f"the thread count must be a positive integer, got {threads!r}")
+    if backend != "multicore":
+        raise LlafError(f"a thread count is for the multicore backend; the {backend} backend takes none")
+    return threads
 
-    def __init__(self, backend: str | None = None) -> None:
+
+class Engine:
+    """One instance of the compiled llm.fut on one backend; `threads`: the
+    multicore backend's worker threads (default: one per core)."""
+
+    def __init__(self, backend: str | None = None, threads: int | None = None) -> None:
         self.backend = backend = resolve_backend(backend)
+        self.threads = check_threads(threads, backend)
         where = build_dir(backend)
         if backend == "pyopencl":
             path = where / "llm.py"
@@ -185,7 +224,7 @@ class Engine:
                                 "on a CPU use pyopencl, c or multicore")
 
             # An extension module must be loaded under the name it was built with.
-            self._fut = _checked_futhark()(_load("_llm", libs[0]))
+            self._fut = _checked_futhark()(_load("_llm", libs[0]), self.threads)
             _CONTEXTS.add(self._fut)
 
     @staticmethod

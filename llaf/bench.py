@@ -35,6 +35,12 @@ PROMPTS = (16, 512)
 DECODE = 128
 BATCH = 8
 
+# What `llaf bench --help` says: the module's docstring is written for the
+# source (reStructuredText quotes, a cut-off first line), not for a terminal.
+DESCRIPTION = ("Time llaf against transformers and llama.cpp on the same weights, each in its own process: "
+               f"prefill speed (16- and 512-token prompts), time to first token, decode speed ({DECODE} greedy "
+               "tokens), load time and peak memory. Prints a table and writes results.json and bench.png.")
+
 
 def timed(fn: Callable[[], Any]) -> float:
     t0 = time.perf_counter()
@@ -304,13 +310,14 @@ def plot(results: dict[str, dict[str, Any]], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="llaf bench", description=__doc__.splitlines()[0] if __doc__ else None)
+    ap = argparse.ArgumentParser(prog="llaf bench", description=DESCRIPTION)
     ap.add_argument("--model", "-m", default=None, help="a GGUF file (default: SmolLM2-135M-Instruct)")
-    ap.add_argument("--backend", "-b", default=None, help="llaf backend(s), comma-separated (default: the default)")
+    ap.add_argument("--backend", "-b", default=None,
+                    help="llaf backend(s), comma-separated (default: the default backend)")
     ap.add_argument("--storage", "-s", default=None,
                     help="llaf weight storage(s), comma-separated: f32, f16, q8, q4 (default: the file's own form)")
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--out", default="bench", help="directory for results.json and bench.png")
+    ap.add_argument("--reps", type=int, default=3, help="repetitions of each measurement (default 3)")
+    ap.add_argument("--out", default="bench", help="directory for results.json and bench.png (default bench)")
     ap.add_argument("--engine", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     from .assets import default_model_path

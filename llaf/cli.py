@@ -1,9 +1,18 @@
 """The ``llaf`` command.
 
+<<<<<<< HEAD
+    llaf generate "Once upon a time" [--model M] [--max-new-tokens N] [--backend B] [--threads N] [sampling]
+    llaf generate -f FILE ...        # the prompt from a file (- for stdin)
+    llaf chat [--model M] [--backend B] [--system TEXT] [sampling]   # /help at the prompt
+    llaf --version
+    llaf serve [--model M] [--host H] [--port P] [--allowed-hosts H,...] [--max-body N]
+                                     # OpenAI-compatible HTTP server and a chat page
+=======
     llaf generate "Once upon a time" [--model M] [--max-new-tokens N] [--backend B] [sampling]
     llaf chat [--model M] [--backend B] [sampling]
     llaf serve [--model M] [--host H] [--port P] [--max-batch N] [--allowed-hosts H,...] [--max-body N]
                                      # OpenAI-compatible HTTP server (continuous batching), chat page
+>>>>>>> main
     llaf assets                      # fetch the tokenizer files and the default model
     llaf bench [--model M] [--backend B]   # llaf against transformers (and llama.cpp)
 
@@ -17,11 +26,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import LlafError, OutOfMemoryError
 
 if TYPE_CHECKING:
+    from .generation import Model, TextStream
     from .sampling import SamplingParams
 
 
@@ -29,12 +40,20 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     from .generation import DEFAULT_CONTEXT
 
     p.add_argument("--model", "-m", default=None,
-                   help="a GGUF file, a Hugging Face directory or gpt2 (default: SmolLM2-135M-Instruct)")
+                   help="a GGUF file or a directory holding one, a model's name (SmolLM2-135M-Instruct, the default), "
+                        "a Hugging Face directory or gpt2")
     p.add_argument("--backend", "-b", default=None, help="pyopencl, c, multicore, opencl or cuda")
     p.add_argument("--context", type=int, default=DEFAULT_CONTEXT,
                    help=f"context length cap (default {DEFAULT_CONTEXT}, or the model's if smaller)")
     p.add_argument("--storage", default=None, choices=["f32", "f16", "q8", "q4"],
                    help="how the engine keeps the weights (default: a GGUF file's own form, else f32)")
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=None,
+                   help="worker threads of the multicore backend (default: one per core)")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="no progress bar or status line on a terminal's stderr")
 
 
 def _sampling_args(p: argparse.ArgumentParser) -> None:
@@ -55,54 +74,178 @@ def _sampling(args: argparse.Namespace) -> SamplingParams:
                           repetition_penalty=args.repetition_penalty, seed=args.seed, stop=tuple(args.stop))
 
 
-def _print_stream(pieces: Iterable[str]) -> str:
-    text = []
+def _print_stream(pieces: Iterable[str], shown: list[str]) -> str:
+    """Print `pieces` as they come, each also appended to `shown` (what was
+    printed when a Ctrl-C stops the stream)."""
     for piece in pieces:
-        text.append(piece)
+        shown.append(piece)
         print(piece, end="", flush=True)
     print(flush=True)
-    return "".join(text)
+    return "".join(shown)
+
+
+def _load(args: argparse.Namespace) -> Model:
+    """The model the flags name; on a terminal, a progress bar while it loads
+    (past a second) and then one status line on stderr."""
+    from .generation import load
+
+    status = not args.quiet and sys.stderr.isatty()
+    model = load(args.model, backend=args.backend, context=args.context, storage=args.storage,
+                 threads=args.threads, progress=status)
+    if status:
+        params = model.params
+        threads = f", {args.threads} thread{'s' * (args.threads != 1)}" if args.threads else ""
+        print(f"llaf: {model.name}, storage {params.storage}, backend {params.engine.backend}{threads}, "
+              f"context {params.context}", file=sys.stderr, flush=True)
+    return model
+
+
+def _prompt(args: argparse.Namespace) -> str:
+    """The prompt: the argument, or the file -f names (- or a prompt of - is stdin)."""
+    from .tokenizer import check_text
+
+    if args.file is not None and args.prompt is not None:
+        raise LlafError("give the prompt as an argument or with -f FILE, not both")
+    if args.file is None and args.prompt is None:
+        raise LlafError("no prompt: give one as an argument, or -f FILE (- for stdin)")
+    if args.file is None and args.prompt != "-":
+        # Bytes in argv that are not UTF-8 reach Python as lone surrogates, which
+        # no tokenizer takes: say so before loading the model.
+        check_text(args.prompt, "the prompt", from_bytes=True)
+        return str(args.prompt)
+    where = args.file or "-"
+    try:
+        data = sys.stdin.buffer.read() if where == "-" else Path(where).read_bytes()
+    except OSError as e:
+        raise LlafError(f"cannot read the prompt from {where}: {e.strerror}") from None
+    name = "standard input" if where == "-" else where
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise LlafError(f"{name} is not valid UTF-8 (the byte 0x{data[e.start]:02x} at byte {e.start})") from None
+    # A file ends with a newline (an editor's, echo's); the text is what comes before it.
+    return text.removesuffix("\n").removesuffix("\r")
 
 
 def generate(args: argparse.Namespace) -> None:
-    from .generation import load
-    from .tokenizer import check_text
-
-    # Bytes in argv that are not UTF-8 reach Python as lone surrogates, which
-    # no tokenizer takes: say so before loading the model.
-    check_text(args.prompt, "the prompt", from_bytes=True)
+    prompt = _prompt(args)
     sampling = _sampling(args)
-    model = load(args.model, backend=args.backend, context=args.context, storage=args.storage)
-    stream = model.stream(args.prompt, args.max_new_tokens, sampling=sampling)
-    print(args.prompt, end="", flush=True)
-    _print_stream(stream)
+    model = _load(args)
+    stream = model.stream(prompt, args.max_new_tokens, sampling=sampling)
+    print(prompt, end="", flush=True)
+    _print_stream(stream, [])
+
+
+CHAT_HELP = """\
+/clear          forget the conversation (the system message stays)
+/system TEXT    set the system message (/system alone removes it)
+/help           this list
+/quit           quit (also Ctrl-D, or Ctrl-C at the prompt)
+Ctrl-C during a reply stops it; the arrow keys edit the line and recall earlier ones."""
+
+
+class _Chat:
+    """A conversation at the terminal: the system message, the turns since,
+    and the commands that change them."""
+
+    def __init__(self, system: str | None) -> None:
+        self.system = system
+        self.turns: list[dict[str, str]] = []
+        self.warned = False
+
+    def messages(self) -> list[dict[str, str]]:
+        return ([{"role": "system", "content": self.system}] if self.system else []) + self.turns
+
+    def command(self, line: str) -> bool:
+        """Run the command `line` (it starts with /); False for /quit."""
+        from .tokenizer import check_text
+
+        name, _, text = line.partition(" ")
+        if name == "/quit":
+            return False
+        if name == "/help":
+            say(CHAT_HELP)
+        elif name == "/clear":
+            self.turns.clear()
+            say("(conversation cleared)")
+        elif name == "/system":
+            try:
+                check_text(text, "the system message", from_bytes=True)
+            except LlafError as e:
+                say(f"llaf: {e}")
+                return True
+            self.system = text.strip() or None
+            say("(system message set)" if self.system else "(system message removed)")
+        else:
+            say(f"llaf: unknown command {name}: /help lists the commands (start a line with a space to "
+                "send a / to the model)")
+        return True
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 def chat(args: argparse.Namespace) -> None:
-    from .generation import load
     from .tokenizer import check_text
 
     if args.system:
         check_text(args.system, "the system message", from_bytes=True)
     sampling = _sampling(args)
-    model = load(args.model, backend=args.backend, context=args.context, storage=args.storage)
-    messages: list[dict[str, str]] = []
-    if args.system:
-        messages.append({"role": "system", "content": args.system})
+    model = _load(args)
+    conversation = _Chat(args.system)
     interactive = sys.stdin.isatty()
+    if interactive:
+        import readline  # noqa: F401  # input() then edits lines and keeps their history
+
+        say(f"Chatting with {model.name}. /help lists the commands; Ctrl-C stops a reply; "
+            "Ctrl-D or /quit quits.")
     while True:
         try:
             line = input("> " if interactive else "")
-        except EOFError:
-            break
+        except (EOFError, KeyboardInterrupt):  # Ctrl-D, or Ctrl-C at the prompt: quit
+            if interactive:
+                print(flush=True)  # the prompt's line ends
+            return
         except UnicodeDecodeError as e:  # stdin decoded strictly (a UTF-8 locale)
             raise LlafError(f"the input is not valid UTF-8 (byte 0x{e.object[e.start]:02x})") from None
         if not line.strip():
             continue
         check_text(line, "the input line", from_bytes=True)  # stdin decoded with surrogateescape (C locale)
-        messages.append({"role": "user", "content": line})
-        reply = _print_stream(model.stream_chat(messages, args.max_new_tokens, sampling=sampling))
-        messages.append({"role": "assistant", "content": reply})
+        if line.startswith("/"):
+            if not conversation.command(line):
+                return
+            continue
+        conversation.turns.append({"role": "user", "content": line})
+        shown: list[str] = []
+        stream: TextStream | None = None
+        try:
+            try:
+                # The oldest turns make way when the conversation outgrows the
+                # context; what the user typed stays in the line history.
+                stream = model.stream_chat(conversation.messages(), args.max_new_tokens, truncate=True,
+                                           sampling=sampling)
+            except LlafError as e:  # this message alone fills the context: the chat goes on without it
+                conversation.turns.pop()
+                say(f"llaf: {e}")
+                continue
+            if stream.dropped_messages:
+                del conversation.turns[:stream.dropped_messages]
+                if not conversation.warned:
+                    conversation.warned = True
+                    say(f"llaf: the conversation outgrew the context ({model.params.context} tokens with "
+                        f"{args.max_new_tokens} for a reply): its oldest turns are left out from now on"
+                        f"{' (the system message stays)' if conversation.system else ''}")
+            reply = _print_stream(stream, shown)
+        except KeyboardInterrupt:
+            if not interactive:
+                raise
+            # Ctrl-C stops this reply: the model keeps what was shown, and the chat goes on.
+            if stream is not None:
+                stream.close()
+            print(flush=True)
+            reply = "".join(shown)
+        conversation.turns.append({"role": "assistant", "content": reply})
 
 
 def serve(args: argparse.Namespace) -> None:
@@ -139,18 +282,27 @@ def bench(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from . import __version__
+
     ap = argparse.ArgumentParser(prog="llaf", description="LLM inference on a Futhark engine.")
+    ap.add_argument("--version", action="version", version=f"llaf {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generate", help="continue a prompt, streaming the text")
-    g.add_argument("prompt")
+    g.add_argument("prompt", nargs="?", default=None, help="the text to continue (- reads it from stdin)")
+    g.add_argument("--file", "-f", default=None, metavar="FILE",
+                   help="read the prompt from FILE (- for stdin), without its final newline")
     g.add_argument("--max-new-tokens", "-n", type=int, default=128)
     _model_args(g)
+    _run_args(g)
     _sampling_args(g)
     g.set_defaults(run=generate)
-    c = sub.add_parser("chat", help="talk with a chat model (its chat template); end with Ctrl-D")
+    c = sub.add_parser("chat", help="talk with a chat model (its chat template); end with Ctrl-D",
+                       description="Talk with a chat model. Commands:\n" + CHAT_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("--max-new-tokens", "-n", type=int, default=512)
     c.add_argument("--system", default=None, help="a system message")
     _model_args(c)
+    _run_args(c)
     _sampling_args(c)
     c.set_defaults(run=chat)
     s = sub.add_parser("serve", help="an OpenAI-compatible HTTP server with a web chat page at /")

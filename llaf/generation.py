@@ -14,6 +14,7 @@ and stops at the model's end-of-turn token, at a stop string or after
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,11 +23,11 @@ from typing import Any
 from . import checks
 from . import weights as weights_mod
 from .assets import default_model_path
-from .backend import resolve_backend
+from .backend import check_threads, resolve_backend
 from .errors import LlafError
 from .model import Params, check_fits, init, prefill, prompt_ids, step
 from .sampling import GREEDY, Sampler, SamplingParams, sampling_params
-from .tokenizer import Message, Tokenizer, for_model
+from .tokenizer import Message, Tokenizer, chat_messages, for_model
 
 DEFAULT_CONTEXT = 2048
 
@@ -90,6 +91,7 @@ class TextStream(Iterator[str]):
         self.prompt_tokens = self.tokens.prompt_tokens
         self.completion_tokens = 0
         self.finish_reason: str | None = None
+        self.dropped_messages = 0  # set by Model.stream_chat(..., truncate=True)
         self._pieces = self._run()
 
     def __next__(self) -> str:
@@ -118,6 +120,32 @@ class TextStream(Iterator[str]):
         if rest:
             yield rest
         self.finish_reason = self.tokens.finish_reason
+
+
+def fit_chat(tokenizer: Tokenizer, messages: Sequence[Message], max_new_tokens: int,
+             context: int) -> tuple[list[int], int, int]:
+    """A conversation made to fit the context with room for the reply: the
+    ids of `messages` without as many of their oldest turns as it takes (a
+    turn runs from a user message to the next; a leading system message
+    stays), the number of messages left out, and `max_new_tokens`, cut to
+    the room left when even the last turn alone leaves too little. A
+    LlafError when the last turn alone fills the context."""
+    messages = chat_messages(messages)
+    head = 1 if messages[0]["role"] == "system" else 0
+    dropped = head
+    while True:
+        ids = tokenizer.chat(messages[:head] + messages[dropped:])
+        if len(ids) + max_new_tokens <= context:
+            return ids, dropped - head, max_new_tokens
+        later = [i for i in range(dropped + 1, len(messages)) if messages[i]["role"] == "user"]
+        if not later:
+            break
+        dropped = later[0]
+    if len(ids) < context:
+        return ids, dropped - head, context - len(ids)
+    raise LlafError(f"the last message needs {len(ids)} tokens with the chat template"
+                    f"{' and the system message' if head else ''}, but the context length is {context}: "
+                    "no room for the reply")
 
 
 class TextPieces:
@@ -209,15 +237,27 @@ class Model:
         """The continuation of `prompt`."""
         return self.stream(prompt, max_new_tokens, sampling=sampling, **options).text()
 
-    def stream_chat(self, messages: Sequence[Message], max_new_tokens: int = 256, *,
+    def stream_chat(self, messages: Sequence[Message], max_new_tokens: int = 256, *, truncate: bool = False,
                     sampling: SamplingParams | None = None, **options: Any) -> TextStream:
-        """The assistant's reply to `messages` (the model's chat template), piece by piece."""
-        return self.stream_text(self.tokenizer.chat(messages), max_new_tokens, SamplingParams.of(sampling, options))
+        """The assistant's reply to `messages` (the model's chat template), piece by piece.
 
-    def chat(self, messages: Sequence[Message], max_new_tokens: int = 256, *,
+        A conversation longer than the context, with room for `max_new_tokens`,
+        is an error; with `truncate`, its oldest turns are left out instead
+        (the system message stays; `fit_chat`), and the stream's
+        `dropped_messages` counts them."""
+        sampling = SamplingParams.of(sampling, options)
+        if not checks.instance("truncate", truncate, bool, "True or False"):
+            return self.stream_text(self.tokenizer.chat(messages), max_new_tokens, sampling)
+        max_new_tokens = checks.count("max_new_tokens", max_new_tokens)
+        ids, dropped, max_new_tokens = fit_chat(self.tokenizer, messages, max_new_tokens, self.params.context)
+        stream = self.stream_text(ids, max_new_tokens, sampling)
+        stream.dropped_messages = dropped
+        return stream
+
+    def chat(self, messages: Sequence[Message], max_new_tokens: int = 256, *, truncate: bool = False,
              sampling: SamplingParams | None = None, **options: Any) -> str:
-        """The assistant's reply to `messages`."""
-        return self.stream_chat(messages, max_new_tokens, sampling=sampling, **options).text()
+        """The assistant's reply to `messages` (`truncate`: as in `stream_chat`)."""
+        return self.stream_chat(messages, max_new_tokens, truncate=truncate, sampling=sampling, **options).text()
 
 
 def with_context(w: weights_mod.Weights, context: int | None) -> weights_mod.Weights:
@@ -229,18 +269,66 @@ def with_context(w: weights_mod.Weights, context: int | None) -> weights_mod.Wei
     return replace(w, hparams=w.hparams | {"context": context})
 
 
+class _LoadingBar:
+    """A progress bar on stderr over the three steps of `load`: reading the
+    weights, the tokenizer, the weights into the engine (an array at a time).
+    It is drawn only once loading has taken a second (tqdm's `delay`), and
+    cleared when done."""
+
+    STEPS = 3
+    DELAY = 1.0  # seconds before the bar is drawn
+
+    def __init__(self, name: str, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self.name = name
+        self.done = 0.0
+        self.bar = tqdm(total=self.STEPS, desc=f"loading {name}: weights", delay=self.DELAY, leave=False,
+                        disable=not enabled, file=sys.stderr,
+                        bar_format="{desc} |{bar}| {percentage:3.0f}% {elapsed}")
+
+    def step(self, what: str) -> None:
+        """The previous step done; `what` next."""
+        self._to(float(int(self.done) + 1))
+        self.bar.set_description_str(f"loading {self.name}: {what}", refresh=False)
+
+    def array(self, done: int, total: int) -> None:
+        self._to(self.STEPS - 1 + done / total)
+
+    def _to(self, done: float) -> None:
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def load(model: str | Path | None = None, backend: str | None = None,
-         context: int | None = DEFAULT_CONTEXT, progress: bool = False, storage: str | None = None) -> Model:
-    """Load a model and its tokenizer: a GGUF file, a Hugging Face directory,
-    a llaf weight file or hub name for GPT-2; by default SmolLM2-135M-Instruct.
+         context: int | None = DEFAULT_CONTEXT, progress: bool = False, storage: str | None = None,
+         threads: int | None = None) -> Model:
+    """Load a model and its tokenizer: a GGUF file (or a directory holding
+    one, or its name among llaf's models, e.g. ``"SmolLM2-135M-Instruct"``),
+    a Hugging Face directory, a llaf weight file or hub name for GPT-2; by
+    default SmolLM2-135M-Instruct.
     `context` caps the context length (memory and time of the key/value cache);
     `storage` picks how the weights are kept (llaf/storage.py; by default a
-    GGUF file's own quantized form)."""
+    GGUF file's own quantized form); `threads`: the multicore backend's
+    worker threads (default one per core); `progress` shows a progress bar
+    on stderr when loading takes over a second."""
     # Arguments checked before minutes of loading.
     backend = resolve_backend(backend)
+    check_threads(threads, backend)
     if context is not None and checks.integer("the context length", context) <= 0:
         raise LlafError(f"the context length must be positive, got {context}")
-    source: Any = default_model_path() if model is None else model
-    w = with_context(weights_mod.load(source, progress=progress, storage=storage), context)
-    tokenizer = for_model(source, w.architecture)
-    return Model(Path(str(source)).name, init(w, backend=backend, progress=progress), tokenizer)
+    source: Any = default_model_path() if model is None else weights_mod.resolve(model)
+    name = Path(str(source)).name
+    bar = _LoadingBar(name, progress)
+    try:
+        w = with_context(weights_mod.load(source, progress=progress, storage=storage), context)
+        bar.step("tokenizer")
+        tokenizer = for_model(source, w.architecture)
+        bar.step(f"into the {backend} engine")
+        params = init(w, backend=backend, progress=progress, threads=threads, each_array=bar.array)
+    finally:
+        bar.close()
+    return Model(name, params, tokenizer)

@@ -19,7 +19,7 @@ clear `LlafError`.
 from __future__ import annotations
 
 import resource
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ import numpy as np
 from . import checks
 from . import storage as storage_mod
 from . import weights as weights_mod
-from .backend import Engine, resolve_backend
+from .backend import Engine, check_threads, resolve_backend
 from .errors import LlafError
 
 
@@ -67,7 +67,8 @@ def _params(params: Any) -> Params:
     return checks.instance("params", params, Params, "a llaf.Params (from llaf.init)")
 
 
-def init(source: Any, backend: str | None = None, progress: bool = True, storage: str | None = None) -> Params:
+def init(source: Any, backend: str | None = None, progress: bool = True, storage: str | None = None,
+         threads: int | None = None, each_array: Callable[[int, int], object] | None = None) -> Params:
     """Load weights into the engine.
 
     `source`: a transformers model object, a local Hugging Face directory, a
@@ -77,11 +78,22 @@ def init(source: Any, backend: str | None = None, progress: bool = True, storage
     default a GGUF file's own form (e.g. 4-bit blocks), f32 otherwise.
     `backend`: pyopencl, c, multicore, opencl or cuda (default
     ``$LLAF_BACKEND`` or the first built of llaf/backend.py's PREFERENCE).
+    `threads`: the multicore backend's worker threads (default: one per core).
+    `each_array(done, total)` is called as each array reaches the engine (a progress bar).
     """
     backend = resolve_backend(backend)  # a wrong name is refused before minutes of loading
+    check_threads(threads, backend)
     w = weights_mod.load(source, progress=progress, storage=storage)
-    engine = Engine(backend)
-    args = [engine.put(a) if isinstance(a, np.ndarray) else a for a in w.init_args()]
+    engine = Engine(backend, threads)
+    total = sum(len(w.format(name).parts(name)) if name in w.module.MATRICES else 1 for name in w.module.ARRAYS)
+    args, done = [], 0
+    for a in w.init_args():
+        if isinstance(a, np.ndarray):
+            a = engine.put(a)
+            done += 1
+            if each_array is not None:
+                each_array(done, total)
+        args.append(a)
     handle = engine.call(f"{w.entry}_init", *args)
     return Params(engine, w.architecture, handle, w.vocab, w.context, dict(w.hparams), w.storage, w.kv_width)
 

@@ -244,12 +244,51 @@ def as_f32(weights: Weights) -> Weights:
     return Weights(weights.architecture, weights.hparams, arrays, "f32")
 
 
+def _gguf_files(where: Path, name: str | None = None) -> list[Path]:
+    """The GGUF files in directory `where`; with `name`, those it names: the
+    file name, or the name without its quantization (``SmolLM2-135M-Instruct``
+    for ``SmolLM2-135M-Instruct.Q4_1.gguf``), in any case."""
+    files = sorted(where.glob("*.gguf")) if where.is_dir() else []
+    if name is None:
+        return files
+    key = name.casefold()
+    return [f for f in files if key in (f.name.casefold(), f.stem.casefold()) or
+            f.name.casefold().startswith(key + ".")]
+
+
+def resolve(source: Any) -> Any:
+    """Where the model `source` names is: a directory without config.json
+    that holds one GGUF file means that file, and a bare name that is no
+    file means the GGUF file of that name among llaf's models (.cache/models,
+    where the default model is), so ``SmolLM2-135M-Instruct`` is the default
+    model. Anything else is returned as it is."""
+    if not isinstance(source, (str, Path)):
+        return source
+    path = Path(source).expanduser()
+    if path.is_dir() and not (path / "config.json").exists():
+        files = _gguf_files(path)
+        if len(files) > 1:
+            raise LlafError(f"{path} holds {len(files)} GGUF files ({', '.join(f.name for f in files)}): "
+                            "name one of them")
+        return files[0] if files else source
+    if not path.exists() and isinstance(source, str) and "/" not in source:
+        files = _gguf_files(asset_dir() / "models", source)
+        if len(files) > 1:
+            raise LlafError(f"{source!r} names {len(files)} models ({', '.join(f.name for f in files)}): "
+                            "give the whole file name")
+        if files:
+            return files[0]
+    return source
+
+
 def load(source: Any, progress: bool = True, storage: str | None = None) -> Weights:
-    """Weights from anything `llaf.init` accepts.  `storage` (llaf/storage.py):
-    by default a GGUF file's matrices keep their file's form and other sources
-    are f32; ``"f32"`` decodes quantized matrices to float32."""
+    """Weights from anything `llaf.init` accepts (see `resolve` for names and
+    directories).  `storage` (llaf/storage.py): by default a GGUF file's
+    matrices keep their file's form and other sources are f32; ``"f32"``
+    decodes quantized matrices to float32."""
     if storage is not None:
         storage_mod.check_storage(storage)
+    source = resolve(source)
     path = Path(source).expanduser() if isinstance(source, (str, Path)) else None
     if path is not None and path.exists() and not (path.is_file() or path.is_dir()):
         raise LlafError(f"{source} is not a regular file")  # a FIFO or device: not "no such file"
@@ -280,7 +319,7 @@ def _load(source: Any, progress: bool) -> Weights:
         return load_file(path)
     if path.is_dir():
         if not (path / "config.json").exists():
-            raise LlafError(f"{path} is not a Hugging Face model directory (no config.json)")
+            raise LlafError(f"{path} holds no GGUF file and is not a Hugging Face model directory (no config.json)")
         cached = _cache_path(_directory_key(path))
     elif str(source).startswith((".", "/", "~")) or str(source).endswith((".safetensors", ".gguf")):
         raise LlafError(f"no such file or directory: {source}")

@@ -126,7 +126,7 @@ def test_serve_refuses_a_port_in_use_before_loading_the_model() -> None:
 
 
 def test_gpt2_example_without_weights_says_how_to_get_them(tmp_path: Path) -> None:
-    out = run("examples/gpt2/run.py", "Hello", "--cnt", "3",
+    out = run("examples/gpt2/run.py", "Hello", "-n", "3",
               env={"LLAF_CACHE": str(tmp_path), "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1",
                    "TIKTOKEN_CACHE_DIR": str(ROOT / ".cache" / "tiktoken")})
     assert out.returncode == 1
@@ -141,10 +141,105 @@ def test_gpt2_example_runs_from_a_weight_file(tmp_path: Path, backend: str) -> N
     from .conftest import random_gpt2
 
     path = save(from_transformers(random_gpt2(5), progress=False), tmp_path / "gpt2.safetensors")
-    out = run("examples/gpt2/run.py", "Hello", "--name", str(path), "--cnt", "5", "--backend", backend, "--bench")
+    out = run("examples/gpt2/run.py", "Hello", "--model", str(path), "-n", "5", "--backend", backend, "--bench")
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("Hello")
     assert "llaf / transformers speed:" in out.stdout and "same tokens: True" in out.stdout
+
+
+def test_version() -> None:
+    from llaf import __version__
+
+    out = llaf("--version")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == f"llaf {__version__}\n"
+    assert __version__ == "0.1.0"
+
+
+def test_bench_help_is_plain_text() -> None:
+    out = llaf("bench", "--help")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("usage: llaf bench ")
+    # the description, whole and without the docstring's ``quotes``
+    assert "Time llaf against transformers and llama.cpp on the same weights" in out.stdout
+    assert "results.json and bench.png." in " ".join(out.stdout.split())
+    assert "``" not in out.stdout
+
+
+def _default_gguf() -> Path:
+    from llaf.assets import default_model_path
+
+    return default_model_path()
+
+
+@pytest.mark.parametrize("name", ["SmolLM2-135M-Instruct", "smollm2-135m-instruct.Q4_1",
+                                  "SmolLM2-135M-Instruct.Q4_1.gguf"])
+def test_the_default_model_by_its_name(name: str) -> None:
+    out = llaf("generate", "The capital of France is", "-n", "2", "--backend", SERVER_BACKEND, "--model", name)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "The capital of France is Paris.\n"
+
+
+def test_a_directory_holding_one_gguf(tmp_path: Path) -> None:
+    (tmp_path / "model.gguf").symlink_to(_default_gguf())
+    (tmp_path / "README.txt").write_text("not a model")
+    out = llaf("generate", "The capital of France is", "-n", "2", "--backend", SERVER_BACKEND, "-m", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "The capital of France is Paris.\n"
+
+
+def test_a_directory_of_several_ggufs_or_none_is_one_line(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = llaf("generate", "x", "--backend", SERVER_BACKEND, "-m", str(empty))
+    assert out.returncode == 1
+    assert out.stderr == f"llaf: {empty} holds no GGUF file and is not a Hugging Face model directory " \
+                         "(no config.json)\n"
+    for name in ("b.gguf", "a.gguf"):
+        (tmp_path / name).symlink_to(_default_gguf())
+    out = llaf("generate", "x", "--backend", SERVER_BACKEND, "-m", str(tmp_path))
+    assert out.returncode == 1
+    assert out.stderr == f"llaf: {tmp_path} holds 2 GGUF files (a.gguf, b.gguf): name one of them\n"
+
+
+def test_generate_reads_the_prompt_from_a_file_or_stdin(tmp_path: Path) -> None:
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("The capital of France is\n")  # an editor's final newline is not part of the prompt
+    for args, stdin in ((["-f", str(prompt)], ""), (["-f", "-"], "The capital of France is\n"),
+                        (["-"], "The capital of France is")):
+        out = llaf("generate", *args, "-n", "2", "--backend", SERVER_BACKEND, stdin=stdin)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout == "The capital of France is Paris.\n", args
+
+
+def test_generate_prompt_errors_are_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"ab\xffc")
+    for args, message in (
+        (["generate"], "llaf: no prompt: give one as an argument, or -f FILE (- for stdin)"),
+        (["generate", "x", "-f", str(bad)], "llaf: give the prompt as an argument or with -f FILE, not both"),
+        (["generate", "-f", str(tmp_path / "missing.txt")],
+         f"llaf: cannot read the prompt from {tmp_path / 'missing.txt'}: No such file or directory"),
+        (["generate", "-f", str(bad)], f"llaf: {bad} is not valid UTF-8 (the byte 0xff at byte 2)"),
+        (["generate", "x", "--threads", "2", "--backend", "c"],
+         "llaf: a thread count is for the multicore backend; the c backend takes none"),
+        (["chat", "--threads", "0", "--backend", "multicore"],
+         "llaf: the thread count must be a positive integer, got 0"),
+    ):
+        out = llaf(*args)
+        assert out.returncode == 1, args
+        assert out.stderr == message + "\n"
+
+
+def test_threads_sets_the_multicore_workers() -> None:
+    # Futhark's multicore scheduler runs threads - 1 workers beside the calling thread.
+    code = ("import os\nfrom llaf.backend import Engine\n"
+            "n = lambda: len(os.listdir('/proc/self/task'))\nbefore = n()\nEngine('multicore', threads=4)\n"
+            "print(n() - before)\nbefore = n()\nEngine('multicore', threads=1)\nprint(n() - before)\n")
+    out = run("-c", code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "3\n0\n"
 
 
 def test_serve_refuses_a_batch_whose_key_value_cache_cannot_fit() -> None:

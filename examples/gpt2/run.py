@@ -1,7 +1,7 @@
 """Continue a prompt with GPT-2 running on llaf's Futhark engine.
 
-    python examples/gpt2/run.py "Hello, my name is" --cnt 20
-    python examples/gpt2/run.py "Hello" --name gpt2-medium --backend c --bench
+    python examples/gpt2/run.py "Hello, my name is" -n 20
+    python examples/gpt2/run.py "Hello" -m gpt2-medium --backend c --bench
 
 Weights: llaf's cache (.cache/weights), else transformers (the Hugging Face
 cache, or the hub when online).  --bench also runs transformers on the very
@@ -64,20 +64,21 @@ def bench(weights: llaf.Weights, params: llaf.Params, ids: list[int], cnt: int) 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("prompt")
-    ap.add_argument("--name", default="gpt2", help=f"{', '.join(NAMES)}, a directory or a llaf weight file")
-    ap.add_argument("--cnt", type=int, default=20, help="tokens to generate")
-    ap.add_argument("--backend", default=None, help="pyopencl, c, multicore, opencl or cuda")
+    # The flags are `llaf generate`'s: -m/--model, -n/--max-new-tokens, -b/--backend.
+    ap.add_argument("--model", "-m", default="gpt2", help=f"{', '.join(NAMES)}, a directory or a llaf weight file")
+    ap.add_argument("--max-new-tokens", "-n", type=int, default=20, help="tokens to generate (default 20)")
+    ap.add_argument("--backend", "-b", default=None, help="pyopencl, c, multicore, opencl or cuda")
     ap.add_argument("--bench", action="store_true", help="also time transformers on the same weights")
     args = ap.parse_args()
     try:
         enc = gpt2_tokenizer()
         ids = enc.encode(args.prompt)
-        weights = load(args.name)
+        weights = load(args.model)
         params = llaf.init(weights, backend=args.backend)
-        out = llaf.gen(ids, params, args.cnt)
+        out = llaf.gen(ids, params, args.max_new_tokens)
         print(args.prompt + enc.decode([int(t) for t in out[len(ids):]]))
         if args.bench:
-            bench(weights, params, ids, args.cnt)
+            bench(weights, params, ids, args.max_new_tokens)
     except (llaf.LlafError, FileNotFoundError) as e:
         sys.exit(f"run.py: {e}")
 
