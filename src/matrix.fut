@@ -149,7 +149,7 @@ module panel_product (F: format) (G: vec) = {
   -- count that clang unrolls, the block's scales decoded once: for one
   -- token, or for several whose values are plain loads (`packed`).  Several
   -- tokens whose values need bounds tests: one flat loop (unrolled, that
-  -- spilled registers).
+  -- spilled registers); `matrix.matmul` and `f32_matmul` pack their tokens.
   def run [m][kb] (a: F.mat [m][kb]) (t: i64) (x: i64 -> i64 -> f32) : G.t (lanes.t f32) =
     product (G.n == 1) a t x
   def packed [m][kb] (a: F.mat [m][kb]) (t: i64) (x: i64 -> i64 -> f32) : G.t (lanes.t f32) =
@@ -237,11 +237,22 @@ module matrix (F: format) : matrix with mat [m][kb] = F.mat [m][kb] = {
     if b == 1 then [matvec a xs[0]] :> [b][m]f32
     else if b > dense_above then f32_matmul (dense a) xs
     else let groups = (b + G - 1) / G
-         let xt = transpose xs
-         let x g i c = if c < n then #[unsafe] xt[c, i64.min (g * G + i) (b - 1)] else 0
-         in tabulate (panels m) (\t -> tabulate groups (\g -> some.run a t (x g) |> group.map lanes.to_array
-                                                                                 |> group.to_array))
-            |> map flatten |> transpose |> take b |> map (flatten >-> take m)
+         -- the tokens packed column by column (the last repeated to fill
+         -- the last group), so the kernel's loads are plain and its
+         -- blocks' scales are decoded once, in nested loops (with a bounds
+         -- test per value, the loops spilled registers unrolled, and a flat
+         -- loop decoded each block's scales 16 times)
+         let xp = tabulate groups (\g -> tabulate (kb * 32 * G) (\f ->
+                    let c = f / G in if c < n then #[unsafe] xs[i64.min (g * G + f % G) (b - 1), c] else 0))
+         -- a tile's results stored with constant indices (as `[G][P]`
+         -- arrays they were runtime copy calls)
+         let tile t g : [G * P]f32 =
+           let put (o: *[G * P]f32) i y : *[G * P]f32 =
+             lanes.foldi (\(o: *[G * P]f32) r v : *[G * P]f32 -> o with [i * P + r] = v) o y
+           in group.foldi put (replicate (G * P) 0) (some.packed a t (\i c -> #[unsafe] xp[g, c * G + i]))
+         in tabulate (panels m) (\t -> tabulate groups (tile t))
+            |> map (\r -> unflatten (flatten r :> [groups * G * P]f32) : [groups * G][P]f32)
+            |> transpose |> take b |> map (flatten >-> take m)
 
   #[noinline]
   def layer_matmul [L][m][kb][b][n] (ws: [L](mat [m][kb])) (l: i64) (xs: [b][n]f32) : [b][m]f32 = matmul ws[l] xs
