@@ -131,29 +131,19 @@ module q4_panels = {
 -- | One panel of `F` times `G.n` tokens: the core of every product.
 -- `x g c` is column `c` of token `g` (zero past the last column).
 module panel_product (F: format) (G: vec) = {
-  #[inline]
-  def product [m][kb] (nested: bool) (a: F.mat [m][kb]) (t: i64) (x: i64 -> i64 -> f32) : G.t (lanes.t f32) =
+  -- Blocks outside and a block's 16 column pairs inside, a constant trip
+  -- count that clang unrolls, the block's scales decoded once.  `x` must be
+  -- plain loads (one token, or tokens packed column by column): with a
+  -- bounds test per value the unrolled loops spilled registers.
+  def run [m][kb] (a: F.mat [m][kb]) (t: i64) (x: i64 -> i64 -> f32) : G.t (lanes.t f32) =
     let zero = G.tabulate (\_ -> lanes.tabulate (\_ -> 0f32))
     let fma acc w g = G.map2 (\a x -> lanes.map2 (\a w -> a + w * x) a w) acc g
     let step (lo, hi) b j =
       let (wl, wh) = F.columns a t b j
       let c = 32 * b + j
       in (fma lo wl (G.tabulate (\g -> x g c)), fma hi wh (G.tabulate (\g -> x g (c + 16))))
-    let (lo, hi) =
-      if nested
-      then loop acc = (zero, zero) for b < kb do loop acc for j < 16 do step acc b j
-      else loop acc = (zero, zero) for i < kb * 16 do step acc (i / 16) (i % 16)
+    let (lo, hi) = loop acc = (zero, zero) for b < kb do loop acc for j < 16 do step acc b j
     in G.map2 (lanes.map2 (+)) lo hi
-
-  -- | Blocks outside and a block's 16 column pairs inside, a constant trip
-  -- count that clang unrolls, the block's scales decoded once: for one
-  -- token, or for several whose values are plain loads (`packed`).  Several
-  -- tokens whose values need bounds tests: one flat loop (unrolled, that
-  -- spilled registers); `matrix.matmul` and `f32_matmul` pack their tokens.
-  def run [m][kb] (a: F.mat [m][kb]) (t: i64) (x: i64 -> i64 -> f32) : G.t (lanes.t f32) =
-    product (G.n == 1) a t x
-  def packed [m][kb] (a: F.mat [m][kb]) (t: i64) (x: i64 -> i64 -> f32) : G.t (lanes.t f32) =
-    product true a t x
 }
 
 -- | Tokens multiplied together by the batched products: enough running sums
@@ -191,7 +181,7 @@ def f32_matmul [m][kb][b][n] (a: f32_panels.mat [m][kb]) (xs: [b][n]f32) : [b][m
            let put (out: *[TB][np * P]f32) i y : *[TB][np * P]f32 =
              lanes.foldi (\(out: *[TB][np * P]f32) r v : *[TB][np * P]f32 -> out with [g * G + i, t * P + r] = v)
                          out y
-           in group.foldi put out (f32_group.packed a t (\i c -> #[unsafe] xp[g, c * G + i])))
+           in group.foldi put out (f32_group.run a t (\i c -> #[unsafe] xp[g, c * G + i])))
   in flatten rows |> take b |> map (take m)
 
 -- | The products of a format: what the models use.
@@ -249,7 +239,7 @@ module matrix (F: format) : matrix with mat [m][kb] = F.mat [m][kb] = {
          let tile t g : [G * P]f32 =
            let put (o: *[G * P]f32) i y : *[G * P]f32 =
              lanes.foldi (\(o: *[G * P]f32) r v : *[G * P]f32 -> o with [i * P + r] = v) o y
-           in group.foldi put (replicate (G * P) 0) (some.packed a t (\i c -> #[unsafe] xp[g, c * G + i]))
+           in group.foldi put (replicate (G * P) 0) (some.run a t (\i c -> #[unsafe] xp[g, c * G + i]))
          in tabulate (panels m) (\t -> tabulate groups (tile t))
             |> map (\r -> unflatten (flatten r :> [groups * G * P]f32) : [groups * G][P]f32)
             |> transpose |> take b |> map (flatten >-> take m)
