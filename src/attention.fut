@@ -100,6 +100,8 @@ def attend [n][N][Q][hd] (g: geometry) (cache: [n]f32) (l: i64) (slots: [N]i64) 
 -- entry: test_attention
 -- input @ ../tests/data/attention.in
 -- output @ ../tests/data/attention.out
+-- input @ ../tests/data/attention_long.in
+-- output @ ../tests/data/attention_long.out
 entry test_attention [n][Q][H][hd] (q: [n][Q][hd]f32) (k: [n][H][hd]f32) (v: [n][H][hd]f32) : [n][Q][hd]f32 =
   let g = {slots = 1, layers = 1, heads = H, panels = panels n, hd}
   let empty = cache_empty g
@@ -112,6 +114,8 @@ entry test_attention [n][Q][H][hd] (q: [n][Q][hd]f32) (k: [n][H][hd]f32) (v: [n]
 -- entry: test_attention_cached
 -- input @ ../tests/data/attention.in
 -- output @ ../tests/data/attention.out
+-- input @ ../tests/data/attention_long.in
+-- output @ ../tests/data/attention_long.out
 entry test_attention_cached [n][Q][H][hd] (q: [n][Q][hd]f32) (k: [n][H][hd]f32) (v: [n][H][hd]f32) : [n][Q][hd]f32 =
   let g = {slots = 1, layers = 1, heads = H, panels = panels n, hd}
   let size = cache_size g
@@ -130,6 +134,8 @@ def with_reverse [n][a][b] (m: i64) (xs: [n][a][b]f32) : [m + n][a][b]f32 = xs[:
 -- entry: test_attention_batched
 -- input @ ../tests/data/attention.in
 -- output @ ../tests/data/attention.out
+-- input @ ../tests/data/attention_long.in
+-- output @ ../tests/data/attention_long.out
 entry test_attention_batched [n][Q][H][hd] (q: [n][Q][hd]f32) (k: [n][H][hd]f32) (v: [n][H][hd]f32) : [n][Q][hd]f32 =
   -- slot 1 holds the sequence; slot 0 holds its reverse, decoded alongside.
   let m = n / 2

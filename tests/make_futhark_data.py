@@ -82,6 +82,13 @@ def main() -> None:
     vv = f32(rng.normal(0, 1, (9, 2, 16)))
     # Grouped-query attention: 4 query heads share 2 key/value heads.
     save("attention", [q, k, vv], [f32(attention(q.astype(np.float64), k.astype(np.float64), vv.astype(np.float64)))])
+    # A longer prompt (two panels of positions) with heads of 18 features:
+    # attention variants that passed the 9-token case failed this one on
+    # PoCL (docs/PERFORMANCE.md); its own generator, so the data sets below
+    # keep their values.
+    long = np.random.default_rng(7)
+    q, k, vv = (f32(long.normal(0, 1, (40, heads, 18))) for heads in (6, 2, 2))
+    save("attention_long", [q, k, vv], [f32(attention(q.astype(np.float64), k.astype(np.float64), vv.astype(np.float64)))])
 
     inv_freq = f32(10000.0 ** (-np.arange(0, 16, 2) / 16))
     xr = f32(rng.normal(0, 1, (40, 16)))
