@@ -147,7 +147,9 @@ def encode_gguf(kind: str, raw: np.ndarray, shape: tuple[int, ...], fmt: str, na
         return {name: np.ascontiguousarray(raw).view("<u2").reshape(shape).astype(np.uint16)}
     rows = shape[:-1]
     blocks = (*rows, shape[-1] // BLOCK)
-    size = {"Q8_0": 34, "Q4_0": 18, "Q4_1": 20}[kind]
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    size = GGML_QUANT_SIZES[GGMLQuantizationType[kind]][1]  # bytes a block
     b = np.ascontiguousarray(raw).view(np.uint8).reshape(-1, size)
     scale = _half_bits(b[:, 0:2])
     if kind == "Q8_0":  # value = d · q, q a signed byte: code q + 128, offset -128 d
