@@ -30,7 +30,7 @@ from . import checks
 from . import storage as storage_mod
 from . import weights as weights_mod
 from .backend import Engine, check_threads, resolve_backend
-from .errors import LlafError
+from .errors import EngineError, LlafError
 
 
 @dataclass
@@ -260,7 +260,7 @@ class Cache:
         """One engine pass: tokens `ids` at positions `pos` of `slots`; the logits after the tokens `outs`."""
         try:
             logits, self._handle = self._params.entry("run", self._params.handle, self._handle, ids, slots, pos, outs)
-        except (LlafError, MemoryError):
+        except (LlafError, EngineError, MemoryError):
             # The pass consumes the cache (`*cache` in src/llm.fut): after a
             # failure, out of memory say, its contents are undefined.
             self._handle = None
