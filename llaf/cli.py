@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     from .generation import DEFAULT_CONTEXT
+    from .storage import STORAGES
 
     p.add_argument("--model", "-m", default=None,
                    help="a GGUF file or a directory holding one, a model's name (SmolLM2-135M-Instruct, the default), "
@@ -40,7 +41,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", "-b", default=None, help="pyopencl, c, multicore, opencl or cuda")
     p.add_argument("--context", type=int, default=DEFAULT_CONTEXT,
                    help=f"context length cap (default {DEFAULT_CONTEXT}, or the model's if smaller)")
-    p.add_argument("--storage", default=None, choices=["f32", "f16", "q8", "q4"],
+    p.add_argument("--storage", default=None, choices=list(STORAGES),
                    help="how the engine keeps the weights (default: a GGUF file's own form, else f32)")
 
 
