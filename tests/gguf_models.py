@@ -18,9 +18,11 @@ def permute(w: np.ndarray, heads: int) -> np.ndarray:
     return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def write_gguf(model: torch.nn.Module, path: Path, qtype: str = "F32", head_qtype: str | None = None) -> Path:
+def write_gguf(model: torch.nn.Module, path: Path, qtype: str = "F32", head_qtype: str | None = None,
+               extra: dict[str, np.ndarray] | None = None) -> Path:
     """`model` as a GGUF file: matrices of type `qtype`, the embedding and
-    output head of type `head_qtype` (default: `qtype`)."""
+    output head of type `head_qtype` (default: `qtype`), and the F32 tensors
+    `extra` (e.g. rope_freqs.weight)."""
     import gguf
     from gguf import GGMLQuantizationType as Q
 
@@ -45,6 +47,7 @@ def write_gguf(model: torch.nn.Module, path: Path, qtype: str = "F32", head_qtyp
                "output_norm.weight": state["model.norm.weight"]}
     if not c.tie_word_embeddings:
         tensors["output.weight"] = state["lm_head.weight"]
+    tensors |= extra or {}
     for i in range(c.num_hidden_layers):
         for hf, name in names.items():
             t = state[f"model.layers.{i}.{hf}.weight"]
