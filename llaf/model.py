@@ -48,8 +48,7 @@ class Params:
     logits_checked: bool = False  # whether a pass has given finite logits (`checked_logits`)
 
     def entry(self, name: str, *args: Any) -> Any:
-        prefix = self.architecture if self.architecture == "gpt2" else f"{self.architecture}_{self.storage}"
-        return self.engine.call(f"{prefix}_{name}", *args)
+        return self.engine.call(f"{storage_mod.entry_prefix(self.architecture, self.storage)}_{name}", *args)
 
     def __repr__(self) -> str:
         return (f"Params({self.architecture}, vocab={self.vocab}, context={self.context}, "

@@ -96,6 +96,12 @@ EXACT = {"f32": {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1"}, "f16": {"F16"},
          "q8": {"Q8_0", "Q4_0", "Q4_1"}, "q4": {"Q4_0", "Q4_1"}}
 
 
+def entry_prefix(architecture: str, storage: str) -> str:
+    """The prefix of a model's entry points in src/llm.fut (`llama_q4_run`):
+    GPT-2 has one storage, so its entry points name none (`gpt2_run`)."""
+    return architecture if architecture == "gpt2" else f"{architecture}_{storage}"
+
+
 def check_storage(storage: str) -> str:
     if storage not in STORAGES:
         raise LlafError(f"unknown weight storage {storage!r}: choose one of {', '.join(STORAGES)}")
