@@ -63,7 +63,12 @@ def write_gguf(model: torch.nn.Module, path: Path, qtype: str = "F32", head_qtyp
         elif kind == Q.F16:
             w.add_tensor(name, t.astype(np.float16))
         else:
-            w.add_tensor(name, gguf.quants.quantize(t.astype(np.float32), kind), raw_dtype=kind)
+            try:
+                w.add_tensor(name, gguf.quants.quantize(t.astype(np.float32), kind), raw_dtype=kind)
+            except NotImplementedError:  # a type gguf-py cannot write (K-quants): random blocks
+                block, size = gguf.GGML_QUANT_SIZES[kind]
+                raw = np.random.default_rng(0).integers(0, 256, (t.shape[0], t.shape[1] // block * size), np.uint8)
+                w.add_tensor(name, raw, raw_dtype=kind)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

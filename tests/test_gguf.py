@@ -59,7 +59,9 @@ def test_f32_gguf_equals_the_original_model(gguf_dir: Path, model: torch.nn.Modu
 
 
 STORAGES = [("F32", None, "f32"), ("F16", None, "f16"), ("Q8_0", None, "q8"), ("Q4_0", None, "q4"),
-            ("Q4_1", None, "q4"), ("Q4_1", "Q8_0", "q4"), ("Q8_0", "Q4_1", "q8"), ("Q4_0", "F16", "f32")]
+            ("Q4_1", None, "q4"), ("Q4_1", "Q8_0", "q4"), ("Q8_0", "Q4_1", "q8"), ("Q4_0", "F16", "f32"),
+            # Q5_0 and Q5_1 blocks are kept as q8 blocks (a byte code a value), the head of q4 storage too
+            ("Q5_0", None, "q8"), ("Q5_1", "Q5_0", "q8"), ("Q4_1", "Q5_1", "q4")]
 
 
 @pytest.mark.parametrize(("qtype", "head_qtype", "storage"), STORAGES)
@@ -76,7 +78,7 @@ def test_matrices_keep_their_file_form_exactly(tmp_path: Path, model: torch.nn.M
         np.testing.assert_array_equal(native.dense(name), f32.arrays[name], err_msg=name)
 
 
-@pytest.mark.parametrize(("qtype", "head_qtype", "storage"), STORAGES[1:7])
+@pytest.mark.parametrize(("qtype", "head_qtype", "storage"), [*STORAGES[1:7], STORAGES[9]])
 def test_quantized_storage_computes_what_f32_computes(backend: str, tmp_path: Path, model: torch.nn.Module,
                                                      qtype: str, head_qtype: str | None, storage: str) -> None:
     path = write_gguf(model, tmp_path / "m.gguf", qtype, head_qtype)
@@ -180,9 +182,9 @@ def test_unsupported_architecture(tmp_path: Path) -> None:
 
 
 def test_unsupported_tensor_type(tmp_path: Path, model: torch.nn.Module) -> None:
-    path = write_gguf(model, tmp_path / "q5.gguf", "Q5_0")
-    with pytest.raises(LlafError, match=r"^q5\.gguf: tensor 'blk\.0\.\w+\.weight' has type Q5_0; "
-                                        r"llaf reads F32, F16, BF16, Q8_0, Q4_0, Q4_1$"):
+    path = write_gguf(model, tmp_path / "iq4.gguf", "IQ4_NL", "Q8_0")
+    with pytest.raises(LlafError, match=r"^iq4\.gguf: tensor 'blk\.0\.\w+\.weight' has type IQ4_NL; "
+                                        r"llaf reads F32, F16, BF16, Q8_0, Q5_0, Q5_1, Q4_0, Q4_1$"):
         llaf.init(str(path))
 
 
