@@ -17,12 +17,17 @@ import "../src/attention"
 module m = llama q4_matrix q8_matrix
 
 def model [L][Vt][d][dt][kt][Ft][dk][Fk][R]
-    (embed_q: [Vt][dk][32][P]u8) (embed_s: [Vt][dk][P]f32) (attn_norm: [L][d]f32)
+    (embed_q: [Vt][dk][32][P]u8) (embed_s: [Vt][dk][P]u16) (attn_norm: [L][d]f32)
     (wq: [L][dt][dk][16][P]u8) (wk: [L][kt][dk][16][P]u8) (wv: [L][kt][dk][16][P]u8) (wo: [L][dt][dk][16][P]u8)
     (w_gate: [L][Ft][dk][16][P]u8) (w_up: [L][Ft][dk][16][P]u8) (w_down: [L][dt][Fk][16][P]u8)
-    (s_d: [L][dt][dk][P]f32) (s_kvd: [L][kt][dk][P]f32) (s_F: [L][Ft][dk][P]f32) (s_down: [L][dt][Fk][P]f32)
+    (s_d: [L][dt][dk][P]u16) (s_kvd: [L][kt][dk][P]u16) (s_F: [L][Ft][dk][P]u16) (s_down: [L][dt][Fk][P]u16)
     (inv_freq: [R]f32) =
-  let q4s [t][k] (rows: i64) (q: [L][t][k][16][P]u8) (s: [L][t][k][P]f32) = map2 (\q s -> q4_mat rows q s s) q s
+  -- random bits as scales and offsets: masked to normal halves in ±[1/16, 1/8)
+  -- (NaNs and subnormals would slow the arithmetic); a pass over them
+  let half [t][k] (s: [t][k][P]u16) = map (map (map (\b -> (b & 0x83ff) | 0x2c00))) s
+  let q4s [t][k] (rows: i64) (q: [L][t][k][16][P]u8) (s: [L][t][k][P]u16) =
+    map2 (\q s -> let s = half s in q4_mat rows q s s) q s
+  let embed_s = half embed_s
   let (V, F, kvd) = (Vt * P, Ft * P, kt * P)
   in m.init 9 3 1024 1e-5 (q8_mat V embed_q embed_s embed_s) attn_norm
             (q4s d wq s_d) (q4s kvd wk s_kvd) (q4s kvd wv s_kvd) (q4s d wo s_d) attn_norm
@@ -42,10 +47,10 @@ def pass [L][V][Vo][d][kvd][F][R][dk][Fk] (p: m.params [L][V][Vo][d][kvd][F][R][
 
 -- ==
 -- entry: decode_q4 decode8_q4 prefill_q4
--- random input { [1536][18][32][32]u8 [1536][18][32]f32 [30][576]f32
+-- random input { [1536][18][32][32]u8 [1536][18][32]u16 [30][576]f32
 --                [30][18][18][16][32]u8 [30][6][18][16][32]u8 [30][6][18][16][32]u8 [30][18][18][16][32]u8
 --                [30][48][18][16][32]u8 [30][48][18][16][32]u8 [30][18][48][16][32]u8
---                [30][18][18][32]f32 [30][6][18][32]f32 [30][48][18][32]f32 [30][18][48][32]f32 [32]f32 }
+--                [30][18][18][32]u16 [30][6][18][32]u16 [30][48][18][32]u16 [30][18][48][32]u16 [32]f32 }
 
 entry decode_q4 embed_q embed_s attn_norm wq wk wv wo w_gate w_up w_down s_d s_kvd s_F s_down inv_freq =
   pass (model embed_q embed_s attn_norm wq wk wv wo w_gate w_up w_down s_d s_kvd s_F s_down inv_freq) 1 1 15

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import LlafError, OutOfMemoryError
+from .errors import EngineError, LlafError, OutOfMemoryError
 
 BACKENDS = ("pyopencl", "c", "multicore", "opencl", "cuda")
 ROOT = Path(__file__).resolve().parent.parent
@@ -241,12 +241,13 @@ class Engine:
         return dict(POCL_OPTIONS) if pocl else {}
 
     def call(self, entry: str, *args: Any) -> Any:
-        """Run entry point `entry`; a failed Futhark assertion becomes a
-        LlafError, a failed allocation an OutOfMemoryError."""
+        """Run entry point `entry`; a failed allocation becomes an
+        OutOfMemoryError, any other failure (a Futhark assertion: llaf checks
+        the input before calling) an EngineError."""
         try:
             return getattr(self._fut, entry)(*args)
         except Exception as e:  # the backends raise ValueError, TypeError, MemoryError or plain Exception
-            raise _out_of_memory(e, f"in {entry}") or LlafError(f"{entry} failed: {_first_line(e)}") from None
+            raise _out_of_memory(e, f"in {entry}") or EngineError(f"{entry} failed: {_first_line(e)}") from None
 
     def put(self, a: np.ndarray) -> Any:
         """A copy of `a` in the engine's memory, to pass to `call`: the caller

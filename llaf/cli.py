@@ -1,24 +1,19 @@
 """The ``llaf`` command.
 
-<<<<<<< HEAD
     llaf generate "Once upon a time" [--model M] [--max-new-tokens N] [--backend B] [--threads N] [sampling]
     llaf generate -f FILE ...        # the prompt from a file (- for stdin)
     llaf chat [--model M] [--backend B] [--system TEXT] [sampling]   # /help at the prompt
     llaf --version
-    llaf serve [--model M] [--host H] [--port P] [--allowed-hosts H,...] [--max-body N]
-                                     # OpenAI-compatible HTTP server and a chat page
-=======
-    llaf generate "Once upon a time" [--model M] [--max-new-tokens N] [--backend B] [sampling]
-    llaf chat [--model M] [--backend B] [sampling]
     llaf serve [--model M] [--host H] [--port P] [--max-batch N] [--allowed-hosts H,...] [--max-body N]
                                      # OpenAI-compatible HTTP server (continuous batching), chat page
->>>>>>> main
     llaf assets                      # fetch the tokenizer files and the default model
     llaf bench [--model M] [--backend B]   # llaf against transformers (and llama.cpp)
 
 Sampling flags: --temperature T (0, the default, is greedy), --top-k K,
 --top-p P, --repetition-penalty R, --seed S, --stop TEXT (repeatable).
-Errors in what the user gave print one line, ``llaf: <problem>``, and exit 1.
+Errors in what the user gave print one line, ``llaf: <problem>``, and exit 1;
+a failure of llaf's own (a bug) prints ``llaf: internal error: <cause>`` and
+exits 70, so that it is not mistaken for a problem with the input.
 """
 
 from __future__ import annotations
@@ -29,7 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import LlafError, OutOfMemoryError
+from .errors import LlafError, OutOfMemoryError, internal_error
 
 if TYPE_CHECKING:
     from .generation import Model, TextStream
@@ -38,6 +33,7 @@ if TYPE_CHECKING:
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     from .generation import DEFAULT_CONTEXT
+    from .storage import STORAGES
 
     p.add_argument("--model", "-m", default=None,
                    help="a GGUF file or a directory holding one, a model's name (SmolLM2-135M-Instruct, the default), "
@@ -45,7 +41,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", "-b", default=None, help="pyopencl, c, multicore, opencl or cuda")
     p.add_argument("--context", type=int, default=DEFAULT_CONTEXT,
                    help=f"context length cap (default {DEFAULT_CONTEXT}, or the model's if smaller)")
-    p.add_argument("--storage", default=None, choices=["f32", "f16", "q8", "q4"],
+    p.add_argument("--storage", default=None, choices=list(STORAGES),
                    help="how the engine keeps the weights (default: a GGUF file's own form, else f32)")
 
 
@@ -345,6 +341,13 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print(file=sys.stderr)
         sys.exit(130)
+    except Exception as e:  # EngineError, or any other bug: not the user's input
+        print(f"llaf: {internal_error(e)}", file=sys.stderr)
+        sys.exit(INTERNAL_ERROR_EXIT)
+
+
+# The exit status of an internal error (BSD's EX_SOFTWARE), apart from bad input's 1.
+INTERNAL_ERROR_EXIT = 70
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ class Model:
     def __init__(self, module: object, storage: str) -> None:
         self.arch = module
         self.storage = storage
-        self.prefix = module.ARCHITECTURE if module is gpt2 else f"{module.ARCHITECTURE}_{storage}"  # type: ignore[attr-defined]
+        self.prefix = storage_mod.entry_prefix(module.ARCHITECTURE, storage)  # type: ignore[attr-defined]
         layers, head = storage_mod.STORAGES[storage]
         self.formats = {"layers": layers, "head": head}
 

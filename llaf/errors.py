@@ -1,5 +1,6 @@
 """The exceptions llaf raises: `LlafError` for bad input, `OutOfMemoryError`
-when the engine cannot allocate what a call needs."""
+when the engine cannot allocate what a call needs, `EngineError` when the
+engine itself fails (a bug of llaf's, never blamed on the input)."""
 
 
 class LlafError(ValueError):
@@ -17,3 +18,21 @@ class OutOfMemoryError(MemoryError):
     the model and its caches stay usable, and a smaller call can succeed.
     The command-line tools print it as ``llaf: <message>``.
     """
+
+
+class EngineError(RuntimeError):
+    """A failure inside the engine: one of its own assertions, or a backend's
+    error, on a call whose arguments llaf had checked.  A bug of llaf's, not
+    a problem with the input: the server answers it with a 500
+    (``server_error``), the command-line tools with ``llaf: internal error:
+    <cause>`` and exit status 70.  The call had no effect but on a cache it
+    was given, which is lost.
+    """
+
+
+def internal_error(e: BaseException) -> str:
+    """An unexpected failure (an `EngineError` or any other bug of llaf's) in
+    one line that says so and gives its cause."""
+    text = str(e).strip()
+    cause = type(e).__name__ + (f": {text.splitlines()[0]}" if text else "")
+    return f"internal error: {cause} (a bug of llaf's, not a problem with the input)"

@@ -30,10 +30,39 @@ from .errors import LlafError
 if TYPE_CHECKING:
     from gguf import GGMLQuantizationType
 
-SUPPORTED_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1")
+SUPPORTED_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q5_0", "Q5_1", "Q4_0", "Q4_1")
 
-PER_LAYER = {"attn_norm": "attn_norm", "wq": "attn_q", "wk": "attn_k", "wv": "attn_v", "wo": "attn_output",
-             "mlp_norm": "ffn_norm", "w_gate": "ffn_gate", "w_up": "ffn_up", "w_down": "ffn_down"}
+# llaf's llama arrays and the GGUF tensors holding them, as gguf's
+# MODEL_TENSOR members: their names are gguf's TENSOR_NAMES (`tensor_name`).
+TENSORS = {"embed": "TOKEN_EMBD", "attn_norm": "ATTN_NORM", "wq": "ATTN_Q", "wk": "ATTN_K", "wv": "ATTN_V",
+           "wo": "ATTN_OUT", "mlp_norm": "FFN_NORM", "w_gate": "FFN_GATE", "w_up": "FFN_UP", "w_down": "FFN_DOWN",
+           "final_norm": "OUTPUT_NORM", "lm_head": "OUTPUT", "inv_freq": "ROPE_FREQS"}
+
+
+@functools.cache
+def _templates() -> dict[str, str]:
+    """Each llaf array's GGUF tensor name, `{bid}` standing for the layer (gguf is imported when needed)."""
+    from gguf import MODEL_TENSOR, TENSOR_NAMES
+
+    return {key: TENSOR_NAMES[MODEL_TENSOR[member]] + ".weight" for key, member in TENSORS.items()}
+
+
+def per_layer(key: str) -> bool:
+    """Whether llaf array `key` is one GGUF tensor a layer."""
+    return "{bid}" in _templates()[key]
+
+
+def tensor_name(key: str, layer: int = 0) -> str:
+    """The GGUF tensor holding llaf array `key` (of layer `layer`, for a per-layer one)."""
+    return _templates()[key].format(bid=layer)
+
+
+def field_name(key: str, arch: str = "llama") -> str:
+    """A metadata field's name from gguf's `Keys` (`key` as "LLM.BLOCK_COUNT")."""
+    from gguf import Keys
+
+    group, member = key.split(".")
+    return str(getattr(getattr(Keys, group), member)).format(arch=arch)
 
 
 @dataclass(frozen=True)
@@ -192,14 +221,15 @@ def _parse(path: Path, size: int, mtime_ns: int) -> GGUFFile:
     n_tensors, n_fields = r.read(_U64), r.read(_U64)
     fields: dict[str, Any] = {"GGUF.version": version, "GGUF.tensor_count": n_tensors, "GGUF.kv_count": n_fields}
     r.fit(n_fields, 13)  # the smallest field: empty key, type, a one-byte value
+    alignment_key = field_name("General.ALIGNMENT")
     for _ in range(n_fields):
         key = r.string("a metadata key")
         kind = r.read(_U32)
         if key in fields:
             raise _Damaged(f" is not a readable GGUF file: metadata field {key!r} appears twice")
         fields[key] = r.value(kind, key)
-        if key == "general.alignment" and (kind != _UINT32 or fields[key] & (fields[key] - 1) or not fields[key]):
-            raise _Damaged(" is not a readable GGUF file: general.alignment is not a power of two stored as u32")
+        if key == alignment_key and (kind != _UINT32 or fields[key] & (fields[key] - 1) or not fields[key]):
+            raise _Damaged(f" is not a readable GGUF file: {key} is not a power of two stored as u32")
 
     infos = []
     r.fit(n_tensors, 24)  # the smallest tensor info: empty name, no dimensions, type, offset
@@ -210,7 +240,7 @@ def _parse(path: Path, size: int, mtime_ns: int) -> GGUFFile:
             raise _Damaged(f" is not a readable GGUF file: tensor {name!r} has {n_dims} dimensions (at most 4)")
         dims = tuple(int(d) for d in np.frombuffer(r.buf, "<u8", n_dims, r.take(8 * n_dims)))
         infos.append((name, dims, r.read(_U32), r.read(_U64)))
-    alignment = int(fields.get("general.alignment", 32))
+    alignment = int(fields.get(alignment_key, 32))
     data_start = -(-r.pos // alignment) * alignment
 
     tensors: dict[str, Tensor] = {}
@@ -388,16 +418,9 @@ def unpermute(w: np.ndarray, heads: int) -> np.ndarray:
 # value cache's size is checked against the memory before it is made.
 MAX_CONTEXT = 1 << 24
 
-# llaf's arrays other than the per-layer ones (PER_LAYER) and their GGUF tensors
-GLOBAL = {"embed": "token_embd.weight", "final_norm": "output_norm.weight", "lm_head": "output.weight",
-          "inv_freq": "rope_freqs.weight"}
-
-
 def _tensor_names(key: str, layers: int) -> list[str]:
     """The GGUF tensors holding llaf array `key`: one a layer for the per-layer arrays."""
-    if key in PER_LAYER:
-        return [f"blk.{i}.{PER_LAYER[key]}.weight" for i in range(layers)]
-    return [GLOBAL[key]]
+    return [tensor_name(key, i) for i in range(layers)] if per_layer(key) else [tensor_name(key)]
 
 
 def _llama_hparams(g: GGUFFile) -> tuple[dict[str, Any], int, float, int]:
@@ -405,43 +428,44 @@ def _llama_hparams(g: GGUFFile) -> tuple[dict[str, Any], int, float, int]:
     llama file, checked against each other and against its tensors, every
     one of which must be a tensor of the model of the shape they imply: a
     LlafError naming the field or tensor otherwise."""
-    file = g.path.name
-    layers = g.integer("llama.block_count")
+    file, f = g.path.name, field_name
+    layers = g.integer(f("LLM.BLOCK_COUNT"))
     if layers > len(g.tensors):  # before anything loops over the layers
-        raise LlafError(f"{file}: GGUF field 'llama.block_count' is {layers}, "
+        raise LlafError(f"{file}: GGUF field {f('LLM.BLOCK_COUNT')!r} is {layers}, "
                         f"but the file holds only {len(g.tensors)} tensors")
-    heads = g.integer("llama.attention.head_count")
-    kv_heads = g.integer("llama.attention.head_count_kv", heads)
-    context = g.integer("llama.context_length", most=MAX_CONTEXT)
-    eps = g.positive("llama.attention.layer_norm_rms_epsilon")
+    heads = g.integer(f("Attention.HEAD_COUNT"))
+    kv_heads = g.integer(f("Attention.HEAD_COUNT_KV"), heads)
+    context = g.integer(f("LLM.CONTEXT_LENGTH"), most=MAX_CONTEXT)
+    eps = g.positive(f("Attention.LAYERNORM_RMS_EPS"))
     # θ ≤ 1 would not make the rotary frequencies fall along a head; no model has one
-    theta = g.positive("llama.rope.freq_base", 10000.0, above=1.0)
-    ff = g.shape("blk.0.ffn_gate.weight", 2)[0]
-    vocab, d = g.shape("token_embd.weight", 2)
-    g.agrees("llama.embedding_length", d, f"tensor 'token_embd.weight' has rows of {d}", required=True)
-    g.agrees("llama.feed_forward_length", ff, f"tensor 'blk.0.ffn_gate.weight' has {ff} rows")
-    g.agrees("llama.vocab_size", vocab, f"tensor 'token_embd.weight' has {vocab} rows")
+    theta = g.positive(f("Rope.FREQ_BASE"), 10000.0, above=1.0)
+    gate, embed = tensor_name("w_gate"), tensor_name("embed")
+    ff = g.shape(gate, 2)[0]
+    vocab, d = g.shape(embed, 2)
+    g.agrees(f("LLM.EMBEDDING_LENGTH"), d, f"tensor {embed!r} has rows of {d}", required=True)
+    g.agrees(f("LLM.FEED_FORWARD_LENGTH"), ff, f"tensor {gate!r} has {ff} rows")
+    g.agrees(f("LLM.VOCAB_SIZE"), vocab, f"tensor {embed!r} has {vocab} rows")
     if d % heads:
-        raise LlafError(f"{file}: GGUF field 'llama.attention.head_count' is {heads}, "
+        raise LlafError(f"{file}: GGUF field {f('Attention.HEAD_COUNT')!r} is {heads}, "
                         f"which does not divide the embedding width {d}")
     if heads % kv_heads:
-        raise LlafError(f"{file}: GGUF field 'llama.attention.head_count_kv' is {kv_heads}, "
-                        f"which does not divide llama.attention.head_count {heads}")
+        raise LlafError(f"{file}: GGUF field {f('Attention.HEAD_COUNT_KV')!r} is {kv_heads}, "
+                        f"which does not divide {f('Attention.HEAD_COUNT')} {heads}")
     hd = d // heads
     if hd % 2:
-        raise LlafError(f"{file}: heads of {hd} value{'s' * (hd != 1)} (GGUF field 'llama.attention.head_count' "
+        raise LlafError(f"{file}: heads of {hd} value{'s' * (hd != 1)} (GGUF field {f('Attention.HEAD_COUNT')!r} "
                         f"is {heads}): rotary embedding needs an even head size")
-    g.agrees("llama.rope.dimension_count", hd, f"the head size is {hd} (llaf rotates whole heads)")
+    g.agrees(f("Rope.DIMENSION_COUNT"), hd, f"the head size is {hd} (llaf rotates whole heads)")
 
-    tied = "output.weight" not in g.tensors
+    tied = tensor_name("lm_head") not in g.tensors
     shapes = {"w_gate": (layers, ff, d), "embed": (vocab, d), "lm_head": (0 if tied else vocab, d)}
     expected = llama.expected_shapes(shapes, {"heads": heads, "kv_heads": kv_heads})
     used = set()
     for key, shape in expected.items():
-        if (key == "lm_head" and tied) or (key == "inv_freq" and "rope_freqs.weight" not in g.tensors):
+        if (key == "lm_head" and tied) or (key == "inv_freq" and tensor_name("inv_freq") not in g.tensors):
             continue
         for name in _tensor_names(key, layers):
-            want = shape[1:] if key in PER_LAYER else shape
+            want = shape[1:] if per_layer(key) else shape
             if g.shape(name, len(want)) != want:
                 raise LlafError(f"{file}: tensor {name!r} has shape {g.shape(name)}, expected {want}")
             used.add(name)
@@ -449,7 +473,8 @@ def _llama_hparams(g: GGUFFile) -> tuple[dict[str, Any], int, float, int]:
         if name not in used:
             block = re.fullmatch(r"blk\.(\d+)\..*", name)
             if block and int(block[1]) >= layers:
-                raise LlafError(f"{file}: tensor {name!r} is not used: GGUF field 'llama.block_count' is {layers}")
+                raise LlafError(f"{file}: tensor {name!r} is not used: GGUF field {f('LLM.BLOCK_COUNT')!r} "
+                                f"is {layers}")
             raise LlafError(f"{file}: tensor {name!r} is not one of a llama model's")
     return {"heads": heads, "kv_heads": kv_heads, "context": context, "eps": eps}, layers, theta, hd
 
@@ -458,7 +483,7 @@ def read(path: str | Path, storage: str | None = None) -> tuple[str, dict[str, A
     """Architecture, hyper-parameters, llaf arrays and storage of a GGUF model:
     `storage`, or by default the smallest that holds its tensors exactly."""
     g = open_gguf(path)
-    arch = g.field("general.architecture")
+    arch = g.field(field_name("General.ARCHITECTURE"))
     if arch != "llama":
         raise LlafError(f"{g.path.name}: GGUF architecture {arch!r} is not supported (llaf reads llama)")
     hparams, layers, theta, hd = _llama_hparams(g)
@@ -467,10 +492,11 @@ def read(path: str | Path, storage: str | None = None) -> tuple[str, dict[str, A
     # warn on stderr beside llaf's one-line message: its checks below say it.
     with np.errstate(all="ignore"):
         freq = llama.inv_freq(hd, theta)  # finite and positive for the θ `_llama_hparams` accepts
-        if "rope_freqs.weight" in g.tensors:  # Llama 3.1's long-context scaling, as per-frequency divisors
-            freq = (freq / g.tensor("rope_freqs.weight")).astype(np.float32)
+        rope_freqs = tensor_name("inv_freq")
+        if rope_freqs in g.tensors:  # Llama 3.1's long-context scaling, as per-frequency divisors
+            freq = (freq / g.tensor(rope_freqs)).astype(np.float32)
             if not np.isfinite(freq).all():
-                raise LlafError(f"{g.path.name}: tensor 'rope_freqs.weight' holds zeros or values that are not "
+                raise LlafError(f"{g.path.name}: tensor {rope_freqs!r} holds zeros or values that are not "
                                 "finite: the rotary frequencies it gives are not finite")
         arrays, storage = _arrays(g, layers, heads, kv_heads, d, storage)
     arrays["inv_freq"] = freq
@@ -482,9 +508,9 @@ def _arrays(g: GGUFFile, layers: int, heads: int, kv_heads: int, d: int,
             storage: str | None) -> tuple[dict[str, np.ndarray], str]:
     """The llaf arrays of a checked llama file (but inv_freq), in `storage`
     or the smallest that holds them exactly; every value finite."""
-    layer_types = {g.kind(f"blk.{i}.{PER_LAYER[key]}.weight")
+    layer_types = {g.kind(tensor_name(key, i))
                    for key, role in llama.MATRICES.items() if role == "layers" for i in range(layers)}
-    head_names = ["token_embd.weight"] + (["output.weight"] if "output.weight" in g.tensors else [])
+    head_names = [n for n in (tensor_name("embed"), tensor_name("lm_head")) if n in g.tensors]
     storage = storage_mod.check_storage(storage) if storage else storage_mod.choose(
         layer_types, {g.kind(n) for n in head_names})
     layer_fmt, head_fmt = storage_mod.STORAGES[storage]
@@ -495,7 +521,7 @@ def _arrays(g: GGUFFile, layers: int, heads: int, kv_heads: int, d: int,
         return parts
 
     def layer_arrays(key: str, i: int) -> dict[str, np.ndarray]:
-        name = f"blk.{i}.{PER_LAYER[key]}.weight"
+        name = tensor_name(key, i)
         fmt = layer_fmt if key in llama.MATRICES else "f32"
         parts = finite(name, fmt, key, g.matrix(name, fmt, key))
         if key in ("wq", "wk"):
@@ -503,14 +529,14 @@ def _arrays(g: GGUFFile, layers: int, heads: int, kv_heads: int, d: int,
         return parts
 
     arrays: dict[str, np.ndarray] = {}
-    for key in PER_LAYER:
-        per_layer = [layer_arrays(key, i) for i in range(layers)]
-        arrays |= {part: np.stack([p[part] for p in per_layer]) for part in per_layer[0]}
+    for key in filter(per_layer, TENSORS):
+        stack = [layer_arrays(key, i) for i in range(layers)]
+        arrays |= {part: np.stack([p[part] for p in stack]) for part in stack[0]}
     for key in ("embed", "final_norm", "lm_head"):
-        name, fmt = GLOBAL[key], "f32" if key == "final_norm" else head_fmt
+        name, fmt = tensor_name(key), "f32" if key == "final_norm" else head_fmt
         if name in g.tensors:
             arrays |= finite(name, fmt, key, g.matrix(name, fmt, key))
-    if "output.weight" not in g.tensors:  # tied to the embedding: an empty head
+    if tensor_name("lm_head") not in g.tensors:  # tied to the embedding: an empty head
         empty = storage_mod.FORMATS[head_fmt].shapes("lm_head", (0, d))
         arrays |= {k: np.zeros(shape, dtype) for k, (shape, dtype) in empty.items()}
     return arrays, storage

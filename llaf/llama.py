@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from . import storage
 from .errors import LlafError
 
 ARCHITECTURE = "llama"
@@ -26,7 +27,7 @@ SCALARS = (("heads", np.int64), ("kv_heads", np.int64), ("context", np.int64), (
 ARRAYS = ("embed", "attn_norm", "wq", "wk", "wv", "wo", "mlp_norm", "w_gate", "w_up", "w_down",
           "final_norm", "lm_head", "inv_freq")
 HF_TYPES = ("llama", "mistral")
-STORAGES = ("f32", "f16", "q8", "q4")  # llaf/storage.py
+STORAGES = tuple(storage.STORAGES)
 # The weight matrices, by role in a storage: per-layer projections or embedding/head.
 MATRICES = {"embed": "head", "wq": "layers", "wk": "layers", "wv": "layers", "wo": "layers",
             "w_gate": "layers", "w_up": "layers", "w_down": "layers", "lm_head": "head"}

@@ -30,7 +30,7 @@ from . import checks
 from . import storage as storage_mod
 from . import weights as weights_mod
 from .backend import Engine, check_threads, resolve_backend
-from .errors import LlafError
+from .errors import EngineError, LlafError
 
 
 @dataclass
@@ -48,8 +48,7 @@ class Params:
     logits_checked: bool = False  # whether a pass has given finite logits (`checked_logits`)
 
     def entry(self, name: str, *args: Any) -> Any:
-        prefix = self.architecture if self.architecture == "gpt2" else f"{self.architecture}_{self.storage}"
-        return self.engine.call(f"{prefix}_{name}", *args)
+        return self.engine.call(f"{storage_mod.entry_prefix(self.architecture, self.storage)}_{name}", *args)
 
     def __repr__(self) -> str:
         return (f"Params({self.architecture}, vocab={self.vocab}, context={self.context}, "
@@ -260,7 +259,7 @@ class Cache:
         """One engine pass: tokens `ids` at positions `pos` of `slots`; the logits after the tokens `outs`."""
         try:
             logits, self._handle = self._params.entry("run", self._params.handle, self._handle, ids, slots, pos, outs)
-        except (LlafError, MemoryError):
+        except (LlafError, EngineError, MemoryError):
             # The pass consumes the cache (`*cache` in src/llm.fut): after a
             # failure, out of memory say, its contents are undefined.
             self._handle = None

@@ -6,7 +6,7 @@ model's per-layer projections and the one of its embedding and head:
     storage   layers   embedding/head   from
     f32       f32      f32              transformers models, F32/BF16 GGUF
     f16       f16      f16              F16 GGUF
-    q8        q8       q8               Q8_0 GGUF (also mixed with Q4_0/Q4_1)
+    q8        q8       q8               Q8_0, Q5_0, Q5_1 GGUF (also mixed with Q4_0/Q4_1)
     q4        q4       q8               Q4_0/Q4_1 GGUF (SmolLM2's embedding is Q8_0)
 
 Every format holds exactly the values the file means: a GGUF block is
@@ -92,8 +92,14 @@ FORMATS = {
 STORAGES = {"f32": ("f32", "f32"), "f16": ("f16", "f16"), "q8": ("q8", "q8"), "q4": ("q4", "q8")}
 
 # The GGUF tensor types each format holds exactly.
-EXACT = {"f32": {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1"}, "f16": {"F16"},
-         "q8": {"Q8_0", "Q4_0", "Q4_1"}, "q4": {"Q4_0", "Q4_1"}}
+EXACT = {"f32": {"F32", "F16", "BF16", "Q8_0", "Q5_0", "Q5_1", "Q4_0", "Q4_1"}, "f16": {"F16"},
+         "q8": {"Q8_0", "Q5_0", "Q5_1", "Q4_0", "Q4_1"}, "q4": {"Q4_0", "Q4_1"}}
+
+
+def entry_prefix(architecture: str, storage: str) -> str:
+    """The prefix of a model's entry points in src/llm.fut (`llama_q4_run`):
+    GPT-2 has one storage, so its entry points name none (`gpt2_run`)."""
+    return architecture if architecture == "gpt2" else f"{architecture}_{storage}"
 
 
 def check_storage(storage: str) -> str:
@@ -147,12 +153,21 @@ def encode_gguf(kind: str, raw: np.ndarray, shape: tuple[int, ...], fmt: str, na
         return {name: np.ascontiguousarray(raw).view("<u2").reshape(shape).astype(np.uint16)}
     rows = shape[:-1]
     blocks = (*rows, shape[-1] // BLOCK)
-    size = {"Q8_0": 34, "Q4_0": 18, "Q4_1": 20}[kind]
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    size = GGML_QUANT_SIZES[GGMLQuantizationType[kind]][1]  # bytes a block
     b = np.ascontiguousarray(raw).view(np.uint8).reshape(-1, size)
     scale = _half_bits(b[:, 0:2])
     if kind == "Q8_0":  # value = d · q, q a signed byte: code q + 128, offset -128 d
         codes = (b[:, 2:].view(np.int8).astype(np.int16) + 128).astype(np.uint8)
         offset = _scaled_half(scale, -128, name)
+    elif kind in ("Q5_0", "Q5_1"):  # value = d · q - 16 d (Q5_0) or d · q + m (Q5_1), q of 5 bits
+        start = 2 if kind == "Q5_0" else 4  # then 32 fifth bits (bit j: value j's), then nibbles as Q4's
+        fifth = b[:, start:start + 4].copy().view("<u4")
+        packed = b[:, start + 4:]
+        codes = (np.concatenate([packed & 15, packed >> 4], axis=1)
+                 | (((fifth >> np.arange(32, dtype=np.uint32)) & 1) << 4).astype(np.uint8))
+        offset = _scaled_half(scale, -16, name) if kind == "Q5_0" else _half_bits(b[:, 2:4])
     else:  # value = d · nibble - 8 d (Q4_0) or d · nibble + m (Q4_1)
         packed = b[:, 2:] if kind == "Q4_0" else b[:, 4:]
         offset = _scaled_half(scale, -8, name) if kind == "Q4_0" else _half_bits(b[:, 2:4])

@@ -53,7 +53,7 @@ class Weights:
     @property
     def entry(self) -> str:
         """The prefix of this model's entry points in src/llm.fut."""
-        return self.architecture if self.architecture == "gpt2" else f"{self.architecture}_{self.storage}"
+        return storage_mod.entry_prefix(self.architecture, self.storage)
 
     def format(self, name: str) -> storage_mod.Format:
         """The format array or matrix `name` is stored in."""

@@ -78,16 +78,20 @@ module type format = {
   val get [m][kb] : mat [m][kb] -> i64 -> i64 -> f32
 }
 
-module f32_panels = {
-  type mat [m][kb] = {w: [(m + P - 1) / P][kb][32][P]f32, rows: [m]()}
+type f32_panel_arrays [m][kb] = {w: [(m + P - 1) / P][kb][32][P]f32, rows: [m]()}
+
+module f32_panels : format with mat [m][kb] = f32_panel_arrays [m][kb] = {
+  type mat [m][kb] = f32_panel_arrays [m][kb]
   def columns [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) : (lanes.t f32, lanes.t f32) =
     (lanes.tabulate (\r -> #[unsafe] a.w[t, b, j, r]), lanes.tabulate (\r -> #[unsafe] a.w[t, b, j + 16, r]))
   def get [m][kb] (a: mat [m][kb]) (i: i64) (c: i64) : f32 =
     (flatten (flatten (flatten a.w)))[unit (kb * 32) i c]
 }
 
-module f16_panels = {
-  type mat [m][kb] = {w: [(m + P - 1) / P][kb][32][P]u16, rows: [m]()}
+type f16_panel_arrays [m][kb] = {w: [(m + P - 1) / P][kb][32][P]u16, rows: [m]()}
+
+module f16_panels : format with mat [m][kb] = f16_panel_arrays [m][kb] = {
+  type mat [m][kb] = f16_panel_arrays [m][kb]
   def columns [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) : (lanes.t f32, lanes.t f32) =
     (lanes.tabulate (\r -> f16_bits_to_f32 (#[unsafe] a.w[t, b, j, r])),
      lanes.tabulate (\r -> f16_bits_to_f32 (#[unsafe] a.w[t, b, j + 16, r])))
@@ -96,9 +100,11 @@ module f16_panels = {
 }
 
 -- | Blocks of 32 byte codes sharing a scale and an offset.
-module q8_panels = {
-  type mat [m][kb] = {q: [(m + P - 1) / P][kb][32][P]u8, scale: [(m + P - 1) / P][kb][P]u16,
-                      offset: [(m + P - 1) / P][kb][P]u16, rows: [m]()}
+type q8_panel_arrays [m][kb] = {q: [(m + P - 1) / P][kb][32][P]u8, scale: [(m + P - 1) / P][kb][P]u16,
+                               offset: [(m + P - 1) / P][kb][P]u16, rows: [m]()}
+
+module q8_panels : format with mat [m][kb] = q8_panel_arrays [m][kb] = {
+  type mat [m][kb] = q8_panel_arrays [m][kb]
   def decode (s: f32) (o: f32) (c: u8) : f32 = s * f32.u8 c + o
   def columns [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) : (lanes.t f32, lanes.t f32) =
     let at r = (f16_bits_to_f32 (#[unsafe] a.scale[t, b, r]), f16_bits_to_f32 (#[unsafe] a.offset[t, b, r]))
@@ -111,9 +117,11 @@ module q8_panels = {
 }
 
 -- | Blocks of 32 4-bit codes, two to a byte, sharing a scale and an offset.
-module q4_panels = {
-  type mat [m][kb] = {q: [(m + P - 1) / P][kb][16][P]u8, scale: [(m + P - 1) / P][kb][P]u16,
-                      offset: [(m + P - 1) / P][kb][P]u16, rows: [m]()}
+type q4_panel_arrays [m][kb] = {q: [(m + P - 1) / P][kb][16][P]u8, scale: [(m + P - 1) / P][kb][P]u16,
+                               offset: [(m + P - 1) / P][kb][P]u16, rows: [m]()}
+
+module q4_panels : format with mat [m][kb] = q4_panel_arrays [m][kb] = {
+  type mat [m][kb] = q4_panel_arrays [m][kb]
   def decode (s: f32) (o: f32) (c: u8) : f32 = s * f32.u8 c + o
   def columns [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) : (lanes.t f32, lanes.t f32) =
     let at r = (f16_bits_to_f32 (#[unsafe] a.scale[t, b, r]), f16_bits_to_f32 (#[unsafe] a.offset[t, b, r]),
@@ -280,11 +288,14 @@ def q4_mat [t][kb] (m: i64) (q: [t][kb][16][P]u8) (scale: [t][kb][P]u16) (offset
       rows = replicate m ()}
 
 -- Tests: every product path and the rows, for each format, against NumPy
--- (tests/make_futhark_data.py packs the panels). --------------------------
+-- (tests/make_futhark_data.py packs the panels).  The rows are decoded
+-- values, which must be exact: they are compared as bits, since `futhark
+-- test`'s tolerance for f32 grows with the largest value. --------------------
 
 module products (M: matrix) = {
   def all [m][kb][b][n] (a: M.mat [m][kb]) (xs: [b][n]f32) =
-    (M.matvec a xs[0], M.matmul a xs, M.matmul a (take 3 xs), M.matmul a (take 1 xs), tabulate m (M.row n a))
+    (M.matvec a xs[0], M.matmul a xs, M.matmul a (take 3 xs), M.matmul a (take 1 xs),
+     tabulate m (M.row n a >-> map f32.to_bits))
 }
 
 module products_f32 = products f32_matrix
@@ -330,4 +341,4 @@ entry test_q4 [t][kb][b][n] (m: i64) (q: [t][kb][16][P]u8) (s: [t][kb][P]u16) (o
 -- entry: test_f16_bits
 -- input @ ../tests/data/f16.in
 -- output @ ../tests/data/f16.out
-entry test_f16_bits [n] (bits: [n]u16) : [n]f32 = map f16_bits_to_f32 bits
+entry test_f16_bits [n] (bits: [n]u16) : [n]u32 = map (f16_bits_to_f32 >-> f32.to_bits) bits

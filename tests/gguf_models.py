@@ -18,9 +18,11 @@ def permute(w: np.ndarray, heads: int) -> np.ndarray:
     return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def write_gguf(model: torch.nn.Module, path: Path, qtype: str = "F32", head_qtype: str | None = None) -> Path:
+def write_gguf(model: torch.nn.Module, path: Path, qtype: str = "F32", head_qtype: str | None = None,
+               extra: dict[str, np.ndarray] | None = None) -> Path:
     """`model` as a GGUF file: matrices of type `qtype`, the embedding and
-    output head of type `head_qtype` (default: `qtype`)."""
+    output head of type `head_qtype` (default: `qtype`), and the F32 tensors
+    `extra` (e.g. rope_freqs.weight)."""
     import gguf
     from gguf import GGMLQuantizationType as Q
 
@@ -45,6 +47,7 @@ def write_gguf(model: torch.nn.Module, path: Path, qtype: str = "F32", head_qtyp
                "output_norm.weight": state["model.norm.weight"]}
     if not c.tie_word_embeddings:
         tensors["output.weight"] = state["lm_head.weight"]
+    tensors |= extra or {}
     for i in range(c.num_hidden_layers):
         for hf, name in names.items():
             t = state[f"model.layers.{i}.{hf}.weight"]
@@ -60,7 +63,12 @@ def write_gguf(model: torch.nn.Module, path: Path, qtype: str = "F32", head_qtyp
         elif kind == Q.F16:
             w.add_tensor(name, t.astype(np.float16))
         else:
-            w.add_tensor(name, gguf.quants.quantize(t.astype(np.float32), kind), raw_dtype=kind)
+            try:
+                w.add_tensor(name, gguf.quants.quantize(t.astype(np.float32), kind), raw_dtype=kind)
+            except NotImplementedError:  # a type gguf-py cannot write (K-quants): random blocks
+                block, size = gguf.GGML_QUANT_SIZES[kind]
+                raw = np.random.default_rng(0).integers(0, 256, (t.shape[0], t.shape[1] // block * size), np.uint8)
+                w.add_tensor(name, raw, raw_dtype=kind)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

@@ -18,7 +18,7 @@ from llaf.storage import FORMATS
 
 DATA = Path(__file__).parent / "data"
 TYPES = {np.dtype(np.float32): b" f32", np.dtype(np.int64): b" i64", np.dtype(np.uint8): b"  u8",
-         np.dtype(np.uint16): b" u16"}
+         np.dtype(np.uint16): b" u16", np.dtype(np.uint32): b" u32"}
 
 
 def encode(value: np.ndarray) -> bytes:
@@ -97,10 +97,11 @@ def main() -> None:
     # Weight formats (src/matrix.fut): every half but the NaNs; then for each
     # format, a matrix of 45 rows (two panels, the second padded) times 21
     # tokens (the path that decodes the matrix once), 3 (the grouped
-    # products), 1 token (the matrix-vector product), and every row.
+    # products), 1 token (the matrix-vector product), and every row (as
+    # f32 bits: a decoded value is exact).
     bits = np.arange(0, 1 << 16, dtype=np.uint16)
     bits = bits[~np.isnan(bits.view(np.float16))]
-    save("f16", [bits], [bits.view(np.float16).astype(np.float32)])
+    save("f16", [bits], [bits.view(np.float16).astype(np.float32).view(np.uint32)])  # exact: as f32 bits
     m = 45
     # scales and offsets are half bits; one block's scale is subnormal
     scale_bits = np.float16(rng.uniform(0.01, 0.1, (m, 3))).view(np.uint16)
@@ -125,7 +126,7 @@ def main() -> None:
         ys = xs.astype(np.float64) @ dense.astype(np.float64).T
         panels = FORMATS[fmt].panels(arrays, "w")
         save(f"{fmt}_panels", [np.array(m, np.int64), *panels, xs],
-             [f32(ys[0]), f32(ys), f32(ys[:3]), f32(ys[:1]), f32(dense)])
+             [f32(ys[0]), f32(ys), f32(ys[:3]), f32(ys[:1]), f32(dense).view(np.uint32)])
 
 
 def rope(inv_freq: np.ndarray, xs: np.ndarray) -> np.ndarray:

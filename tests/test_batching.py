@@ -179,3 +179,23 @@ def test_an_engine_failure_is_a_500_and_the_server_keeps_serving() -> None:
         r = c.post("/v1/completions", json=body)
         assert r.status_code == 200 and r.json()["choices"][0]["text"] == " Paris.\n\nThe"
         assert c.get("/health").json()["pending"] == 0
+
+
+def test_a_bug_in_a_request_is_a_500_that_says_internal_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only bad input is a 400: a failure of llaf's own while serving a request
+    (here its tokenizer) is a 500 server_error naming the cause."""
+    from fastapi.testclient import TestClient
+
+    model = llaf.load(backend=SERVER_BACKEND, context=SERVER_CONTEXT)
+
+    def broken(text: str) -> list[int]:
+        raise RuntimeError("the tokenizer broke")
+
+    monkeypatch.setattr(model.tokenizer, "encode", broken)
+    body = {"prompt": "The capital of France is", "max_tokens": 5, "temperature": 0}
+    with TestClient(create_app(model, max_batch=2), raise_server_exceptions=False) as c:
+        r = c.post("/v1/completions", json=body)
+        assert (r.status_code, r.json()) == (500, {"error": {
+            "message": "internal error: RuntimeError: the tokenizer broke (a bug of llaf's, not a problem with the "
+                       "input)", "type": "server_error", "param": None, "code": None}})
+        assert c.get("/health").status_code == 200

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,6 +52,80 @@ def test_generate_keeps_the_weights_in_the_storage_asked_for() -> None:
     out = llaf("generate", "The capital of France is", "-n", "6", "--backend", SERVER_BACKEND, "--storage", "f32")
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("The capital of France is Paris")
+    # f16 cannot hold its Q4_1 blocks exactly: refused, so the flag is not ignored
+    out = llaf("generate", "The capital of France is", "-n", "6", "--backend", SERVER_BACKEND, "--storage", "f16")
+    assert out.returncode == 1
+    assert re.fullmatch(r"llaf: SmolLM2-135M-Instruct\.Q4_1\.gguf: tensor '[\w.]+' of type Q(4_1|8_0) "
+                        r"cannot be stored as f16 exactly", out.stderr.strip()), out.stderr
+
+
+class CachedLoads:
+    """llaf.generation.load, each model loaded once for the in-process runs of `main`."""
+
+    def __init__(self) -> None:
+        import llaf.generation
+
+        self.load = llaf.generation.load
+        self.models: dict[tuple[Any, ...], Any] = {}
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(self, model: Any = None, **kwargs: Any) -> Any:
+        self.calls.append({"model": model, **kwargs})
+        key = (model, *sorted((k, v) for k, v in kwargs.items() if k != "progress"))
+        if key not in self.models:
+            self.models[key] = self.load(model, **kwargs)
+        return self.models[key]
+
+
+def test_each_sampling_flag_changes_what_generate_prints(monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Every flag is shown to act: were it ignored, the text would be greedy's
+    (or, for the seed, the same for two seeds)."""
+    import llaf.generation
+    from llaf import cli
+
+    loads = CachedLoads()
+    monkeypatch.setattr(llaf.generation, "load", loads)
+
+    def generate(*flags: str) -> str:
+        cli.main(["generate", "Once upon a time", "-n", "16", "--backend", SERVER_BACKEND, "--context", "64",
+                  *flags])
+        return capsys.readouterr().out
+
+    greedy = generate()
+    hot = ("--temperature", "1.5", "--seed", "1")
+    sampled = generate(*hot)
+    assert sampled != greedy and generate(*hot) == sampled                   # --temperature, --seed
+    assert generate("--temperature", "1.5", "--seed", "2") != sampled       # --seed
+    assert generate(*hot, "--top-k", "1") == greedy                          # --top-k: the most likely only
+    assert generate(*hot, "--top-p", "0.001") == greedy                      # --top-p: likewise
+    assert generate("--repetition-penalty", "5") != greedy                   # --repetition-penalty
+    stop = greedy[len("Once upon a time"):].strip()[:3]
+    assert generate("--stop", stop) == greedy[:greedy.index(stop, len("Once upon a time"))] + "\n"  # --stop
+    assert {c["backend"] for c in loads.calls} == {SERVER_BACKEND} and {c["context"] for c in loads.calls} == {64}
+
+
+def test_a_failure_of_llafs_own_is_an_internal_error(monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A bug (here the engine failing) is not blamed on the input: one line
+    saying it is an internal error, with its cause, and exit status 70."""
+    import llaf.generation
+    from llaf import EngineError, cli
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise EngineError("llama_q4_run failed: Assertion is false: index out of bounds\nbacktrace...")
+
+    monkeypatch.setattr(llaf.generation, "load", broken)
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["generate", "Hi"])
+    assert exit.value.code == cli.INTERNAL_ERROR_EXIT == 70
+    assert capsys.readouterr().err == ("llaf: internal error: EngineError: llama_q4_run failed: Assertion is false: "
+                                       "index out of bounds (a bug of llaf's, not a problem with the input)\n")
+    monkeypatch.setattr(llaf.generation, "load", lambda *a, **k: {}["no such key"])
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["generate", "Hi"])
+    assert exit.value.code == 70
+    assert capsys.readouterr().err.startswith("llaf: internal error: KeyError: 'no such key'")
 
 
 def test_chat_takes_the_sampling_flags() -> None:

@@ -59,7 +59,9 @@ def test_f32_gguf_equals_the_original_model(gguf_dir: Path, model: torch.nn.Modu
 
 
 STORAGES = [("F32", None, "f32"), ("F16", None, "f16"), ("Q8_0", None, "q8"), ("Q4_0", None, "q4"),
-            ("Q4_1", None, "q4"), ("Q4_1", "Q8_0", "q4"), ("Q8_0", "Q4_1", "q8"), ("Q4_0", "F16", "f32")]
+            ("Q4_1", None, "q4"), ("Q4_1", "Q8_0", "q4"), ("Q8_0", "Q4_1", "q8"), ("Q4_0", "F16", "f32"),
+            # Q5_0 and Q5_1 blocks are kept as q8 blocks (a byte code a value), the head of q4 storage too
+            ("Q5_0", None, "q8"), ("Q5_1", "Q5_0", "q8"), ("Q4_1", "Q5_1", "q4")]
 
 
 @pytest.mark.parametrize(("qtype", "head_qtype", "storage"), STORAGES)
@@ -76,7 +78,7 @@ def test_matrices_keep_their_file_form_exactly(tmp_path: Path, model: torch.nn.M
         np.testing.assert_array_equal(native.dense(name), f32.arrays[name], err_msg=name)
 
 
-@pytest.mark.parametrize(("qtype", "head_qtype", "storage"), STORAGES[1:7])
+@pytest.mark.parametrize(("qtype", "head_qtype", "storage"), [*STORAGES[1:7], STORAGES[9]])
 def test_quantized_storage_computes_what_f32_computes(backend: str, tmp_path: Path, model: torch.nn.Module,
                                                      qtype: str, head_qtype: str | None, storage: str) -> None:
     path = write_gguf(model, tmp_path / "m.gguf", qtype, head_qtype)
@@ -87,6 +89,58 @@ def test_quantized_storage_computes_what_f32_computes(backend: str, tmp_path: Pa
     logits = llaf.forward(native, ids)
     np.testing.assert_allclose(logits, llaf.forward(f32, ids), rtol=0, atol=1e-5 * float(np.abs(logits).max()))
     np.testing.assert_array_equal(llaf.gen(ids[:4], native, 40), llaf.gen(ids[:4], f32, 40))
+
+
+def test_bf16_gguf_is_the_model_rounded_to_bfloat16(tmp_path: Path, model: torch.nn.Module) -> None:
+    """BF16 tensors are widened exactly: each value is torch's bfloat16
+    rounding of the model's (the norms stay F32, as llama.cpp keeps them)."""
+    from llaf.llama import MATRICES
+    from llaf.weights import from_transformers, load
+
+    direct, bf16 = from_transformers(model, progress=False), load(write_gguf(model, tmp_path / "m.gguf", "BF16"))
+    assert bf16.storage == "f32"
+    for name, value in direct.arrays.items():
+        matrix = name in MATRICES
+        rounded = torch.from_numpy(value).bfloat16().float().numpy() if matrix else value
+        assert not matrix or not np.array_equal(rounded, value), name  # the rounding shows
+        np.testing.assert_array_equal(bf16.arrays[name], rounded, err_msg=name)
+
+
+def llama_cpp_rope_factors(head_dim: int, theta: float, scaling: dict[str, float]) -> np.ndarray:
+    """rope_freqs.weight as llama.cpp's converter writes it for Llama 3's rope
+    scaling (convert_hf_to_gguf.py, LlamaModel): a divisor per frequency."""
+    freqs = 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.float32) / head_dim))
+    old, factor = scaling["original_max_position_embeddings"], scaling["factor"]
+    low, high = scaling["low_freq_factor"], scaling["high_freq_factor"]
+    factors = []
+    for freq in freqs:
+        wavelen = 2 * np.pi / freq
+        if wavelen < old / high:
+            factors.append(1.0)
+        elif wavelen > old / low:
+            factors.append(factor)
+        else:
+            smooth = (old / wavelen - low) / (high - low)
+            factors.append(1 / ((1 - smooth) / factor + smooth))
+    return np.array(factors, np.float32)
+
+
+def test_rope_freqs_gguf_computes_what_transformers_computes_with_rope_scaling(backend: str, tmp_path: Path) -> None:
+    """Llama 3.1's rope scaling arrives in a GGUF file as rope_freqs.weight:
+    llaf's logits equal transformers' on the model with that scaling, and
+    differ from them when the tensor is left out."""
+    scaling = {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 32}
+    hf = random_llama(3, **{**CONFIG, "rope_scaling": {"rope_type": "llama3", **scaling}, "rope_theta": 500000.0})
+    factors = llama_cpp_rope_factors(CONFIG["hidden_size"] // CONFIG["num_attention_heads"], 500000.0, scaling)
+    assert len(set(factors.tolist())) > 2  # unscaled, scaled and smoothed frequencies
+    ids = np.random.default_rng(2).integers(0, 512, 60)
+    expected = hf_logits(hf, ids)
+    scaled = llaf.init(str(write_gguf(hf, tmp_path / "scaled.gguf", extra={"rope_freqs.weight": factors})),
+                       backend=backend, progress=False)
+    assert_logits_close(llaf.forward(scaled, ids), expected)
+    plain = llaf.init(str(write_gguf(hf, tmp_path / "plain.gguf")), backend=backend, progress=False)
+    with pytest.raises(AssertionError):
+        assert_logits_close(llaf.forward(plain, ids), expected)
 
 
 def test_storage_errors(gguf_dir: Path) -> None:
@@ -128,9 +182,9 @@ def test_unsupported_architecture(tmp_path: Path) -> None:
 
 
 def test_unsupported_tensor_type(tmp_path: Path, model: torch.nn.Module) -> None:
-    path = write_gguf(model, tmp_path / "q5.gguf", "Q5_0")
-    with pytest.raises(LlafError, match=r"^q5\.gguf: tensor 'blk\.0\.\w+\.weight' has type Q5_0; "
-                                        r"llaf reads F32, F16, BF16, Q8_0, Q4_0, Q4_1$"):
+    path = write_gguf(model, tmp_path / "iq4.gguf", "IQ4_NL", "Q8_0")
+    with pytest.raises(LlafError, match=r"^iq4\.gguf: tensor 'blk\.0\.\w+\.weight' has type IQ4_NL; "
+                                        r"llaf reads F32, F16, BF16, Q8_0, Q5_0, Q5_1, Q4_0, Q4_1$"):
         llaf.init(str(path))
 
 

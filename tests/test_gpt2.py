@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import llaf
-from llaf import LlafError
+from llaf import EngineError, LlafError
 
 from .conftest import random_gpt2
 from .parity import assert_logits_close, hf_greedy, hf_logits
@@ -147,15 +147,15 @@ def test_engine_itself_rejects_out_of_range_input(small: llaf.Params) -> None:
     """Behind the Python checks, Futhark's own assertions stop a bad call
     before any out-of-bounds access."""
     ids, lens = np.array([1, 2], np.int64), np.array([2], np.int64)
-    with pytest.raises(LlafError, match=r"^gpt2_gen failed: "):
+    with pytest.raises(EngineError, match=r"^gpt2_gen failed: "):
         small.entry("gen", small.handle, np.array([1, 5000], np.int64), lens, np.int64(3))
-    with pytest.raises(LlafError, match=r"^gpt2_gen failed: "):
+    with pytest.raises(EngineError, match=r"^gpt2_gen failed: "):
         small.entry("gen", small.handle, ids, lens, np.int64(small.context))
-    with pytest.raises(LlafError, match=r"^gpt2_gen failed: "):
+    with pytest.raises(EngineError, match=r"^gpt2_gen failed: "):
         small.entry("gen", small.handle, ids, np.array([1], np.int64), np.int64(3))
     # another slot, a position past the cache (rounded up to a panel of 32), a token id, a negative position
     for ids, slots, pos in (([1], [1], [0]), ([1], [0], [32]), ([1000], [0], [0]), ([1], [0], [-1])):
         cache = small.entry("cache", small.handle, np.int64(1), np.int64(4))  # a failed call consumes it
-        with pytest.raises(LlafError, match=r"^gpt2_run failed: "):
+        with pytest.raises(EngineError, match=r"^gpt2_run failed: "):
             small.entry("run", small.handle, cache, *(np.array(a, np.int64) for a in (ids, slots, pos)),
                         np.array([0], np.int64))

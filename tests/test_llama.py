@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import llaf
+from llaf import EngineError
 
 from .conftest import random_llama
 from .parity import assert_logits_close, hf_greedy, hf_logits
@@ -77,6 +78,41 @@ def test_prompt_reaching_the_context_limit(params: llaf.Params, shape: str) -> N
     assert_logits_close(llaf.forward(params, ids), hf_logits(hf_model(shape), ids))
     with pytest.raises(llaf.LlafError, match=rf"^{params.context} prompt tokens \+ 1 new tokens exceed"):
         llaf.gen(ids, params, 1)
+
+
+def test_engine_itself_rejects_out_of_range_input(params: llaf.Params, shape: str) -> None:
+    """Behind the Python checks, the Llama entry points' own assertions stop a
+    bad call before any out-of-bounds access: an EngineError naming the entry
+    (a bug of llaf's if it ever reaches them, not the user's)."""
+    from llaf.weights import from_transformers
+
+    p, V, C = f"llama_{params.storage}", params.vocab, params.context
+    ids, lens = np.array([1, 2], np.int64), np.array([2], np.int64)
+    for bad in ((np.array([1, V], np.int64), lens, np.int64(3)),  # a token outside the vocabulary
+                (ids, lens, np.int64(C - 1)),                     # past the context
+                (ids, np.array([1], np.int64), np.int64(3)),      # lengths that do not add up
+                (ids, lens, np.int64(-1))):                       # a negative count
+        with pytest.raises(EngineError, match=rf"^{p}_gen failed: "):
+            params.entry("gen", params.handle, *bad)
+    # another slot, a position past the cache (rounded up to a panel of 32), a token id, a negative position
+    for ids_, slots, pos in (([1], [1], [0]), ([1], [0], [32]), ([V], [0], [0]), ([1], [0], [-1])):
+        cache = params.entry("cache", params.handle, np.int64(1), np.int64(4))  # a failed call consumes it
+        with pytest.raises(EngineError, match=rf"^{p}_run failed: "):
+            params.entry("run", params.handle, cache, *(np.array(a, np.int64) for a in (ids_, slots, pos)),
+                         np.array([0], np.int64))
+    cache = params.entry("cache", params.handle, np.int64(1), np.int64(4))
+    with pytest.raises(EngineError, match=rf"^{p}_run failed: "):  # an output index past the tokens
+        params.entry("run", params.handle, cache, *(np.array([1], np.int64) for _ in range(3)), np.array([1]))
+    for slots, capacity in ((0, 4), (1, 0), (1, C + 1)):
+        with pytest.raises(EngineError, match=rf"^{p}_cache failed: "):
+            params.entry("cache", params.handle, np.int64(slots), np.int64(capacity))
+    # init with a head count that does not fit the model's width
+    args = list(from_transformers(hf_model(shape), progress=False).init_args())
+    assert args[0] == SHAPES[shape]["num_attention_heads"]
+    args[0] = np.int64(args[0] + 1)
+    with pytest.raises(EngineError, match=rf"^{p}_init failed: "):
+        params.engine.call(f"{p}_init", *(params.engine.put(a) if isinstance(a, np.ndarray) else a for a in args))
+    assert llaf.gen([1, 2], params, 2).shape == (4,)  # and the model still works
 
 
 def test_mistral_without_sliding_window(backend: str) -> None:

@@ -14,6 +14,7 @@ from llaf import LlafError
 from llaf.assets import default_model_path, tiktoken_dir
 from llaf.tokenizer import GGUFTokenizer, HFTokenizer, TiktokenTokenizer, _chat_ids, from_gguf
 
+from . import make_tokenizer_reference as llama_cpp_reference
 from .gguf_models import write_llama3_gguf, write_sentencepiece_gguf, write_tokenizer_gguf
 
 TEXTS = [
@@ -192,6 +193,27 @@ def test_gguf_tokenizer_and_weights_need_neither_torch_nor_transformers() -> Non
             "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# An independent reference: llama.cpp's own tokenizer of SmolLM2's file,
+# stored by tests/make_tokenizer_reference.py (llama-cpp-python, which CI
+# does not build, checks the stored ids when it is installed).
+@pytest.mark.parametrize("text", llama_cpp_reference.TEXTS)
+def test_smollm2_ids_equal_llama_cpp(ours, text: str) -> None:  # type: ignore[no-untyped-def]
+    assert ours["smollm2"].encode(text) == llama_cpp_reference.stored()["texts"][text]
+
+
+def test_smollm2_chat_content_is_text_as_llama_cpp_tokenizes_it(ours) -> None:  # type: ignore[no-untyped-def]
+    """A content spelling control tokens is tokenized as plain text
+    (llama.cpp's `special=False`) between the template's real control tokens."""
+    messages = [{"role": "user", "content": llama_cpp_reference.INJECTION}]
+    assert ours["smollm2"].chat(messages) == llama_cpp_reference.stored()["injection_chat"]
+
+
+def test_the_stored_llama_cpp_ids_are_llama_cpps() -> None:
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (`make bench` builds it)")
+    assert llama_cpp_reference.llama_cpp_ids() == llama_cpp_reference.stored(), \
+        "run `python tests/make_tokenizer_reference.py`"
 
 
 def test_smollm2_special_tokens_and_chat_template(ours) -> None:  # type: ignore[no-untyped-def]

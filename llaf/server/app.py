@@ -33,7 +33,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import LlafError
+from ..errors import LlafError, internal_error
 from ..generation import Model
 from ..sampling import SamplingError, SamplingParams
 from .errors import APIError, shutting_down, validation_error
@@ -281,6 +281,10 @@ def create_app(model: Model, model_id: str | None = None, max_body: int = DEFAUL
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError) -> JSONResponse:
         return exc.response()
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception) -> JSONResponse:  # a bug, never the client's fault
+        return APIError(500, internal_error(exc), type="server_error").response()
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
