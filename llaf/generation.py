@@ -292,6 +292,9 @@ class Model:
             checks.instance(f"texts[{i}]", t, str, "a string")
         batch = checks.count("batch", batch) or 1
         ids = [self.tokenizer.encode(t) for t in items]
+        empty = [i for i, t in enumerate(ids) if not t]
+        if empty:
+            raise LlafError(f"texts[{empty[0]}] has no tokens: an embedding needs at least one")
         vecs = np.concatenate([embed(self.params, ids[i:i + batch], normalize) for i in range(0, len(ids), batch)])
         return vecs[0] if one else vecs
 
