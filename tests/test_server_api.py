@@ -94,23 +94,23 @@ def test_n_choices_each_reproducible_with_a_seed(client: openai.OpenAI) -> None:
         return got
 
     three = texts(3)
-    assert texts(3) == three  # the same seed, the same choices
     assert len(set(three)) == 3  # each choice draws its own
+    assert texts(3, stream=True) == three  # the same seed, the same choices, streamed or not
     assert texts(1) == three[:1]  # choice 0 is what n=1 gets
-    assert texts(2, stream=True) == three[:2]
 
 
 def test_penalties_and_min_p_reach_the_sampler(http: httpx.Client, local: llaf.Model) -> None:
-    prompt = "1, 2, 3, 1, 2, 3, 1, 2,"
+    prompt = "1, 2, 3,"
 
     def text(**options: Any) -> str:
         r = http.post("/v1/completions", json={"prompt": prompt, "max_tokens": 8, **options})
         assert r.status_code == 200, r.text
         return str(r.json()["choices"][0]["text"])
 
+    # The penalties of the generated ", " tokens turn the count into words.
+    assert text(temperature=0) == " 4, 5, 6"
     penalized = text(temperature=0, frequency_penalty=1.5, presence_penalty=0.5)
-    assert penalized == local.generate(prompt, 8, frequency_penalty=1.5, presence_penalty=0.5)
-    assert penalized != text(temperature=0)
+    assert penalized == local.generate(prompt, 8, frequency_penalty=1.5, presence_penalty=0.5) == " 4, 5, and so"
     assert text(temperature=1.0, min_p=0.2, seed=3) == local.generate(prompt, 8, temperature=1.0, min_p=0.2, seed=3)
 
 
