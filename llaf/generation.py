@@ -228,7 +228,8 @@ class Model:
 
     The sampling options of `stream`, `generate`, `stream_chat` and `chat`
     are those of `SamplingParams` (temperature, top_k, top_p,
-    repetition_penalty, seed, stop), given as keywords or as one
+    repetition_penalty, seed, stop, min_p, presence_penalty,
+    frequency_penalty), given as keywords or as one
     `sampling=SamplingParams(...)`; by default decoding is greedy.
     """
 
