@@ -13,9 +13,10 @@ __version__ = "0.1.0"  # pyproject.toml reads it from here
 
 from .errors import EngineError, LlafError, OutOfMemoryError
 from .generation import Model, load
-from .model import Cache, Params, forward, gen, init, prefill, step
+from .logprobs import TokenLogprob
+from .model import Cache, Params, embed, forward, gen, hidden, init, prefill, step
 from .sampling import Sampler, SamplingParams
 from .weights import Weights, save
 
 __all__ = ["Cache", "EngineError", "LlafError", "Model", "OutOfMemoryError", "Params", "Sampler", "SamplingParams",
-           "Weights", "forward", "gen", "init", "load", "prefill", "save", "step"]
+           "TokenLogprob", "Weights", "embed", "forward", "gen", "hidden", "init", "load", "prefill", "save", "step"]

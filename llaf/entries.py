@@ -1,7 +1,7 @@
 """The entry points of ``src/llm.fut``, written from llaf's tables.
 
-Each model and weight storage gets the same four entry points (`init`,
-`cache`, `run`, `gen`; see the head of src/llm.fut).  Their argument lists
+Each model and weight storage gets the same five entry points (`init`,
+`cache`, `run`, `gen`, `hidden`; see the head of src/llm.fut).  Their argument lists
 follow from the tables the Python side uses to call them: an architecture's
 ``SCALARS``, ``ARRAYS`` and ``MATRICES`` (llaf/llama.py, llaf/gpt2.py) and
 the storages' formats (llaf/storage.py), whose panel arrays give the Futhark
@@ -166,6 +166,13 @@ def llama_section(storage: str) -> str:
         f"              in (out, cache, {mod}.logits p h)",
         "         else (out, cache, lg)",
         "  in out",
+        "",
+        f"entry {p}_hidden {sizes[:-1]}][N][B] (p: {p}_params {sizes})",
+        "    (ids: [N]i64) (lens: [B]i64) : [N][d]f32 =",
+        "  let lens = prompts V p.context ids lens 0",
+        f"  let g = {mod}.cache_shape p B (i64.maximum lens)",
+        "  let (slots, pos) = layout N lens",
+        f"  in ({mod}.run p g (replicate (cache_size g) 0f32) ids slots pos).0",
         ""])
 
 
@@ -212,6 +219,13 @@ def gpt2_section() -> str:
         "              in (out, cache, gpt2.logits p h)",
         "         else (out, cache, lg)",
         "  in out",
+        "",
+        f"entry gpt2_hidden {sizes[:-1]}][N][B] (p: gpt2_params {sizes})",
+        "    (ids: [N]i64) (lens: [B]i64) : [N][d]f32 =",
+        "  let lens = prompts V C ids lens 0",
+        "  let g = gpt2.cache_shape p B (i64.maximum lens)",
+        "  let (slots, pos) = layout N lens",
+        "  in (gpt2.run p g (replicate (cache_size g) 0f32) ids slots pos).0",
         ""])
 
 

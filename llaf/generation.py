@@ -20,12 +20,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import checks
 from . import weights as weights_mod
 from .assets import default_model_path
 from .backend import check_threads, resolve_backend
 from .errors import LlafError
-from .model import Params, check_fits, init, prefill, prompt_ids, step
+from .logprobs import MAX_TOP_LOGPROBS, TokenLogprob, token_logprob
+from .model import Params, check_fits, embed, init, prefill, prompt_ids, step
 from .sampling import GREEDY, Sampler, SamplingParams, sampling_params
 from .tokenizer import Message, Tokenizer, chat_messages, for_model
 
@@ -36,12 +39,16 @@ class TokenStream(Iterator[int]):
     """The next tokens of a sequence, one at a time: one prefill of the
     prompt, then one cached step per token. It ends before an end-of-turn
     token (`finish_reason` ``"stop"``) or after `max_new_tokens` tokens
-    (``"length"``); `close()` ends it early."""
+    (``"length"``); `close()` ends it early. With `logprobs` (the number of
+    alternatives to list, 0 to MAX_TOP_LOGPROBS), `logprobs` gathers a
+    `TokenLogprob` per token generated (llaf/logprobs.py); else it stays empty."""
 
     def __init__(self, model: Model, ids: Sequence[int], max_new_tokens: int,
-                 sampling: SamplingParams = GREEDY) -> None:
+                 sampling: SamplingParams = GREEDY, logprobs: int | None = None) -> None:
         max_new_tokens = checks.count("max_new_tokens", max_new_tokens)
         sampling = sampling_params("sampling", sampling)
+        self.top_logprobs = check_logprobs(logprobs)
+        self.logprobs: list[TokenLogprob] = []
         a = checks.token_ids("the prompt", ids, model.params.vocab)
         check_fits(a.size, max_new_tokens, model.params)  # before prompt_ids' check of the prompt alone
         prompt = prompt_ids(a, model.params).tolist()
@@ -66,6 +73,8 @@ class TokenStream(Iterator[int]):
             if tok in self.model.tokenizer.eos_ids:
                 self.finish_reason = "stop"
                 return
+            if self.top_logprobs is not None:
+                self.logprobs.append(token_logprob(logits, tok, self.top_logprobs))
             yield tok
             if i + 1 < max_new_tokens:
                 logits = step(cache, tok)
@@ -84,8 +93,9 @@ class TextStream(Iterator[str]):
     """
 
     def __init__(self, model: Model, ids: Sequence[int], max_new_tokens: int,
-                 sampling: SamplingParams = GREEDY) -> None:
-        self.tokens = TokenStream(model, ids, max_new_tokens, sampling)
+                 sampling: SamplingParams = GREEDY, logprobs: int | None = None) -> None:
+        self.tokens = TokenStream(model, ids, max_new_tokens, sampling, logprobs)
+        self.logprobs = self.tokens.logprobs  # filled as the tokens come (`logprobs`: how many alternatives)
         self.tokenizer = model.tokenizer
         self.stop = sampling.stop
         self.prompt_tokens = self.tokens.prompt_tokens
@@ -120,6 +130,16 @@ class TextStream(Iterator[str]):
         if rest:
             yield rest
         self.finish_reason = self.tokens.finish_reason
+
+
+def check_logprobs(logprobs: Any) -> int | None:
+    """`logprobs`, the alternatives to list per token, checked: None or 0 to MAX_TOP_LOGPROBS."""
+    if logprobs is None:
+        return None
+    n = checks.integer("logprobs", logprobs)
+    if not 0 <= n <= MAX_TOP_LOGPROBS:
+        raise checks.ArgumentError("logprobs", f"logprobs must be in [0, {MAX_TOP_LOGPROBS}], got {n}")
+    return n
 
 
 def fit_chat(tokenizer: Tokenizer, messages: Sequence[Message], max_new_tokens: int,
@@ -208,7 +228,8 @@ class Model:
 
     The sampling options of `stream`, `generate`, `stream_chat` and `chat`
     are those of `SamplingParams` (temperature, top_k, top_p,
-    repetition_penalty, seed, stop), given as keywords or as one
+    repetition_penalty, seed, stop, min_p, presence_penalty,
+    frequency_penalty), given as keywords or as one
     `sampling=SamplingParams(...)`; by default decoding is greedy.
     """
 
@@ -217,20 +238,23 @@ class Model:
     tokenizer: Tokenizer
 
     def stream_ids(self, ids: Sequence[int], max_new_tokens: int,
-                   sampling: SamplingParams = GREEDY) -> TokenStream:
+                   sampling: SamplingParams = GREEDY, logprobs: int | None = None) -> TokenStream:
         """The next tokens, one at a time, until end of turn or the limit."""
-        return TokenStream(self, ids, max_new_tokens, sampling)
+        return TokenStream(self, ids, max_new_tokens, sampling, logprobs)
 
     def stream_text(self, ids: Sequence[int], max_new_tokens: int,
-                    sampling: SamplingParams = GREEDY) -> TextStream:
+                    sampling: SamplingParams = GREEDY, logprobs: int | None = None) -> TextStream:
         """The continuation of `ids` as text pieces."""
-        return TextStream(self, ids, max_new_tokens, sampling)
+        return TextStream(self, ids, max_new_tokens, sampling, logprobs)
 
     def stream(self, prompt: str, max_new_tokens: int = 128, *, sampling: SamplingParams | None = None,
-               **options: Any) -> TextStream:
-        """The continuation of `prompt`, piece by piece."""
+               logprobs: int | None = None, **options: Any) -> TextStream:
+        """The continuation of `prompt`, piece by piece; with `logprobs`
+        (alternatives per token, 0-20), the stream's `logprobs` lists each
+        generated token's log probability (llaf/logprobs.py)."""
         checks.instance("prompt", prompt, str, "a string (for token ids use stream_ids or stream_text)")
-        return self.stream_text(self.tokenizer.encode(prompt), max_new_tokens, SamplingParams.of(sampling, options))
+        return self.stream_text(self.tokenizer.encode(prompt), max_new_tokens, SamplingParams.of(sampling, options),
+                                logprobs)
 
     def generate(self, prompt: str, max_new_tokens: int = 128, *, sampling: SamplingParams | None = None,
                  **options: Any) -> str:
@@ -238,7 +262,8 @@ class Model:
         return self.stream(prompt, max_new_tokens, sampling=sampling, **options).text()
 
     def stream_chat(self, messages: Sequence[Message], max_new_tokens: int = 256, *, truncate: bool = False,
-                    sampling: SamplingParams | None = None, **options: Any) -> TextStream:
+                    sampling: SamplingParams | None = None, logprobs: int | None = None,
+                    **options: Any) -> TextStream:
         """The assistant's reply to `messages` (the model's chat template), piece by piece.
 
         A conversation longer than the context, with room for `max_new_tokens`,
@@ -247,12 +272,32 @@ class Model:
         `dropped_messages` counts them."""
         sampling = SamplingParams.of(sampling, options)
         if not checks.instance("truncate", truncate, bool, "True or False"):
-            return self.stream_text(self.tokenizer.chat(messages), max_new_tokens, sampling)
+            return self.stream_text(self.tokenizer.chat(messages), max_new_tokens, sampling, logprobs)
         max_new_tokens = checks.count("max_new_tokens", max_new_tokens)
         ids, dropped, max_new_tokens = fit_chat(self.tokenizer, messages, max_new_tokens, self.params.context)
-        stream = self.stream_text(ids, max_new_tokens, sampling)
+        stream = self.stream_text(ids, max_new_tokens, sampling, logprobs)
         stream.dropped_messages = dropped
         return stream
+
+    def embed(self, texts: str | Sequence[str], *, normalize: bool = True, batch: int = 8) -> np.ndarray:
+        """Embeddings of a text (``[d]``) or texts (``[B][d]``, float32): the
+        mean of the model's final hidden states (after its final norm) over
+        the text's tokens, of unit length unless not `normalize`; `batch`
+        texts share a pass. A decoder's pooled states, not a trained
+        embedding model's: fine for rough similarity, no more."""
+        one = isinstance(texts, str)
+        items = [texts] if one else list(checks.instance("texts", texts, Sequence, "a string or a list of strings"))
+        if not items:
+            raise LlafError("texts is empty: give at least one text")
+        for i, t in enumerate(items):
+            checks.instance(f"texts[{i}]", t, str, "a string")
+        batch = checks.count("batch", batch) or 1
+        ids = [self.tokenizer.encode(t) for t in items]
+        empty = [i for i, t in enumerate(ids) if not t]
+        if empty:
+            raise LlafError(f"texts[{empty[0]}] has no tokens: an embedding needs at least one")
+        vecs = np.concatenate([embed(self.params, ids[i:i + batch], normalize) for i in range(0, len(ids), batch)])
+        return vecs[0] if one else vecs
 
     def chat(self, messages: Sequence[Message], max_new_tokens: int = 256, *, truncate: bool = False,
              sampling: SamplingParams | None = None, **options: Any) -> str:

@@ -315,6 +315,33 @@ def forward(params: Params, ids: Any) -> np.ndarray:
     return Cache(params, 1, a.size)._pass(a, np.zeros(a.size, np.int64), positions, positions)
 
 
+def hidden(params: Params, ids: Any) -> Any:
+    """The final hidden states (after the model's final norm) at every
+    position of `ids` (``[n][d]`` float32), computed in one pass; for a list
+    of prompts, a list of such arrays, all in one pass."""
+    params = _params(params)
+    prompts = _prompts(ids, params)
+    check_cache_fits(params, len(prompts), max(p.size for p in prompts))
+    lens = np.array([p.size for p in prompts], np.int64)
+    h = params.engine.array(params.entry("hidden", params.handle, np.concatenate(prompts), lens))
+    states = np.split(h, np.cumsum(lens)[:-1])
+    return states if _is_batch(ids) else states[0]
+
+
+def embed(params: Params, ids: Any, normalize: bool = True) -> np.ndarray:
+    """Embeddings: the mean of the final hidden states over each prompt's
+    tokens (``[d]``, or ``[B][d]`` for a list of prompts; float32), scaled
+    to unit length with `normalize` (so that a dot product is the cosine)."""
+    normalize = checks.instance("normalize", normalize, bool, "True or False")
+    states = hidden(params, ids)
+    one = not _is_batch(ids)
+    vecs = np.stack([s.astype(np.float64).mean(axis=0) for s in ([states] if one else states)])
+    if normalize:
+        vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-30)
+    vecs = vecs.astype(np.float32)
+    return vecs[0] if one else vecs
+
+
 def checked_logits(params: Params, logits: np.ndarray) -> np.ndarray:
     """`logits`, if the model's first pass gave finite ones.  The weights
     were checked finite when read, but finite weights can still overflow

@@ -8,9 +8,13 @@ The steps, in the order transformers and llama.cpp apply them:
 
 1. repetition penalty over every id seen so far (prompt and output): a
    positive logit is divided by the penalty, a negative one multiplied;
+   then OpenAI's presence and frequency penalties over the ids generated
+   so far (not the prompt's, as OpenAI and vLLM): a generated id's logit
+   loses `presence_penalty` once and `frequency_penalty` per time it came;
 2. temperature 0: the arg max (greedy decoding, as `llaf.gen`); else the
    logits are divided by the temperature;
-3. top-k: only the k most likely tokens stay (0: all);
+3. top-k: only the k most likely tokens stay (0: all); then min-p: only
+   the tokens at least `min_p` times as likely as the likeliest stay;
 4. top-p: only the smallest set of most likely tokens whose probabilities
    sum to at least p stays;
 5. a draw from the softmax of what is left, with a `numpy.random.Generator`
@@ -22,6 +26,7 @@ Stop strings are applied to the text (llaf/generation.py), not here.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -51,6 +56,8 @@ class SamplingParams:
     top_k: keep the k most likely tokens; 0 keeps all.
     top_p: in (0, 1]; keep the most likely tokens up to this total probability.
     repetition_penalty: > 0; 1 is none, above 1 discourages repeating seen ids.
+    presence_penalty, frequency_penalty: in [-2, 2] (OpenAI's); 0 is none.
+    min_p: in [0, 1]; keep the tokens at least min_p times as likely as the likeliest; 0 keeps all.
     seed: a non-negative integer for reproducible draws; None draws fresh entropy.
     stop: strings that end the generation; neither they nor what follows are returned.
     """
@@ -61,6 +68,9 @@ class SamplingParams:
     repetition_penalty: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    min_p: float = 0.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
 
     def __post_init__(self) -> None:
         temperature = _number("temperature", self.temperature)
@@ -88,8 +98,18 @@ class SamplingParams:
         stop = tuple(stop)
         if any(s == "" for s in stop):
             raise SamplingError("stop", "stop strings must not be empty")
+        min_p = _number("min_p", self.min_p)
+        if not 0 <= min_p <= 1:
+            raise SamplingError("min_p", f"min_p must be in [0, 1], got {self.min_p}")
+        openai_penalties = {}
+        for name in ("presence_penalty", "frequency_penalty"):
+            value = _number(name, getattr(self, name))
+            if not -2 <= value <= 2:
+                raise SamplingError(name, f"{name} must be in [-2, 2], got {getattr(self, name)}")
+            openai_penalties[name] = value
         for name, value in [("temperature", temperature), ("top_k", top_k), ("top_p", top_p),
-                            ("repetition_penalty", penalty), ("seed", seed), ("stop", stop)]:
+                            ("repetition_penalty", penalty), ("seed", seed), ("stop", stop), ("min_p", min_p),
+                            *openai_penalties.items()]:
             object.__setattr__(self, name, value)
 
     @property
@@ -129,10 +149,14 @@ class Sampler:
     """Picks tokens for one sequence: keeps the ids seen (for the repetition
     penalty) and the random generator (for reproducible draws)."""
 
-    def __init__(self, params: SamplingParams = GREEDY, seen: Sequence[int] = ()) -> None:
+    def __init__(self, params: SamplingParams = GREEDY, seen: Sequence[int] = (), choice: int = 0) -> None:
+        """`choice`: which of several choices drawn for one request (OpenAI's
+        `n`) this sampler draws: choice 0 uses `seed` itself, choice j > 0
+        the seed sequence (seed, j), so that each is reproducible and they differ."""
         self.params = params = sampling_params("params", params)
-        self.rng = np.random.default_rng(params.seed)
+        self.rng = np.random.default_rng(params.seed if params.seed is None or choice == 0 else [params.seed, choice])
         self.seen: set[int] = set(checks.token_ids("seen", seen).tolist())
+        self.generated: Counter[int] = Counter()  # ids sampled so far, for the presence and frequency penalties
 
     def observe(self, ids: Iterable[int]) -> None:
         self.seen.update(checks.token_ids("ids", ids).tolist())
@@ -149,6 +173,11 @@ class Sampler:
             ids = ids[(ids >= 0) & (ids < x.size)]
             v = x[ids]
             x[ids] = np.where(v > 0, v / penalty, v * penalty)
+        if (self.params.presence_penalty or self.params.frequency_penalty) and self.generated:
+            ids = np.fromiter(self.generated.keys(), dtype=np.int64)
+            counts = np.fromiter(self.generated.values(), dtype=np.float64)
+            keep = (ids >= 0) & (ids < x.size)
+            x[ids[keep]] -= self.params.presence_penalty + self.params.frequency_penalty * counts[keep]
         return x
 
     def candidates(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -160,6 +189,9 @@ class Sampler:
             ids = np.argpartition(-x, p.top_k - 1)[: p.top_k]
         order = ids[np.argsort(-x[ids], kind="stable")]
         probs = softmax(x[order])
+        if p.min_p > 0:  # probs are sorted: the likeliest is the first
+            keep = int(np.count_nonzero(probs >= p.min_p * probs[0]))
+            order, probs = order[:keep], probs[:keep] / probs[:keep].sum()
         if p.top_p < 1:
             # The smallest prefix of the sorted tokens whose probability reaches top_p.
             keep = int(np.searchsorted(np.cumsum(probs), p.top_p)) + 1
@@ -176,4 +208,5 @@ class Sampler:
             tok = int(ids[min(int(np.searchsorted(np.cumsum(probs), self.rng.random(), side="right")),
                               ids.size - 1)])
         self.seen.add(tok)
+        self.generated[tok] += 1
         return tok

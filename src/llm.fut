@@ -13,6 +13,10 @@
 --   A_gen    params, ids, lens, cnt → `cnt` greedy tokens after each of the
 --            prompts laid end to end in `ids` (`lens` tokens each), the
 --            whole loop in Futhark
+--   A_hidden params, ids, lens → the final hidden states (after the final
+--            norm) of every token of the prompts laid end to end in `ids`
+--            (`lens` tokens each), one pass with a cache of its own: what
+--            embeddings pool (llaf/generation.py, Model.embed)
 --
 -- A weight matrix arrives as its panels (src/matrix.fut): one array for f32
 -- and f16, three (codes, scales, offsets) for the block formats, with the
@@ -122,6 +126,13 @@ entry gpt2_gen [L][V][C][d][F][dk][Fk][N][B] (p: gpt2_params [L][V][C][d][F][dk]
          else (out, cache, lg)
   in out
 
+entry gpt2_hidden [L][V][C][d][F][dk][Fk][N][B] (p: gpt2_params [L][V][C][d][F][dk][Fk])
+    (ids: [N]i64) (lens: [B]i64) : [N][d]f32 =
+  let lens = prompts V C ids lens 0
+  let g = gpt2.cache_shape p B (i64.maximum lens)
+  let (slots, pos) = layout N lens
+  in (gpt2.run p g (replicate (cache_size g) 0f32) ids slots pos).0
+
 -- llama_f32 ----------------------------------------------------------------
 
 module llama_f32 = llama f32_matrix f32_matrix
@@ -170,6 +181,13 @@ entry llama_f32_gen [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_f32_params 
          else (out, cache, lg)
   in out
 
+entry llama_f32_hidden [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_f32_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+    (ids: [N]i64) (lens: [B]i64) : [N][d]f32 =
+  let lens = prompts V p.context ids lens 0
+  let g = llama_f32.cache_shape p B (i64.maximum lens)
+  let (slots, pos) = layout N lens
+  in (llama_f32.run p g (replicate (cache_size g) 0f32) ids slots pos).0
+
 -- llama_f16 ----------------------------------------------------------------
 
 module llama_f16 = llama f16_matrix f16_matrix
@@ -217,6 +235,13 @@ entry llama_f16_gen [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_f16_params 
               in (out, cache, llama_f16.logits p h)
          else (out, cache, lg)
   in out
+
+entry llama_f16_hidden [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_f16_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+    (ids: [N]i64) (lens: [B]i64) : [N][d]f32 =
+  let lens = prompts V p.context ids lens 0
+  let g = llama_f16.cache_shape p B (i64.maximum lens)
+  let (slots, pos) = layout N lens
+  in (llama_f16.run p g (replicate (cache_size g) 0f32) ids slots pos).0
 
 -- llama_q8 -----------------------------------------------------------------
 
@@ -275,6 +300,13 @@ entry llama_q8_gen [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_q8_params [L
          else (out, cache, lg)
   in out
 
+entry llama_q8_hidden [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_q8_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+    (ids: [N]i64) (lens: [B]i64) : [N][d]f32 =
+  let lens = prompts V p.context ids lens 0
+  let g = llama_q8.cache_shape p B (i64.maximum lens)
+  let (slots, pos) = layout N lens
+  in (llama_q8.run p g (replicate (cache_size g) 0f32) ids slots pos).0
+
 -- llama_q4 -----------------------------------------------------------------
 
 module llama_q4 = llama q4_matrix q8_matrix
@@ -331,3 +363,10 @@ entry llama_q4_gen [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_q4_params [L
               in (out, cache, llama_q4.logits p h)
          else (out, cache, lg)
   in out
+
+entry llama_q4_hidden [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_q4_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+    (ids: [N]i64) (lens: [B]i64) : [N][d]f32 =
+  let lens = prompts V p.context ids lens 0
+  let g = llama_q4.cache_shape p B (i64.maximum lens)
+  let (slots, pos) = layout N lens
+  in (llama_q4.run p g (replicate (cache_size g) 0f32) ids slots pos).0

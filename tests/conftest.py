@@ -60,6 +60,30 @@ def random_llama(seed: int, **config: object) -> torch.nn.Module:
     return LlamaForCausalLM(cfg).eval()
 
 
+# A random GPT-2 with GPT-2's vocabulary, small enough to load in a moment:
+# a whole llaf.Model (tiktoken's tokenizer), for what needs text and the
+# transformers model to check against.
+TINY_GPT2 = dict(n_embd=64, n_head=2, n_inner=128, n_layer=2, n_positions=128)
+_tiny_gpt2: dict[str, object] = {}
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2() -> torch.nn.Module:
+    return random_gpt2(5, **TINY_GPT2)
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_model(backend: str, tiny_gpt2: torch.nn.Module) -> object:
+    """`tiny_gpt2` in llaf on `backend`, as a llaf.Model with GPT-2's tokenizer."""
+    import llaf
+    from llaf.tokenizer import TiktokenTokenizer
+
+    if backend not in _tiny_gpt2:
+        _tiny_gpt2[backend] = llaf.Model("tiny-gpt2", llaf.init(tiny_gpt2, backend=backend, progress=False),
+                                         TiktokenTokenizer())
+    return _tiny_gpt2[backend]
+
+
 @pytest.fixture(scope="session")
 def rng() -> Iterator[np.random.Generator]:
     yield np.random.default_rng(2024)

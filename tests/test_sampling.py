@@ -41,6 +41,9 @@ def frequencies(params: SamplingParams, logits: np.ndarray = LOGITS) -> np.ndarr
         ({"seed": True}, "seed", "seed must be an integer, got True"),
         ({"stop": ["ok", ""]}, "stop", "stop strings must not be empty"),
         ({"stop": [3]}, "stop", "stop must be a string or a list of strings, got [3]"),
+        ({"min_p": 1.5}, "min_p", "min_p must be in [0, 1], got 1.5"),
+        ({"presence_penalty": -2.5}, "presence_penalty", "presence_penalty must be in [-2, 2], got -2.5"),
+        ({"frequency_penalty": "1"}, "frequency_penalty", "frequency_penalty must be a number, got '1'"),
     ],
 )
 def test_out_of_range_values_are_refused(options: dict[str, Any], param: str, message: str) -> None:
@@ -57,7 +60,7 @@ def test_options_replace_fields_and_unknown_ones_are_named() -> None:
     assert SamplingParams.of(None, {"stop": "\n"}).stop == ("\n",)
     assert SamplingParams.of() == SamplingParams()
     with pytest.raises(LlafError, match=r"^unknown sampling option 'temp': choose from temperature, top_k, top_p, "
-                                        r"repetition_penalty, seed, stop$"):
+                                        r"repetition_penalty, seed, stop, min_p, presence_penalty, frequency_penalty$"):
         SamplingParams.of(None, {"temp": 1})
 
 
@@ -108,6 +111,41 @@ def test_repetition_penalty_divides_positive_and_multiplies_negative_seen_logits
     assert sampler.sample(LOGITS) == 4
     assert sampler.sample(LOGITS) == 1
     assert Sampler(SamplingParams(repetition_penalty=1.0), seen=[1]).sample(LOGITS) == 1
+
+
+def test_min_p_keeps_the_tokens_at_least_min_p_times_the_likeliest() -> None:
+    p = softmax(LOGITS.astype(np.float64))
+    # Token 1 is the likeliest (0.47); 0.3 of it is 0.14: tokens 1 and 4 (0.29) stay, 0 (0.10) does not.
+    assert p[4] > 0.3 * p[1] > p[0]
+    got = frequencies(SamplingParams(temperature=1.0, min_p=0.3, seed=9))
+    expected = np.zeros(LOGITS.size)
+    expected[[1, 4]] = p[[1, 4]] / (p[1] + p[4])
+    np.testing.assert_allclose(got, expected, atol=TOLERANCE)
+    assert got[[0, 2, 3, 5]].sum() == 0
+
+
+def test_presence_and_frequency_penalties_count_generated_tokens_only() -> None:
+    sampler = Sampler(SamplingParams(presence_penalty=0.5, frequency_penalty=0.25), seen=[4])
+    np.testing.assert_allclose(sampler.penalized(LOGITS), LOGITS)  # the prompt's ids are not penalized
+    assert sampler.sample(LOGITS) == 1
+    np.testing.assert_allclose(sampler.penalized(LOGITS), [1.0, 1.75, -0.5, 0.3, 2.0, -3.0])  # 2.5 - 0.5 - 0.25
+    # Now 4 (2.0) beats 1 (1.75); then 1 (1.75) beats 4 (1.25), and 1 twice is 2.5 - 0.5 - 2 * 0.25 = 1.5.
+    assert sampler.sample(LOGITS) == 4
+    assert sampler.sample(LOGITS) == 1
+    np.testing.assert_allclose(sampler.penalized(LOGITS)[[1, 4]], [1.5, 1.25])
+
+
+def test_each_choice_of_a_seed_draws_its_own_reproducible_stream() -> None:
+    logits = np.zeros(1000, dtype=np.float32)
+
+    def draws(choice: int) -> list[int]:
+        sampler = Sampler(SamplingParams(temperature=1.0, seed=42), choice=choice)
+        return [sampler.sample(logits) for _ in range(20)]
+
+    single = Sampler(SamplingParams(temperature=1.0, seed=42))
+    assert draws(0) == [single.sample(logits) for _ in range(20)]  # choice 0 is what n=1 draws
+    assert draws(1) == draws(1) and draws(2) == draws(2)
+    assert len({tuple(draws(c)) for c in range(3)}) == 3
 
 
 def test_a_seed_reproduces_its_draws_and_other_seeds_differ() -> None:

@@ -20,6 +20,7 @@ error event, then ``[DONE]``); new ones get a 503.
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -28,20 +29,32 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import LlafError, internal_error
 from ..generation import Model
+from ..logprobs import MAX_TOP_LOGPROBS, TokenLogprob
+from ..model import embed
 from ..sampling import SamplingError, SamplingParams
 from .errors import APIError, shutting_down, validation_error
 from .events import Channel, EventStream, Failed, collect, sse
 from .guards import BodyLimit, HostCheck, body_too_large
-from .limits import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY, DEFAULT_SHUTDOWN_GRACE, MAX_STOP_STRINGS
+from .limits import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_BODY,
+    DEFAULT_SHUTDOWN_GRACE,
+    MAX_CHOICES,
+    MAX_EMBEDDING_INPUTS,
+    MAX_STOP_STRINGS,
+)
+from .logprobs import MAX_COMPLETION_LOGPROBS, CompletionLogprobs, chat_logprobs
+from .metrics import CONTENT_TYPE, CountRequests, Metrics
 from .scheduler import Job, Scheduler
-from .schemas import ChatRequest, CompletionRequest, Options
+from .schemas import ChatRequest, CompletionRequest, DetokenizeRequest, EmbeddingRequest, Options, TokenizeRequest
 
 
 class Server:
@@ -54,7 +67,10 @@ class Server:
         self.created = int(time.time())
         self.max_body = max_body
         self.shutdown_grace = shutdown_grace
-        self.scheduler = Scheduler(model, max_batch)
+        self.metrics = Metrics()
+        self.scheduler = Scheduler(model, max_batch, metrics=self.metrics)
+        s = self.scheduler
+        self.metrics.watch(lambda: s.pending, lambda: s.n_running, lambda: s.n_waiting)
         # Tokenizing a long text takes a while (a megabyte: about a second):
         # off the engine's thread, so that generation goes on meanwhile.
         # tokenizers and tiktoken may be called from several threads.
@@ -70,9 +86,15 @@ class Server:
             raise APIError(404, f"the model '{name}' does not exist; this server has '{self.model_id}'",
                            param="model", code="model_not_found")
 
+    @staticmethod
+    def choices(req: Options) -> int:
+        """`n`, the choices per prompt."""
+        n = 1 if req.n is None else req.n
+        if not 1 <= n <= MAX_CHOICES:
+            raise APIError(400, f"n must be in [1, {MAX_CHOICES}], got {n}", param="n")
+        return n
+
     def sampling(self, req: Options) -> SamplingParams:
-        if req.n is not None and req.n != 1:
-            raise APIError(400, f"n must be 1 (one choice per prompt), got {req.n}", param="n")
         stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
         if len(stop) > MAX_STOP_STRINGS:
             raise APIError(400, f"stop may hold at most {MAX_STOP_STRINGS} strings, got {len(stop)}", param="stop")
@@ -82,7 +104,8 @@ class Server:
                 top_k=req.top_k or 0,
                 top_p=1.0 if req.top_p is None else req.top_p,
                 repetition_penalty=1.0 if req.repetition_penalty is None else req.repetition_penalty,
-                seed=req.seed, stop=tuple(stop))
+                seed=req.seed, stop=tuple(stop), min_p=req.min_p or 0.0, presence_penalty=req.presence_penalty or 0.0,
+                frequency_penalty=req.frequency_penalty or 0.0)
         except SamplingError as e:
             raise APIError(400, str(e), param=e.param) from None
 
@@ -122,8 +145,19 @@ class Server:
 
     # ----- generation
 
+    def check_ids(self, given: Any, param: str) -> None:
+        """Token ids given for a prompt (one list, or a list of lists) must be in the vocabulary."""
+        vocab = self.model.params.vocab
+        single = is_ids(given)
+        for i, ids in enumerate([given] if single else given):
+            bad = [t for t in ids if isinstance(t, int) and t >= vocab]
+            if bad:
+                where = param if single else f"{param}[{i}]"
+                raise APIError(400, f"{where}: token id {bad[0]} is not in the vocabulary (0 to {vocab - 1})",
+                               param=where)
+
     async def run(self, prepare: Callable[[], tuple[list[list[int]], list[int]]],
-                  sampling: SamplingParams) -> Channel:
+                  sampling: SamplingParams, n: int = 1, logprobs: int | None = None) -> Channel:
         """Tokenize (on a tokenizing thread) and queue the generations;
         refusals raise APIError before any response is sent."""
         if self.draining:
@@ -137,7 +171,7 @@ class Server:
             raise shutting_down()
         channel = Channel(loop, on_close=self.under_way.discard)
         self.under_way.add(channel)
-        self.scheduler.submit(Job(ids, max_tokens, sampling, channel))
+        self.scheduler.submit(Job(ids, max_tokens, sampling, channel, n=n, logprobs=logprobs))
         return channel
 
     def begin_shutdown(self) -> None:
@@ -160,31 +194,45 @@ class Server:
 
     async def completions(self, request: Request, req: CompletionRequest) -> Any:
         self.check_model(req.model)
-        sampling = self.sampling(req)
+        sampling, n = self.sampling(req), self.choices(req)
         self.check_max_tokens(req.max_tokens, "max_tokens")
-        prompts = [req.prompt] if isinstance(req.prompt, str) else req.prompt
+        if req.logprobs is not None and not 0 <= req.logprobs <= MAX_COMPLETION_LOGPROBS:
+            raise APIError(400, f"logprobs must be in [0, {MAX_COMPLETION_LOGPROBS}], got {req.logprobs}",
+                           param="logprobs")
+        prompts = prompt_list(req.prompt)
         if not prompts:
             raise APIError(400, "prompt must not be an empty list", param="prompt")
         for p in prompts:
-            self.check_size([p], "prompt")
+            if isinstance(p, str):
+                self.check_size([p], "prompt")
+            elif not p:
+                raise APIError(400, "the prompt is empty", param="prompt")
+        self.check_ids(req.prompt, "prompt")
 
         def prepare() -> tuple[list[list[int]], list[int]]:
-            ids = [self.model.tokenizer.encode(p) for p in prompts]
+            ids = [self.model.tokenizer.encode(p) if isinstance(p, str) else list(p) for p in prompts]
             return ids, [self.max_tokens(len(i), req.max_tokens, 16, "max_tokens", "prompt") for i in ids]
 
-        channel = await self.run(prepare, sampling)
+        channel = await self.run(prepare, sampling, n, req.logprobs)
         rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
         head = {"id": rid, "object": "text_completion", "created": created, "model": self.model_id}
+        shaped = [CompletionLogprobs(self.model.tokenizer) for _ in range(len(prompts) * n)]
+
+        def logprobs(index: int, entries: Sequence[TokenLogprob]) -> dict[str, Any] | None:
+            return None if req.logprobs is None else shaped[index](entries)
+
         if not req.stream:
-            out = await collect(request, channel, len(prompts))
-            choices = [{"index": i, "text": t, "logprobs": None, "finish_reason": r}
-                       for i, (t, r) in enumerate(zip(out.texts, out.reasons, strict=True))]
+            out = await collect(request, channel, len(prompts) * n)
+            choices = [{"index": i, "text": t, "logprobs": logprobs(i, lp), "finish_reason": r}
+                       for i, (t, r, lp) in enumerate(zip(out.texts, out.reasons, out.logprobs, strict=True))]
             return head | {"choices": choices, "usage": self.usage(out.prompt_tokens, out.completion_tokens)}
 
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
 
-        def chunk(index: int, text: str | None, finish: str | None) -> dict[str, Any]:
-            choice = {"index": index, "text": text or "", "logprobs": None, "finish_reason": finish}
+        def chunk(index: int, text: str | None, finish: str | None,
+                  entries: Sequence[TokenLogprob]) -> dict[str, Any]:
+            choice = {"index": index, "text": text or "", "logprobs": logprobs(index, entries),
+                      "finish_reason": finish}
             return head | {"choices": [choice]} | ({"usage": None} if include_usage else {})
 
         def usage_chunk(pt: int, ct: int) -> dict[str, Any]:
@@ -194,7 +242,13 @@ class Server:
 
     async def chat(self, request: Request, req: ChatRequest) -> Any:
         self.check_model(req.model)
-        sampling = self.sampling(req)
+        sampling, n = self.sampling(req), self.choices(req)
+        if req.top_logprobs is not None and not req.logprobs:
+            raise APIError(400, "top_logprobs needs logprobs: true", param="top_logprobs")
+        if req.top_logprobs is not None and not 0 <= req.top_logprobs <= MAX_TOP_LOGPROBS:
+            raise APIError(400, f"top_logprobs must be in [0, {MAX_TOP_LOGPROBS}], got {req.top_logprobs}",
+                           param="top_logprobs")
+        top_logprobs = (req.top_logprobs or 0) if req.logprobs else None
         if not req.messages:
             raise APIError(400, "messages must not be empty", param="messages")
         if req.max_tokens is not None and req.max_completion_tokens is not None:
@@ -210,34 +264,126 @@ class Server:
             ids = self.model.tokenizer.chat(messages)
             return [ids], [self.max_tokens(len(ids), requested, None, param, "messages")]
 
-        channel = await self.run(prepare, sampling)
+        channel = await self.run(prepare, sampling, n, top_logprobs)
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         head = {"id": rid, "created": created, "model": self.model_id, "system_fingerprint": None}
+
+        def logprobs(entries: Sequence[TokenLogprob]) -> dict[str, Any] | None:
+            return None if top_logprobs is None else chat_logprobs(self.model.tokenizer, entries)
+
         if not req.stream:
-            out = await collect(request, channel, 1)
-            choice = {"index": 0, "message": {"role": "assistant", "content": out.texts[0]}, "logprobs": None,
-                      "finish_reason": out.reasons[0]}
-            return {"object": "chat.completion"} | head | {"choices": [choice],
+            out = await collect(request, channel, n)
+            choices = [{"index": i, "message": {"role": "assistant", "content": t}, "logprobs": logprobs(lp),
+                        "finish_reason": r}
+                       for i, (t, r, lp) in enumerate(zip(out.texts, out.reasons, out.logprobs, strict=True))]
+            return {"object": "chat.completion"} | head | {"choices": choices,
                                                           "usage": self.usage(out.prompt_tokens, out.completion_tokens)}
 
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         head = {"object": "chat.completion.chunk"} | head
 
-        def chunk(index: int, text: str | None, finish: str | None) -> dict[str, Any]:
+        def chunk(index: int, text: str | None, finish: str | None,
+                  entries: Sequence[TokenLogprob]) -> dict[str, Any]:
             delta = {} if text is None else {"content": text}
-            choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+            choice = {"index": index, "delta": delta, "logprobs": logprobs(entries) if entries else None,
+                      "finish_reason": finish}
             return head | {"choices": [choice]} | ({"usage": None} if include_usage else {})
 
         def usage_chunk(pt: int, ct: int) -> dict[str, Any]:
             return head | {"choices": [], "usage": self.usage(pt, ct)}
 
-        first = head | {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
-                                     "finish_reason": None}]} | ({"usage": None} if include_usage else {})
-        return EventStream(sse(channel, [first], chunk, usage_chunk if include_usage else None), channel)
+        first = [head | {"choices": [{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+                                      "finish_reason": None}]} | ({"usage": None} if include_usage else {})
+                 for i in range(n)]
+        return EventStream(sse(channel, first, chunk, usage_chunk if include_usage else None), channel)
+
+    # ----- llama.cpp's endpoints and embeddings
+
+    def tokenize(self, req: TokenizeRequest) -> dict[str, Any]:
+        self.check_size([req.content], "content")
+        ids = self.model.tokenizer.encode(req.content)
+        if not req.with_pieces:
+            return {"tokens": ids}
+        return {"tokens": [{"id": t, "piece": self.model.tokenizer.decode([t])} for t in ids]}
+
+    def detokenize(self, req: DetokenizeRequest) -> dict[str, Any]:
+        self.check_ids(req.tokens, "tokens")
+        return {"content": self.model.tokenizer.decode(req.tokens)}
+
+    def props(self) -> dict[str, Any]:
+        params = self.model.params
+        return {"model": self.model_id, "model_path": self.model.name, "architecture": params.architecture,
+                "context_length": params.context, "vocab_size": params.vocab, "storage": params.storage,
+                "backend": params.engine.backend, "total_slots": self.scheduler.max_batch}
+
+    async def embeddings(self, req: EmbeddingRequest) -> dict[str, Any]:
+        self.check_model(req.model)
+        if self.draining:
+            raise shutting_down()
+        inputs = prompt_list(req.input)
+        if not inputs:
+            raise APIError(400, "input must not be an empty list", param="input")
+        if len(inputs) > MAX_EMBEDDING_INPUTS:
+            raise APIError(400, f"input may hold at most {MAX_EMBEDDING_INPUTS} texts, got {len(inputs)}",
+                           param="input")
+        for t in inputs:
+            if isinstance(t, str):
+                self.check_size([t], "input")
+        self.check_ids(req.input, "input")
+        loop = asyncio.get_running_loop()
+
+        def prepare() -> list[list[int]]:
+            ids = [self.model.tokenizer.encode(p) if isinstance(p, str) else list(p) for p in inputs]
+            context = self.model.params.context
+            for i in ids:
+                if not i:
+                    raise APIError(400, "the input is empty", param="input")
+                if len(i) > context:
+                    raise APIError(400, f"the input has {_tokens(len(i))}, more than the context length {context}",
+                                   param="input", code="context_length_exceeded")
+            return ids
+
+        ids = await loop.run_in_executor(self.tokenizing, prepare)
+        # A batch of inputs at a time on the engine thread, so that generation goes on in between.
+        size = self.scheduler.max_batch
+        vectors: list[np.ndarray] = []
+        for i in range(0, len(ids), size):
+            group = ids[i:i + size]
+            try:
+                work = self.scheduler.call(lambda g=group: embed(self.model.params, g))  # type: ignore[misc]
+                vectors.append(await asyncio.wrap_future(work))
+            except RuntimeError:  # the engine thread has stopped: shutting down
+                raise shutting_down() from None
+            except (LlafError, MemoryError) as e:
+                raise APIError(500, f"embedding failed: {e}", type="server_error") from None
+        data = [{"object": "embedding", "index": i, "embedding": encode_vector(v, req.encoding_format)}
+                for i, v in enumerate(np.concatenate(vectors))]
+        n_tokens = sum(len(i) for i in ids)
+        return {"object": "list", "data": data, "model": self.model_id,
+                "usage": {"prompt_tokens": n_tokens, "total_tokens": n_tokens}}
 
     def model_card(self) -> dict[str, Any]:
         return {"id": self.model_id, "object": "model", "created": self.created, "owned_by": "llaf",
                 "context_length": self.model.params.context}
+
+
+def is_ids(prompt: Any) -> bool:
+    """Whether `prompt` is one prompt's token ids (rather than a list of prompts)."""
+    return isinstance(prompt, list) and bool(prompt) and isinstance(prompt[0], int)
+
+
+def prompt_list(prompt: str | list[str] | list[int] | list[list[int]]) -> list[str | list[int]]:
+    """One prompt or several, each a text or token ids, as a list of prompts."""
+    if isinstance(prompt, str) or is_ids(prompt):
+        return [prompt]  # type: ignore[list-item]
+    return list(prompt)  # type: ignore[arg-type]
+
+
+def encode_vector(v: np.ndarray, encoding_format: str) -> list[float] | str:
+    """An embedding as OpenAI sends it: a list of numbers, or base64 of its little-endian float32 bytes."""
+    if encoding_format == "base64":
+        return base64.b64encode(v.astype("<f4").tobytes()).decode("ascii")
+    return [float(x) for x in v]
 
 
 def _tokens(n: int) -> str:
@@ -277,6 +423,8 @@ def create_app(model: Model, model_id: str | None = None, max_body: int = DEFAUL
     if allowed_hosts is not None:
         app.add_middleware(HostCheck, allowed=list(allowed_hosts))
     app.add_middleware(BodyLimit, max_body=max_body)
+    routes: set[str] = set()  # filled below, once the routes are known
+    app.add_middleware(CountRequests, metrics=server.metrics, routes=lambda: routes)
 
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError) -> JSONResponse:
@@ -330,4 +478,25 @@ def create_app(model: Model, model_id: str | None = None, max_body: int = DEFAUL
     async def chat(request: Request, body: ChatRequest) -> Any:
         return await server.chat(request, body)
 
+    @app.post("/v1/embeddings")
+    async def embeddings(body: EmbeddingRequest) -> Any:
+        return await server.embeddings(body)
+
+    @app.post("/tokenize")
+    async def tokenize(body: TokenizeRequest) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(server.tokenizing, server.tokenize, body)
+
+    @app.post("/detokenize")
+    async def detokenize(body: DetokenizeRequest) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(server.tokenizing, server.detokenize, body)
+
+    @app.get("/props")
+    async def props() -> dict[str, Any]:
+        return server.props()
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(server.metrics.exposition(), media_type=CONTENT_TYPE)
+
+    routes.update(r.path for r in app.routes if "{" not in getattr(r, "path", "{"))
     return app

@@ -46,9 +46,10 @@ def validation_error(exc: RequestValidationError) -> APIError:
     errors = exc.errors()
     if not errors:
         return APIError(400, "the request is invalid")
-    # A value of a union type (str | list[TextPart]) fails once per member:
-    # the deepest failure is the most telling.
-    err = max(errors, key=lambda e: len(e.get("loc", ())))
+    # An unknown field is the most telling (llaf does not implement it);
+    # else, as a value of a union type (str | list[TextPart]) fails once per
+    # member, the deepest failure.
+    err = max(errors, key=lambda e: (e.get("type") == "extra_forbidden", len(e.get("loc", ()))))
     loc = list(err.get("loc", ()))
     if loc and loc[0] == "body":
         loc = loc[1:]
@@ -63,5 +64,7 @@ def validation_error(exc: RequestValidationError) -> APIError:
     # pydantic puts the union member's name in the location (a validator's
     # too: "function-after[...]"): leave it out.
     param = _error_param([p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("str", "list")))])
+    if err.get("type") == "extra_forbidden":
+        return APIError(400, f"{param}: llaf does not support this field", param=param)
     message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
     return APIError(400, f"{param}: {message}", param=param)

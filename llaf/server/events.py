@@ -21,15 +21,18 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
+from ..logprobs import TokenLogprob
 from .errors import APIError
 
 
 @dataclass(frozen=True)
 class Piece:
-    """The next text of choice `index`."""
+    """The next text of choice `index`; `logprobs`, when asked for, are
+    those of the tokens generated since its last piece."""
 
     index: int
     text: str
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class End:
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
+    logprobs: tuple[TokenLogprob, ...] = ()  # of the tokens no piece has carried (one that made a stop string)
 
 
 @dataclass(frozen=True)
@@ -97,18 +101,20 @@ async def _disconnection(request: Request, channel: Channel) -> None:
 
 @dataclass
 class Collected:
-    """A request's generations, whole: text and finish reason per choice."""
+    """A request's generations, whole: text, finish reason and token log
+    probabilities (when asked for) per choice."""
 
     texts: list[str]
     reasons: list[str]
     prompt_tokens: int
     completion_tokens: int
+    logprobs: list[list[TokenLogprob]]
 
 
 async def collect(request: Request, channel: Channel, n: int) -> Collected:
     """All events of a request of `n` choices. A client that disconnects
     while it waits cancels the generation (a 499, which nobody reads)."""
-    out = Collected([""] * n, [""] * n, 0, 0)
+    out = Collected([""] * n, [""] * n, 0, 0, [[] for _ in range(n)])
     # The request's body has been read: the next message from the client
     # is its disconnection, which a task waits for (polling between
     # tokens would never happen while tokens keep coming).
@@ -120,8 +126,10 @@ async def collect(request: Request, channel: Channel, n: int) -> Collected:
                 raise APIError(499, "the client closed the connection")
             if isinstance(event, Piece):
                 out.texts[event.index] += event.text
+                out.logprobs[event.index] += event.logprobs
             elif isinstance(event, End):
                 out.reasons[event.index] = event.finish_reason
+                out.logprobs[event.index] += event.logprobs
                 out.prompt_tokens += event.prompt_tokens
                 out.completion_tokens += event.completion_tokens
             elif isinstance(event, Failed):
@@ -138,7 +146,7 @@ def sse_line(obj: dict[str, Any]) -> str:
 
 
 async def sse(channel: Channel, first: list[dict[str, Any]],
-              chunk: Callable[[int, str | None, str | None], dict[str, Any]],
+              chunk: Callable[[int, str | None, str | None, tuple[TokenLogprob, ...]], dict[str, Any]],
               usage_chunk: Callable[[int, int], dict[str, Any]] | None) -> AsyncIterator[str]:
     """Server-sent events: `first` chunks, one chunk per piece, a final
     chunk per choice with its finish reason, usage if asked, [DONE]. An
@@ -150,11 +158,11 @@ async def sse(channel: Channel, first: list[dict[str, Any]],
         while True:
             event = await channel.get()
             if isinstance(event, Piece):
-                yield sse_line(chunk(event.index, event.text, None))
+                yield sse_line(chunk(event.index, event.text, None, event.logprobs))
             elif isinstance(event, End):
                 prompt_tokens += event.prompt_tokens
                 completion_tokens += event.completion_tokens
-                yield sse_line(chunk(event.index, None, event.finish_reason))
+                yield sse_line(chunk(event.index, None, event.finish_reason, event.logprobs))
             elif isinstance(event, Failed):
                 yield sse_line(event.error.body())
                 break

@@ -15,8 +15,13 @@ token's sums the same way whatever its batch: tests/test_batch.py), and its
 sampler and text are its own, so a request's output does not depend on what
 else runs beside it.
 
-A request of several prompts has one sequence per prompt (its choices),
-which run side by side and queue one after another.
+A request of several prompts has one sequence per prompt and choice
+(OpenAI's `n`: choice `j` of prompt `i` is index `i * n + j`, and draws
+from its own seed stream, llaf/sampling.py's `Sampler`), which run side by
+side and queue one after another. Each choice prefills its prompt itself.
+
+Other work on the engine (embeddings) runs on this thread too, between
+passes (`call`).
 
 Memory: the cache holds `max_batch` sequences of up to the context length
 each. It starts at a few positions a slot and doubles when a sequence needs
@@ -27,32 +32,43 @@ max_batch x context positions (`serve` checks at startup that so much fits).
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from ..generation import Model, TextPieces
+from ..logprobs import TokenLogprob, token_logprob
 from ..model import Cache
 from ..sampling import Sampler, SamplingParams
 from .errors import APIError
 from .events import Channel, Done, End, Failed, Piece
 from .limits import DEFAULT_MAX_BATCH
+from .metrics import Metrics
 
 FIRST_CAPACITY = 256  # positions a slot starts with; the cache doubles as needed, up to the context
 
 
 @dataclass(eq=False)
 class Job:
-    """One request: a prompt per choice, with its token limit, and where its events go."""
+    """One request: its prompts, each with its token limit and `n` choices,
+    and where its events go; `logprobs`: alternatives to list per token
+    (None: no log probabilities)."""
 
     prompts: list[list[int]]
     max_tokens: list[int]
     sampling: SamplingParams
     channel: Channel
+    n: int = 1
+    logprobs: int | None = None
     left: int = 0  # choices not yet ended (the engine thread's)
     over: bool = False  # ended, cancelled or failed: its other choices are dropped
+    submitted: float = field(default_factory=time.monotonic)
+    answered: bool = False  # a first token has been generated (time to first token)
 
 
 @dataclass(eq=False)
@@ -68,6 +84,7 @@ class Choice:
     slot: int = -1
     feed: list[int] = field(default_factory=list)  # the tokens of the next pass
     completion_tokens: int = 0
+    logprobs: list[TokenLogprob] = field(default_factory=list)  # of tokens not yet sent with a piece
 
 
 class Scheduler:
@@ -75,7 +92,7 @@ class Scheduler:
     the event loop; everything else runs on the engine thread."""
 
     def __init__(self, model: Model, max_batch: int = DEFAULT_MAX_BATCH,
-                 new_cache: Callable[[int], Cache] | None = None) -> None:
+                 new_cache: Callable[[int], Cache] | None = None, metrics: Metrics | None = None) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         self.model = model
@@ -85,6 +102,8 @@ class Scheduler:
         self.cache: Cache | None = None  # made on the engine thread at the first pass
         self.lock = threading.Condition()  # reentrant: held around the sweep that ends jobs
         self.waiting: deque[Choice] = deque()  # under `lock`
+        self.calls: deque[tuple[Callable[[], Any], Future[Any]]] = deque()  # under `lock`: `call`'s work
+        self.metrics = metrics or Metrics()
         self.running: dict[int, Choice] = {}  # by slot; the engine thread's
         self.closing = threading.Event()
         # Counts for /health (written on the engine thread, read anywhere).
@@ -98,16 +117,30 @@ class Scheduler:
 
     def submit(self, job: Job) -> None:
         """Queue `job`'s choices behind those already waiting."""
-        job.left = len(job.prompts)
+        job.left = len(job.prompts) * job.n
         # A sampler and a detokenizer per choice, as a TextStream alone has.
-        seqs = [Choice(job, i, ids, n, Sampler(job.sampling, ids), TextPieces(self.model.tokenizer, job.sampling.stop))
-                for i, (ids, n) in enumerate(zip(job.prompts, job.max_tokens, strict=True))]
+        seqs = [Choice(job, i * job.n + j, ids, limit, Sampler(job.sampling, ids, j),
+                       TextPieces(self.model.tokenizer, job.sampling.stop))
+                for i, (ids, limit) in enumerate(zip(job.prompts, job.max_tokens, strict=True)) for j in range(job.n)]
         with self.lock:
             if not self.thread.is_alive() and not self.closing.is_set():
                 self.thread.start()
             self.pending += 1
             self.waiting.extend(seqs)
             self.lock.notify()
+
+    def call(self, work: Callable[[], Any]) -> Future[Any]:
+        """Run `work` on the engine thread between passes (the engine is not
+        thread-safe); its result or exception in the future."""
+        future: Future[Any] = Future()
+        with self.lock:
+            if self.closing.is_set():
+                raise RuntimeError("the engine has stopped")
+            if not self.thread.is_alive():
+                self.thread.start()
+            self.calls.append((work, future))
+            self.lock.notify()
+        return future
 
     @property
     def n_waiting(self) -> int:
@@ -129,10 +162,19 @@ class Scheduler:
     def _loop(self) -> None:
         while True:
             with self.lock:
-                while not self.waiting and not self.running and not self.closing.is_set():
+                while not self.waiting and not self.running and not self.calls and not self.closing.is_set():
                     self.lock.wait()
                 if self.closing.is_set():
+                    for _, future in self.calls:
+                        future.cancel()
                     return
+                calls, self.calls = list(self.calls), deque()
+            for work, future in calls:
+                if future.set_running_or_notify_cancel():
+                    try:
+                        future.set_result(work())
+                    except Exception as e:  # the caller's to report
+                        future.set_exception(e)
             try:
                 with self.lock:
                     self._drop_cancelled()
@@ -194,26 +236,37 @@ class Scheduler:
             self._leave(seq)
             return
         tok = seq.sampler.sample(logits)
+        if not seq.job.answered:
+            seq.job.answered = True
+            self.metrics.time_to_first_token.observe(time.monotonic() - seq.job.submitted)
         if tok in self.model.tokenizer.eos_ids:
             self._end(seq, "stop")
             return
         seq.completion_tokens += 1
+        if seq.job.logprobs is not None:
+            seq.logprobs.append(token_logprob(logits, tok, seq.job.logprobs))
         piece = seq.pieces.push(tok)
         if piece:
-            seq.job.channel.put(Piece(seq.index, piece))
+            seq.job.channel.put(Piece(seq.index, piece, tuple(seq.logprobs)))
+            seq.logprobs.clear()
         if seq.pieces.stopped:
             self._end(seq, "stop")
         elif seq.completion_tokens == seq.max_tokens:
             rest = seq.pieces.rest()
             if rest:
-                seq.job.channel.put(Piece(seq.index, rest))
+                seq.job.channel.put(Piece(seq.index, rest, tuple(seq.logprobs)))
+                seq.logprobs.clear()
             self._end(seq, "length")
         else:
             seq.feed = [tok]
 
     def _end(self, seq: Choice, reason: str) -> None:
         job = seq.job
-        job.channel.put(End(seq.index, reason, len(seq.prompt), seq.completion_tokens))
+        # A prompt counts once however many choices it has (OpenAI's usage).
+        prompt_tokens = len(seq.prompt) if seq.index % job.n == 0 else 0
+        self.metrics.prompt_tokens.inc(prompt_tokens)
+        self.metrics.completion_tokens.inc(seq.completion_tokens)
+        job.channel.put(End(seq.index, reason, prompt_tokens, seq.completion_tokens, tuple(seq.logprobs)))
         self._leave(seq)
         job.left -= 1
         if job.left == 0:

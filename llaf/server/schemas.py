@@ -1,12 +1,14 @@
-"""The request bodies of the completion routes, as pydantic models: strict
-types (``"4"`` is not a number), unknown fields ignored as OpenAI's API
-does, and every string checked to be valid Unicode as it is read."""
+"""The request bodies of the routes, as pydantic models: strict types
+(``"4"`` is not a number), every string checked to be valid Unicode as it
+is read, and no unknown field: a field llaf does not implement (OpenAI's
+``tools``, ``logit_bias``...) is a 400 naming it rather than silently
+ignored (llaf/server/errors.py). A field is accepted by declaring it here."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from ..tokenizer import unicode_problem
 
@@ -25,7 +27,20 @@ Text = Annotated[str, AfterValidator(_valid_unicode)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore")
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_are_unset(cls, data: Any) -> Any:
+        # Some clients send null for every option they leave at its default:
+        # an unknown field is refused only when it has a value.
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None or k in cls.model_fields}
+        return data
+
+
+# A token id; the vocabulary's bound is checked by the route, which knows the model.
+TokenId = Annotated[int, Field(ge=0)]
 
 
 class StreamOptions(_Strict):
@@ -46,10 +61,16 @@ class Options(_Strict):
     n: int | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
+    min_p: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    user: Text | None = None  # identifies the end user to OpenAI; nothing for llaf to do with it
 
 
 class CompletionRequest(Options):
-    prompt: Text | list[Text]
+    # A text, texts, token ids, or lists of token ids: one choice (n) per prompt.
+    prompt: Text | list[Text] | list[TokenId] | list[list[TokenId]]
+    logprobs: int | None = None  # 0-5 alternatives per token, as OpenAI's legacy completions
 
 
 class TextPart(_Strict):
@@ -68,3 +89,27 @@ class ChatMessage(_Strict):
 class ChatRequest(Options):
     messages: list[ChatMessage]
     max_completion_tokens: int | None = None
+    logprobs: bool = False
+    top_logprobs: int | None = None
+
+
+class TokenizeRequest(_Strict):
+    """llama.cpp's /tokenize."""
+
+    content: Text
+    with_pieces: bool = False
+
+
+class DetokenizeRequest(_Strict):
+    """llama.cpp's /detokenize."""
+
+    tokens: list[TokenId]
+
+
+class EmbeddingRequest(_Strict):
+    """OpenAI's /v1/embeddings (``dimensions`` is not implemented: a 400)."""
+
+    input: Text | list[Text] | list[TokenId] | list[list[TokenId]]
+    model: Text | None = None
+    encoding_format: Literal["float", "base64"] = "float"
+    user: Text | None = None
