@@ -17,7 +17,8 @@
     llaf bench [--model M] [--backend B]   # llaf against transformers (and llama.cpp)
 
 Sampling flags: --temperature T (0, the default, is greedy), --top-k K,
---top-p P, --repetition-penalty R, --seed S, --stop TEXT (repeatable).
+--top-p P, --repetition-penalty R, --seed S, --stop TEXT (repeatable),
+--json-schema FILE or --json (the output is JSON: llaf/constraints.py).
 Errors in what the user gave print one line, ``llaf: <problem>``, and exit 1.
 """
 
@@ -27,7 +28,7 @@ import argparse
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import LlafError, OutOfMemoryError
 
@@ -65,13 +66,37 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--seed", type=int, default=None, help="the same seed gives the same text")
     s.add_argument("--stop", action="append", default=[], metavar="TEXT",
                    help="end the text before this string (repeatable)")
+    j = s.add_mutually_exclusive_group()
+    j.add_argument("--json-schema", default=None, metavar="FILE",
+                   help="the output is JSON valid against the JSON schema in FILE")
+    j.add_argument("--json", action="store_true", help="the output is a JSON object")
 
 
 def _sampling(args: argparse.Namespace) -> SamplingParams:
     from .sampling import SamplingParams
 
     return SamplingParams(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                          repetition_penalty=args.repetition_penalty, seed=args.seed, stop=tuple(args.stop))
+                          repetition_penalty=args.repetition_penalty, seed=args.seed, stop=tuple(args.stop),
+                          json_schema=_json_schema(args))
+
+
+def _json_schema(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The JSON schema of --json-schema FILE ({"type": "object"} for --json), or None."""
+    import json
+
+    from .constraints import ANY_OBJECT, check_schema
+
+    if args.json:
+        return ANY_OBJECT
+    if args.json_schema is None:
+        return None
+    try:
+        schema = json.loads(Path(args.json_schema).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise LlafError(f"cannot read the JSON schema {args.json_schema}: {e.strerror}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise LlafError(f"{args.json_schema} is not JSON: {e}") from None
+    return check_schema(f"the JSON schema in {args.json_schema}", schema)
 
 
 def _print_stream(pieces: Iterable[str], shown: list[str]) -> str:

@@ -16,6 +16,9 @@ The steps, in the order transformers and llama.cpp apply them:
 5. a draw from the softmax of what is left, with a `numpy.random.Generator`
    seeded by `seed` (the same seed gives the same tokens).
 
+With a `json_schema`, every token that would not keep the text valid JSON
+for the schema gets a logit of -inf first (llaf/constraints.py).
+
 Stop strings are applied to the text (llaf/generation.py), not here.
 """
 
@@ -23,13 +26,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import checks
 from .errors import LlafError
+
+if TYPE_CHECKING:
+    from .constraints import JsonConstraint
+    from .tokenizer import Tokenizer
 
 # A sampling value of the wrong type or out of range; `param` names the option.
 SamplingError = checks.ArgumentError
@@ -53,6 +60,8 @@ class SamplingParams:
     repetition_penalty: > 0; 1 is none, above 1 discourages repeating seen ids.
     seed: a non-negative integer for reproducible draws; None draws fresh entropy.
     stop: strings that end the generation; neither they nor what follows are returned.
+    json_schema: a JSON schema (a dict) the text must follow, as compact JSON
+        ({"type": "object"}: any JSON object); None: any text.
     """
 
     temperature: float = 0.0
@@ -61,6 +70,7 @@ class SamplingParams:
     repetition_penalty: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    json_schema: dict[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         temperature = _number("temperature", self.temperature)
@@ -88,8 +98,14 @@ class SamplingParams:
         stop = tuple(stop)
         if any(s == "" for s in stop):
             raise SamplingError("stop", "stop strings must not be empty")
+        schema = self.json_schema
+        if schema is not None:
+            from .constraints import check_schema
+
+            schema = check_schema("json_schema", schema)
         for name, value in [("temperature", temperature), ("top_k", top_k), ("top_p", top_p),
-                            ("repetition_penalty", penalty), ("seed", seed), ("stop", stop)]:
+                            ("repetition_penalty", penalty), ("seed", seed), ("stop", stop),
+                            ("json_schema", schema)]:
             object.__setattr__(self, name, value)
 
     @property
@@ -127,12 +143,26 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 class Sampler:
     """Picks tokens for one sequence: keeps the ids seen (for the repetition
-    penalty) and the random generator (for reproducible draws)."""
+    penalty), the random generator (for reproducible draws) and, with a
+    `json_schema`, the sequence's matcher of it (which needs the `tokenizer`)."""
 
-    def __init__(self, params: SamplingParams = GREEDY, seen: Sequence[int] = ()) -> None:
+    def __init__(self, params: SamplingParams = GREEDY, seen: Sequence[int] = (),
+                 tokenizer: Tokenizer | None = None) -> None:
         self.params = params = sampling_params("params", params)
         self.rng = np.random.default_rng(params.seed)
         self.seen: set[int] = set(checks.token_ids("seen", seen).tolist())
+        self.constraint: JsonConstraint | None = None
+        if params.json_schema is not None:
+            from .constraints import JsonConstraint
+
+            if tokenizer is None:
+                raise LlafError("a json_schema needs the tokenizer: Sampler(params, seen, tokenizer)")
+            self.constraint = JsonConstraint(params.json_schema, tokenizer)
+
+    @property
+    def finished(self) -> bool:
+        """The json_schema's document is complete: only the end of turn could follow."""
+        return self.constraint is not None and self.constraint.finished
 
     def observe(self, ids: Iterable[int]) -> None:
         self.seen.update(checks.token_ids("ids", ids).tolist())
@@ -155,9 +185,9 @@ class Sampler:
         """The ids that may be drawn and their probabilities (temperature > 0)."""
         p = self.params
         x = self.penalized(logits) / p.temperature
-        ids = np.arange(x.size)
-        if 0 < p.top_k < x.size:
-            ids = np.argpartition(-x, p.top_k - 1)[: p.top_k]
+        ids = np.flatnonzero(x > -np.inf)  # all of them, but for those a json_schema rules out
+        if 0 < p.top_k < ids.size:
+            ids = ids[np.argpartition(-x[ids], p.top_k - 1)[: p.top_k]]
         order = ids[np.argsort(-x[ids], kind="stable")]
         probs = softmax(x[order])
         if p.top_p < 1:
@@ -169,11 +199,15 @@ class Sampler:
 
     def sample(self, logits: np.ndarray) -> int:
         """The next token for these logits; it counts as seen from now on."""
+        if self.constraint is not None:
+            logits = self.constraint.mask(logits)
         if self.params.greedy:
             tok = int(np.argmax(self.penalized(logits)))
         else:
             ids, probs = self.candidates(logits)
             tok = int(ids[min(int(np.searchsorted(np.cumsum(probs), self.rng.random(), side="right")),
                               ids.size - 1)])
+        if self.constraint is not None:
+            self.constraint.accept(tok)
         self.seen.add(tok)
         return tok

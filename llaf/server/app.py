@@ -33,6 +33,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..checks import ArgumentError
+from ..constraints import ANY_OBJECT, check_schema, vocabulary
 from ..errors import LlafError
 from ..generation import Model
 from ..sampling import SamplingError, SamplingParams
@@ -41,7 +43,7 @@ from .events import Channel, EventStream, Failed, collect, sse
 from .guards import BodyLimit, HostCheck, body_too_large
 from .limits import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY, DEFAULT_SHUTDOWN_GRACE, MAX_STOP_STRINGS
 from .scheduler import Job, Scheduler
-from .schemas import ChatRequest, CompletionRequest, Options
+from .schemas import ChatRequest, CompletionRequest, Options, ResponseFormat
 
 
 class Server:
@@ -76,13 +78,14 @@ class Server:
         stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
         if len(stop) > MAX_STOP_STRINGS:
             raise APIError(400, f"stop may hold at most {MAX_STOP_STRINGS} strings, got {len(stop)}", param="stop")
+        schema = json_schema(req.response_format)
         try:
             return SamplingParams(
                 temperature=1.0 if req.temperature is None else req.temperature,
                 top_k=req.top_k or 0,
                 top_p=1.0 if req.top_p is None else req.top_p,
                 repetition_penalty=1.0 if req.repetition_penalty is None else req.repetition_penalty,
-                seed=req.seed, stop=tuple(stop))
+                seed=req.seed, stop=tuple(stop), json_schema=schema)
         except SamplingError as e:
             raise APIError(400, str(e), param=e.param) from None
 
@@ -133,6 +136,8 @@ class Server:
             ids, max_tokens = await loop.run_in_executor(self.tokenizing, prepare)
         except LlafError as e:
             raise APIError(400, str(e)) from None
+        if sampling.json_schema is not None:  # the vocabulary's first reading (a second) off the event loop
+            await loop.run_in_executor(self.tokenizing, vocabulary, self.model.tokenizer)
         if self.draining:
             raise shutting_down()
         channel = Channel(loop, on_close=self.under_way.discard)
@@ -238,6 +243,24 @@ class Server:
     def model_card(self) -> dict[str, Any]:
         return {"id": self.model_id, "object": "model", "created": self.created, "owned_by": "llaf",
                 "context_length": self.model.params.context}
+
+
+def json_schema(response_format: ResponseFormat | None) -> dict[str, Any] | None:
+    """The JSON schema `response_format` asks the output to follow (json_object:
+    any JSON object), or None for any text; a bad schema is a 400."""
+    if response_format is None or response_format.type == "text":
+        return None
+    if response_format.type == "json_object":
+        return ANY_OBJECT
+    if response_format.json_schema is None:
+        raise APIError(400, "response_format of type json_schema needs its json_schema", param="response_format")
+    schema = response_format.json_schema.schema_
+    if schema is None:
+        return ANY_OBJECT
+    try:
+        return check_schema("response_format.json_schema.schema", schema)
+    except ArgumentError as e:
+        raise APIError(400, str(e), param="response_format") from None
 
 
 def _tokens(n: int) -> str:

@@ -100,7 +100,9 @@ class Scheduler:
         """Queue `job`'s choices behind those already waiting."""
         job.left = len(job.prompts)
         # A sampler and a detokenizer per choice, as a TextStream alone has.
-        seqs = [Choice(job, i, ids, n, Sampler(job.sampling, ids), TextPieces(self.model.tokenizer, job.sampling.stop))
+        # (With a json_schema, each choice has its own matcher of it.)
+        tokenizer = self.model.tokenizer
+        seqs = [Choice(job, i, ids, n, Sampler(job.sampling, ids, tokenizer), TextPieces(tokenizer, job.sampling.stop))
                 for i, (ids, n) in enumerate(zip(job.prompts, job.max_tokens, strict=True))]
         with self.lock:
             if not self.thread.is_alive() and not self.closing.is_set():
@@ -203,11 +205,12 @@ class Scheduler:
             seq.job.channel.put(Piece(seq.index, piece))
         if seq.pieces.stopped:
             self._end(seq, "stop")
-        elif seq.completion_tokens == seq.max_tokens:
+        elif seq.sampler.finished or seq.completion_tokens == seq.max_tokens:
             rest = seq.pieces.rest()
             if rest:
                 seq.job.channel.put(Piece(seq.index, rest))
-            self._end(seq, "length")
+            # A json_schema's document complete: only the end of turn could follow.
+            self._end(seq, "stop" if seq.sampler.finished else "length")
         else:
             seq.feed = [tok]
 

@@ -4,9 +4,9 @@ does, and every string checked to be valid Unicode as it is read."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ..tokenizer import unicode_problem
 
@@ -32,6 +32,21 @@ class StreamOptions(_Strict):
     include_usage: bool = False
 
 
+class JsonSchemaFormat(_Strict):
+    """OpenAI's ``response_format.json_schema``; every schema is followed
+    strictly (llaf/constraints.py), so `strict` changes nothing."""
+
+    name: Text
+    description: Text | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")  # None: any JSON object
+    strict: bool | None = None
+
+
+class ResponseFormat(_Strict):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+
 class Options(_Strict):
     """What both routes take: the model, sampling, length and streaming."""
 
@@ -46,6 +61,7 @@ class Options(_Strict):
     n: int | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
+    response_format: ResponseFormat | None = None
 
 
 class CompletionRequest(Options):
