@@ -280,7 +280,7 @@ def serve(args: argparse.Namespace) -> None:
     run_server(model=args.model, backend=args.backend, context=args.context, host=args.host, port=args.port,
                model_id=args.model_id, storage=args.storage, max_body=args.max_body, allowed_hosts=hosts,
                header_timeout=args.header_timeout, shutdown_grace=args.shutdown_grace,
-               max_batch=args.max_batch)
+               max_batch=args.max_batch, threads=args.threads)
 
 
 def _size(text: str) -> int:
@@ -335,6 +335,8 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
     s.add_argument("--port", "-p", type=int, default=8000, help="the port (default 8000)")
     s.add_argument("--model-id", default=None, help="the model's name in the API (default: the file's name)")
+    s.add_argument("--threads", type=int, default=None,
+                   help="worker threads of the multicore backend (default: one per core)")
     from .server.limits import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY, DEFAULT_SHUTDOWN_GRACE
 
     s.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, metavar="N",

@@ -36,7 +36,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..checks import ArgumentError
 from ..constraints import ANY_OBJECT, check_schema, vocabulary
 from ..errors import LlafError
-from ..generation import Model
+from ..generation import Model, fit_chat
 from ..sampling import SamplingError, SamplingParams
 from .errors import APIError, shutting_down, validation_error
 from .events import Channel, EventStream, Failed, collect, sse
@@ -122,6 +122,17 @@ class Server:
             raise APIError(400, f"the {what} {has} {_tokens(n_prompt)} and {param} is {requested}: together more "
                                 f"than the context length {context}", param=param, code="context_length_exceeded")
         return requested
+
+    def fit(self, messages: list[dict[str, str]], requested: int | None) -> tuple[list[list[int]], list[int]]:
+        """A conversation without as many of its oldest turns as it takes to
+        leave `requested` tokens for the reply (at least one; the system
+        message stays), as `Model.chat(..., truncate=True)`."""
+        context = self.model.params.context
+        try:
+            ids, _, max_tokens = fit_chat(self.model.tokenizer, messages, requested or 1, context)
+        except LlafError as e:  # the last turn alone fills the context
+            raise APIError(400, str(e), param="messages", code="context_length_exceeded") from None
+        return [ids], [max_tokens if requested is not None else context - len(ids)]
 
     # ----- generation
 
@@ -209,9 +220,12 @@ class Server:
         self.check_max_tokens(requested, param)
         messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
                     for m in req.messages]
-        self.check_size([m["content"] for m in messages], "messages")
+        if not req.truncate:  # (with truncate, --max-body bounds what is tokenized)
+            self.check_size([m["content"] for m in messages], "messages")
 
         def prepare() -> tuple[list[list[int]], list[int]]:
+            if req.truncate:
+                return self.fit(messages, requested)
             ids = self.model.tokenizer.chat(messages)
             return [ids], [self.max_tokens(len(ids), requested, None, param, "messages")]
 

@@ -84,3 +84,4 @@ class ChatMessage(_Strict):
 class ChatRequest(Options):
     messages: list[ChatMessage]
     max_completion_tokens: int | None = None
+    truncate: bool = False  # llaf's own: drop the oldest turns of a conversation too long for the context
