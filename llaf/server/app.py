@@ -145,10 +145,10 @@ class Server:
         loop = asyncio.get_running_loop()
         try:
             ids, max_tokens = await loop.run_in_executor(self.tokenizing, prepare)
+            if sampling.json_schema is not None:  # the vocabulary's first reading (a second) off the event loop
+                await loop.run_in_executor(self.tokenizing, vocabulary, self.model.tokenizer)
         except LlafError as e:
             raise APIError(400, str(e)) from None
-        if sampling.json_schema is not None:  # the vocabulary's first reading (a second) off the event loop
-            await loop.run_in_executor(self.tokenizing, vocabulary, self.model.tokenizer)
         if self.draining:
             raise shutting_down()
         channel = Channel(loop, on_close=self.under_way.discard)
