@@ -8,8 +8,8 @@ sequence its last token; then samples each sequence's next token with that
 sequence's own `Sampler` (its options and seed) and sends the text it makes
 to the request's `Channel`. A sequence leaves the batch between passes when
 it ends (end of turn, stop string, its token limit, its JSON document
-complete) or when nobody reads it
-any more (its client has gone); its slot is then free for the next in line.
+complete) or when nobody reads it any more (its client has gone); its slot
+is then free for the next in line.
 
 Each sequence's logits are the ones it gets alone (the engine computes a
 token's sums the same way whatever its batch: tests/test_batch.py), and its
