@@ -39,7 +39,7 @@ def test_truncate_drops_the_oldest_turns(http: httpx.Client) -> None:
     assert out.status_code == 200, out.text
     # What Model.chat(..., truncate=True) would send: the same prompt.
     ids, dropped, _ = fit_chat(from_gguf(default_model_path()), LONG, 8, SERVER_CONTEXT)
-    assert dropped == 4 and out.json()["usage"]["prompt_tokens"] == len(ids)
+    assert dropped == 6 and out.json()["usage"]["prompt_tokens"] == len(ids)
     last_alone = [LONG[0], {"role": "user", "content": "sea " * 600}]
     too_long = http.post("/v1/chat/completions", json={"messages": last_alone, "truncate": True})
     assert too_long.status_code == 400
