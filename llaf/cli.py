@@ -10,7 +10,8 @@
     llaf bench [--model M] [--backend B]   # llaf against transformers (and llama.cpp)
 
 Sampling flags: --temperature T (0, the default, is greedy), --top-k K,
---top-p P, --repetition-penalty R, --seed S, --stop TEXT (repeatable).
+--top-p P, --repetition-penalty R, --seed S, --stop TEXT (repeatable),
+--json-schema FILE or --json (the output is JSON: llaf/constraints.py).
 Errors in what the user gave print one line, ``llaf: <problem>``, and exit 1;
 a failure of llaf's own (a bug) prints ``llaf: internal error: <cause>`` and
 exits 70, so that it is not mistaken for a problem with the input.
@@ -22,7 +23,7 @@ import argparse
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import LlafError, OutOfMemoryError, internal_error
 
@@ -61,13 +62,37 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--seed", type=int, default=None, help="the same seed gives the same text")
     s.add_argument("--stop", action="append", default=[], metavar="TEXT",
                    help="end the text before this string (repeatable)")
+    j = s.add_mutually_exclusive_group()
+    j.add_argument("--json-schema", default=None, metavar="FILE",
+                   help="the output is JSON valid against the JSON schema in FILE")
+    j.add_argument("--json", action="store_true", help="the output is a JSON object")
 
 
 def _sampling(args: argparse.Namespace) -> SamplingParams:
     from .sampling import SamplingParams
 
     return SamplingParams(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                          repetition_penalty=args.repetition_penalty, seed=args.seed, stop=tuple(args.stop))
+                          repetition_penalty=args.repetition_penalty, seed=args.seed, stop=tuple(args.stop),
+                          json_schema=_json_schema(args))
+
+
+def _json_schema(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The JSON schema of --json-schema FILE ({"type": "object"} for --json), or None."""
+    import json
+
+    from .constraints import ANY_OBJECT, check_schema
+
+    if args.json:
+        return ANY_OBJECT
+    if args.json_schema is None:
+        return None
+    try:
+        schema = json.loads(Path(args.json_schema).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise LlafError(f"cannot read the JSON schema {args.json_schema}: {e.strerror}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise LlafError(f"{args.json_schema} is not JSON: {e}") from None
+    return check_schema(f"the JSON schema in {args.json_schema}", schema)
 
 
 def _print_stream(pieces: Iterable[str], shown: list[str]) -> str:
@@ -251,7 +276,7 @@ def serve(args: argparse.Namespace) -> None:
     run_server(model=args.model, backend=args.backend, context=args.context, host=args.host, port=args.port,
                model_id=args.model_id, storage=args.storage, max_body=args.max_body, allowed_hosts=hosts,
                header_timeout=args.header_timeout, shutdown_grace=args.shutdown_grace,
-               max_batch=args.max_batch)
+               max_batch=args.max_batch, threads=args.threads)
 
 
 def _size(text: str) -> int:
@@ -306,6 +331,8 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
     s.add_argument("--port", "-p", type=int, default=8000, help="the port (default 8000)")
     s.add_argument("--model-id", default=None, help="the model's name in the API (default: the file's name)")
+    s.add_argument("--threads", type=int, default=None,
+                   help="worker threads of the multicore backend (default: one per core)")
     from .server.limits import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY, DEFAULT_SHUTDOWN_GRACE
 
     s.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, metavar="N",

@@ -38,10 +38,11 @@ DEFAULT_CONTEXT = 2048
 class TokenStream(Iterator[int]):
     """The next tokens of a sequence, one at a time: one prefill of the
     prompt, then one cached step per token. It ends before an end-of-turn
-    token (`finish_reason` ``"stop"``) or after `max_new_tokens` tokens
-    (``"length"``); `close()` ends it early. With `logprobs` (the number of
-    alternatives to list, 0 to MAX_TOP_LOGPROBS), `logprobs` gathers a
-    `TokenLogprob` per token generated (llaf/logprobs.py); else it stays empty."""
+    token or once a `json_schema`'s document is complete (`finish_reason`
+    ``"stop"``), or after `max_new_tokens` tokens (``"length"``); `close()`
+    ends it early. With `logprobs` (the number of alternatives to list, 0 to
+    MAX_TOP_LOGPROBS), `logprobs` gathers a `TokenLogprob` per token
+    generated (llaf/logprobs.py); else it stays empty."""
 
     def __init__(self, model: Model, ids: Sequence[int], max_new_tokens: int,
                  sampling: SamplingParams = GREEDY, logprobs: int | None = None) -> None:
@@ -55,7 +56,7 @@ class TokenStream(Iterator[int]):
         self.model = model
         self.prompt_tokens = len(prompt)
         self.finish_reason: str | None = None
-        self._tokens = self._run(prompt, max_new_tokens, Sampler(sampling, prompt))
+        self._tokens = self._run(prompt, max_new_tokens, Sampler(sampling, prompt, model.tokenizer))
 
     def __next__(self) -> int:
         return next(self._tokens)
@@ -76,6 +77,9 @@ class TokenStream(Iterator[int]):
             if self.top_logprobs is not None:
                 self.logprobs.append(token_logprob(logits, tok, self.top_logprobs))
             yield tok
+            if sampler.finished:  # the json_schema's document is complete: only the end could follow
+                self.finish_reason = "stop"
+                return
             if i + 1 < max_new_tokens:
                 logits = step(cache, tok)
         self.finish_reason = "length"
@@ -229,7 +233,7 @@ class Model:
     The sampling options of `stream`, `generate`, `stream_chat` and `chat`
     are those of `SamplingParams` (temperature, top_k, top_p,
     repetition_penalty, seed, stop, min_p, presence_penalty,
-    frequency_penalty), given as keywords or as one
+    frequency_penalty, json_schema), given as keywords or as one
     `sampling=SamplingParams(...)`; by default decoding is greedy.
     """
 

@@ -20,6 +20,9 @@ The steps, in the order transformers and llama.cpp apply them:
 5. a draw from the softmax of what is left, with a `numpy.random.Generator`
    seeded by `seed` (the same seed gives the same tokens).
 
+With a `json_schema`, every token that would not keep the text valid JSON
+for the schema gets a logit of -inf first (llaf/constraints.py).
+
 Stop strings are applied to the text (llaf/generation.py), not here.
 """
 
@@ -28,13 +31,17 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import checks
 from .errors import LlafError
+
+if TYPE_CHECKING:
+    from .constraints import JsonConstraint
+    from .tokenizer import Tokenizer
 
 # A sampling value of the wrong type or out of range; `param` names the option.
 SamplingError = checks.ArgumentError
@@ -60,6 +67,8 @@ class SamplingParams:
     min_p: in [0, 1]; keep the tokens at least min_p times as likely as the likeliest; 0 keeps all.
     seed: a non-negative integer for reproducible draws; None draws fresh entropy.
     stop: strings that end the generation; neither they nor what follows are returned.
+    json_schema: a JSON schema (a dict) the text must follow, as compact JSON
+        ({"type": "object"}: any JSON object); None: any text.
     """
 
     temperature: float = 0.0
@@ -71,6 +80,7 @@ class SamplingParams:
     min_p: float = 0.0
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
+    json_schema: dict[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         temperature = _number("temperature", self.temperature)
@@ -107,9 +117,14 @@ class SamplingParams:
             if not -2 <= value <= 2:
                 raise SamplingError(name, f"{name} must be in [-2, 2], got {getattr(self, name)}")
             openai_penalties[name] = value
+        schema = self.json_schema
+        if schema is not None:
+            from .constraints import check_schema
+
+            schema = check_schema("json_schema", schema)
         for name, value in [("temperature", temperature), ("top_k", top_k), ("top_p", top_p),
                             ("repetition_penalty", penalty), ("seed", seed), ("stop", stop), ("min_p", min_p),
-                            *openai_penalties.items()]:
+                            *openai_penalties.items(), ("json_schema", schema)]:
             object.__setattr__(self, name, value)
 
     @property
@@ -147,9 +162,11 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 class Sampler:
     """Picks tokens for one sequence: keeps the ids seen (for the repetition
-    penalty) and the random generator (for reproducible draws)."""
+    penalty), the random generator (for reproducible draws) and, with a
+    `json_schema`, the sequence's matcher of it (which needs the `tokenizer`)."""
 
-    def __init__(self, params: SamplingParams = GREEDY, seen: Sequence[int] = (), choice: int = 0) -> None:
+    def __init__(self, params: SamplingParams = GREEDY, seen: Sequence[int] = (), choice: int = 0,
+                 tokenizer: Tokenizer | None = None) -> None:
         """`choice`: which of several choices drawn for one request (OpenAI's
         `n`) this sampler draws: choice 0 uses `seed` itself, choice j > 0
         the seed sequence (seed, j), so that each is reproducible and they differ."""
@@ -157,6 +174,18 @@ class Sampler:
         self.rng = np.random.default_rng(params.seed if params.seed is None or choice == 0 else [params.seed, choice])
         self.seen: set[int] = set(checks.token_ids("seen", seen).tolist())
         self.generated: Counter[int] = Counter()  # ids sampled so far, for the presence and frequency penalties
+        self.constraint: JsonConstraint | None = None
+        if params.json_schema is not None:
+            from .constraints import JsonConstraint
+
+            if tokenizer is None:
+                raise LlafError("a json_schema needs the tokenizer: Sampler(params, seen, tokenizer)")
+            self.constraint = JsonConstraint(params.json_schema, tokenizer)
+
+    @property
+    def finished(self) -> bool:
+        """The json_schema's document is complete: only the end of turn could follow."""
+        return self.constraint is not None and self.constraint.finished
 
     def observe(self, ids: Iterable[int]) -> None:
         self.seen.update(checks.token_ids("ids", ids).tolist())
@@ -184,9 +213,9 @@ class Sampler:
         """The ids that may be drawn and their probabilities (temperature > 0)."""
         p = self.params
         x = self.penalized(logits) / p.temperature
-        ids = np.arange(x.size)
-        if 0 < p.top_k < x.size:
-            ids = np.argpartition(-x, p.top_k - 1)[: p.top_k]
+        ids = np.flatnonzero(x > -np.inf)  # all of them, but for those a json_schema rules out
+        if 0 < p.top_k < ids.size:
+            ids = ids[np.argpartition(-x[ids], p.top_k - 1)[: p.top_k]]
         order = ids[np.argsort(-x[ids], kind="stable")]
         probs = softmax(x[order])
         if p.min_p > 0:  # probs are sorted: the likeliest is the first
@@ -201,12 +230,16 @@ class Sampler:
 
     def sample(self, logits: np.ndarray) -> int:
         """The next token for these logits; it counts as seen from now on."""
+        if self.constraint is not None:
+            logits = self.constraint.mask(logits)
         if self.params.greedy:
             tok = int(np.argmax(self.penalized(logits)))
         else:
             ids, probs = self.candidates(logits)
             tok = int(ids[min(int(np.searchsorted(np.cumsum(probs), self.rng.random(), side="right")),
                               ids.size - 1)])
+        if self.constraint is not None:
+            self.constraint.accept(tok)
         self.seen.add(tok)
         self.generated[tok] += 1
         return tok

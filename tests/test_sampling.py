@@ -60,7 +60,8 @@ def test_options_replace_fields_and_unknown_ones_are_named() -> None:
     assert SamplingParams.of(None, {"stop": "\n"}).stop == ("\n",)
     assert SamplingParams.of() == SamplingParams()
     with pytest.raises(LlafError, match=r"^unknown sampling option 'temp': choose from temperature, top_k, top_p, "
-                                        r"repetition_penalty, seed, stop, min_p, presence_penalty, frequency_penalty$"):
+                                        r"repetition_penalty, seed, stop, min_p, presence_penalty, frequency_penalty, "
+                                        r"json_schema$"):
         SamplingParams.of(None, {"temp": 1})
 
 

@@ -35,8 +35,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..checks import ArgumentError
+from ..constraints import ANY_OBJECT, check_schema, vocabulary
 from ..errors import LlafError, internal_error
-from ..generation import Model
+from ..generation import Model, fit_chat
 from ..logprobs import MAX_TOP_LOGPROBS, TokenLogprob
 from ..model import embed
 from ..sampling import SamplingError, SamplingParams
@@ -54,7 +56,15 @@ from .limits import (
 from .logprobs import MAX_COMPLETION_LOGPROBS, CompletionLogprobs, chat_logprobs
 from .metrics import CONTENT_TYPE, CountRequests, Metrics
 from .scheduler import Job, Scheduler
-from .schemas import ChatRequest, CompletionRequest, DetokenizeRequest, EmbeddingRequest, Options, TokenizeRequest
+from .schemas import (
+    ChatRequest,
+    CompletionRequest,
+    DetokenizeRequest,
+    EmbeddingRequest,
+    Options,
+    ResponseFormat,
+    TokenizeRequest,
+)
 
 
 class Server:
@@ -98,6 +108,7 @@ class Server:
         stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
         if len(stop) > MAX_STOP_STRINGS:
             raise APIError(400, f"stop may hold at most {MAX_STOP_STRINGS} strings, got {len(stop)}", param="stop")
+        schema = json_schema(req.response_format)
         try:
             return SamplingParams(
                 temperature=1.0 if req.temperature is None else req.temperature,
@@ -105,7 +116,7 @@ class Server:
                 top_p=1.0 if req.top_p is None else req.top_p,
                 repetition_penalty=1.0 if req.repetition_penalty is None else req.repetition_penalty,
                 seed=req.seed, stop=tuple(stop), min_p=req.min_p or 0.0, presence_penalty=req.presence_penalty or 0.0,
-                frequency_penalty=req.frequency_penalty or 0.0)
+                frequency_penalty=req.frequency_penalty or 0.0, json_schema=schema)
         except SamplingError as e:
             raise APIError(400, str(e), param=e.param) from None
 
@@ -143,6 +154,17 @@ class Server:
                                 f"than the context length {context}", param=param, code="context_length_exceeded")
         return requested
 
+    def fit(self, messages: list[dict[str, str]], requested: int | None) -> tuple[list[list[int]], list[int]]:
+        """A conversation without as many of its oldest turns as it takes to
+        leave `requested` tokens for the reply (at least one; the system
+        message stays), as `Model.chat(..., truncate=True)`."""
+        context = self.model.params.context
+        try:
+            ids, _, max_tokens = fit_chat(self.model.tokenizer, messages, requested or 1, context)
+        except LlafError as e:  # the last turn alone fills the context
+            raise APIError(400, str(e), param="messages", code="context_length_exceeded") from None
+        return [ids], [max_tokens if requested is not None else context - len(ids)]
+
     # ----- generation
 
     def check_ids(self, given: Any, param: str) -> None:
@@ -165,6 +187,8 @@ class Server:
         loop = asyncio.get_running_loop()
         try:
             ids, max_tokens = await loop.run_in_executor(self.tokenizing, prepare)
+            if sampling.json_schema is not None:  # the vocabulary's first reading (a second) off the event loop
+                await loop.run_in_executor(self.tokenizing, vocabulary, self.model.tokenizer)
         except LlafError as e:
             raise APIError(400, str(e)) from None
         if self.draining:
@@ -258,9 +282,12 @@ class Server:
         self.check_max_tokens(requested, param)
         messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
                     for m in req.messages]
-        self.check_size([m["content"] for m in messages], "messages")
+        if not req.truncate:  # (with truncate, --max-body bounds what is tokenized)
+            self.check_size([m["content"] for m in messages], "messages")
 
         def prepare() -> tuple[list[list[int]], list[int]]:
+            if req.truncate:
+                return self.fit(messages, requested)
             ids = self.model.tokenizer.chat(messages)
             return [ids], [self.max_tokens(len(ids), requested, None, param, "messages")]
 
@@ -384,6 +411,24 @@ def encode_vector(v: np.ndarray, encoding_format: str) -> list[float] | str:
     if encoding_format == "base64":
         return base64.b64encode(v.astype("<f4").tobytes()).decode("ascii")
     return [float(x) for x in v]
+
+
+def json_schema(response_format: ResponseFormat | None) -> dict[str, Any] | None:
+    """The JSON schema `response_format` asks the output to follow (json_object:
+    any JSON object), or None for any text; a bad schema is a 400."""
+    if response_format is None or response_format.type == "text":
+        return None
+    if response_format.type == "json_object":
+        return ANY_OBJECT
+    if response_format.json_schema is None:
+        raise APIError(400, "response_format of type json_schema needs its json_schema", param="response_format")
+    schema = response_format.json_schema.schema_
+    if schema is None:
+        return ANY_OBJECT
+    try:
+        return check_schema("response_format.json_schema.schema", schema)
+    except ArgumentError as e:
+        raise APIError(400, str(e), param="response_format") from None
 
 
 def _tokens(n: int) -> str:

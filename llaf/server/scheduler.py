@@ -7,8 +7,9 @@ one key/value cache of `max_batch` slots; runs one pass of the engine
 sequence its last token; then samples each sequence's next token with that
 sequence's own `Sampler` (its options and seed) and sends the text it makes
 to the request's `Channel`. A sequence leaves the batch between passes when
-it ends (end of turn, stop string, its token limit) or when nobody reads it
-any more (its client has gone); its slot is then free for the next in line.
+it ends (end of turn, stop string, its token limit, its JSON document
+complete) or when nobody reads it any more (its client has gone); its slot
+is then free for the next in line.
 
 Each sequence's logits are the ones it gets alone (the engine computes a
 token's sums the same way whatever its batch: tests/test_batch.py), and its
@@ -119,8 +120,10 @@ class Scheduler:
         """Queue `job`'s choices behind those already waiting."""
         job.left = len(job.prompts) * job.n
         # A sampler and a detokenizer per choice, as a TextStream alone has.
-        seqs = [Choice(job, i * job.n + j, ids, limit, Sampler(job.sampling, ids, j),
-                       TextPieces(self.model.tokenizer, job.sampling.stop))
+        # (With a json_schema, each choice has its own matcher of it.)
+        tokenizer = self.model.tokenizer
+        seqs = [Choice(job, i * job.n + j, ids, limit, Sampler(job.sampling, ids, j, tokenizer),
+                       TextPieces(tokenizer, job.sampling.stop))
                 for i, (ids, limit) in enumerate(zip(job.prompts, job.max_tokens, strict=True)) for j in range(job.n)]
         with self.lock:
             if not self.thread.is_alive() and not self.closing.is_set():
@@ -251,12 +254,13 @@ class Scheduler:
             seq.logprobs.clear()
         if seq.pieces.stopped:
             self._end(seq, "stop")
-        elif seq.completion_tokens == seq.max_tokens:
+        elif seq.sampler.finished or seq.completion_tokens == seq.max_tokens:
             rest = seq.pieces.rest()
             if rest:
                 seq.job.channel.put(Piece(seq.index, rest, tuple(seq.logprobs)))
                 seq.logprobs.clear()
-            self._end(seq, "length")
+            # A json_schema's document complete: only the end of turn could follow.
+            self._end(seq, "stop" if seq.sampler.finished else "length")
         else:
             seq.feed = [tok]
 

@@ -47,6 +47,21 @@ class StreamOptions(_Strict):
     include_usage: bool = False
 
 
+class JsonSchemaFormat(_Strict):
+    """OpenAI's ``response_format.json_schema``; every schema is followed
+    strictly (llaf/constraints.py), so `strict` changes nothing."""
+
+    name: Text
+    description: Text | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")  # None: any JSON object
+    strict: bool | None = None
+
+
+class ResponseFormat(_Strict):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+
 class Options(_Strict):
     """What both routes take: the model, sampling, length and streaming."""
 
@@ -65,6 +80,7 @@ class Options(_Strict):
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
     user: Text | None = None  # identifies the end user to OpenAI; nothing for llaf to do with it
+    response_format: ResponseFormat | None = None
 
 
 class CompletionRequest(Options):
@@ -91,6 +107,7 @@ class ChatRequest(Options):
     max_completion_tokens: int | None = None
     logprobs: bool = False
     top_logprobs: int | None = None
+    truncate: bool = False  # llaf's own: drop the oldest turns of a conversation too long for the context
 
 
 class TokenizeRequest(_Strict):

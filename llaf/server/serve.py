@@ -58,11 +58,12 @@ def serve(model: str | Path | None = None, backend: str | None = None, context: 
           host: str = "127.0.0.1", port: int = 8000, model_id: str | None = None,
           storage: str | None = None, max_body: int = DEFAULT_MAX_BODY, allowed_hosts: Sequence[str] | None = None,
           header_timeout: float = DEFAULT_HEADER_TIMEOUT, shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
-          max_batch: int = DEFAULT_MAX_BATCH) -> None:
+          max_batch: int = DEFAULT_MAX_BATCH, threads: int | None = None) -> None:
     """Load the model, then serve it until interrupted. `allowed_hosts`:
     the names the ``Host`` header may give (``*``: any); by default
     localhost names on a loopback address, any elsewhere. `max_batch`:
-    the sequences decoded together (the rest wait)."""
+    the sequences decoded together (the rest wait). `threads`: the
+    multicore backend's worker threads (default one per core)."""
     import uvicorn
 
     from ..generation import DEFAULT_CONTEXT, load
@@ -86,7 +87,8 @@ def serve(model: str | Path | None = None, backend: str | None = None, context: 
     loopback = _check_address(host, port)
     if hosts is None:
         hosts = default_allowed_hosts(host, loopback)
-    loaded = load(model, backend=backend, context=DEFAULT_CONTEXT if context is None else context, storage=storage)
+    loaded = load(model, backend=backend, context=DEFAULT_CONTEXT if context is None else context, storage=storage,
+                  threads=threads)
     # The worst case of the key/value cache, refused now rather than when
     # the batch is full and its sequences long.
     params = loaded.params
