@@ -10,7 +10,13 @@ error body (llaf/server/errors.py): 400 for malformed JSON or UTF-8, text
 that is not valid Unicode, wrong types and out-of-range values (a prompt
 longer than the context: code ``context_length_exceeded``, found from its
 size before it is tokenized where it is far too long), 404 for an unknown
-model (``model_not_found``) or route, 413 for a body over ``--max-body``.
+route, 413 for a body over ``--max-body``. A request naming another model
+is answered by the served one, whose name the response gives (as llama.cpp's
+server does); with ``strict_model`` (``--strict-model``) it is a 404
+``model_not_found``.
+
+While the model loads (`serve` listens first, then loads), /health answers
+503 with ``"status": "loading"`` and every other route 503 too.
 
 On Ctrl-C or SIGTERM (`Server.begin_shutdown`), requests still generating
 get ``--shutdown-grace`` seconds, then end with an error (a stream: an
@@ -36,7 +42,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..errors import LlafError
 from ..generation import Model
 from ..sampling import SamplingError, SamplingParams
-from .errors import APIError, shutting_down, validation_error
+from .errors import APIError, loading, shutting_down, validation_error
 from .events import Channel, EventStream, Failed, collect, sse
 from .guards import BodyLimit, HostCheck, body_too_large
 from .limits import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY, DEFAULT_SHUTDOWN_GRACE, MAX_STOP_STRINGS
@@ -45,16 +51,23 @@ from .schemas import ChatRequest, CompletionRequest, Options
 
 
 class Server:
-    """The state behind the routes: the model, its name and the scheduler."""
+    """The state behind the routes: the model, its name and the scheduler.
+    Made before the model has loaded (`model` None) it answers 503 until
+    `ready` is called."""
 
-    def __init__(self, model: Model, model_id: str | None = None, max_body: int = DEFAULT_MAX_BODY,
-                 shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE, max_batch: int = DEFAULT_MAX_BATCH) -> None:
-        self.model = model
-        self.model_id = model_id or model_name(model.name)
+    def __init__(self, model: Model | None, model_id: str | None = None, max_body: int = DEFAULT_MAX_BODY,
+                 shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE, max_batch: int = DEFAULT_MAX_BATCH,
+                 strict_model: bool = False) -> None:
+        self.model_id = model_id or ""
         self.created = int(time.time())
         self.max_body = max_body
         self.shutdown_grace = shutdown_grace
-        self.scheduler = Scheduler(model, max_batch)
+        self.max_batch = max_batch
+        self.strict_model = strict_model
+        self._model: Model | None = None
+        self._scheduler: Scheduler | None = None
+        if model is not None:
+            self.ready(model)
         # Tokenizing a long text takes a while (a megabyte: about a second):
         # off the engine's thread, so that generation goes on meanwhile.
         # tokenizers and tiktoken may be called from several threads.
@@ -63,10 +76,39 @@ class Server:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.draining = False  # shutting down: no new requests
 
+    def ready(self, model: Model) -> None:
+        """The model has loaded: serve it. Called from the loading thread:
+        the scheduler is in place before `loaded` says so (its engine thread
+        starts with the first request)."""
+        self.model_id = self.model_id or model_name(model.name)
+        self._scheduler = Scheduler(model, self.max_batch)
+        self._model = model
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def model(self) -> Model:
+        """The model; while it loads, a 503 for the request that asks."""
+        if self._model is None:
+            raise loading()
+        return self._model
+
+    @property
+    def scheduler(self) -> Scheduler:
+        if self._scheduler is None:
+            raise loading()
+        return self._scheduler
+
     # ----- checks
 
-    def check_model(self, name: str | None) -> None:
-        if name is not None and name != self.model_id:
+    def check_model(self, name: str | None, strict: bool) -> None:
+        """`name` must be the served model's where `strict`; otherwise the
+        served model answers whatever a request names."""
+        if not self.loaded:  # a 503 before any other answer
+            raise loading()
+        if strict and name is not None and name != self.model_id:
             raise APIError(404, f"the model '{name}' does not exist; this server has '{self.model_id}'",
                            param="model", code="model_not_found")
 
@@ -150,7 +192,8 @@ class Server:
         asyncio.get_running_loop().call_later(self.shutdown_grace, self.cut_short)
 
     def cut_short(self) -> None:
-        self.scheduler.close()
+        if self._scheduler is not None:
+            self._scheduler.close()
         for channel in list(self.under_way):
             channel.queue.put_nowait(Failed(shutting_down()))
 
@@ -159,7 +202,7 @@ class Server:
                 "total_tokens": prompt_tokens + completion_tokens}
 
     async def completions(self, request: Request, req: CompletionRequest) -> Any:
-        self.check_model(req.model)
+        self.check_model(req.model, self.strict_model)
         sampling = self.sampling(req)
         self.check_max_tokens(req.max_tokens, "max_tokens")
         prompts = [req.prompt] if isinstance(req.prompt, str) else req.prompt
@@ -193,7 +236,7 @@ class Server:
         return EventStream(sse(channel, [], chunk, usage_chunk if include_usage else None), channel)
 
     async def chat(self, request: Request, req: ChatRequest) -> Any:
-        self.check_model(req.model)
+        self.check_model(req.model, self.strict_model)
         sampling = self.sampling(req)
         if not req.messages:
             raise APIError(400, "messages must not be empty", param="messages")
@@ -256,19 +299,23 @@ def page() -> str:
     return resources.files("llaf").joinpath("static/index.html").read_text(encoding="utf-8")
 
 
-def create_app(model: Model, model_id: str | None = None, max_body: int = DEFAULT_MAX_BODY,
+def create_app(model: Model | None, model_id: str | None = None, max_body: int = DEFAULT_MAX_BODY,
                allowed_hosts: Sequence[str] | None = None,
-               shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE, max_batch: int = DEFAULT_MAX_BATCH) -> FastAPI:
-    """The FastAPI application serving `model`: request bodies up to
-    `max_body` bytes, ``Host`` headers among `allowed_hosts` (None: any),
-    up to `max_batch` sequences decoded together."""
-    server = Server(model, model_id, max_body, shutdown_grace, max_batch)
+               shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE, max_batch: int = DEFAULT_MAX_BATCH,
+               strict_model: bool = False) -> FastAPI:
+    """The FastAPI application serving `model` (None: still loading, until
+    ``app.state.server.ready(model)``): request bodies up to `max_body`
+    bytes, ``Host`` headers among `allowed_hosts` (None: any), up to
+    `max_batch` sequences decoded together; with `strict_model`, requests
+    naming another model get a 404."""
+    server = Server(model, model_id, max_body, shutdown_grace, max_batch, strict_model)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         server.loop = asyncio.get_running_loop()
         yield
-        server.scheduler.close()
+        if server.loaded:
+            server.scheduler.close()
         server.tokenizing.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="llaf", description="An OpenAI-compatible server on a Futhark engine",
@@ -300,8 +347,10 @@ def create_app(model: Model, model_id: str | None = None, max_body: int = DEFAUL
     async def index() -> HTMLResponse:
         return HTMLResponse(page())
 
-    @app.get("/health")
-    async def health() -> dict[str, Any]:
+    @app.get("/health", response_model=None)
+    async def health() -> dict[str, Any] | JSONResponse:
+        if not server.loaded:
+            return JSONResponse({"status": "loading", "model": server.model_id or None}, status_code=503)
         # pending: requests queued or generating; running and waiting: their
         # sequences in the batch and in line for it.
         s = server.scheduler
@@ -315,7 +364,8 @@ def create_app(model: Model, model_id: str | None = None, max_body: int = DEFAUL
 
     @app.get("/v1/models/{model:path}")
     async def model_info(model: str) -> dict[str, Any]:
-        server.check_model(model)
+        # Asked whether a model is here, the answer is exact.
+        server.check_model(model, strict=True)
         return server.model_card()
 
     @app.post("/v1/completions")
