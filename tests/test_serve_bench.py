@@ -15,11 +15,12 @@ MAX_TOKENS = 3
 
 def test_bench_serve_writes_its_table_json_and_plot(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "llaf.cli", "bench-serve", "--peer", "none", "--backend",
-                          SERVER_BACKEND, "--clients", "1,2", "--requests", "2", "--max-tokens", str(MAX_TOKENS),
-                          "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+                          SERVER_BACKEND, "--clients", "1,2", "--max-batch", "2", "--requests", "2", "--max-tokens",
+                          str(MAX_TOKENS), "--out", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     result = json.loads((tmp_path / "serve-bench.json").read_text())
-    assert result["command"] == (f"llaf bench-serve --peer none --backend {SERVER_BACKEND} --clients 1,2 "
+    assert result["command"] == (f"llaf bench-serve --peer none --backend {SERVER_BACKEND} --clients 1,2 --max-batch 2 "
                                  f"--requests 2 --max-tokens {MAX_TOKENS} --out {tmp_path}")
     assert result["settings"]["max_batch"] == 2 and result["bandwidth_gb_s"] > 0
     assert list(result["servers"]) == ["llaf"]
