@@ -113,11 +113,12 @@ run: setup build/$(RUN_BACKEND)/.built
 	$(VENV)/bin/llaf generate "$(PROMPT)" --max-new-tokens 64 --backend $(RUN_BACKEND)
 
 # llama.cpp, the peer `make bench` compares with: llama-cpp-python built from
-# source for this CPU (once; 10-15 minutes on 2 cores).
-LLAMA_CPP ?= llama-cpp-python==0.3.36
+# source for this CPU (once; 10-15 minutes on 2 cores), with its OpenAI server
+# for `llaf bench-serve`.
+LLAMA_CPP ?= llama-cpp-python[server]==0.3.36
 $(VENV)/.llama-cpp: | $(VENV)/.installed
 	@echo "llaf: building $(LLAMA_CPP) from source for this CPU (once; 10-15 minutes on 2 cores)"
-	$(PY) -c "import llama_cpp" 2>/dev/null || \
+	$(PY) -c "import llama_cpp.server.app" 2>/dev/null || \
 	  CMAKE_ARGS="-DGGML_NATIVE=ON" $(PY) -m pip install -q --no-binary llama-cpp-python "$(LLAMA_CPP)"
 	touch $@
 

@@ -157,22 +157,28 @@ class TransformersRunner(Runner):
             return self.model(self.torch.tensor([[tok]]), past_key_values=state.past_key_values, use_cache=True)
 
 
+def without_weight_repacking() -> None:
+    """Weight repacking ("extra buffer types", AMX on Sapphire Rapids)
+    segfaults on some hosts: llama-cpp-python's models loaded after this
+    call go without it, on llama.cpp's plain CPU path."""
+    import llama_cpp.llama_cpp as api
+
+    default = api.llama_model_default_params
+
+    def params() -> Any:
+        p = default()
+        p.use_extra_bufts = False
+        return p
+
+    api.llama_model_default_params = params
+
+
 class LlamaCppRunner(Runner):
     def __init__(self, model: str, extra_buffers: bool = True) -> None:
-        import llama_cpp.llama_cpp as api
         from llama_cpp import Llama
 
         if not extra_buffers:
-            # Weight repacking ("extra buffer types", AMX on Sapphire Rapids)
-            # segfaults on some hosts; without it llama.cpp uses its plain CPU path.
-            default = api.llama_model_default_params
-
-            def params() -> Any:
-                p = default()
-                p.use_extra_bufts = False
-                return p
-
-            api.llama_model_default_params = params
+            without_weight_repacking()
         self.llm = Llama(model_path=model, n_ctx=1024, n_threads=os.cpu_count() or 1, verbose=False)
         self.vocab = int(self.llm.n_vocab())
 

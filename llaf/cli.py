@@ -8,6 +8,7 @@
                                      # OpenAI-compatible HTTP server (continuous batching), chat page
     llaf assets                      # fetch the tokenizer files and the default model
     llaf bench [--model M] [--backend B]   # llaf against transformers (and llama.cpp)
+    llaf bench-serve [--clients 1,4,16,32]   # the server under concurrent clients, beside llama-cpp-python's
 
 Sampling flags: --temperature T (0, the default, is greedy), --top-k K,
 --top-p P, --repetition-penalty R, --seed S, --stop TEXT (repeatable),
@@ -276,7 +277,7 @@ def serve(args: argparse.Namespace) -> None:
     run_server(model=args.model, backend=args.backend, context=args.context, host=args.host, port=args.port,
                model_id=args.model_id, storage=args.storage, max_body=args.max_body, allowed_hosts=hosts,
                header_timeout=args.header_timeout, shutdown_grace=args.shutdown_grace,
-               max_batch=args.max_batch, threads=args.threads)
+               max_batch=args.max_batch, strict_model=args.strict_model, threads=args.threads)
 
 
 def _size(text: str) -> int:
@@ -300,6 +301,12 @@ def bench(args: argparse.Namespace) -> None:
     from .bench import main as bench_main
 
     bench_main(args.rest)
+
+
+def bench_serve(args: argparse.Namespace) -> None:
+    from .serve_bench import main as bench_serve_main
+
+    bench_serve_main(args.rest)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -349,14 +356,20 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--shutdown-grace", type=float, default=DEFAULT_SHUTDOWN_GRACE, metavar="S",
                    help="on Ctrl-C or SIGTERM, seconds requests still generating get before they end with an "
                         f"error (default {DEFAULT_SHUTDOWN_GRACE:g})")
+    s.add_argument("--strict-model", action="store_true",
+                   help="refuse (404) a request naming another model; by default the served model answers it "
+                        "and the response's model field says which")
     s.set_defaults(run=serve)
     a = sub.add_parser("assets", help="fetch GPT-2's tokenizer files and the default model")
     a.set_defaults(run=assets)
     b = sub.add_parser("bench", help="time llaf, transformers and llama.cpp on the same weights",
                        add_help=False)
     b.set_defaults(run=bench)
+    bs = sub.add_parser("bench-serve", help="the server under 1-32 streaming clients, beside llama-cpp-python's server",
+                        add_help=False)
+    bs.set_defaults(run=bench_serve)
     args, rest = ap.parse_known_args(argv)
-    if args.command != "bench" and rest:
+    if args.command not in ("bench", "bench-serve") and rest:
         ap.error(f"unrecognized arguments: {' '.join(rest)}")
     args.rest = rest
     try:

@@ -352,6 +352,12 @@ class _LoadingBar:
         self.bar.close()
 
 
+def model_source(model: str | Path | None) -> Any:
+    """What `load` reads for `model`: the default model's file for None, else
+    `weights.resolve`'s answer (its ``Path(...).name`` is the model's name)."""
+    return default_model_path() if model is None else weights_mod.resolve(model)
+
+
 def load(model: str | Path | None = None, backend: str | None = None,
          context: int | None = DEFAULT_CONTEXT, progress: bool = False, storage: str | None = None,
          threads: int | None = None) -> Model:
@@ -369,7 +375,7 @@ def load(model: str | Path | None = None, backend: str | None = None,
     check_threads(threads, backend)
     if context is not None and checks.integer("the context length", context) <= 0:
         raise LlafError(f"the context length must be positive, got {context}")
-    source: Any = default_model_path() if model is None else weights_mod.resolve(model)
+    source = model_source(model)
     name = Path(str(source)).name
     bar = _LoadingBar(name, progress)
     try:

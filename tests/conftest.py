@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -102,6 +103,7 @@ class LiveServer:
     url: str
     process: subprocess.Popen[bytes]
     log: Path
+    first_health: tuple[int, Any] | None = None  # the first answer of /health: (status, body)
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -137,13 +139,18 @@ def start_server(log: Path, *options: str) -> LiveServer:
             if not live.alive():
                 pytest.fail(f"llaf serve exited with {process.returncode}:\n{live.output()}")
             try:
-                if httpx.get(f"{live.url}/health", timeout=2).status_code == 200:
+                r = httpx.get(f"{live.url}/health", timeout=2)
+                if live.first_health is None:
+                    live.first_health = (r.status_code, r.json())
+                if r.status_code == 200:
                     return live
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
                 pytest.fail(f"llaf serve did not answer /health in 300 s:\n{live.output()}")
-            time.sleep(0.5)
+            # Often: the model takes a second or more to load, and a test sees
+            # that /health said so meanwhile.
+            time.sleep(0.05)
     except BaseException:
         stop_server(live)
         raise

@@ -20,9 +20,19 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
+import llaf
+from llaf.server.app import create_app
 from llaf.server.guards import HostCheck, default_allowed_hosts
 
-from .conftest import SERVER_CONTEXT, SERVER_HEADER_TIMEOUT, SERVER_MAX_BODY, LiveServer, start_server, stop_server
+from .conftest import (
+    SERVER_BACKEND,
+    SERVER_CONTEXT,
+    SERVER_HEADER_TIMEOUT,
+    SERVER_MAX_BODY,
+    LiveServer,
+    start_server,
+    stop_server,
+)
 
 MODEL_ID = "SmolLM2-135M-Instruct.Q4_1"
 FRANCE: list[ChatCompletionMessageParam] = [{"role": "user", "content": "What is the capital of France?"}]
@@ -47,6 +57,45 @@ def test_health_and_models(http: httpx.Client, client: openai.OpenAI) -> None:
     assert [m.id for m in models] == [MODEL_ID]
     assert models[0].owned_by == "llaf"
     assert client.models.retrieve(MODEL_ID).id == MODEL_ID
+
+
+def test_health_said_loading_before_the_model_was_ready(server: LiveServer) -> None:
+    """The port opens before the model loads: the first answer was a 503."""
+    assert server.first_health == (503, {"status": "loading", "model": MODEL_ID})
+
+
+def test_a_request_naming_another_model_is_answered_by_the_served_one(client: openai.OpenAI) -> None:
+    out = client.chat.completions.create(model="gpt-4", messages=FRANCE, temperature=0)
+    assert out.model == MODEL_ID
+    assert out.choices[0].message.content == "The capital of France is Paris."
+
+
+def test_while_the_model_loads_every_route_answers_503() -> None:
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(None, MODEL_ID)) as c:
+        r = c.get("/health")
+        assert (r.status_code, r.json()) == (503, {"status": "loading", "model": MODEL_ID})
+        for method, path, body in [("GET", "/v1/models", None), ("GET", f"/v1/models/{MODEL_ID}", None),
+                                   ("POST", "/v1/completions", {"prompt": "Hi", "model": "gpt-4"}),
+                                   ("POST", "/v1/chat/completions", {"messages": FRANCE})]:
+            r = c.request(method, path, json=body)
+            assert (r.status_code, r.json()) == (503, {"error": {
+                "message": "the model is still loading; /health says when it is ready", "type": "server_error",
+                "param": None, "code": "model_loading"}}), path
+
+
+def test_strict_model_refuses_another_model_name() -> None:
+    from fastapi.testclient import TestClient
+
+    model = llaf.load(backend=SERVER_BACKEND, context=SERVER_CONTEXT)
+    body = {"prompt": PROMPT, "max_tokens": 2, "temperature": 0}
+    with TestClient(create_app(model, strict_model=True)) as c:
+        r = c.post("/v1/completions", json=body | {"model": "gpt-4"})
+        assert (r.status_code, r.json()) == error(404, f"the model 'gpt-4' does not exist; this server has "
+                                                       f"'{MODEL_ID}'", "model", "model_not_found")
+        r = c.post("/v1/completions", json=body | {"model": MODEL_ID})
+        assert r.status_code == 200 and r.json()["choices"][0]["text"] == " Paris."
 
 
 def test_completion_with_the_openai_client(client: openai.OpenAI) -> None:
@@ -133,8 +182,6 @@ SURROGATE = "a lone surrogate \\ud800 at character 0"
          error(400, "messages[0].role: Input should be 'system', 'developer', 'user' or 'assistant'",
                "messages[0].role")),
         ("/v1/chat/completions", {"messages": []}, error(400, "messages must not be empty", "messages")),
-        ("/v1/completions", {"prompt": "Hi", "model": "gpt-4"},
-         error(404, f"the model 'gpt-4' does not exist; this server has '{MODEL_ID}'", "model", "model_not_found")),
         ("/v1/completions", {"prompt": "Hi", "max_tokens": -5}, error(400, "max_tokens must be at least 1, got -5",
                                                                        "max_tokens")),
         ("/v1/chat/completions", {"messages": FRANCE, "max_completion_tokens": 0},
@@ -226,7 +273,7 @@ def test_bad_requests_get_openai_errors(http: httpx.Client, path: str, body: Any
 
 def test_the_openai_client_raises_on_errors(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as e:
-        client.chat.completions.create(model="gpt-4", messages=FRANCE)
+        client.models.retrieve("gpt-4")
     assert e.value.code == "model_not_found"
     with pytest.raises(openai.BadRequestError, match=re.escape("temperature must be >= 0, got -0.5")):
         client.completions.create(model=MODEL_ID, prompt="Hi", temperature=-0.5, stream=True)
@@ -351,9 +398,10 @@ def test_a_client_that_sends_half_its_headers_is_cut_off(server: LiveServer) -> 
 
 def test_shutdown_ends_requests_with_an_error_and_no_traceback(tmp_path: Any) -> None:
     """Ctrl-C while one request streams and another waits: after the grace
-    period the stream gets an error event and [DONE], the waiting request a
-    503; the log has no traceback."""
-    live = start_server(tmp_path / "serve.log", "--shutdown-grace", "0.5")
+    period (by default half a second) the stream gets an error event and
+    [DONE], the waiting request a 503, within a second; the log has no
+    traceback."""
+    live = start_server(tmp_path / "serve.log")
     try:
         body = {"prompt": "Once upon a time", "max_tokens": 400, "temperature": 0}
         waiting: list[httpx.Response] = []
@@ -366,8 +414,11 @@ def test_shutdown_ends_requests_with_an_error_and_no_traceback(tmp_path: Any) ->
             while c.get("/health").json()["pending"] < 2:
                 time.sleep(0.05)
             live.process.send_signal(signal.SIGINT)
+            signalled = time.monotonic()
             events = [line[6:] for line in lines if line.startswith("data: ")]
             thread.join()
+            ended = time.monotonic() - signalled
+        assert ended < 1.0, f"the requests ended {ended:.2f} s after Ctrl-C"
         assert events[-2:] == ['{"error": {"message": "the server is shutting down", "type": "server_error", '
                                '"param": null, "code": null}}', "[DONE]"]
         assert waiting[0].status_code == 503

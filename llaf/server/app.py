@@ -10,7 +10,13 @@ error body (llaf/server/errors.py): 400 for malformed JSON or UTF-8, text
 that is not valid Unicode, wrong types and out-of-range values (a prompt
 longer than the context: code ``context_length_exceeded``, found from its
 size before it is tokenized where it is far too long), 404 for an unknown
-model (``model_not_found``) or route, 413 for a body over ``--max-body``.
+route, 413 for a body over ``--max-body``. A request naming another model
+is answered by the served one, whose name the response gives (as llama.cpp's
+server does); with ``strict_model`` (``--strict-model``) it is a 404
+``model_not_found``.
+
+While the model loads (`serve` listens first, then loads), /health answers
+503 with ``"status": "loading"`` and every other route 503 too.
 
 On Ctrl-C or SIGTERM (`Server.begin_shutdown`), requests still generating
 get ``--shutdown-grace`` seconds, then end with an error (a stream: an
@@ -42,7 +48,7 @@ from ..generation import Model, fit_chat
 from ..logprobs import MAX_TOP_LOGPROBS, TokenLogprob
 from ..model import embed
 from ..sampling import SamplingError, SamplingParams
-from .errors import APIError, shutting_down, validation_error
+from .errors import APIError, loading, shutting_down, validation_error
 from .events import Channel, EventStream, Failed, collect, sse
 from .guards import BodyLimit, HostCheck, body_too_large
 from .limits import (
@@ -68,19 +74,24 @@ from .schemas import (
 
 
 class Server:
-    """The state behind the routes: the model, its name and the scheduler."""
+    """The state behind the routes: the model, its name and the scheduler.
+    Made before the model has loaded (`model` None) it answers 503 until
+    `ready` is called."""
 
-    def __init__(self, model: Model, model_id: str | None = None, max_body: int = DEFAULT_MAX_BODY,
-                 shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE, max_batch: int = DEFAULT_MAX_BATCH) -> None:
-        self.model = model
-        self.model_id = model_id or model_name(model.name)
+    def __init__(self, model: Model | None, model_id: str | None = None, max_body: int = DEFAULT_MAX_BODY,
+                 shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE, max_batch: int = DEFAULT_MAX_BATCH,
+                 strict_model: bool = False) -> None:
+        self.model_id = model_id or ""
         self.created = int(time.time())
         self.max_body = max_body
         self.shutdown_grace = shutdown_grace
         self.metrics = Metrics()
-        self.scheduler = Scheduler(model, max_batch, metrics=self.metrics)
-        s = self.scheduler
-        self.metrics.watch(lambda: s.pending, lambda: s.n_running, lambda: s.n_waiting)
+        self.max_batch = max_batch
+        self.strict_model = strict_model
+        self._model: Model | None = None
+        self._scheduler: Scheduler | None = None
+        if model is not None:
+            self.ready(model)
         # Tokenizing a long text takes a while (a megabyte: about a second):
         # off the engine's thread, so that generation goes on meanwhile.
         # tokenizers and tiktoken may be called from several threads.
@@ -89,10 +100,40 @@ class Server:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.draining = False  # shutting down: no new requests
 
+    def ready(self, model: Model) -> None:
+        """The model has loaded: serve it. Called from the loading thread:
+        the scheduler is in place before `loaded` says so (its engine thread
+        starts with the first request)."""
+        self.model_id = self.model_id or model_name(model.name)
+        self._scheduler = s = Scheduler(model, self.max_batch, metrics=self.metrics)
+        self.metrics.watch(lambda: s.pending, lambda: s.n_running, lambda: s.n_waiting)
+        self._model = model
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def model(self) -> Model:
+        """The model; while it loads, a 503 for the request that asks."""
+        if self._model is None:
+            raise loading()
+        return self._model
+
+    @property
+    def scheduler(self) -> Scheduler:
+        if self._scheduler is None:
+            raise loading()
+        return self._scheduler
+
     # ----- checks
 
-    def check_model(self, name: str | None) -> None:
-        if name is not None and name != self.model_id:
+    def check_model(self, name: str | None, strict: bool) -> None:
+        """`name` must be the served model's where `strict`; otherwise the
+        served model answers whatever a request names."""
+        if not self.loaded:  # a 503 before any other answer
+            raise loading()
+        if strict and name is not None and name != self.model_id:
             raise APIError(404, f"the model '{name}' does not exist; this server has '{self.model_id}'",
                            param="model", code="model_not_found")
 
@@ -208,7 +249,8 @@ class Server:
         asyncio.get_running_loop().call_later(self.shutdown_grace, self.cut_short)
 
     def cut_short(self) -> None:
-        self.scheduler.close()
+        if self._scheduler is not None:
+            self._scheduler.close()
         for channel in list(self.under_way):
             channel.queue.put_nowait(Failed(shutting_down()))
 
@@ -217,7 +259,7 @@ class Server:
                 "total_tokens": prompt_tokens + completion_tokens}
 
     async def completions(self, request: Request, req: CompletionRequest) -> Any:
-        self.check_model(req.model)
+        self.check_model(req.model, self.strict_model)
         sampling, n = self.sampling(req), self.choices(req)
         self.check_max_tokens(req.max_tokens, "max_tokens")
         if req.logprobs is not None and not 0 <= req.logprobs <= MAX_COMPLETION_LOGPROBS:
@@ -265,7 +307,7 @@ class Server:
         return EventStream(sse(channel, [], chunk, usage_chunk if include_usage else None), channel)
 
     async def chat(self, request: Request, req: ChatRequest) -> Any:
-        self.check_model(req.model)
+        self.check_model(req.model, self.strict_model)
         sampling, n = self.sampling(req), self.choices(req)
         if req.top_logprobs is not None and not req.logprobs:
             raise APIError(400, "top_logprobs needs logprobs: true", param="top_logprobs")
@@ -344,7 +386,7 @@ class Server:
                 "backend": params.engine.backend, "total_slots": self.scheduler.max_batch}
 
     async def embeddings(self, req: EmbeddingRequest) -> dict[str, Any]:
-        self.check_model(req.model)
+        self.check_model(req.model, self.strict_model)
         if self.draining:
             raise shutting_down()
         inputs = prompt_list(req.input)
@@ -447,19 +489,23 @@ def page() -> str:
     return resources.files("llaf").joinpath("static/index.html").read_text(encoding="utf-8")
 
 
-def create_app(model: Model, model_id: str | None = None, max_body: int = DEFAULT_MAX_BODY,
+def create_app(model: Model | None, model_id: str | None = None, max_body: int = DEFAULT_MAX_BODY,
                allowed_hosts: Sequence[str] | None = None,
-               shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE, max_batch: int = DEFAULT_MAX_BATCH) -> FastAPI:
-    """The FastAPI application serving `model`: request bodies up to
-    `max_body` bytes, ``Host`` headers among `allowed_hosts` (None: any),
-    up to `max_batch` sequences decoded together."""
-    server = Server(model, model_id, max_body, shutdown_grace, max_batch)
+               shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE, max_batch: int = DEFAULT_MAX_BATCH,
+               strict_model: bool = False) -> FastAPI:
+    """The FastAPI application serving `model` (None: still loading, until
+    ``app.state.server.ready(model)``): request bodies up to `max_body`
+    bytes, ``Host`` headers among `allowed_hosts` (None: any), up to
+    `max_batch` sequences decoded together; with `strict_model`, requests
+    naming another model get a 404."""
+    server = Server(model, model_id, max_body, shutdown_grace, max_batch, strict_model)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         server.loop = asyncio.get_running_loop()
         yield
-        server.scheduler.close()
+        if server.loaded:
+            server.scheduler.close()
         server.tokenizing.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="llaf", description="An OpenAI-compatible server on a Futhark engine",
@@ -497,8 +543,10 @@ def create_app(model: Model, model_id: str | None = None, max_body: int = DEFAUL
     async def index() -> HTMLResponse:
         return HTMLResponse(page())
 
-    @app.get("/health")
-    async def health() -> dict[str, Any]:
+    @app.get("/health", response_model=None)
+    async def health() -> dict[str, Any] | JSONResponse:
+        if not server.loaded:
+            return JSONResponse({"status": "loading", "model": server.model_id or None}, status_code=503)
         # pending: requests queued or generating; running and waiting: their
         # sequences in the batch and in line for it.
         s = server.scheduler
@@ -512,7 +560,8 @@ def create_app(model: Model, model_id: str | None = None, max_body: int = DEFAUL
 
     @app.get("/v1/models/{model:path}")
     async def model_info(model: str) -> dict[str, Any]:
-        server.check_model(model)
+        # Asked whether a model is here, the answer is exact.
+        server.check_model(model, strict=True)
         return server.model_card()
 
     @app.post("/v1/completions")

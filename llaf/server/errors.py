@@ -34,6 +34,11 @@ def shutting_down() -> APIError:
     return APIError(503, "the server is shutting down", type="server_error")
 
 
+def loading() -> APIError:
+    return APIError(503, "the model is still loading; /health says when it is ready", type="server_error",
+                    code="model_loading")
+
+
 def _error_param(loc: Sequence[Any]) -> str:
     out = ""
     for part in loc:

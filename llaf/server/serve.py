@@ -1,4 +1,9 @@
-"""`serve`: check the address, load the model, run uvicorn until Ctrl-C.
+"""`serve`: check the address, listen, load the model, serve until Ctrl-C.
+
+The port opens before the model loads, so that /health can say "loading"
+(503) instead of a client finding the port closed; the model loads on a
+thread of its own once uvicorn listens, and a failure to load stops the
+server with that error.
 
 The key/value memory is bounded: the scheduler's cache holds at most
 ``--max-batch`` sequences of up to ``--context`` positions, and `serve`
@@ -9,14 +14,15 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
 from ..errors import LlafError
 from ..model import cache_bytes, check_cache_fits
-from .app import Server, create_app
+from .app import Server, create_app, model_name
 from .guards import default_allowed_hosts, header_timeout_protocol
 from .limits import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY, DEFAULT_SHUTDOWN_GRACE
 
@@ -41,11 +47,26 @@ def _check_address(host: str, port: int) -> bool:
     return all(ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in infos)
 
 
-def _uvicorn_server(config: uvicorn.Config, server: Server) -> uvicorn.Server:
-    """uvicorn's server, telling `server` when Ctrl-C or SIGTERM comes."""
+def _uvicorn_server(config: uvicorn.Config, server: Server, load: Callable[[], None],
+                    failed: list[BaseException]) -> uvicorn.Server:
+    """uvicorn's server, which once it listens runs `load` on a thread (its
+    error goes to `failed` and stops the server) and tells `server` when
+    Ctrl-C or SIGTERM comes."""
     import uvicorn
 
     class Uvicorn(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if not self.should_exit:
+                threading.Thread(target=self.load, name="llaf-load", daemon=True).start()
+
+        def load(self) -> None:
+            try:
+                load()
+            except BaseException as e:  # LlafError, out of memory, a missing file: `serve` raises it
+                failed.append(e)
+                self.should_exit = True
+
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             super().handle_exit(sig, frame)
             if server.loop is not None:  # a signal handler: onto the event loop
@@ -58,15 +79,17 @@ def serve(model: str | Path | None = None, backend: str | None = None, context: 
           host: str = "127.0.0.1", port: int = 8000, model_id: str | None = None,
           storage: str | None = None, max_body: int = DEFAULT_MAX_BODY, allowed_hosts: Sequence[str] | None = None,
           header_timeout: float = DEFAULT_HEADER_TIMEOUT, shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
-          max_batch: int = DEFAULT_MAX_BATCH, threads: int | None = None) -> None:
-    """Load the model, then serve it until interrupted. `allowed_hosts`:
+          max_batch: int = DEFAULT_MAX_BATCH, strict_model: bool = False, threads: int | None = None) -> None:
+    """Listen, load the model, and serve it until interrupted. `allowed_hosts`:
     the names the ``Host`` header may give (``*``: any); by default
     localhost names on a loopback address, any elsewhere. `max_batch`:
-    the sequences decoded together (the rest wait). `threads`: the
-    multicore backend's worker threads (default one per core)."""
+    the sequences decoded together (the rest wait). `strict_model`: a
+    request naming another model is a 404 (by default the served model
+    answers it). `threads`: the multicore backend's worker threads."""
     import uvicorn
 
-    from ..generation import DEFAULT_CONTEXT, load
+    from ..backend import check_threads, resolve_backend
+    from ..generation import DEFAULT_CONTEXT, load, model_source
 
     if not 0 <= port <= 65535:
         raise LlafError(f"the port must be between 0 and 65535, got {port}")
@@ -87,21 +110,34 @@ def serve(model: str | Path | None = None, backend: str | None = None, context: 
     loopback = _check_address(host, port)
     if hosts is None:
         hosts = default_allowed_hosts(host, loopback)
-    loaded = load(model, backend=backend, context=DEFAULT_CONTEXT if context is None else context, storage=storage,
-                  threads=threads)
-    # The worst case of the key/value cache, refused now rather than when
-    # the batch is full and its sequences long.
-    params = loaded.params
-    check_cache_fits(params, max_batch, params.context, "(llaf serve --max-batch and --context)")
-    app = create_app(loaded, model_id, max_body=max_body, allowed_hosts=hosts, shutdown_grace=shutdown_grace,
-                     max_batch=max_batch)
-    kv = cache_bytes(params, max_batch, params.context)
-    print(f"llaf: serving {app.state.server.model_id} on http://{host}:{port}/ "
-          f"(backend {params.engine.backend}, storage {params.storage}, context {params.context}, "
-          f"max batch {max_batch}: key/value cache up to {kv / 2**20:.0f} MiB)", flush=True)
+    # What can be checked at once is, before the port opens: the model's file
+    # and the backend.
+    source = model_source(model)
+    check_threads(threads, resolve_backend(backend))
+    app = create_app(None, model_id or model_name(Path(str(source)).name), max_body=max_body, allowed_hosts=hosts,
+                     shutdown_grace=shutdown_grace, max_batch=max_batch, strict_model=strict_model)
+    name = app.state.server.model_id
+
+    def load_model() -> None:
+        loaded = load(source, backend=backend, context=DEFAULT_CONTEXT if context is None else context,
+                      storage=storage, threads=threads)
+        # The worst case of the key/value cache, refused now rather than when
+        # the batch is full and its sequences long.
+        params = loaded.params
+        check_cache_fits(params, max_batch, params.context, "(llaf serve --max-batch and --context)")
+        kv = cache_bytes(params, max_batch, params.context)
+        app.state.server.ready(loaded)
+        print(f"llaf: serving {name} on http://{host}:{port}/ "
+              f"(backend {params.engine.backend}, storage {params.storage}, context {params.context}, "
+              f"max batch {max_batch}: key/value cache up to {kv / 2**20:.0f} MiB)", flush=True)
+
+    print(f"llaf: loading {name}; http://{host}:{port}/health says when it is ready", flush=True)
     # Our own shutdown ends every request within shutdown_grace; uvicorn's
     # (which cancels the tasks, a traceback each) is only a backstop for
     # clients that stop reading.
     config = uvicorn.Config(app, host=host, port=port, log_level="info", http=header_timeout_protocol(header_timeout),
                             timeout_graceful_shutdown=int(shutdown_grace) + 5)
-    _uvicorn_server(config, app.state.server).run()
+    failed: list[BaseException] = []
+    _uvicorn_server(config, app.state.server, load_model, failed).run()
+    if failed:
+        raise failed[0]

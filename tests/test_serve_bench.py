@@ -1,0 +1,39 @@
+"""`llaf bench-serve` at a tiny size, llaf alone (no llama.cpp): its table,
+JSON and plot. Its figures are not checked, only their form and sums."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import ROOT, SERVER_BACKEND
+
+MAX_TOKENS = 3
+
+
+def test_bench_serve_writes_its_table_json_and_plot(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "llaf.cli", "bench-serve", "--peer", "none", "--backend",
+                          SERVER_BACKEND, "--clients", "1,2", "--max-batch", "2", "--requests", "2", "--max-tokens",
+                          str(MAX_TOKENS), "--out", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / "serve-bench.json").read_text())
+    assert result["command"] == (f"llaf bench-serve --peer none --backend {SERVER_BACKEND} --clients 1,2 --max-batch 2 "
+                                 f"--requests 2 --max-tokens {MAX_TOKENS} --out {tmp_path}")
+    assert result["settings"]["max_batch"] == 2 and result["bandwidth_gb_s"] > 0
+    assert list(result["servers"]) == ["llaf"]
+    levels = result["servers"]["llaf"]
+    assert list(levels) == ["1", "2"]
+    for clients, level in levels.items():
+        # Greedy story openings: every request runs to its token limit.
+        assert level["requests"] == 2 * int(clients)
+        assert level["tokens"] == level["requests"] * MAX_TOKENS
+        assert level["tok_s"] == level["tokens"] / level["seconds"]
+        assert 0 < level["ttft_p50_s"] <= level["ttft_p95_s"] < level["seconds"]
+        assert 0 < level["tpot_p50_s"] <= level["tpot_p95_s"]
+    assert result["ratios"] == {"llaf_1_over_1": 1.0, "llaf_2_over_1": levels["2"]["tok_s"] / levels["1"]["tok_s"]}
+    assert (tmp_path / "serve-bench.png").read_bytes().startswith(b"\x89PNG")
+    rows = [r for r in map(str.split, out.stdout.splitlines()) if r[:1] == ["llaf"] and r[1].isdigit()]
+    assert [(r[1], float(r[2])) for r in rows] == [(c, round(levels[c]["tok_s"], 1)) for c in levels]
