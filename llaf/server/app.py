@@ -48,8 +48,10 @@ class Server:
     """The state behind the routes: the model, its name and the scheduler."""
 
     def __init__(self, model: Model, model_id: str | None = None, max_body: int = DEFAULT_MAX_BODY,
-                 shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE, max_batch: int = DEFAULT_MAX_BATCH) -> None:
+                 shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE, max_batch: int = DEFAULT_MAX_BATCH,
+                 replicas: Callable[[], int] | None = None) -> None:
         self.model = model
+        self.replicas = replicas  # the live replicas' count on Ray Serve (llaf/server/replicas.py); None: alone
         self.model_id = model_id or model_name(model.name)
         self.created = int(time.time())
         self.max_body = max_body
@@ -258,11 +260,14 @@ def page() -> str:
 
 def create_app(model: Model, model_id: str | None = None, max_body: int = DEFAULT_MAX_BODY,
                allowed_hosts: Sequence[str] | None = None,
-               shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE, max_batch: int = DEFAULT_MAX_BATCH) -> FastAPI:
+               shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE, max_batch: int = DEFAULT_MAX_BATCH,
+               replicas: Callable[[], int] | None = None) -> FastAPI:
     """The FastAPI application serving `model`: request bodies up to
     `max_body` bytes, ``Host`` headers among `allowed_hosts` (None: any),
-    up to `max_batch` sequences decoded together."""
-    server = Server(model, model_id, max_body, shutdown_grace, max_batch)
+    up to `max_batch` sequences decoded together. `replicas`: how many
+    replicas of this app are live (a blocking call), when it is one of
+    several on Ray Serve."""
+    server = Server(model, model_id, max_body, shutdown_grace, max_batch, replicas)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -303,11 +308,13 @@ def create_app(model: Model, model_id: str | None = None, max_body: int = DEFAUL
     @app.get("/health")
     async def health() -> dict[str, Any]:
         # pending: requests queued or generating; running and waiting: their
-        # sequences in the batch and in line for it.
+        # sequences in the batch and in line for it; on Ray Serve, those of the
+        # replica that answers. replicas: a call to Ray's controller, off the loop.
         s = server.scheduler
+        replicas = 1 if server.replicas is None else await asyncio.to_thread(server.replicas)
         return {"status": "ok", "model": server.model_id, "pending": s.pending, "served": s.served,
                 "cancelled": s.cancelled, "running": s.n_running, "waiting": s.n_waiting, "max_batch": s.max_batch,
-                "largest_batch": s.largest_batch}
+                "largest_batch": s.largest_batch, "replicas": replicas}
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:

@@ -58,11 +58,13 @@ def serve(model: str | Path | None = None, backend: str | None = None, context: 
           host: str = "127.0.0.1", port: int = 8000, model_id: str | None = None,
           storage: str | None = None, max_body: int = DEFAULT_MAX_BODY, allowed_hosts: Sequence[str] | None = None,
           header_timeout: float = DEFAULT_HEADER_TIMEOUT, shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
-          max_batch: int = DEFAULT_MAX_BATCH) -> None:
+          max_batch: int = DEFAULT_MAX_BATCH, replicas: int | None = None, ray_address: str | None = None) -> None:
     """Load the model, then serve it until interrupted. `allowed_hosts`:
     the names the ``Host`` header may give (``*``: any); by default
     localhost names on a loopback address, any elsewhere. `max_batch`:
-    the sequences decoded together (the rest wait)."""
+    the sequences decoded together (the rest wait). `replicas` or
+    `ray_address`: that many engines (default 1) on Ray Serve, on a local
+    Ray or the cluster at `ray_address` (llaf/server/replicas.py)."""
     import uvicorn
 
     from ..generation import DEFAULT_CONTEXT, load
@@ -86,6 +88,10 @@ def serve(model: str | Path | None = None, backend: str | None = None, context: 
     loopback = _check_address(host, port)
     if hosts is None:
         hosts = default_allowed_hosts(host, loopback)
+    if replicas is not None or ray_address is not None:
+        _serve_on_ray(model, backend, context, host, port, model_id, storage, max_body, hosts, shutdown_grace,
+                      max_batch, 1 if replicas is None else replicas, ray_address)
+        return
     loaded = load(model, backend=backend, context=DEFAULT_CONTEXT if context is None else context, storage=storage)
     # The worst case of the key/value cache, refused now rather than when
     # the batch is full and its sequences long.
@@ -103,3 +109,21 @@ def serve(model: str | Path | None = None, backend: str | None = None, context: 
     config = uvicorn.Config(app, host=host, port=port, log_level="info", http=header_timeout_protocol(header_timeout),
                             timeout_graceful_shutdown=int(shutdown_grace) + 5)
     _uvicorn_server(config, app.state.server).run()
+
+
+def _serve_on_ray(model: str | Path | None, backend: str | None, context: int | None, host: str, port: int,
+                  model_id: str | None, storage: str | None, max_body: int, hosts: list[str],
+                  shutdown_grace: float, max_batch: int, replicas: int, ray_address: str | None) -> None:
+    """`serve` with `replicas` engines on Ray Serve; each replica loads the model."""
+    from ..generation import DEFAULT_CONTEXT
+
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
+        raise LlafError(f"the number of replicas (--replicas) must be at least 1, got {replicas}")
+    try:
+        from .replicas import ReplicaConfig, serve_replicas
+    except ImportError as e:
+        raise LlafError(f"--replicas and --ray-address need Ray Serve (pip install 'llaf[ray]'): {e}") from None
+    config = ReplicaConfig(None if model is None else str(model), backend,
+                           DEFAULT_CONTEXT if context is None else context, storage, model_id, max_body, hosts,
+                           shutdown_grace, max_batch)
+    serve_replicas(config, replicas, ray_address, host, port)
