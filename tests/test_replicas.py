@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +43,11 @@ def replicated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]
     finally:
         # Everything it started (Ray's processes, the replicas) ends with it.
         family = server.children(recursive=True)
-        stop_server(live)
+        live.process.terminate()  # Ray's shutdown takes longer than one process's: more time than stop_server's
+        try:
+            live.process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            stop_server(live)
         _, alive = psutil.wait_procs(family, timeout=60)
         for p in alive:  # not left behind for the next tests, but a failure
             p.kill()
