@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -94,23 +95,20 @@ def test_32_clients_times_20_requests_lose_nothing_and_keep_memory(loaded: LiveS
 
 def test_20_clients_that_hang_up_mid_stream_free_their_sequences(loaded: LiveServer) -> None:
     # Each would run to the context's end (hundreds of tokens, minutes for
-    # 20 on this engine): hanging up must end them, the waiting ones too.
+    # 20 on this engine): hanging up must end them, those in line too.
     body = {"prompt": "Once upon a time", "max_tokens": SERVER_CONTEXT - 16, "temperature": 0, "stream": True}
     with httpx.Client(base_url=loaded.url, timeout=300) as c:
         start = c.get("/health").json()
-
-        def hang_up(i: int) -> None:
-            with httpx.Client(base_url=loaded.url, timeout=300) as own, \
-                    own.stream("POST", "/v1/completions", json=body) as r:
+        with ExitStack() as streams:
+            for i in range(HANG_UPS):
+                own = streams.enter_context(httpx.Client(base_url=loaded.url, timeout=300))
+                r = streams.enter_context(own.stream("POST", "/v1/completions", json=body))
                 assert r.status_code == 200
-                # Some hang up after their first token (those in line get
-                # one when the others' hang-ups free slots), the rest as
-                # soon as the response has begun, running or waiting.
-                if i < MAX_BATCH:
+                if i < MAX_BATCH:  # mid-stream: a token has come
                     assert next(line for line in r.iter_lines() if line).startswith("data: {")
-
-        with ThreadPoolExecutor(HANG_UPS) as pool:
-            list(pool.map(hang_up, range(HANG_UPS)))
+            health = c.get("/health").json()
+            assert (health["running"], health["waiting"]) == (MAX_BATCH, HANG_UPS - MAX_BATCH)
+        # All 20 connections have closed.
         hung_up = time.monotonic()
         while (health := c.get("/health").json())["pending"] and time.monotonic() < hung_up + 20:
             time.sleep(0.05)
