@@ -99,13 +99,15 @@ def test_20_clients_that_hang_up_mid_stream_free_their_sequences(loaded: LiveSer
     body = {"prompt": "Once upon a time", "max_tokens": SERVER_CONTEXT - 16, "temperature": 0, "stream": True}
     with httpx.Client(base_url=loaded.url, timeout=300) as c:
         start = c.get("/health").json()
+        readers = []  # kept: a line iterator dropped closes its connection
         with ExitStack() as streams:
             for i in range(HANG_UPS):
                 own = streams.enter_context(httpx.Client(base_url=loaded.url, timeout=300))
                 r = streams.enter_context(own.stream("POST", "/v1/completions", json=body))
                 assert r.status_code == 200
                 if i < MAX_BATCH:  # mid-stream: a token has come
-                    assert next(line for line in r.iter_lines() if line).startswith("data: {")
+                    readers.append(r.iter_lines())
+                    assert next(line for line in readers[-1] if line).startswith("data: {")
             health = c.get("/health").json()
             assert (health["running"], health["waiting"]) == (MAX_BATCH, HANG_UPS - MAX_BATCH)
         # All 20 connections have closed.
