@@ -277,7 +277,8 @@ def serve(args: argparse.Namespace) -> None:
     run_server(model=args.model, backend=args.backend, context=args.context, host=args.host, port=args.port,
                model_id=args.model_id, storage=args.storage, max_body=args.max_body, allowed_hosts=hosts,
                header_timeout=args.header_timeout, shutdown_grace=args.shutdown_grace,
-               max_batch=args.max_batch, strict_model=args.strict_model, threads=args.threads)
+               max_batch=args.max_batch, strict_model=args.strict_model, threads=args.threads,
+               replicas=args.replicas, ray_address=args.ray_address)
 
 
 def _size(text: str) -> int:
@@ -359,6 +360,11 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--strict-model", action="store_true",
                    help="refuse (404) a request naming another model; by default the served model answers it "
                         "and the response's model field says which")
+    s.add_argument("--replicas", type=int, default=None, metavar="N",
+                   help="serve N engine replicas through Ray Serve (pip install 'llaf[ray]'), each with its own "
+                        "model and batch; on a local Ray unless --ray-address is given")
+    s.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                   help="deploy the replicas on the Ray cluster at ADDRESS (host:port of its head, or auto)")
     s.set_defaults(run=serve)
     a = sub.add_parser("assets", help="fetch GPT-2's tokenizer files and the default model")
     a.set_defaults(run=assets)

@@ -28,6 +28,8 @@ One concern a module:
   deadline for request headers);
 * ``limits.py``: the limits' defaults (no FastAPI: the command line shows them);
 * ``serve.py``: `serve`, which loads the model and runs uvicorn.
+* ``replicas.py``: ``--replicas N`` / ``--ray-address``: N replicas of the
+  app, each with its own model and scheduler, on Ray Serve (optional).
 
 This package's ``__init__`` imports nothing, so that ``llaf.server.limits``
 stays light.

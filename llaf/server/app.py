@@ -80,7 +80,8 @@ class Server:
 
     def __init__(self, model: Model | None, model_id: str | None = None, max_body: int = DEFAULT_MAX_BODY,
                  shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE, max_batch: int = DEFAULT_MAX_BATCH,
-                 strict_model: bool = False) -> None:
+                 strict_model: bool = False, replicas: Callable[[], int] | None = None) -> None:
+        self.replicas = replicas  # the live replicas' count on Ray Serve (llaf/server/replicas.py); None: alone
         self.model_id = model_id or ""
         self.created = int(time.time())
         self.max_body = max_body
@@ -492,13 +493,14 @@ def page() -> str:
 def create_app(model: Model | None, model_id: str | None = None, max_body: int = DEFAULT_MAX_BODY,
                allowed_hosts: Sequence[str] | None = None,
                shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE, max_batch: int = DEFAULT_MAX_BATCH,
-               strict_model: bool = False) -> FastAPI:
+               strict_model: bool = False, replicas: Callable[[], int] | None = None) -> FastAPI:
     """The FastAPI application serving `model` (None: still loading, until
     ``app.state.server.ready(model)``): request bodies up to `max_body`
     bytes, ``Host`` headers among `allowed_hosts` (None: any), up to
     `max_batch` sequences decoded together; with `strict_model`, requests
-    naming another model get a 404."""
-    server = Server(model, model_id, max_body, shutdown_grace, max_batch, strict_model)
+    naming another model get a 404. `replicas`: how many replicas of this
+    app are live (a blocking call), when it is one of several on Ray Serve."""
+    server = Server(model, model_id, max_body, shutdown_grace, max_batch, strict_model, replicas)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -548,11 +550,13 @@ def create_app(model: Model | None, model_id: str | None = None, max_body: int =
         if not server.loaded:
             return JSONResponse({"status": "loading", "model": server.model_id or None}, status_code=503)
         # pending: requests queued or generating; running and waiting: their
-        # sequences in the batch and in line for it.
+        # sequences in the batch and in line for it; on Ray Serve, those of the
+        # replica that answers. replicas: a call to Ray's controller, off the loop.
         s = server.scheduler
+        replicas = 1 if server.replicas is None else await asyncio.to_thread(server.replicas)
         return {"status": "ok", "model": server.model_id, "pending": s.pending, "served": s.served,
                 "cancelled": s.cancelled, "running": s.n_running, "waiting": s.n_waiting, "max_batch": s.max_batch,
-                "largest_batch": s.largest_batch}
+                "largest_batch": s.largest_batch, "replicas": replicas}
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:

@@ -79,13 +79,16 @@ def serve(model: str | Path | None = None, backend: str | None = None, context: 
           host: str = "127.0.0.1", port: int = 8000, model_id: str | None = None,
           storage: str | None = None, max_body: int = DEFAULT_MAX_BODY, allowed_hosts: Sequence[str] | None = None,
           header_timeout: float = DEFAULT_HEADER_TIMEOUT, shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
-          max_batch: int = DEFAULT_MAX_BATCH, strict_model: bool = False, threads: int | None = None) -> None:
+          max_batch: int = DEFAULT_MAX_BATCH, strict_model: bool = False, threads: int | None = None,
+          replicas: int | None = None, ray_address: str | None = None) -> None:
     """Listen, load the model, and serve it until interrupted. `allowed_hosts`:
     the names the ``Host`` header may give (``*``: any); by default
     localhost names on a loopback address, any elsewhere. `max_batch`:
     the sequences decoded together (the rest wait). `strict_model`: a
     request naming another model is a 404 (by default the served model
-    answers it). `threads`: the multicore backend's worker threads."""
+    answers it). `threads`: the multicore backend's worker threads.
+    `replicas` or `ray_address`: that many engines (default 1) on Ray Serve,
+    on a local Ray or the cluster at `ray_address` (llaf/server/replicas.py)."""
     import uvicorn
 
     from ..backend import check_threads, resolve_backend
@@ -110,6 +113,10 @@ def serve(model: str | Path | None = None, backend: str | None = None, context: 
     loopback = _check_address(host, port)
     if hosts is None:
         hosts = default_allowed_hosts(host, loopback)
+    if replicas is not None or ray_address is not None:
+        _serve_on_ray(model, backend, context, host, port, model_id, storage, max_body, hosts, shutdown_grace,
+                      max_batch, 1 if replicas is None else replicas, ray_address, strict_model, threads)
+        return
     # What can be checked at once is, before the port opens: the model's file
     # and the backend.
     source = model_source(model)
@@ -141,3 +148,22 @@ def serve(model: str | Path | None = None, backend: str | None = None, context: 
     _uvicorn_server(config, app.state.server, load_model, failed).run()
     if failed:
         raise failed[0]
+
+
+def _serve_on_ray(model: str | Path | None, backend: str | None, context: int | None, host: str, port: int,
+                  model_id: str | None, storage: str | None, max_body: int, hosts: list[str],
+                  shutdown_grace: float, max_batch: int, replicas: int, ray_address: str | None,
+                  strict_model: bool = False, threads: int | None = None) -> None:
+    """`serve` with `replicas` engines on Ray Serve; each replica loads the model."""
+    from ..generation import DEFAULT_CONTEXT
+
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
+        raise LlafError(f"the number of replicas (--replicas) must be at least 1, got {replicas}")
+    try:
+        from .replicas import ReplicaConfig, serve_replicas
+    except ImportError as e:
+        raise LlafError(f"--replicas and --ray-address need Ray Serve (pip install 'llaf[ray]'): {e}") from None
+    config = ReplicaConfig(None if model is None else str(model), backend,
+                           DEFAULT_CONTEXT if context is None else context, storage, model_id, max_body, hosts,
+                           shutdown_grace, max_batch, strict_model, threads)
+    serve_replicas(config, replicas, ray_address, host, port)
