@@ -31,6 +31,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import LlafError
@@ -271,8 +273,11 @@ def create_app(model: Model, model_id: str | None = None, max_body: int = DEFAUL
         server.scheduler.close()
         server.tokenizing.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(title="llaf", description="An OpenAI-compatible server on a Futhark engine",
-                  version="0.1.0", lifespan=lifespan)
+    # FastAPIOffline: /docs and /redoc with Swagger UI's and ReDoc's files
+    # served from the fastapi-offline package instead of a CDN, so that they
+    # work on a machine with no internet.
+    app = FastAPIOffline(title="llaf", description="An OpenAI-compatible server on a Futhark engine",
+                         version="0.1.0", lifespan=lifespan)
     app.state.server = server
     if allowed_hosts is not None:
         app.add_middleware(HostCheck, allowed=list(allowed_hosts))
@@ -299,6 +304,9 @@ def create_app(model: Model, model_id: str | None = None, max_body: int = DEFAUL
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
         return HTMLResponse(page())
+
+    # The page's scripts (llaf/static/markdown.js, built from page/).
+    app.mount("/static", StaticFiles(packages=[("llaf", "static")]), name="static")
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
