@@ -273,11 +273,11 @@ def create_app(model: Model, model_id: str | None = None, max_body: int = DEFAUL
         server.scheduler.close()
         server.tokenizing.shutdown(wait=False, cancel_futures=True)
 
-    # FastAPIOffline: /docs and /redoc with Swagger UI's and ReDoc's files
-    # served from the fastapi-offline package instead of a CDN, so that they
-    # work on a machine with no internet.
+    # FastAPIOffline: /docs with Swagger UI's files served from the
+    # fastapi-offline package instead of a CDN, so that it works on a machine
+    # with no internet. No /redoc: ReDoc still loads its logo from its CDN.
     app = FastAPIOffline(title="llaf", description="An OpenAI-compatible server on a Futhark engine",
-                         version="0.1.0", lifespan=lifespan)
+                         version="0.1.0", lifespan=lifespan, redoc_url=None)
     app.state.server = server
     if allowed_hosts is not None:
         app.add_middleware(HostCheck, allowed=list(allowed_hosts))
