@@ -87,13 +87,13 @@ def browser() -> Iterator[Any]:
         driver.quit()
 
 
-def wait_idle(driver: Any, replies: int) -> str:
+def wait_idle(driver: Any, replies: int, timeout: float = 300) -> str:
     """Wait until the page shows `replies` finished replies; the last one's text."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     count = "return document.querySelectorAll('.message.assistant').length"
-    WebDriverWait(driver, 300).until(lambda d: d.execute_script(count) == replies and d.execute_script(IDLE))
+    WebDriverWait(driver, timeout).until(lambda d: d.execute_script(count) == replies and d.execute_script(IDLE))
     errors = driver.find_elements(By.CSS_SELECTOR, ".message.error")
     assert not errors, errors[0].text
     return str(driver.execute_script("const r = document.querySelectorAll('.message.assistant');"
@@ -201,8 +201,9 @@ def test_the_page_streams_replies_and_keeps_the_conversation(browser: Any, serve
 
     if shot := os.environ.get("LLAF_SCREENSHOT"):
         # The screenshot for the README: a reply with Markdown as SmolLM2 writes it.
-        browser.execute_script("document.getElementById('system').value = ''; "
-                               "document.getElementById('system').dispatchEvent(new Event('input'))")
+        for field, value in (("system", ""), ("max-tokens", "160")):
+            browser.execute_script("const e = document.getElementById(arguments[0]); e.value = arguments[1]; "
+                                   "e.dispatchEvent(new Event('input'))", field, value)
         send_and_wait(browser, "Write a Python function that adds two numbers.")
         assert browser.save_screenshot(shot)
 
@@ -275,7 +276,7 @@ def test_the_page_renders_markdown_safely_and_keeps_it_across_a_reload(browser: 
     box = browser.find_element(By.ID, "prompt")
     box.send_keys("Show me some Markdown")
     box.send_keys(Keys.ENTER)
-    wait_idle(browser, 1)
+    wait_idle(browser, 1, timeout=30)  # no model: the reply takes a tenth of a second
     check_markdown(browser)
     assert texts(browser, ".stats")[0].startswith("7 tokens in ")
 
@@ -288,7 +289,7 @@ def test_the_page_renders_markdown_safely_and_keeps_it_across_a_reload(browser: 
 
     # After a reload the reply is drawn again from what the page kept.
     browser.refresh()
-    wait_idle(browser, 1)
+    wait_idle(browser, 1, timeout=30)
     check_markdown(browser)
     assert texts(browser, ".message.user") == ["Show me some Markdown"]
 
