@@ -8,6 +8,7 @@
 #   make test                 futhark test + pytest on every CPU backend (pyopencl, c, multicore)
 #   make bench                llaf against transformers and llama.cpp (built once from source) on SmolLM2
 #   make bench-futhark        futhark bench on the decode and prefill entry points (benchmarks/)
+#   make page                 rebuild the chat page's Markdown bundle (llaf/static/markdown.js) with npm
 #
 # The compiler: `futhark` >= 0.25 from PATH, else Debian's package installed
 # into .futhark/ (scripts/install-futhark.sh; no system changes).
@@ -40,7 +41,7 @@ FUTHARK := $(shell v=$$(futhark --version 2>/dev/null | sed -n 's/^Futhark \([0-
              set -- $$v; if [ -n "$$1" ] && { [ "$$1" -gt 0 ] || [ "$$2" -ge 25 ]; }; then command -v futhark; \
              else echo $(CURDIR)/.futhark/bin/futhark; fi)
 
-.PHONY: all setup venv cc futhark assets test test-futhark test-python run bench bench-futhark lint clean
+.PHONY: all setup venv cc futhark assets test test-futhark test-python run bench bench-futhark lint clean page page-check
 .DELETE_ON_ERROR:
 
 all: build/$(BACKEND)/.built
@@ -135,3 +136,16 @@ lint: $(VENV)/.installed
 
 clean:
 	rm -rf build
+
+# The chat page's Markdown renderer (llaf/static/markdown.js): marked and
+# DOMPurify from npm, bundled by esbuild. The bundle is committed, so that
+# the server needs no npm; this rebuilds it after a change to page/, and
+# page-check fails when the committed one differs from a fresh build.
+page/node_modules/.package-lock.json: page/package.json page/package-lock.json
+	cd page && npm ci --no-audit --no-fund
+
+page: page/node_modules/.package-lock.json
+	cd page && npm run build
+
+page-check: page/node_modules/.package-lock.json
+	cd page && npm run check

@@ -39,6 +39,8 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..checks import ArgumentError
@@ -510,8 +512,11 @@ def create_app(model: Model | None, model_id: str | None = None, max_body: int =
             server.scheduler.close()
         server.tokenizing.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(title="llaf", description="An OpenAI-compatible server on a Futhark engine",
-                  version="0.1.0", lifespan=lifespan)
+    # FastAPIOffline: /docs with Swagger UI's files served from the
+    # fastapi-offline package instead of a CDN, so that it works on a machine
+    # with no internet. No /redoc: ReDoc still loads its logo from its CDN.
+    app = FastAPIOffline(title="llaf", description="An OpenAI-compatible server on a Futhark engine",
+                         version="0.1.0", lifespan=lifespan, redoc_url=None)
     app.state.server = server
     if allowed_hosts is not None:
         app.add_middleware(HostCheck, allowed=list(allowed_hosts))
@@ -544,6 +549,9 @@ def create_app(model: Model | None, model_id: str | None = None, max_body: int =
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
         return HTMLResponse(page())
+
+    # The page's scripts (llaf/static/markdown.js, built from page/).
+    app.mount("/static", StaticFiles(packages=[("llaf", "static")]), name="static")
 
     @app.get("/health", response_model=None)
     async def health() -> dict[str, Any] | JSONResponse:
