@@ -56,7 +56,7 @@ class TokenStream(Iterator[int]):
         self.model = model
         self.prompt_tokens = len(prompt)
         self.finish_reason: str | None = None
-        self._tokens = self._run(prompt, max_new_tokens, Sampler(sampling, prompt, model.tokenizer))
+        self._tokens = self._run(prompt, max_new_tokens, Sampler(sampling, prompt, tokenizer=model.tokenizer))
 
     def __next__(self) -> int:
         return next(self._tokens)

@@ -165,7 +165,7 @@ class Sampler:
     penalty), the random generator (for reproducible draws) and, with a
     `json_schema`, the sequence's matcher of it (which needs the `tokenizer`)."""
 
-    def __init__(self, params: SamplingParams = GREEDY, seen: Sequence[int] = (), choice: int = 0,
+    def __init__(self, params: SamplingParams = GREEDY, seen: Sequence[int] = (), *, choice: int = 0,
                  tokenizer: Tokenizer | None = None) -> None:
         """`choice`: which of several choices drawn for one request (OpenAI's
         `n`) this sampler draws: choice 0 uses `seed` itself, choice j > 0
@@ -179,7 +179,7 @@ class Sampler:
             from .constraints import JsonConstraint
 
             if tokenizer is None:
-                raise LlafError("a json_schema needs the tokenizer: Sampler(params, seen, tokenizer)")
+                raise LlafError("a json_schema needs the tokenizer: Sampler(params, seen, tokenizer=...)")
             self.constraint = JsonConstraint(params.json_schema, tokenizer)
 
     @property

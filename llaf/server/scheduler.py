@@ -122,7 +122,7 @@ class Scheduler:
         # A sampler and a detokenizer per choice, as a TextStream alone has.
         # (With a json_schema, each choice has its own matcher of it.)
         tokenizer = self.model.tokenizer
-        seqs = [Choice(job, i * job.n + j, ids, limit, Sampler(job.sampling, ids, j, tokenizer),
+        seqs = [Choice(job, i * job.n + j, ids, limit, Sampler(job.sampling, ids, choice=j, tokenizer=tokenizer),
                        TextPieces(tokenizer, job.sampling.stop))
                 for i, (ids, limit) in enumerate(zip(job.prompts, job.max_tokens, strict=True)) for j in range(job.n)]
         with self.lock:
