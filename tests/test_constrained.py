@@ -164,7 +164,20 @@ SCHEMAS: list[tuple[str, dict[str, Any]]] = [
     ("Give two numbers as a JSON list.", {"type": "array", "items": {"type": "integer", "minimum": -99,
                                                                      "maximum": 99}, "minItems": 2, "maxItems": 2}),
 ]
-PROMPTS = [(f"{ask} (#{i})", schema) for i in range(2) for ask, schema in SCHEMAS]
+
+
+def closed(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with no properties beyond those it names, as OpenAI's strict
+    mode requires of every object (otherwise a model may go on adding
+    properties until max_tokens cuts the document)."""
+    out = {k: closed(v) if isinstance(v, dict) else v for k, v in schema.items()}
+    if "properties" in out:
+        out["properties"] = {k: closed(v) for k, v in schema["properties"].items()}
+        out.setdefault("additionalProperties", False)
+    return out
+
+
+PROMPTS = [(f"{ask} (#{i})", closed(schema)) for i in range(2) for ask, schema in SCHEMAS]
 
 
 @pytest.fixture(scope="module")
