@@ -141,7 +141,9 @@ def start_server(log: Path, *options: str) -> LiveServer:
             try:
                 r = httpx.get(f"{live.url}/health", timeout=2)
                 if live.first_health is None:
-                    live.first_health = (r.status_code, r.json())
+                    # (Ray Serve's proxy answers in plain text until llaf's app is deployed.)
+                    is_json = r.headers.get("content-type", "").startswith("application/json")
+                    live.first_health = (r.status_code, r.json() if is_json else r.text)
                 if r.status_code == 200:
                     return live
             except httpx.TransportError:
