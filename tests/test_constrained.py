@@ -22,10 +22,8 @@ from llaf.constraints import ANY_OBJECT
 from llaf.sampling import Sampler, SamplingParams
 from llaf.tokenizer import Tokenizer, from_gguf
 
-from .conftest import SERVER_BACKEND, LiveServer
+from .conftest import MODEL_ID, SERVER_BACKEND, LiveServer
 from .test_cli import llaf as run_llaf
-
-MODEL_ID = "SmolLM2-135M-Instruct.Q4_1"
 
 PERSON = {"type": "object", "properties": {
     "name": {"type": "string", "maxLength": 16},

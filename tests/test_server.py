@@ -18,13 +18,15 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from openai.types.chat import ChatCompletionMessageParam
 
 import llaf
 from llaf.server.app import create_app
 from llaf.server.guards import HostCheck, default_allowed_hosts
 
 from .conftest import (
+    FRANCE,
+    MODEL_ID,
+    PROMPT,
     SERVER_BACKEND,
     SERVER_CONTEXT,
     SERVER_HEADER_TIMEOUT,
@@ -33,21 +35,6 @@ from .conftest import (
     start_server,
     stop_server,
 )
-
-MODEL_ID = "SmolLM2-135M-Instruct.Q4_1"
-FRANCE: list[ChatCompletionMessageParam] = [{"role": "user", "content": "What is the capital of France?"}]
-PROMPT = "The capital of France is"
-
-
-@pytest.fixture(scope="module")
-def client(server: LiveServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=120)
-
-
-@pytest.fixture(scope="module")
-def http(server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=120) as c:
-        yield c
 
 
 def test_health_and_models(http: httpx.Client, client: openai.OpenAI) -> None:

@@ -9,34 +9,17 @@ embeddings exactly)."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import numpy as np
 import openai
 import pytest
-from openai.types.chat import ChatCompletionMessageParam
 from prometheus_client.parser import text_string_to_metric_families
 
 import llaf
 
-from .conftest import SERVER_BACKEND, SERVER_CONTEXT, LiveServer
-
-MODEL_ID = "SmolLM2-135M-Instruct.Q4_1"
-FRANCE: list[ChatCompletionMessageParam] = [{"role": "user", "content": "What is the capital of France?"}]
-PROMPT = "The capital of France is"
-
-
-@pytest.fixture(scope="module")
-def client(server: LiveServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=120)
-
-
-@pytest.fixture(scope="module")
-def http(server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=120) as c:
-        yield c
+from .conftest import FRANCE, MODEL_ID, PROMPT, SERVER_BACKEND, SERVER_CONTEXT
 
 
 @pytest.fixture(scope="module")
