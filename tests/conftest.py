@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,16 @@ def start_server(log: Path, *options: str) -> LiveServer:
     except BaseException:
         stop_server(live)
         raise
+
+
+@contextmanager
+def serving(log: Path, *options: str) -> Iterator[LiveServer]:
+    """`start_server`, stopped when the block ends."""
+    live = start_server(log, *options)
+    try:
+        yield live
+    finally:
+        stop_server(live)
 
 
 def stop_server(live: LiveServer) -> None:

@@ -25,7 +25,7 @@ import llaf
 from llaf.model import Cache
 from llaf.server.app import create_app
 
-from .conftest import SERVER_BACKEND, SERVER_CONTEXT, LiveServer, start_server, stop_server
+from .conftest import SERVER_BACKEND, SERVER_CONTEXT, LiveServer, serving
 
 MAX_BATCH = 3
 FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
@@ -51,11 +51,8 @@ REQUESTS: list[tuple[str, dict[str, Any]]] = [
 
 @pytest.fixture(scope="module")
 def batched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = start_server(tmp_path_factory.mktemp("batched") / "serve.log", "--max-batch", str(MAX_BATCH))
-    try:
+    with serving(tmp_path_factory.mktemp("batched") / "serve.log", "--max-batch", str(MAX_BATCH)) as live:
         yield live
-    finally:
-        stop_server(live)
 
 
 def health(c: httpx.Client) -> dict[str, Any]:

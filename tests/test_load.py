@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import SERVER_CONTEXT, LiveServer, start_server, stop_server
+from .conftest import SERVER_CONTEXT, LiveServer, serving
 
 CLIENTS, REQUESTS = 32, 20
 MAX_BATCH = 8
@@ -27,11 +27,8 @@ HANG_UPS = 20
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = start_server(tmp_path_factory.mktemp("load") / "serve.log", "--max-batch", str(MAX_BATCH))
-    try:
+    with serving(tmp_path_factory.mktemp("load") / "serve.log", "--max-batch", str(MAX_BATCH)) as live:
         yield live
-    finally:
-        stop_server(live)
 
 
 def rss(pid: int) -> int:
