@@ -57,40 +57,52 @@ def cache_write [n][N][H][hd] (g: geometry) (cache: *[n]f32) (l: i64) (slots: [N
 -- attending to the positions `0 ..= pos[i]` of slot `slots[i]`.  Inlined:
 -- called as a function (the compiler does not inline it on its own where
 -- several models use it), its cache argument was copied whole, every layer.
+--
+-- One task per token and query head computes its softmax weights in a
+-- buffer of the cache's panels updated in place, panel by panel, with
+-- constant lane indices (`lanes.foldi`): an array made per panel was copied
+-- into place by the runtime's general copy, several calls per panel
+-- (docs/PERFORMANCE.md).  Only the panels the token sees are visited and
+-- read later.  The buffers have the cache's length rather than `used`: sized
+-- by `used`, a value computed on the device, the GPU pipeline's
+-- device-synchronisation pass failed (Futhark 0.25.27, "unknown variable").
 #[inline]
 def attend [n][N][Q][hd] (g: geometry) (cache: [n]f32) (l: i64) (slots: [N]i64) (pos: [N]i64)
                          (q: [N][Q][hd]f32) : *[N][Q][hd]f32 =
   let group = Q / g.heads
   let scale = 1 / f32.sqrt (f32.i64 hd)
   let used = i64.maximum pos / P + 1   -- panels any token reads
-  let valid i t r = t * P + r <= pos[i]
+  let seen i = pos[i] / P + 1          -- panels token `i` reads
   let panel kv i h t = panel_at g kv slots[i] l (h / group) t
-  -- Scores, panel by panel: `hd` multiply-adds of `P` positions at a time.
-  let scores = tabulate_3d N Q used (\i h t ->
-    if t * P > pos[i] then replicate P (-f32.inf)
-    else let at = panel 0 i h t
-         let s = loop s = lanes.tabulate (\_ -> 0f32) for j < hd do
-                   let qj = #[unsafe] q[i, h, j]
-                   in lanes.map2 (\s k -> s + qj * k) s (lanes.tabulate (\r -> #[unsafe] cache[at + j * P + r]))
-         in to_panel s |> map2 (\r s -> if valid i t r then scale * s else -f32.inf) (iota P))
-  -- Softmax weights: zero at the positions a token does not see.  The
-  -- maximum and the sum are sequential loops: as reductions, PoCL computed
-  -- them wrongly for one token attending to more than two panels (GPT-2
-  -- 124M's shape, positions from 64 on; docs/BACKENDS.md).
-  let weights = map2 (\i (s: [Q][used][P]f32) ->
-                        map (\s -> let top = loop m = -f32.inf for k < used * P do
-                                               f32.max m (#[unsafe] s[k / P, k % P])
-                                   let e = map2 (\t (s: [P]f32) : [P]f32 ->
-                                                   if t * P > pos[i] then replicate P 0
-                                                   else map (\v -> f32.exp (v - top)) s) (iota used) s
-                                   let total = loop acc = 0f32 for k < used * P do
-                                                 acc + #[unsafe] e[k / P, k % P]
-                                   in map (map (/ total)) e) s)
-                      (iota N) scores
+  let zeros = lanes.tabulate (\_ -> 0f32)
+  let np = g.panels
+  let put t (x: lanes.t f32) (buf: *[np][P]f32) : *[np][P]f32 =
+    lanes.foldi (\(buf: *[np][P]f32) r v : *[np][P]f32 -> buf with [t, r] = v) buf x
+  let weights = tabulate_2d N Q (\i h ->
+    -- Scores, panel by panel: `hd` multiply-adds of `P` positions at a
+    -- time; `-inf` at the positions past the token's own.
+    let s = loop s = replicate np (replicate P 0f32) for t < seen i do
+              let at = panel 0 i h t
+              let dot = loop acc = zeros for j < hd do
+                          let qj = #[unsafe] q[i, h, j]
+                          in lanes.map2 (\a k -> a + qj * k) acc (lanes.tabulate (\r -> #[unsafe] cache[at + j * P + r]))
+              in put t (lanes.map2 (\r a -> if t * P + r <= pos[i] then scale * a else -f32.inf) (lanes.tabulate id) dot) s
+    -- Softmax: the maximum lane by lane (exact in any order), the
+    -- exponentials and their sum lane by lane, the sum of the lanes last.
+    let top = loop m = lanes.tabulate (\_ -> -f32.inf) for t < seen i do
+                lanes.map2 f32.max m (lanes.tabulate (\r -> #[unsafe] s[t, r]))
+    let top = let m = to_panel top in loop x = -f32.inf for r < P do f32.max x m[r]
+    let (e, sums) = loop (e, sums) = (replicate np (replicate P 0f32), zeros) for t < seen i do
+                      let x = lanes.tabulate (\r -> f32.exp (#[unsafe] s[t, r] - top))
+                      in (put t x e, lanes.map2 (+) sums x)
+    let total = lanes.sum sums
+    -- (written over the scores: `e` cannot be both read and updated here)
+    let w = loop w = s for t < seen i do put t (lanes.tabulate (\r -> #[unsafe] e[t, r] / total)) w
+    in w[:used])
   -- Weighted sums of the values, `P` positions at a time, for each feature.
   in tabulate_3d N Q hd (\i h j ->
        let w = weights[i, h]
-       let acc = loop acc = lanes.tabulate (\_ -> 0f32) for t < pos[i] / P + 1 do
+       let acc = loop acc = zeros for t < seen i do
                    let at = panel 1 i h t + j * P
                    in lanes.map2 (\a (w, v) -> a + w * v) acc
                                  (lanes.tabulate (\r -> (#[unsafe] w[t, r], #[unsafe] cache[at + r])))
