@@ -167,15 +167,23 @@ def test_an_engine_failure_is_a_500_and_the_server_keeps_serving() -> None:
 
     model = llaf.load(backend=SERVER_BACKEND, context=SERVER_CONTEXT)
     app = create_app(model, max_batch=2)
-    app.state.server.scheduler.new_cache = lambda slots: BrokenOnce(model.params, slots, 64)
+    scheduler = app.state.server.scheduler
+    scheduler.new_cache = lambda slots: BrokenOnce(model.params, slots, 64)
+    # A request's end counted slowly, as on a busy machine: /health right
+    # after each response must not show it still pending (it once did when
+    # the response was sent before the count).
+    job_over = scheduler._job_over
+    scheduler._job_over = lambda job: (time.sleep(0.3), job_over(job))
     body = {"prompt": "The capital of France is", "max_tokens": 5, "temperature": 0}
     with TestClient(app) as c:
         r = c.post("/v1/completions", json=body)
         assert (r.status_code, r.json()) == (500, {"error": {"message": "generation failed: the engine broke",
                                                              "type": "server_error", "param": None, "code": None}})
+        assert c.get("/health").json()["pending"] == 0
         r = c.post("/v1/completions", json=body)
         assert r.status_code == 200 and r.json()["choices"][0]["text"] == " Paris.\n\nThe"
-        assert c.get("/health").json()["pending"] == 0
+        health = c.get("/health").json()
+        assert (health["pending"], health["served"]) == (0, 1)
 
 
 def test_a_bug_in_a_request_is_a_500_that_says_internal_error(monkeypatch: pytest.MonkeyPatch) -> None:

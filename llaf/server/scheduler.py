@@ -274,15 +274,17 @@ class Scheduler:
         self._leave(seq)
         job.left -= 1
         if job.left == 0:
-            job.channel.put(Done())
+            # counted before the client hears of it: /health right after a
+            # response must not still show the request
             self._job_over(job)
             self.served += 1
+            job.channel.put(Done())
 
     def _fail(self, seq: Choice, error: APIError) -> None:
         """End `seq`'s job with `error`; its other choices leave too."""
         if not seq.job.over:
-            seq.job.channel.put(Failed(error))
             self._job_over(seq.job)
+            seq.job.channel.put(Failed(error))
             with self.lock:
                 self.waiting = deque(s for s in self.waiting if not s.job.over)
             for other in list(self.running.values()):
