@@ -8,6 +8,7 @@
 #   make test                 futhark test + pytest on every CPU backend (pyopencl, c, multicore)
 #   make bench                llaf against transformers and llama.cpp (built once from source) on SmolLM2
 #   make bench-futhark        futhark bench on the decode and prefill entry points (benchmarks/)
+#   make web                  the browser app (build/web): src/llm.fut in WebAssembly, served by `llaf web`
 #
 # The compiler: `futhark` >= 0.25 from PATH, else Debian's package installed
 # into .futhark/ (scripts/install-futhark.sh; no system changes).
@@ -40,7 +41,7 @@ FUTHARK := $(shell v=$$(futhark --version 2>/dev/null | sed -n 's/^Futhark \([0-
              set -- $$v; if [ -n "$$1" ] && { [ "$$1" -gt 0 ] || [ "$$2" -ge 25 ]; }; then command -v futhark; \
              else echo $(CURDIR)/.futhark/bin/futhark; fi)
 
-.PHONY: all setup venv cc futhark assets test test-futhark test-python run bench bench-futhark lint clean
+.PHONY: all setup venv cc futhark assets test test-futhark test-python run bench bench-futhark web lint clean
 .DELETE_ON_ERROR:
 
 all: build/$(BACKEND)/.built
@@ -94,13 +95,42 @@ build/%/.built: $(SOURCES) scripts/patch-runtime.py | $(FUTHARK) $(VENV)/.instal
 	printf '%s\n%s\n' "$$($(LLAF_CC) --version | head -1)" "$(CFLAGS)" > build/$*/compiler.txt
 	touch $@
 
+# The browser app: src/llm.fut compiled with threads to WebAssembly by
+# Debian's emscripten (whose tools find their JS modules on NODE_PATH), and
+# the page and worker of web/ bundled with esbuild (`llaf web` serves them).
+# Futhark's own -O3 -msimd128 apply (CFLAGS would replace them, so it is
+# unset); the module's memory grows up to wasm32's 4 GB, and its pool of
+# threads, one a core, is made when it loads (a browser cannot start a
+# thread while the engine's thread waits for it).
+WEB_EMCFLAGS := -sALLOW_MEMORY_GROWTH=1 -sMAXIMUM_MEMORY=4GB -sPTHREAD_POOL_SIZE=navigator.hardwareConcurrency
+WEB_SOURCES := $(wildcard web/src/*) web/build.mjs llaf/web.py llaf/storage.py llaf/llama.py llaf/gguf_file.py llaf/tokenizer.py
+
+web: build/web/.built
+
+build/web/llm.mjs: $(SOURCES) | $(FUTHARK)
+	@command -v emcc >/dev/null || { echo "llaf: make web needs emscripten (apt-get install emscripten)" >&2; exit 1; }
+	@mkdir -p build/web
+	env -u CFLAGS NODE_PATH=/usr/share/nodejs EMCFLAGS="$(WEB_EMCFLAGS)" \
+	  $(FUTHARK) wasm-multicore --library -o build/web/llm src/llm.fut
+	rm -f build/web/llm.c build/web/llm.h build/web/llm.class.js
+
+web/node_modules/.installed: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+build/web/.built: build/web/llm.mjs web/node_modules/.installed $(WEB_SOURCES) | $(VENV)/.installed
+	$(PY) -m llaf.web tables build/web/tables.json
+	cd web && node build.mjs ../build/web ../build/web/tables.json
+	touch $@
+
 assets: $(VENV)/.installed
 	$(VENV)/bin/llaf assets
 
 test-futhark: | $(FUTHARK)
 	CC=$(LLAF_CC) $(FUTHARK) test --backend=c src/
 
-test-python: $(foreach b,$(CPU_BACKENDS),build/$(b)/.built) assets
+# With emscripten (CI installs it) the browser app too, for tests/test_browser.py.
+test-python: $(foreach b,$(CPU_BACKENDS),build/$(b)/.built) assets $(if $(shell command -v emcc),build/web/.built)
 	LLAF_BACKENDS="$(CPU_BACKENDS)" $(PY) -m pytest -q $(PYTEST_ARGS) tests
 
 test: test-futhark test-python
