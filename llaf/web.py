@@ -6,9 +6,12 @@ The multicore WebAssembly module shares its memory between threads, which
 a browser allows only to a page that is cross-origin isolated: every
 response carries the two headers of `ISOLATION`.
 
-`python -m llaf.web tables OUT` writes the facts the JavaScript glue shares
-with llaf's Python side (init's arguments, the storages, GGUF tensor names,
-the pre-tokenizer splits) as JSON, for `make web` to bundle.
+For `make web`, `python -m llaf.web tables OUT` writes the facts the
+JavaScript glue shares with llaf's Python side (init's arguments, the
+storages, GGUF tensor names, the pre-tokenizer splits) as JSON, to bundle;
+`python -m llaf.web fut OUT` writes the Futhark program compiled to
+WebAssembly: src/llm.fut's entry points of the storages the browser runs,
+and no others, so that the compiler and emcc do a fraction of the work.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ from .weights import resolve
 ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
 # Where the page fetches the model from (web/src/page.js reads it from the page's URL).
 MODEL_PATH = "/model.gguf"
+# The storages (llaf/storage.py) the browser runs: the block-quantized ones,
+# which GGUF files of small models use, laid out by web/src/model.js.
+STORAGES = ("q4", "q8")
+ENTRIES = ("init", "cache", "run")
 
 
 def tables() -> dict[str, Any]:
@@ -44,8 +51,18 @@ def tables() -> dict[str, Any]:
         "ARRAYS": list(llama.ARRAYS), "MATRICES": llama.MATRICES,
         "PER_LAYER": gguf_file.PER_LAYER, "GLOBAL": gguf_file.GLOBAL,
         "PRE_TOKENIZER_SPLITS": PRE_TOKENIZER_SPLITS, "END_OF_TURN": list(END_OF_TURN),
-        "DEFAULT_CONTEXT": DEFAULT_CONTEXT,
+        "DEFAULT_CONTEXT": DEFAULT_CONTEXT, "BROWSER_STORAGES": list(STORAGES),
     }
+
+
+def futhark_program(llm: str) -> str:
+    """The browser's Futhark program, importing src/llm.fut from path `llm`
+    (without .fut): an entry point is an ordinary function when imported,
+    so each one the browser calls is made an entry point again."""
+    lines = ["-- Written by `python -m llaf.web fut` (make web): src/llm.fut's entry points that the browser calls.",
+             f'import "{llm}"']
+    lines += [f"entry llama_{storage}_{entry} = llama_{storage}_{entry}" for storage in STORAGES for entry in ENTRIES]
+    return "\n".join(lines) + "\n"
 
 
 def app_dir() -> Path:
@@ -109,6 +126,11 @@ def serve(model: str | Path | None = None, host: str = "127.0.0.1", port: int = 
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] != ["tables"] or len(sys.argv) != 3:
-        sys.exit("usage: python -m llaf.web tables OUT.json")
-    Path(sys.argv[2]).write_text(json.dumps(tables(), indent=1) + "\n")
+    if sys.argv[1:2] not in (["tables"], ["fut"]) or len(sys.argv) != 3:
+        sys.exit("usage: python -m llaf.web tables OUT.json | fut OUT.fut")
+    out = Path(sys.argv[2])
+    if sys.argv[1] == "tables":
+        out.write_text(json.dumps(tables(), indent=1) + "\n")
+    else:  # src/llm.fut from OUT's folder
+        llm = Path(os.path.relpath(Path(__file__).resolve().parent.parent / "src" / "llm", out.resolve().parent))
+        out.write_text(futhark_program(llm.as_posix()))

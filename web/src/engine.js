@@ -135,7 +135,7 @@ function settled(text) {
   return text.endsWith("\uFFFD") ? text.slice(0, text.replace(/\uFFFD+$/, "").length) : text;
 }
 
-async function generate({ id, prompt, messages, options = {} }) {
+function generate({ id, prompt, messages, options = {} }) {
   const e = engine;
   if (!e) throw new Error("no model is loaded");
   const maxNew = options.max_new_tokens ?? 128;
@@ -143,7 +143,6 @@ async function generate({ id, prompt, messages, options = {} }) {
   const pick = sampler(options);
   const ids = messages ? e.tokenizer.chat(messages) : e.tokenizer.encode(prompt);
   if (!ids.length) throw new Error("the prompt is empty");
-  const stop = messages !== undefined || options.stop_at_end !== false;
   const capacity = Math.min(ids.length + maxNew, e.context);
   if (ids.length + maxNew > e.context) {
     throw new Error(`the prompt (${ids.length} tokens) and ${maxNew} new tokens exceed the context of ${e.context}`);
@@ -159,7 +158,7 @@ async function generate({ id, prompt, messages, options = {} }) {
     t0 = performance.now();
     for (let i = 0; i < maxNew; i++) {
       const token = pick(logits);
-      if (stop && e.tokenizer.eosIds.has(token)) break;
+      if (e.tokenizer.eosIds.has(token)) break; // the end of the text or turn, as in `llaf generate`
       out.push(token);
       const text = settled(e.tokenizer.decode(out.slice(ids.length)));
       post({ type: "token", id, token, text: text.slice(shown.length) });
@@ -168,8 +167,6 @@ async function generate({ id, prompt, messages, options = {} }) {
         logits = run(e, state, [token], out.length - 1);
         stats.decode_tokens += 1;
       }
-      // Let the page's messages (another request) queue rather than wait.
-      await new Promise((r) => setTimeout(r, 0));
     }
     stats.decode_ms = performance.now() - t0;
   } finally {

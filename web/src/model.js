@@ -44,9 +44,10 @@ function exactHalf(x) {
 
 const notFinite = (bits) => (bits & 0x7c00) === 0x7c00;
 
-// Which GGUF types each storage's formats hold exactly (llaf/storage.py).
+// The smallest storage the browser runs that holds these GGUF types exactly
+// (llaf/storage.py `choose`).
 function chooseStorage(layerTypes, headTypes) {
-  for (const storage of ["q4", "q8"]) {
+  for (const storage of tables.BROWSER_STORAGES) {
     const [layers, head] = tables.STORAGES[storage];
     const fits = (types, fmt) => [...types].every((t) => tables.EXACT[fmt].includes(t));
     if (fits(layerTypes, layers) && fits(headTypes, head)) return storage;
