@@ -143,11 +143,11 @@ function generate({ id, prompt, messages, options = {} }) {
   const pick = sampler(options);
   const ids = messages ? e.tokenizer.chat(messages) : e.tokenizer.encode(prompt);
   if (!ids.length) throw new Error("the prompt is empty");
-  const capacity = Math.min(ids.length + maxNew, e.context);
   if (ids.length + maxNew > e.context) {
     throw new Error(`the prompt (${ids.length} tokens) and ${maxNew} new tokens exceed the context of ${e.context}`);
   }
-  const state = { cache: e.ctx[`${e.prefix}_cache`](e.params, 1n, BigInt(capacity)) };
+  // A cache of one slot, sized for this prompt and its new tokens.
+  const state = { cache: e.ctx[`${e.prefix}_cache`](e.params, 1n, BigInt(ids.length + maxNew)) };
   const out = [...ids];
   const stats = { prompt_tokens: ids.length, prefill_ms: 0, decode_tokens: 0, decode_ms: 0 };
   let shown = "";
