@@ -9,7 +9,9 @@ LLAF_REQUIRE_BROWSER=1 (set by .ci/run), which makes their absence a failure.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +23,7 @@ import pytest
 from llaf.assets import default_model_path
 from llaf.backend import build_dir
 
-from .conftest import SERVER_BACKEND
+from .conftest import ROOT, SERVER_BACKEND
 from .test_web import browser  # noqa: F401 (the headless Chromium fixture)
 
 PROMPTS = ["Once upon a time", "The three most useful things to know about the Moon are",
@@ -29,14 +31,70 @@ PROMPTS = ["Once upon a time", "The three most useful things to know about the M
 NEW_TOKENS = 32
 
 
-@pytest.fixture(scope="module")
-def app() -> Iterator[str]:
-    """`llaf web` on the default model, in a thread, on a free loopback port: its URL."""
-    if not (build_dir("web") / ".built").exists():
-        message = f"no web app in {build_dir('web')}: make web"
+WEB = ROOT / "web"
+TEXTS = ["Once upon a time", "Hello, world! It's 2024: café ☕ naïve\n\n  spaces   and\ttabs 12345678",
+         "Ünïcödé 日本語のテキスト 🚀 emoji, <|im_start|> spelled in text", "def f(x):\n    return x ** 2  # squares"]
+
+
+def require(ok: bool, message: str) -> None:
+    """Skip without what the test needs, but fail under LLAF_REQUIRE_BROWSER=1 (CI)."""
+    if not ok:
         if os.environ.get("LLAF_REQUIRE_BROWSER") == "1":
             pytest.fail(message)
         pytest.skip(message)
+
+
+def test_the_glue_makes_what_python_makes(tmp_path: Path) -> None:
+    """web/src's GGUF reader, panel layout and tokenizer, run in Node on
+    SmolLM2's file: init's arguments bit for bit those of llaf/storage.py
+    (but the rotary frequencies: web/src/model.js), and the same token ids."""
+    from llaf.generation import with_context
+    from llaf.tokenizer import from_gguf
+    from llaf.web import tables
+    from llaf.weights import load
+
+    esbuild = WEB / "node_modules" / ".bin" / "esbuild"
+    require(esbuild.exists(), "no web/node_modules: make web")
+    (tmp_path / "tables.json").write_text(json.dumps(tables()))
+    (tmp_path / "texts.json").write_text(json.dumps(TEXTS))
+    subprocess.run([str(esbuild), "test/dump.mjs", "--bundle", "--platform=node", "--format=esm", "--log-level=warning",
+                    f"--outfile={tmp_path / 'dump.mjs'}", f"--alias:llaf-tables={tmp_path / 'tables.json'}"],
+                   cwd=WEB, check=True)
+    path = default_model_path()
+    subprocess.run(["node", str(tmp_path / "dump.mjs"), str(path), str(tmp_path / "texts.json"), str(tmp_path)],
+                   check=True)
+    got = json.loads((tmp_path / "meta.json").read_text())
+
+    weights = with_context(load(path), tables()["DEFAULT_CONTEXT"])
+    assert got["storage"] == weights.storage
+    arrays = 0
+    for i, (want, js) in enumerate(zip(weights.init_args(), got["args"], strict=True)):
+        if "scalar" in js:
+            assert js["scalar"] == float(want), i
+            continue
+        a = np.fromfile(tmp_path / f"arg{i}.bin", dtype=want.dtype).reshape(js["shape"])
+        if i == len(got["args"]) - 1:  # inv_freq: equal to the last place or two
+            np.testing.assert_allclose(a, want, rtol=5e-7)
+        else:
+            assert np.array_equal(a, want), i
+        arrays += 1
+    assert arrays == 31
+
+    tokenizer = from_gguf(path)
+    assert got["ids"] == [tokenizer.encode(t) for t in TEXTS]
+    assert got["decoded"] == TEXTS
+    for text, chat in zip(TEXTS, got["chat"], strict=True):
+        if "<|im_start|>" in text:  # Python tokenizes it as text; the page refuses it
+            assert chat == {"error": "a message may not contain the control token <|im_start|>"}
+        else:
+            assert chat == tokenizer.chat([{"role": "user", "content": text}])
+    assert set(got["eos"]) == set(tokenizer.eos_ids)
+
+
+@pytest.fixture(scope="module")
+def app() -> Iterator[str]:
+    """`llaf web` on the default model, in a thread, on a free loopback port: its URL."""
+    require((build_dir("web") / ".built").exists(), f"no web app in {build_dir('web')}: make web")
     from llaf.web import server
 
     httpd = server(host="127.0.0.1", port=0)
