@@ -23,6 +23,7 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from . import gguf_file, llama
 from . import storage as storage_mod
@@ -88,6 +89,8 @@ class Handler(SimpleHTTPRequestHandler):
     def end_headers(self) -> None:
         for name, value in ISOLATION.items():
             self.send_header(name, value)
+        if self.path.split("?", 1)[0] == MODEL_PATH:  # the file's own name, for the page to show
+            self.send_header("Content-Disposition", f'inline; filename="{quote(self.model.name)}"')
         self.send_header("Cache-Control", "no-cache")
         super().end_headers()
 

@@ -24,8 +24,11 @@ const post = (message) => self.postMessage(message);
 async function readAll(source) {
   const stream = source.url ? await fetch(source.url).then((r) => {
     if (!r.ok) throw new Error(`cannot fetch the model: ${r.status} ${r.statusText}`);
-    return { body: r.body, total: Number(r.headers.get("Content-Length")) || 0 };
-  }) : { body: source.file.stream(), total: source.file.size };
+    // `llaf web` names the file it serves at /model.gguf.
+    const named = /filename="([^"]+)"/.exec(r.headers.get("Content-Disposition") ?? "");
+    return { body: r.body, total: Number(r.headers.get("Content-Length")) || 0,
+      name: named ? decodeURIComponent(named[1]) : new URL(r.url).pathname.split("/").pop() };
+  }) : { body: source.file.stream(), total: source.file.size, name: source.file.name };
   const bytes = new Uint8Array(stream.total);
   const chunks = [];
   let done = 0;
@@ -38,12 +41,12 @@ async function readAll(source) {
     done += value.length;
     post({ type: "progress", what: "reading the model", done, total: stream.total });
   }
-  if (done === bytes.length && !chunks.length) return bytes;
+  if (done === bytes.length && !chunks.length) return { bytes, name: stream.name };
   const all = new Uint8Array(done); // no or a wrong Content-Length
   all.set(bytes.subarray(0, Math.min(done, bytes.length)));
   let at = bytes.length;
   for (const c of chunks) { all.set(c, at); at += c.length; }
-  return all.subarray(0, done);
+  return { bytes: all.subarray(0, done), name: stream.name };
 }
 
 // The module's views of its memory (HEAPU8, ...), which Futhark's wrapper
@@ -72,8 +75,7 @@ function f32Values(ctx, a, n) {
 // Load a model; the one loaded before stays in use until this one is ready
 // (a damaged file picked from disk leaves the chat as it was).
 async function load(source) {
-  const name = source.file ? source.file.name : source.url.split("/").pop();
-  const bytes = await readAll(source);
+  const { bytes, name } = await readAll(source);
   post({ type: "progress", what: "reading the tokenizer", done: 0, total: 1 });
   const g = readGGUF(bytes, name);
   const tokenizer = new ModelTokenizer(g);
