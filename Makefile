@@ -108,14 +108,18 @@ WEB_SOURCES := $(wildcard web/src/*) web/build.mjs llaf/web.py llaf/storage.py l
 web: build/web/.built
 
 # Only the entry points the browser calls (llaf/web.py), without the
-# compiler's warning that their results are opaque (the page keeps them as handles).
-build/web/llm.mjs: $(SOURCES) llaf/web.py | $(FUTHARK) $(VENV)/.installed
-	@command -v emcc >/dev/null || { echo "llaf: make web needs emscripten (apt-get install emscripten)" >&2; exit 1; }
+# compiler's warning that their results are opaque (the page keeps them as
+# handles). The program's file is rewritten only when its text changes, so
+# that other edits of llaf/web.py do not recompile the module (minutes).
+build/web/llm.fut: llaf/web.py | $(VENV)/.installed
 	@mkdir -p build/web
-	$(PY) -m llaf.web fut build/web/llm.fut
+	$(PY) -m llaf.web fut $@
+
+build/web/llm.mjs: build/web/llm.fut $(SOURCES) | $(FUTHARK)
+	@command -v emcc >/dev/null || { echo "llaf: make web needs emscripten (apt-get install emscripten)" >&2; exit 1; }
 	env -u CFLAGS NODE_PATH=/usr/share/nodejs EMCFLAGS="$(WEB_EMCFLAGS)" \
 	  $(FUTHARK) wasm-multicore -w --library -o build/web/llm build/web/llm.fut
-	rm -f build/web/llm.c build/web/llm.h build/web/llm.class.js build/web/llm.fut
+	rm -f build/web/llm.c build/web/llm.h build/web/llm.class.js
 
 web/node_modules/.installed: web/package.json web/package-lock.json
 	cd web && npm ci --no-audit --no-fund --loglevel=error

@@ -134,6 +134,8 @@ if __name__ == "__main__":
     out = Path(sys.argv[2])
     if sys.argv[1] == "tables":
         out.write_text(json.dumps(tables(), indent=1) + "\n")
-    else:  # src/llm.fut from OUT's folder
+    else:  # src/llm.fut from OUT's folder; OUT left alone (its time too) when it already says that
         llm = Path(os.path.relpath(Path(__file__).resolve().parent.parent / "src" / "llm", out.resolve().parent))
-        out.write_text(futhark_program(llm.as_posix()))
+        text = futhark_program(llm.as_posix())
+        if not out.exists() or out.read_text() != text:
+            out.write_text(text)

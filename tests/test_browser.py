@@ -183,7 +183,7 @@ def test_a_typed_message_gets_a_streamed_reply(page: Any) -> None:
         assert driver.save_screenshot(shot)
 
 
-@pytest.mark.parametrize("damage", ["truncated", "not GGUF"])
+@pytest.mark.parametrize("damage", ["truncated", "cut in its metadata", "not GGUF"])
 def test_a_bad_file_picked_by_the_user_gets_a_message(page: Any, tmp_path: Path, damage: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -192,9 +192,11 @@ def test_a_bad_file_picked_by_the_user_gets_a_message(page: Any, tmp_path: Path,
 
     data = default_model_path().read_bytes()
     bad = tmp_path / "bad.gguf"
-    bad.write_bytes(data[:len(data) // 2] if damage == "truncated" else b"PK\x03\x04" + data[4:4096])
-    expected = ("bad.gguf is truncated: tensor" if damage == "truncated"
-                else "bad.gguf is not a readable GGUF file: it does not start with the GGUF magic")
+    bad.write_bytes({"truncated": data[:len(data) // 2], "cut in its metadata": data[:65536],
+                     "not GGUF": b"PK\x03\x04" + data[4:4096]}[damage])
+    expected = {"truncated": "bad.gguf is truncated: tensor",
+                "cut in its metadata": "bad.gguf is not a readable GGUF file: it ends inside its metadata (truncated)",
+                "not GGUF": "bad.gguf is not a readable GGUF file: it does not start with the GGUF magic"}[damage]
     driver.find_element(By.ID, "file").send_keys(str(bad))
     error = driver.find_element(By.ID, "error")
     WebDriverWait(driver, 120).until(lambda d: error.is_displayed() and expected in error.text)
