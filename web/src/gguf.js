@@ -54,7 +54,7 @@ class Reader {
 
   // `count` items of at least `least` bytes each must fit in the rest of the file.
   fit(count, least) {
-    if (count * least > this.bytes.length - this.pos) this.fail(`a count of ${count} items runs past the end of the file`);
+    if (count * least > this.bytes.length - this.pos) this.fail(`it ends before the ${count} items it announces (truncated or damaged)`);
   }
 
   // A metadata value of GGUFValueType `kind`.
