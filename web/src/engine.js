@@ -1,13 +1,13 @@
 // The engine's thread: loads a GGUF model into src/llm.fut's WebAssembly
 // module and generates, so that the page stays responsive.  Messages:
-//   in:  {type: "load", url} | {type: "load", file}
+//   in:  {type: "load", url, threads?} | {type: "load", file}   (threads: the first load's)
 //        {type: "generate", id, prompt | messages, options}
 //   out: {type: "progress", what, done, total}   while loading
 //        {type: "ready", model}                  {type: "error", message, id?}
 //        {type: "token", id, token, text}        one per new token, `text` the new text
 //        {type: "done", id, ids, text, stats}    the prompt's and new ids, the new text
 
-import { newFutharkContext } from "./llm.mjs";
+import loadWASM, { FutharkContext } from "./llm.mjs";
 import { readGGUF } from "./gguf.js";
 import { llamaModel } from "./model.js";
 import { ModelTokenizer } from "./tokenizer.js";
@@ -81,7 +81,9 @@ async function load(source) {
   const tokenizer = new ModelTokenizer(g);
   post({ type: "progress", what: "laying out the weights", done: 0, total: 1 });
   const model = llamaModel(g, tables.DEFAULT_CONTEXT);
-  context ??= await newFutharkContext();
+  // The engine's threads: source.threads, else one a core (Futhark's default);
+  // no more than the pool that `make web` has the module start (one a core).
+  context ??= new FutharkContext(await loadWASM(), Math.min(source.threads ?? 0, navigator.hardwareConcurrency));
   const ctx = context;
   const prefix = `llama_${model.storage}`;
   const args = [];
@@ -151,13 +153,14 @@ function generate({ id, prompt, messages, options = {} }) {
   // A cache of one slot, sized for this prompt and its new tokens.
   const state = { cache: e.ctx[`${e.prefix}_cache`](e.params, 1n, BigInt(ids.length + maxNew)) };
   const out = [...ids];
-  const stats = { prompt_tokens: ids.length, prefill_ms: 0, decode_tokens: 0, decode_ms: 0 };
+  const stats = { prompt_tokens: ids.length, prefill_ms: 0, decode_tokens: 0, decode_ms: 0, engine_ms: 0 };
   let shown = "";
   try {
     let t0 = performance.now();
     let logits = run(e, state, ids, 0);
     stats.prefill_ms = performance.now() - t0;
     t0 = performance.now();
+    let t1;
     for (let i = 0; i < maxNew; i++) {
       const token = pick(logits);
       if (e.tokenizer.eosIds.has(token)) break; // the end of the text or turn, as in `llaf generate`
@@ -166,7 +169,9 @@ function generate({ id, prompt, messages, options = {} }) {
       post({ type: "token", id, token, text: text.slice(shown.length) });
       shown = text;
       if (i + 1 < maxNew) {
+        t1 = performance.now();
         logits = run(e, state, [token], out.length - 1);
+        stats.engine_ms += performance.now() - t1;
         stats.decode_tokens += 1;
       }
     }

@@ -6,7 +6,8 @@
 //       the new token ids, and the new text; options max_new_tokens,
 //       temperature, top_k, top_p, seed (greedy by default)
 //   llaf.lastStats                 the last generation's timings (prefill_ms,
-//       decode_tokens, decode_ms)
+//       decode_tokens, decode_ms, engine_ms: the decode steps' time in the engine)
+// ?threads=N in the page's URL sets the engine's threads (default one a core).
 
 const $ = (id) => document.getElementById(id);
 const worker = new Worker(new URL("./engine.js", import.meta.url), { type: "module" });
@@ -160,6 +161,9 @@ if (!self.crossOriginIsolated) {
   showError("This page is not cross-origin isolated, so the engine's threads cannot share memory: " +
     "serve it with `llaf web`, which sends the headers it needs.");
 } else {
-  // The model the server offers: ?model=URL, else `llaf web`'s /model.gguf.
-  worker.postMessage({ type: "load", url: new URLSearchParams(location.search).get("model") ?? "model.gguf" });
+  // The model the server offers: ?model=URL, else `llaf web`'s /model.gguf;
+  // ?threads=N: the engine's threads (default one a core).
+  const query = new URLSearchParams(location.search);
+  const threads = Number(query.get("threads")) || undefined;
+  worker.postMessage({ type: "load", url: query.get("model") ?? "model.gguf", threads });
 }
