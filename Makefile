@@ -9,6 +9,8 @@
 #   make bench                llaf against transformers and llama.cpp (built once from source) on SmolLM2
 #   make bench-futhark        futhark bench on the decode and prefill entry points (benchmarks/)
 #   make page                 rebuild the chat page's Markdown bundle (llaf/static/markdown.js) with npm
+#   make web                  the browser app (build/web): src/llm.fut in WebAssembly, served by `llaf web`
+#   make web-module           refresh the committed WebAssembly module (web/module; needs emscripten)
 #
 # The compiler: `futhark` >= 0.25 from PATH, else Debian's package installed
 # into .futhark/ (scripts/install-futhark.sh; no system changes).
@@ -41,7 +43,7 @@ FUTHARK := $(shell v=$$(futhark --version 2>/dev/null | sed -n 's/^Futhark \([0-
              set -- $$v; if [ -n "$$1" ] && { [ "$$1" -gt 0 ] || [ "$$2" -ge 25 ]; }; then command -v futhark; \
              else echo $(CURDIR)/.futhark/bin/futhark; fi)
 
-.PHONY: all setup venv cc futhark assets test test-futhark test-python run bench bench-futhark lint clean page page-check
+.PHONY: all setup venv cc futhark assets test test-futhark test-python run bench bench-futhark web web-module web-check lint clean page page-check
 .DELETE_ON_ERROR:
 
 all: build/$(BACKEND)/.built
@@ -95,6 +97,70 @@ build/%/.built: $(SOURCES) scripts/patch-runtime.py | $(FUTHARK) $(VENV)/.instal
 	printf '%s\n%s\n' "$$($(LLAF_CC) --version | head -1)" "$(CFLAGS)" > build/$*/compiler.txt
 	touch $@
 
+# The browser app: src/llm.fut compiled with threads to WebAssembly by
+# Debian's emscripten (whose tools find their JS modules on NODE_PATH), and
+# the page and worker of web/ bundled with esbuild (`llaf web` serves them).
+# Futhark's own -O3 -msimd128 apply (CFLAGS would replace them, so it is
+# unset); the module's memory grows up to wasm32's 4 GB, and its pool of
+# threads, one a core, is made when it loads (a browser cannot start a
+# thread while the engine's thread waits for it).
+WEB_EMCFLAGS := -sALLOW_MEMORY_GROWTH=1 -sMAXIMUM_MEMORY=4GB -sPTHREAD_POOL_SIZE=navigator.hardwareConcurrency
+WEB_SOURCES := $(wildcard web/src/*) web/build.mjs llaf/web.py llaf/storage.py llaf/llama.py llaf/gguf_file.py llaf/tokenizer.py
+
+web: build/web/.built
+
+# Only the entry points the browser calls (llaf/web.py), without the
+# compiler's warning that their results are opaque (the page keeps them as
+# handles). The program's file is rewritten only when its text changes, so
+# that other edits of llaf/web.py do not recompile the module (minutes).
+build/web/llm.fut: llaf/web.py | $(VENV)/.installed
+	@mkdir -p build/web
+	$(PY) -m llaf.web fut $@
+
+# The compiled module is committed in web/module (about 1 MB), with a stamp
+# of what it was compiled from: the browser's program, src/*.fut, the Futhark
+# compiler's version and the flags. While the stamp matches, `make web` copies
+# it (CI needs no emscripten); else it compiles one with emscripten (several
+# minutes) and says so: `make web-module` then refreshes the committed copy,
+# `make web-check` fails while it is stale.
+WEB_MODULE := web/module
+WEB_MODULE_FILES := llm.mjs llm.wasm llm.worker.js
+WEB_STAMP = { cat build/web/llm.fut $(sort $(SOURCES)); $(FUTHARK) --version | head -1; echo '$(WEB_EMCFLAGS)'; } | sha256sum | cut -d' ' -f1
+
+build/web/llm.mjs: build/web/llm.fut $(SOURCES) $(wildcard $(WEB_MODULE)/*) | $(FUTHARK)
+	@if [ "$$($(WEB_STAMP))" = "$$(cat $(WEB_MODULE)/stamp 2>/dev/null)" ]; then \
+	  echo "llaf: the committed WebAssembly module in $(WEB_MODULE) is current; copying it"; \
+	  cp $(addprefix $(WEB_MODULE)/,$(WEB_MODULE_FILES)) build/web/; \
+	else \
+	  command -v emcc >/dev/null || { echo "llaf: $(WEB_MODULE) is stale (src/*.fut, llaf/web.py's program or the compiler changed)," \
+	    "and compiling the module needs emscripten (apt-get install emscripten); then \`make web-module\` and commit $(WEB_MODULE)" >&2; exit 1; }; \
+	  echo "llaf: $(WEB_MODULE) is stale; compiling the WebAssembly module (minutes; \`make web-module\` then refreshes $(WEB_MODULE))"; \
+	  set -x; env -u CFLAGS NODE_PATH=/usr/share/nodejs EMCFLAGS="$(WEB_EMCFLAGS)" \
+	    $(FUTHARK) wasm-multicore -w --library -o build/web/llm build/web/llm.fut && \
+	  rm -f build/web/llm.c build/web/llm.h build/web/llm.class.js && \
+	  $(WEB_STAMP) > build/web/stamp; \
+	fi
+	@touch $@
+
+web-module: build/web/llm.mjs
+	@if [ "$$($(WEB_STAMP))" = "$$(cat $(WEB_MODULE)/stamp 2>/dev/null)" ]; then echo "llaf: $(WEB_MODULE) is current"; \
+	else mkdir -p $(WEB_MODULE) && cp $(addprefix build/web/,$(WEB_MODULE_FILES) stamp) $(WEB_MODULE)/ && \
+	  echo "llaf: $(WEB_MODULE) refreshed; commit it"; fi
+
+web-check: build/web/llm.fut | $(FUTHARK)
+	@[ "$$($(WEB_STAMP))" = "$$(cat $(WEB_MODULE)/stamp 2>/dev/null)" ] || \
+	  { echo "llaf: $(WEB_MODULE) is stale: \`make web-module\` (needs emscripten) and commit it" >&2; exit 1; }
+	@echo "llaf: $(WEB_MODULE) is current"
+
+web/node_modules/.installed: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+build/web/.built: build/web/llm.mjs web/node_modules/.installed $(WEB_SOURCES) | $(VENV)/.installed
+	$(PY) -m llaf.web tables build/web/tables.json
+	cd web && node build.mjs ../build/web ../build/web/tables.json
+	touch $@
+
 assets: $(VENV)/.installed
 	$(VENV)/bin/llaf assets
 
@@ -102,14 +168,16 @@ test-futhark: | $(FUTHARK)
 	CC=$(LLAF_CC) $(FUTHARK) test --backend=c src/
 
 CPU_BUILDS := $(foreach b,$(CPU_BACKENDS),build/$(b)/.built)
+# With Node.js and npm (CI installs them) the browser app too, for tests/test_browser.py.
+WEB_BUILD := $(if $(shell command -v npm),build/web/.built)
 
-test-python: $(CPU_BUILDS) assets
+test-python: $(CPU_BUILDS) assets $(WEB_BUILD)
 	LLAF_BACKENDS="$(CPU_BACKENDS)" $(PY) -m pytest -q $(PYTEST_ARGS) tests
 
 # Each build and `futhark test` is mostly one compiler thread: two at a time
 # (on two cores, the three builds took 21 minutes one after another).
 test:
-	$(MAKE) -j2 test-futhark $(CPU_BUILDS) assets
+	$(MAKE) -j2 test-futhark $(CPU_BUILDS) assets $(WEB_BUILD)
 	$(MAKE) test-python
 
 PROMPT ?= The three most useful things to know about the Moon are

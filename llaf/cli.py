@@ -281,6 +281,12 @@ def serve(args: argparse.Namespace) -> None:
                replicas=args.replicas, ray_address=args.ray_address)
 
 
+def web(args: argparse.Namespace) -> None:
+    from .web import serve as serve_web
+
+    serve_web(model=args.model, host=args.host, port=args.port)
+
+
 def _size(text: str) -> int:
     """A number of bytes: 1048576, 512K, 1M or 1G."""
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
@@ -366,6 +372,11 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--ray-address", default=None, metavar="ADDRESS",
                    help="deploy the replicas on the Ray cluster at ADDRESS (host:port of its head, or auto)")
     s.set_defaults(run=serve)
+    w = sub.add_parser("web", help="serve the browser app (make web): the model runs in the browser's tab")
+    w.add_argument("--model", "-m", default=None, help="a GGUF file or its name among llaf's models (default SmolLM2)")
+    w.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    w.add_argument("--port", "-p", type=int, default=8000, help="the port (default 8000)")
+    w.set_defaults(run=web)
     a = sub.add_parser("assets", help="fetch GPT-2's tokenizer files and the default model")
     a.set_defaults(run=assets)
     b = sub.add_parser("bench", help="time llaf, transformers and llama.cpp on the same weights",

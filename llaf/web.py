@@ -1,0 +1,144 @@
+"""llaf in the browser: `llaf web` serves the static app `make web` builds
+(build/web: src/llm.fut compiled to WebAssembly, the page and its worker)
+and a GGUF model file; every token is computed in the browser's tab.
+
+The multicore WebAssembly module shares its memory between threads, which
+a browser allows only to a page that is cross-origin isolated: every
+response carries the two headers of `ISOLATION`.
+
+For `make web`, `python -m llaf.web tables OUT` writes the facts the
+JavaScript glue shares with llaf's Python side (init's arguments, the
+storages, GGUF tensor names, the pre-tokenizer splits) as JSON, to bundle;
+`python -m llaf.web fut OUT` writes the Futhark program compiled to
+WebAssembly: src/llm.fut's entry points of the storages the browser runs,
+and no others, so that the compiler and emcc do a fraction of the work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from . import gguf_file, llama
+from . import storage as storage_mod
+from .backend import build_dir
+from .errors import LlafError
+from .generation import DEFAULT_CONTEXT
+from .tokenizer import END_OF_TURN, PRE_TOKENIZER_SPLITS
+from .weights import resolve
+
+ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
+# Where the page fetches the model from (web/src/page.js reads it from the page's URL).
+MODEL_PATH = "/model.gguf"
+# The storages (llaf/storage.py) the browser runs: the block-quantized ones,
+# which GGUF files of small models use, laid out by web/src/model.js.
+STORAGES = ("q4", "q8")
+ENTRIES = ("init", "cache", "run")
+
+
+def tables() -> dict[str, Any]:
+    """What web/src/*.js needs of llaf's tables."""
+    return {
+        "PANEL": storage_mod.PANEL, "BLOCK": storage_mod.BLOCK,
+        "CODE_BYTES": {name: f.code_bytes for name, f in storage_mod.FORMATS.items()},
+        "STORAGES": storage_mod.STORAGES, "EXACT": {k: sorted(v) for k, v in storage_mod.EXACT.items()},
+        "SCALARS": [[name, str(kind.__name__)] for name, kind in llama.SCALARS],
+        "ARRAYS": list(llama.ARRAYS), "MATRICES": llama.MATRICES,
+        # GGUF tensor names: a per-layer one as the part between "blk.N." and ".weight"
+        "PER_LAYER": {k: gguf_file.tensor_name(k, 0).removeprefix("blk.0.").removesuffix(".weight")
+                      for k in gguf_file.TENSORS if gguf_file.per_layer(k)},
+        "GLOBAL": {k: gguf_file.tensor_name(k) for k in gguf_file.TENSORS if not gguf_file.per_layer(k)},
+        "PRE_TOKENIZER_SPLITS": PRE_TOKENIZER_SPLITS, "END_OF_TURN": list(END_OF_TURN),
+        "DEFAULT_CONTEXT": DEFAULT_CONTEXT, "BROWSER_STORAGES": list(STORAGES),
+    }
+
+
+def futhark_program(llm: str) -> str:
+    """The browser's Futhark program, importing src/llm.fut from path `llm`
+    (without .fut): an entry point is an ordinary function when imported,
+    so each one the browser calls is made an entry point again."""
+    lines = ["-- Written by `python -m llaf.web fut` (make web): src/llm.fut's entry points that the browser calls.",
+             f'import "{llm}"']
+    lines += [f"entry llama_{storage}_{entry} = llama_{storage}_{entry}" for storage in STORAGES for entry in ENTRIES]
+    return "\n".join(lines) + "\n"
+
+
+def app_dir() -> Path:
+    """The built app, or a LlafError saying how to build it."""
+    path = build_dir("web")
+    if not (path / "index.html").is_file() or not (path / "llm.wasm").is_file():
+        raise LlafError(f"no web app in {path}: build it with `make web`")
+    return path
+
+
+class Handler(SimpleHTTPRequestHandler):
+    """Static files of the app, the model at MODEL_PATH, with ISOLATION headers."""
+
+    def __init__(self, *args: Any, model: Path, **kwargs: Any) -> None:
+        self.model = model
+        super().__init__(*args, **kwargs)
+
+    def translate_path(self, path: str) -> str:
+        if path.split("?", 1)[0] == MODEL_PATH:
+            return str(self.model)
+        return super().translate_path(path)
+
+    def end_headers(self) -> None:
+        for name, value in ISOLATION.items():
+            self.send_header(name, value)
+        if self.path.split("?", 1)[0] == MODEL_PATH:  # the file's own name, for the page to show
+            self.send_header("Content-Disposition", f'inline; filename="{quote(self.model.name)}"')
+        self.send_header("Cache-Control", "no-cache")
+        super().end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if os.environ.get("LLAF_WEB_LOG"):
+            super().log_message(format, *args)
+
+
+Handler.extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript",
+                          ".js": "text/javascript", ".wasm": "application/wasm",
+                          ".gguf": "application/octet-stream"}
+
+
+def server(model: str | Path | None = None, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
+    """A server of the app and `model` (a GGUF file; default llaf's default
+    model), bound but not yet serving."""
+    from .assets import default_model_path
+
+    path = Path(resolve(str(model))) if model is not None else default_model_path()
+    if not path.is_file() or not gguf_file.is_gguf(path):
+        raise LlafError(f"{model}: the browser runs GGUF files; give one with --model")
+    handler = partial(Handler, directory=str(app_dir()), model=path.resolve())
+    return ThreadingHTTPServer((host, port), handler)
+
+
+def serve(model: str | Path | None = None, host: str = "127.0.0.1", port: int = 8000) -> None:
+    httpd = server(model, host, port)
+    print(f"llaf web: http://{host}:{httpd.server_address[1]}/ (the model runs in the browser; Ctrl-C stops)",
+          file=sys.stderr, flush=True)
+    try:
+        httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        httpd.server_close()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] not in (["tables"], ["fut"]) or len(sys.argv) != 3:
+        sys.exit("usage: python -m llaf.web tables OUT.json | fut OUT.fut")
+    out = Path(sys.argv[2])
+    if sys.argv[1] == "tables":
+        out.write_text(json.dumps(tables(), indent=1) + "\n")
+    else:  # src/llm.fut from OUT's folder; OUT left alone (its time too) when it already says that
+        llm = Path(os.path.relpath(Path(__file__).resolve().parent.parent / "src" / "llm", out.resolve().parent))
+        text = futhark_program(llm.as_posix())
+        if not out.exists() or out.read_text() != text:
+            out.write_text(text)

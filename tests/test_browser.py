@@ -1,0 +1,207 @@
+"""llaf in the browser (`make web`, `llaf web`): src/llm.fut compiled to
+WebAssembly runs SmolLM2 in headless Chromium, every token computed in the
+tab, and gives the native engine's greedy tokens.
+
+Needs Debian's `chromium` and `chromium-driver` and the built app
+(build/web, `make web`). Without them the tests are skipped, unless
+LLAF_REQUIRE_BROWSER=1 (set by .ci/run), which makes their absence a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from llaf.assets import default_model_path
+from llaf.backend import build_dir
+
+from .conftest import ROOT, SERVER_BACKEND
+from .test_web import browser  # noqa: F401 (the headless Chromium fixture)
+
+PROMPTS = ["Once upon a time", "The three most useful things to know about the Moon are",
+           "def fibonacci(n):", "Paris is the capital of"]
+NEW_TOKENS = 32
+
+
+WEB = ROOT / "web"
+TEXTS = ["Once upon a time", "Hello, world! It's 2024: café ☕ naïve\n\n  spaces   and\ttabs 12345678",
+         "Ünïcödé 日本語のテキスト 🚀 emoji, <|im_start|> spelled in text", "def f(x):\n    return x ** 2  # squares"]
+
+
+def require(ok: bool, message: str) -> None:
+    """Skip without what the test needs, but fail under LLAF_REQUIRE_BROWSER=1 (CI)."""
+    if not ok:
+        if os.environ.get("LLAF_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def test_the_glue_makes_what_python_makes(tmp_path: Path) -> None:
+    """web/src's GGUF reader, panel layout and tokenizer, run in Node on
+    SmolLM2's file: init's arguments bit for bit those of llaf/storage.py
+    (but the rotary frequencies: web/src/model.js), and the same token ids."""
+    from llaf.generation import with_context
+    from llaf.tokenizer import from_gguf
+    from llaf.web import tables
+    from llaf.weights import load
+
+    esbuild = WEB / "node_modules" / ".bin" / "esbuild"
+    require(esbuild.exists(), "no web/node_modules: make web")
+    (tmp_path / "tables.json").write_text(json.dumps(tables()))
+    (tmp_path / "texts.json").write_text(json.dumps(TEXTS))
+    subprocess.run([str(esbuild), "test/dump.mjs", "--bundle", "--platform=node", "--format=esm", "--log-level=warning",
+                    f"--outfile={tmp_path / 'dump.mjs'}", f"--alias:llaf-tables={tmp_path / 'tables.json'}"],
+                   cwd=WEB, check=True)
+    path = default_model_path()
+    subprocess.run(["node", str(tmp_path / "dump.mjs"), str(path), str(tmp_path / "texts.json"), str(tmp_path)],
+                   check=True)
+    got = json.loads((tmp_path / "meta.json").read_text())
+
+    weights = with_context(load(path), tables()["DEFAULT_CONTEXT"])
+    assert got["storage"] == weights.storage
+    arrays = 0
+    for i, (want, js) in enumerate(zip(weights.init_args(), got["args"], strict=True)):
+        if "scalar" in js:
+            assert js["scalar"] == float(want), i
+            continue
+        a = np.fromfile(tmp_path / f"arg{i}.bin", dtype=want.dtype).reshape(js["shape"])
+        if i == len(got["args"]) - 1:  # inv_freq: equal to the last place or two
+            np.testing.assert_allclose(a, want, rtol=5e-7)
+        else:
+            assert np.array_equal(a, want), i
+        arrays += 1
+    assert arrays == 31
+
+    tokenizer = from_gguf(path)
+    assert got["ids"] == [tokenizer.encode(t) for t in TEXTS]
+    assert got["decoded"] == TEXTS
+    for text, chat in zip(TEXTS, got["chat"], strict=True):
+        if "<|im_start|>" in text:  # Python tokenizes it as text; the page refuses it
+            assert chat == {"error": "a message may not contain the control token <|im_start|>"}
+        else:
+            assert chat == tokenizer.chat([{"role": "user", "content": text}])
+    assert set(got["eos"]) == set(tokenizer.eos_ids)
+
+
+@pytest.fixture(scope="module")
+def app() -> Iterator[str]:
+    """`llaf web` on the default model, in a thread, on a free loopback port: its URL."""
+    require((build_dir("web") / ".built").exists(), f"no web app in {build_dir('web')}: make web")
+    from llaf.web import server
+
+    httpd = server(host="127.0.0.1", port=0)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def page(browser: Any, app: str) -> Any:  # noqa: F811
+    """The app's page with its model loaded (`llaf.ready`), once for the
+    module's tests: each load downloads and lays out the model again."""
+    browser.set_script_timeout(300)
+    browser.get(f"{app}/")
+    outcome = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "window.llaf.ready.then(() => done('ready'), (e) => done('failed: ' + e.message));")
+    assert outcome == "ready", outcome
+    return browser
+
+
+def browser_generate(driver: Any, prompt: str, options: dict[str, Any]) -> dict[str, Any]:
+    return driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "window.llaf.generate(arguments[0], arguments[1]).then(done, (e) => done({error: e.message}));",
+        prompt, options)
+
+
+def test_greedy_tokens_in_the_browser_are_native_llafs(page: Any) -> None:
+    import llaf
+
+    model = llaf.load(backend=SERVER_BACKEND)
+    eos = set(model.tokenizer.eos_ids)
+    whole = 0  # prompts whose NEW_TOKENS tokens have no end of turn
+    for prompt in PROMPTS:
+        ids = model.tokenizer.encode(prompt)
+        new = llaf.gen(ids, model.params, NEW_TOKENS)[len(ids):].tolist()
+        # The page stops at the end of a turn, as `llaf generate` does; gen does not.
+        new = new[:next((i for i, t in enumerate(new) if t in eos), len(new))]
+        whole += len(new) == NEW_TOKENS
+        got = browser_generate(page, prompt, {"max_new_tokens": NEW_TOKENS, "temperature": 0})
+        assert "error" not in got, got
+        assert got["ids"][:len(ids)] == ids, prompt
+        assert got["ids"][len(ids):] == new, (prompt, got["ids"][len(ids):], new)
+        assert got["text"] == model.tokenizer.decode(new)
+    assert whole >= 3, whole
+    # The hook's sampling: a seed gives the same tokens again.
+    a, b = (browser_generate(page, PROMPTS[0], {"max_new_tokens": 8, "temperature": 0.8, "top_p": 0.9, "seed": 7})
+            for _ in range(2))
+    assert a["ids"] == b["ids"] and len(a["ids"]) > len(model.tokenizer.encode(PROMPTS[0]))
+
+
+def test_a_typed_message_gets_a_streamed_reply(page: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = page
+    assert "SmolLM2-135M-Instruct.Q4_1.gguf (q4, context 2048)" in driver.find_element(By.ID, "model").text
+    driver.execute_script("""
+        window.replyLengths = [];
+        new MutationObserver(() => {
+          const replies = document.querySelectorAll('.message.assistant');
+          if (replies.length) window.replyLengths.push(replies[replies.length - 1].textContent.length);
+        }).observe(document.getElementById('messages'), {childList: true, subtree: true, characterData: true});
+    """)
+    box = driver.find_element(By.ID, "prompt")
+    box.send_keys("What is the capital of France?")
+    box.send_keys(Keys.ENTER)
+
+    def finished(d: Any) -> Any:
+        replies = d.find_elements(By.CSS_SELECTOR, ".message.assistant")
+        return replies and replies[-1].get_attribute("data-state") == "done" and replies[-1]
+
+    reply = WebDriverWait(driver, 300).until(finished)
+    assert not driver.find_elements(By.CSS_SELECTOR, ".message.error")
+    # The same reply as `llaf chat` gives (tests/test_web.py: the server's page).
+    assert reply.get_attribute("textContent") == "The capital of France is Paris."
+    lengths = driver.execute_script("return window.replyLengths")
+    assert len(set(lengths)) >= 4 and lengths == sorted(lengths), lengths
+    if shot := os.environ.get("LLAF_WEB_SCREENSHOT"):
+        assert driver.save_screenshot(shot)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "cut in its metadata", "not GGUF"])
+def test_a_bad_file_picked_by_the_user_gets_a_message(page: Any, tmp_path: Path, damage: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = page
+
+    data = default_model_path().read_bytes()
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes({"truncated": data[:len(data) // 2], "cut in its metadata": data[:65536],
+                     "not GGUF": b"PK\x03\x04" + data[4:4096]}[damage])
+    expected = {"truncated": "bad.gguf is truncated: tensor",
+                "cut in its metadata": "bad.gguf is not a readable GGUF file: it ends ",
+                "not GGUF": "bad.gguf is not a readable GGUF file: it does not start with the GGUF magic"}[damage]
+    driver.find_element(By.ID, "file").send_keys(str(bad))
+    error = driver.find_element(By.ID, "error")
+    WebDriverWait(driver, 120).until(lambda d: error.is_displayed() and expected in error.text)
+    assert error.text.startswith("Cannot load the model: "), error.text
+    # The tab is not hung, and the model loaded before still answers.
+    got = browser_generate(driver, "Hello", {"max_new_tokens": 4})
+    assert "error" not in got, got
+    assert len(got["ids"]) == 1 + 4  # "Hello" is one token

@@ -1,0 +1,196 @@
+// The engine's thread: loads a GGUF model into src/llm.fut's WebAssembly
+// module and generates, so that the page stays responsive.  Messages:
+//   in:  {type: "load", url, threads?} | {type: "load", file}   (threads: the first load's)
+//        {type: "generate", id, prompt | messages, options}
+//   out: {type: "progress", what, done, total}   while loading
+//        {type: "ready", model}                  {type: "error", message, id?}
+//        {type: "token", id, token, text}        one per new token, `text` the new text
+//        {type: "done", id, ids, text, stats}    the prompt's and new ids, the new text
+
+import loadWASM, { FutharkContext } from "./llm.mjs";
+import { readGGUF } from "./gguf.js";
+import { llamaModel } from "./model.js";
+import { ModelTokenizer } from "./tokenizer.js";
+import { sampler } from "./sampling.js";
+import tables from "llaf-tables";
+
+let engine = null; // {ctx, params, prefix, tokenizer, vocab, context, name}
+let busy = Promise.resolve();
+let context = null; // the Futhark context: one WebAssembly instance and its threads, made once
+
+const post = (message) => self.postMessage(message);
+
+// The bytes of `source` (a URL or a File), reporting progress as they come.
+async function readAll(source) {
+  const stream = source.url ? await fetch(source.url).then((r) => {
+    if (!r.ok) throw new Error(`cannot fetch the model: ${r.status} ${r.statusText}`);
+    // `llaf web` names the file it serves at /model.gguf.
+    const named = /filename="([^"]+)"/.exec(r.headers.get("Content-Disposition") ?? "");
+    return { body: r.body, total: Number(r.headers.get("Content-Length")) || 0,
+      name: named ? decodeURIComponent(named[1]) : new URL(r.url).pathname.split("/").pop() };
+  }) : { body: source.file.stream(), total: source.file.size, name: source.file.name };
+  const bytes = new Uint8Array(stream.total);
+  const chunks = [];
+  let done = 0;
+  const reader = stream.body.getReader();
+  for (;;) {
+    const { value, done: end } = await reader.read();
+    if (end) break;
+    if (done + value.length <= bytes.length) bytes.set(value, done);
+    else chunks.push(value);
+    done += value.length;
+    post({ type: "progress", what: "reading the model", done, total: stream.total });
+  }
+  if (done === bytes.length && !chunks.length) return { bytes, name: stream.name };
+  const all = new Uint8Array(done); // no or a wrong Content-Length
+  all.set(bytes.subarray(0, Math.min(done, bytes.length)));
+  let at = bytes.length;
+  for (const c of chunks) { all.set(c, at); at += c.length; }
+  return { bytes: all.subarray(0, done), name: stream.name };
+}
+
+// The module's views of its memory (HEAPU8, ...), which Futhark's wrapper
+// copies arrays through, made anew when the memory has grown: growth in
+// one of the engine's threads leaves this thread's views on the old, shorter
+// buffer.
+const VIEWS = { HEAP8: Int8Array, HEAPU8: Uint8Array, HEAP16: Int16Array, HEAPU16: Uint16Array, HEAP32: Int32Array,
+  HEAPU32: Uint32Array, HEAPF32: Float32Array, HEAPF64: Float64Array, HEAP64: BigInt64Array, HEAPU64: BigUint64Array };
+function freshViews(ctx) {
+  const buffer = ctx.wasm.wasmMemory.buffer;
+  if (ctx.wasm.HEAPU8.buffer === buffer) return;
+  for (const [name, View] of Object.entries(VIEWS)) ctx.wasm[name] = new View(buffer);
+}
+
+// A Futhark array of `a` ({data, shape, type}).
+function futharkArray(ctx, a) {
+  freshViews(ctx);
+  return ctx[`new_${a.type}_${a.shape.length}d`](a.data, ...a.shape.map(BigInt));
+}
+
+// A copy of the `n` values of Futhark f32 array `a`, read from the memory as it is now.
+function f32Values(ctx, a, n) {
+  return new Float32Array(ctx.wasm.wasmMemory.buffer, a.fvalues(ctx.ctx, a.ptr), n).slice();
+}
+
+// Load a model; the one loaded before stays in use until this one is ready
+// (a damaged file picked from disk leaves the chat as it was).
+async function load(source) {
+  const { bytes, name } = await readAll(source);
+  post({ type: "progress", what: "reading the tokenizer", done: 0, total: 1 });
+  const g = readGGUF(bytes, name);
+  const tokenizer = new ModelTokenizer(g);
+  post({ type: "progress", what: "laying out the weights", done: 0, total: 1 });
+  const model = llamaModel(g, tables.DEFAULT_CONTEXT);
+  // The engine's threads: source.threads, else one a core (Futhark's default);
+  // no more than the pool that `make web` has the module start (one a core).
+  context ??= new FutharkContext(await loadWASM(), Math.min(source.threads ?? 0, navigator.hardwareConcurrency));
+  const ctx = context;
+  const prefix = `llama_${model.storage}`;
+  const args = [];
+  try {
+    const arrays = model.args.filter((a) => typeof a !== "number").length;
+    for (const a of model.args) {
+      if (typeof a === "number") {
+        args.push(a);
+        continue;
+      }
+      args.push(futharkArray(ctx, a));
+      post({ type: "progress", what: "loading the weights into the engine", done: args.length, total: arrays });
+    }
+    const params = ctx[`${prefix}_init`](...args.map((a, i) => scalar(a, i)));
+    engine?.params.free();
+    engine = { ctx, params, prefix, tokenizer, vocab: model.vocab, context: model.context, name };
+  } finally {
+    for (const a of args) if (typeof a === "object" && a) a.free();
+  }
+  post({ type: "ready", model: { name, storage: model.storage, context: model.context, vocab: model.vocab } });
+}
+
+// init's scalar `a` as its Futhark type: i64 as BigInt, f32 as a number.
+function scalar(a, i) {
+  if (typeof a !== "number") return a;
+  return tables.SCALARS[i][1] === "int64" ? BigInt(a) : a;
+}
+
+const i64 = (ctx, values) => futharkArray(ctx, { data: BigInt64Array.from(values, BigInt), shape: [values.length], type: "i64" });
+
+// One pass of the engine: feed `ids` at positions `start`.. of slot 0 and
+// return the logits after the last of them, the cache updated (consumed
+// and replaced).
+function run(e, state, ids, start) {
+  const { ctx } = e;
+  const inputs = [i64(ctx, ids), i64(ctx, ids.map(() => 0)), i64(ctx, ids.map((_, i) => start + i)),
+    i64(ctx, [ids.length - 1])];
+  try {
+    const [logits, cache] = ctx[`${e.prefix}_run`](e.params, state.cache, ...inputs);
+    state.cache.free(); // consumed by the pass, but its handle is still ours to free
+    state.cache = cache;
+    const values = f32Values(ctx, logits, e.vocab);
+    logits.free();
+    return values;
+  } finally {
+    for (const a of inputs) a.free();
+  }
+}
+
+// Text of `ids` that is complete: a trailing partial UTF-8 character
+// (decoded as U+FFFD) waits for the tokens that complete it.
+function settled(text) {
+  return text.endsWith("\uFFFD") ? text.slice(0, text.replace(/\uFFFD+$/, "").length) : text;
+}
+
+function generate({ id, prompt, messages, options = {} }) {
+  const e = engine;
+  if (!e) throw new Error("no model is loaded");
+  const maxNew = options.max_new_tokens ?? 128;
+  if (!(Number.isInteger(maxNew) && maxNew >= 0)) throw new Error(`max_new_tokens must be a whole number >= 0, got ${maxNew}`);
+  const pick = sampler(options);
+  const ids = messages ? e.tokenizer.chat(messages) : e.tokenizer.encode(prompt);
+  if (!ids.length) throw new Error("the prompt is empty");
+  if (ids.length + maxNew > e.context) {
+    throw new Error(`the prompt (${ids.length} tokens) and ${maxNew} new tokens exceed the context of ${e.context}`);
+  }
+  // A cache of one slot, sized for this prompt and its new tokens.
+  const state = { cache: e.ctx[`${e.prefix}_cache`](e.params, 1n, BigInt(ids.length + maxNew)) };
+  const out = [...ids];
+  const stats = { prompt_tokens: ids.length, prefill_ms: 0, decode_tokens: 0, decode_ms: 0, engine_ms: 0 };
+  let shown = "";
+  try {
+    let t0 = performance.now();
+    let logits = run(e, state, ids, 0);
+    stats.prefill_ms = performance.now() - t0;
+    t0 = performance.now();
+    let t1;
+    for (let i = 0; i < maxNew; i++) {
+      const token = pick(logits);
+      if (e.tokenizer.eosIds.has(token)) break; // the end of the text or turn, as in `llaf generate`
+      out.push(token);
+      const text = settled(e.tokenizer.decode(out.slice(ids.length)));
+      post({ type: "token", id, token, text: text.slice(shown.length) });
+      shown = text;
+      if (i + 1 < maxNew) {
+        t1 = performance.now();
+        logits = run(e, state, [token], out.length - 1);
+        stats.engine_ms += performance.now() - t1;
+        stats.decode_tokens += 1;
+      }
+    }
+    stats.decode_ms = performance.now() - t0;
+  } finally {
+    state.cache.free();
+  }
+  const text = e.tokenizer.decode(out.slice(ids.length));
+  post({ type: "done", id, ids: out, text, stats });
+}
+
+self.onmessage = ({ data }) => {
+  // One thing at a time: the engine holds one model and runs one pass at once.
+  busy = busy.then(async () => {
+    try {
+      if (data.type === "load") await load(data);
+      else if (data.type === "generate") await generate(data);
+    } catch (err) {
+      post({ type: "error", id: data.id, message: String(err && err.message ? err.message : err) });
+    }
+  });
+};
