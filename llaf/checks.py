@@ -58,6 +58,13 @@ def count(name: str, value: Any) -> int:
     return n
 
 
+def port(value: int) -> int:
+    """`value` if it is a TCP port number (0: any free one)."""
+    if not 0 <= value <= 65535:
+        raise ArgumentError("port", f"the port must be between 0 and 65535, got {value}")
+    return value
+
+
 def token_ids(name: str, value: Any, vocab: int | None = None) -> np.ndarray:
     """`value` as a one-dimensional int64 array of token ids (possibly empty),
     each in ``[0, vocab)`` when `vocab` is given."""

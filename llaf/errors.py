@@ -36,3 +36,9 @@ def internal_error(e: BaseException) -> str:
     text = str(e).strip()
     cause = type(e).__name__ + (f": {text.splitlines()[0]}" if text else "")
     return f"internal error: {cause} (a bug of llaf's, not a problem with the input)"
+
+
+def cannot_listen(host: str, port: int, e: OSError) -> LlafError:
+    """An address a server (`llaf serve`, `llaf web`) cannot listen on: in
+    use, or a host that does not resolve; the user's to change."""
+    return LlafError(f"cannot listen on {host}:{port}: {e.strerror or e}")

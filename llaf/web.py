@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from . import gguf_file, llama
+from . import checks, gguf_file, llama
 from . import storage as storage_mod
 from .backend import build_dir
-from .errors import LlafError
+from .errors import LlafError, cannot_listen
 from .generation import DEFAULT_CONTEXT
 from .tokenizer import END_OF_TURN, PRE_TOKENIZER_SPLITS
 from .weights import resolve
@@ -112,11 +112,15 @@ def server(model: str | Path | None = None, host: str = "127.0.0.1", port: int =
     model), bound but not yet serving."""
     from .assets import default_model_path
 
+    checks.port(port)
     path = Path(resolve(str(model))) if model is not None else default_model_path()
     if not path.is_file() or not gguf_file.is_gguf(path):
         raise LlafError(f"{model}: the browser runs GGUF files; give one with --model")
     handler = partial(Handler, directory=str(app_dir()), model=path.resolve())
-    return ThreadingHTTPServer((host, port), handler)
+    try:
+        return ThreadingHTTPServer((host, port), handler)
+    except OSError as e:
+        raise cannot_listen(host, port, e) from None
 
 
 def serve(model: str | Path | None = None, host: str = "127.0.0.1", port: int = 8000) -> None:

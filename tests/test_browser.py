@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from llaf.assets import default_model_path
 from llaf.backend import build_dir
 
 from .conftest import ROOT, SERVER_BACKEND
+from .test_cli import llaf
 from .test_web import browser  # noqa: F401 (the headless Chromium fixture)
 
 PROMPTS = ["Once upon a time", "The three most useful things to know about the Moon are",
@@ -89,6 +91,19 @@ def test_the_glue_makes_what_python_makes(tmp_path: Path) -> None:
         else:
             assert chat == tokenizer.chat([{"role": "user", "content": text}])
     assert set(got["eos"]) == set(tokenizer.eos_ids)
+
+
+def test_llaf_web_refuses_an_address_it_cannot_listen_on() -> None:
+    require((build_dir("web") / ".built").exists(), f"no web app in {build_dir('web')}: make web")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        out = llaf("web", "--host", "127.0.0.1", "--port", str(port))
+    assert out.returncode == 1
+    assert out.stderr.strip() == f"llaf: cannot listen on 127.0.0.1:{port}: Address already in use"
+    out = llaf("web", "--port", "70000")
+    assert (out.returncode, out.stderr.strip()) == (1, "llaf: the port must be between 0 and 65535, got 70000")
 
 
 @pytest.fixture(scope="module")

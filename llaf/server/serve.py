@@ -20,7 +20,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from ..errors import LlafError
+from .. import checks
+from ..errors import LlafError, cannot_listen
 from ..model import cache_bytes, check_cache_fits
 from .app import Server, create_app, model_name
 from .guards import default_allowed_hosts, header_timeout_protocol
@@ -36,14 +37,14 @@ def _check_address(host: str, port: int) -> bool:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as e:
-        raise LlafError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+        raise cannot_listen(host, port, e) from None
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(address)
         except OSError as e:
-            raise LlafError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+            raise cannot_listen(host, port, e) from None
     return all(ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in infos)
 
 
@@ -94,8 +95,7 @@ def serve(model: str | Path | None = None, backend: str | None = None, context: 
     from ..backend import check_threads, resolve_backend
     from ..generation import DEFAULT_CONTEXT, load, model_source
 
-    if not 0 <= port <= 65535:
-        raise LlafError(f"the port must be between 0 and 65535, got {port}")
+    checks.port(port)
     if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
         raise LlafError(f"the batch size (--max-batch) must be at least 1, got {max_batch}")
     if max_body < 1:
