@@ -187,12 +187,9 @@ def stop_server(live: LiveServer) -> None:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The default model (SmolLM2) behind `llaf serve`, shared by the server
     and web page tests; stopped with SIGTERM at the end."""
-    live = start_server(tmp_path_factory.mktemp("server") / "serve.log", "--max-body", str(SERVER_MAX_BODY),
-                        "--header-timeout", str(SERVER_HEADER_TIMEOUT))
-    try:
+    with serving(tmp_path_factory.mktemp("server") / "serve.log", "--max-body", str(SERVER_MAX_BODY),
+                 "--header-timeout", str(SERVER_HEADER_TIMEOUT)) as live:
         yield live
-    finally:
-        stop_server(live)
 
 
 # What the server tests ask the default model, and their clients of it.

@@ -25,16 +25,15 @@ import llaf
 from llaf.model import Cache
 from llaf.server.app import create_app
 
-from .conftest import SERVER_BACKEND, SERVER_CONTEXT, LiveServer, serving
+from .conftest import FRANCE, PROMPT, SERVER_BACKEND, SERVER_CONTEXT, LiveServer, serving
 
 MAX_BATCH = 3
-FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
 LONG = {"prompt": "Once upon a time", "max_tokens": 400, "temperature": 0, "stream": True}
 
 # Greedy and sampled, plain and chat, stop strings, several prompts in one
 # request, ending by end of turn, stop string or length at different steps.
 REQUESTS: list[tuple[str, dict[str, Any]]] = [
-    ("/v1/completions", {"prompt": "The capital of France is", "max_tokens": 12, "temperature": 0}),
+    ("/v1/completions", {"prompt": PROMPT, "max_tokens": 12, "temperature": 0}),
     ("/v1/completions", {"prompt": "Once upon a time", "max_tokens": 30, "temperature": 0}),
     ("/v1/chat/completions", {"messages": FRANCE, "temperature": 0}),
     ("/v1/completions", {"prompt": "Once upon a time", "max_tokens": 20, "temperature": 0.9, "top_p": 0.9,
@@ -43,8 +42,8 @@ REQUESTS: list[tuple[str, dict[str, Any]]] = [
                          "repetition_penalty": 1.3, "seed": 7}),
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": "Write a poem about the sea."}],
                               "max_tokens": 25, "temperature": 0.7, "seed": 11}),
-    ("/v1/completions", {"prompt": ["The capital of France is", "1, 2, 3,"], "max_tokens": 6, "temperature": 0}),
-    ("/v1/completions", {"prompt": "The capital of France is", "max_tokens": 20, "temperature": 0,
+    ("/v1/completions", {"prompt": [PROMPT, "1, 2, 3,"], "max_tokens": 6, "temperature": 0}),
+    ("/v1/completions", {"prompt": PROMPT, "max_tokens": 20, "temperature": 0,
                          "stop": ["."]}),
 ]
 
@@ -174,7 +173,7 @@ def test_an_engine_failure_is_a_500_and_the_server_keeps_serving() -> None:
     # the response was sent before the count).
     job_over = scheduler._job_over
     scheduler._job_over = lambda job: (time.sleep(0.3), job_over(job))
-    body = {"prompt": "The capital of France is", "max_tokens": 5, "temperature": 0}
+    body = {"prompt": PROMPT, "max_tokens": 5, "temperature": 0}
     with TestClient(app) as c:
         r = c.post("/v1/completions", json=body)
         assert (r.status_code, r.json()) == (500, {"error": {"message": "generation failed: the engine broke",
@@ -197,7 +196,7 @@ def test_a_bug_in_a_request_is_a_500_that_says_internal_error(monkeypatch: pytes
         raise RuntimeError("the tokenizer broke")
 
     monkeypatch.setattr(model.tokenizer, "encode", broken)
-    body = {"prompt": "The capital of France is", "max_tokens": 5, "temperature": 0}
+    body = {"prompt": PROMPT, "max_tokens": 5, "temperature": 0}
     with TestClient(create_app(model, max_batch=2), raise_server_exceptions=False) as c:
         r = c.post("/v1/completions", json=body)
         assert (r.status_code, r.json()) == (500, {"error": {

@@ -23,13 +23,12 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import LiveServer, start_server, stop_server
+from .conftest import FRANCE, LiveServer, start_server, stop_server
 
 pytest.importorskip("ray.serve")
 psutil = pytest.importorskip("psutil")
 
 REPLICAS = 2
-FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
 PARIS = "The capital of France is Paris."
 
 
