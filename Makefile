@@ -126,9 +126,11 @@ build/web/llm.fut: llaf/web.py | $(VENV)/.installed
 WEB_MODULE := web/module
 WEB_MODULE_FILES := llm.mjs llm.wasm llm.worker.js
 WEB_STAMP = { cat build/web/llm.fut $(sort $(SOURCES)); $(FUTHARK) --version | head -1; echo '$(WEB_EMCFLAGS)'; } | sha256sum | cut -d' ' -f1
+# (a shell test: whether the committed module's stamp is this one)
+WEB_CURRENT = [ "$$($(WEB_STAMP))" = "$$(cat $(WEB_MODULE)/stamp 2>/dev/null)" ]
 
 build/web/llm.mjs: build/web/llm.fut $(SOURCES) $(wildcard $(WEB_MODULE)/*) | $(FUTHARK)
-	@if [ "$$($(WEB_STAMP))" = "$$(cat $(WEB_MODULE)/stamp 2>/dev/null)" ]; then \
+	@if $(WEB_CURRENT); then \
 	  echo "llaf: the committed WebAssembly module in $(WEB_MODULE) is current; copying it"; \
 	  cp $(addprefix $(WEB_MODULE)/,$(WEB_MODULE_FILES)) build/web/; \
 	else \
@@ -143,12 +145,12 @@ build/web/llm.mjs: build/web/llm.fut $(SOURCES) $(wildcard $(WEB_MODULE)/*) | $(
 	@touch $@
 
 web-module: build/web/llm.mjs
-	@if [ "$$($(WEB_STAMP))" = "$$(cat $(WEB_MODULE)/stamp 2>/dev/null)" ]; then echo "llaf: $(WEB_MODULE) is current"; \
+	@if $(WEB_CURRENT); then echo "llaf: $(WEB_MODULE) is current"; \
 	else mkdir -p $(WEB_MODULE) && cp $(addprefix build/web/,$(WEB_MODULE_FILES) stamp) $(WEB_MODULE)/ && \
 	  echo "llaf: $(WEB_MODULE) refreshed; commit it"; fi
 
 web-check: build/web/llm.fut | $(FUTHARK)
-	@[ "$$($(WEB_STAMP))" = "$$(cat $(WEB_MODULE)/stamp 2>/dev/null)" ] || \
+	@$(WEB_CURRENT) || \
 	  { echo "llaf: $(WEB_MODULE) is stale: \`make web-module\` (needs emscripten) and commit it" >&2; exit 1; }
 	@echo "llaf: $(WEB_MODULE) is current"
 
