@@ -3,7 +3,7 @@ passes and leave it when they end or their client hangs up, at most
 --max-batch at once, the rest waiting in arrival order; each request's
 output is the one it gets alone, greedy or sampled with its own seed.
 
-A server with --max-batch 3 (tests/conftest.py's SmolLM2, c backend, 512
+A server with --max-batch 3 (tests/conftest.py's SmolLM2, multicore backend, 512
 positions) runs every test here. "Running" means: a stream has sent its
 first token and has hundreds still to come (400 tokens take many seconds),
 so it holds its slot until the test hangs up.

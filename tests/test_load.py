@@ -1,7 +1,7 @@
 """`llaf serve` under load and faults, one process (no Ray): 32 concurrent
 clients × 20 requests lose nothing, get no 5xx and leave the server's memory
 where it was; 20 clients that hang up mid-stream free their sequences at
-once. The server runs SmolLM2 greedy on the c backend (tests/conftest.py)
+once. The server runs SmolLM2 greedy on the multicore backend (tests/conftest.py)
 with tiny requests, so that the load is in the requests' number, not length.
 """
 

@@ -1,5 +1,5 @@
 """The OpenAI fields and llama.cpp endpoints of `llaf serve` (tests/conftest.py's
-SmolLM2 server, c backend) as clients use them: logprobs and n through the
+SmolLM2 server, multicore backend) as clients use them: logprobs and n through the
 openai package, penalties and min_p, token-id prompts, /tokenize,
 /detokenize, /props, /metrics and /v1/embeddings. What the server sends is
 checked against the same model run in this process (the same engine gives
