@@ -8,13 +8,15 @@ model's per-layer projections and the one of its embedding and head:
     f16       f16      f16              F16 GGUF
     q8        q8       q8               Q8_0, Q5_0, Q5_1 GGUF (also mixed with Q4_0/Q4_1)
     q4        q4       q8               Q4_0/Q4_1 GGUF (SmolLM2's embedding is Q8_0)
+    k8        k8       k8               Q4_K/Q5_K/Q6_K GGUF (also mixed with every type above but F16)
 
 Every format holds exactly the values the file means: a GGUF block is
 re-laid-out, never re-quantized.  A matrix `name` in a non-f32 format is
 several arrays in `Weights.arrays`: ``name`` itself for f16 (IEEE half bits
-as uint16), ``name.q``, ``name.scale``, ``name.offset`` for the block formats
+as uint16), ``name.q``, ``name.scale``, ``name.offset`` for q8 and q4
 (codes, one scale and one offset per block of 32 values, both IEEE half
-bits as uint16, as in the file's blocks).  These arrays
+bits as uint16, as in the file's blocks), ``name.q``, ``.d``, ``.dmin``,
+``.sc``, ``.mn`` for k8 (see `FORMATS`).  These arrays
 keep the file's row order; `Format.panels` lays them out for the engine
 (src/matrix.fut: panels of `PANEL` rows, each column of a panel contiguous)
 when they are handed to it.
@@ -34,25 +36,42 @@ PANEL = 32  # rows per panel: `P` in src/matrix.fut
 
 
 @dataclass(frozen=True)
+class Part:
+    """One array of a block format: its name suffix, element type and
+    trailing shape per block of 32 values (`()`: one value a block)."""
+
+    suffix: str
+    dtype: type
+    per_block: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class Format:
-    """One matrix format: its arrays, as (suffix, dtype, trailing shape per block row)."""
+    """One matrix format: f32 or f16 values (`blocks` empty), or blocks of 32
+    values stored as the arrays `blocks` (codes first)."""
 
     name: str
-    blocked: bool
-    code_bytes: int  # code bytes per block of 32 values (block formats)
     dtype: type = np.float32
+    blocks: tuple[Part, ...] = ()
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.blocks)
+
+    @property
+    def code_bytes(self) -> int:
+        """Code bytes per block of 32 values (block formats)."""
+        return self.blocks[0].per_block[0] if self.blocked else 0
 
     def parts(self, name: str) -> list[str]:
-        return [f"{name}.q", f"{name}.scale", f"{name}.offset"] if self.blocked else [name]
+        return [f"{name}.{p.suffix}" for p in self.blocks] if self.blocked else [name]
 
     def shapes(self, name: str, shape: tuple[int, ...]) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
         """The arrays storing a matrix of `shape` (its last axis the columns)."""
         if not self.blocked:
             return {name: (shape, np.dtype(self.dtype))}
         blocks = (*shape[:-1], shape[-1] // BLOCK)
-        return {f"{name}.q": ((*blocks, self.code_bytes), np.dtype(np.uint8)),
-                f"{name}.scale": (blocks, np.dtype(np.uint16)),
-                f"{name}.offset": (blocks, np.dtype(np.uint16))}
+        return {f"{name}.{p.suffix}": ((*blocks, *p.per_block), np.dtype(p.dtype)) for p in self.blocks}
 
     def panels(self, arrays: Mapping[str, np.ndarray], name: str) -> list[np.ndarray]:
         """Matrix `name`'s arrays in the engine's panel layout, in the order of
@@ -64,36 +83,50 @@ class Format:
             w = _pad(_pad(w, -1, -n % BLOCK), -2, -m % PANEL)
             w = w.reshape(*lead, w.shape[-2] // PANEL, PANEL, w.shape[-1] // BLOCK, BLOCK)
             return [np.ascontiguousarray(np.moveaxis(w, -3, -1))]  # [..][T][kb][32][P]
-        q, scale, offset = (arrays[part] for part in self.parts(name))
-        extra = -scale.shape[-2] % PANEL
-        q, scale, offset = _pad(q, -3, extra), _pad(scale, -2, extra), _pad(offset, -2, extra)
-        *lead, rows, kb, codes = q.shape
-        q = np.ascontiguousarray(np.moveaxis(q.reshape(*lead, rows // PANEL, PANEL, kb, codes), -3, -1))
-        scale, offset = (np.ascontiguousarray(np.moveaxis(a.reshape(*lead, rows // PANEL, PANEL, kb), -2, -1))
-                         for a in (scale, offset))  # [..][T][kb][P]; q: [..][T][kb][codes][P]
-        return [q, scale, offset]
+        out = []
+        for p in self.blocks:  # [..][rows][kb](per_block) -> [..][T][kb](per_block)[P]
+            a = arrays[f"{name}.{p.suffix}"]
+            axis = -2 - len(p.per_block)  # the rows
+            a = _pad(a, axis, -a.shape[axis] % PANEL)
+            rows = a.shape[axis]
+            a = a.reshape(*a.shape[:axis], rows // PANEL, PANEL, *a.shape[axis + 1:])
+            out.append(np.ascontiguousarray(np.moveaxis(a, axis, -1)))
+        return out
 
     def logical_shape(self, arrays: Mapping[str, np.ndarray], name: str) -> tuple[int, ...]:
         """The `[rows][columns]` shape the stored arrays of `name` mean."""
         if not self.blocked:
             return tuple(arrays[name].shape)
-        *rows, blocks = arrays[f"{name}.scale"].shape
+        first = arrays[f"{name}.{self.blocks[0].suffix}"]
+        *rows, blocks = first.shape[:first.ndim - len(self.blocks[0].per_block)]
         return (*rows, blocks * BLOCK)
 
 
+_HALF_SCALES = (Part("scale", np.uint16), Part("offset", np.uint16))
+
 FORMATS = {
-    "f32": Format("f32", False, 0, np.float32),
-    "f16": Format("f16", False, 0, np.uint16),
-    "q8": Format("q8", True, 32),
-    "q4": Format("q4", True, 16),
+    "f32": Format("f32", np.float32),
+    "f16": Format("f16", np.uint16),
+    # value = scale · code + offset, a block's scale and offset IEEE half bits
+    "q8": Format("q8", blocks=(Part("q", np.uint8, (32,)), *_HALF_SCALES)),
+    "q4": Format("q4", blocks=(Part("q", np.uint8, (16,)), *_HALF_SCALES)),  # two 4-bit codes a byte
+    # value = d · sc · code - dmin · mn, code and sc signed bytes, d and dmin
+    # IEEE half bits a block, sc and mn one per half block of 16 values:
+    # holds the K-quants' super-blocks (a half d and dmin, 6- or 8-bit
+    # sub-scales) and every other block type exactly (docs/FORMATS.md)
+    "k8": Format("k8", blocks=(Part("q", np.uint8, (32,)), Part("d", np.uint16), Part("dmin", np.uint16),
+                               Part("sc", np.uint8, (2,)), Part("mn", np.uint8, (2,)))),
 }
 
 # storage -> (format of the per-layer matrices, format of the embedding and head)
-STORAGES = {"f32": ("f32", "f32"), "f16": ("f16", "f16"), "q8": ("q8", "q8"), "q4": ("q4", "q8")}
+STORAGES = {"f32": ("f32", "f32"), "f16": ("f16", "f16"), "q8": ("q8", "q8"), "q4": ("q4", "q8"),
+            "k8": ("k8", "k8")}
 
 # The GGUF tensor types each format holds exactly.
-EXACT = {"f32": {"F32", "F16", "BF16", "Q8_0", "Q5_0", "Q5_1", "Q4_0", "Q4_1"}, "f16": {"F16"},
-         "q8": {"Q8_0", "Q5_0", "Q5_1", "Q4_0", "Q4_1"}, "q4": {"Q4_0", "Q4_1"}}
+_BLOCKS = {"Q8_0", "Q5_0", "Q5_1", "Q4_0", "Q4_1"}  # blocks of 32 values, a half scale (and offset)
+_K_QUANTS = {"Q6_K", "Q5_K", "Q4_K"}  # super-blocks of 256 values, 6- or 8-bit sub-scales of a half
+EXACT = {"f32": {"F32", "F16", "BF16"} | _BLOCKS | _K_QUANTS, "f16": {"F16"}, "q8": _BLOCKS, "q4": {"Q4_0", "Q4_1"},
+         "k8": _BLOCKS | _K_QUANTS}
 
 
 def entry_prefix(architecture: str, storage: str) -> str:
@@ -110,7 +143,7 @@ def check_storage(storage: str) -> str:
 
 def choose(layer_types: set[str], head_types: set[str]) -> str:
     """The smallest storage holding these GGUF tensor types exactly."""
-    for storage in ("q4", "q8", "f16"):
+    for storage in ("q4", "q8", "k8", "f16"):
         layers, head = STORAGES[storage]
         if layer_types <= EXACT[layers] and head_types <= EXACT[head]:
             return storage
@@ -157,23 +190,82 @@ def encode_gguf(kind: str, raw: np.ndarray, shape: tuple[int, ...], fmt: str, na
 
     size = GGML_QUANT_SIZES[GGMLQuantizationType[kind]][1]  # bytes a block
     b = np.ascontiguousarray(raw).view(np.uint8).reshape(-1, size)
+    if fmt == "k8":
+        parts = zip(FORMATS["k8"].blocks, _k8_blocks(kind, b), strict=True)
+        return {f"{name}.{p.suffix}": a.reshape(*blocks, *p.per_block) for p, a in parts}
     scale = _half_bits(b[:, 0:2])
     if kind == "Q8_0":  # value = d · q, q a signed byte: code q + 128, offset -128 d
         codes = (b[:, 2:].view(np.int8).astype(np.int16) + 128).astype(np.uint8)
         offset = _scaled_half(scale, -128, name)
     elif kind in ("Q5_0", "Q5_1"):  # value = d · q - 16 d (Q5_0) or d · q + m (Q5_1), q of 5 bits
-        start = 2 if kind == "Q5_0" else 4  # then 32 fifth bits (bit j: value j's), then nibbles as Q4's
-        fifth = b[:, start:start + 4].copy().view("<u4")
-        packed = b[:, start + 4:]
-        codes = (np.concatenate([packed & 15, packed >> 4], axis=1)
-                 | (((fifth >> np.arange(32, dtype=np.uint32)) & 1) << 4).astype(np.uint8))
+        codes = _codes(kind, b)
         offset = _scaled_half(scale, -16, name) if kind == "Q5_0" else _half_bits(b[:, 2:4])
     else:  # value = d · nibble - 8 d (Q4_0) or d · nibble + m (Q4_1)
-        packed = b[:, 2:] if kind == "Q4_0" else b[:, 4:]
         offset = _scaled_half(scale, -8, name) if kind == "Q4_0" else _half_bits(b[:, 2:4])
-        codes = packed if fmt == "q4" else np.concatenate([packed & 15, packed >> 4], axis=1)
+        codes = b[:, _HEAD[kind]:] if fmt == "q4" else _codes(kind, b)
     return {f"{name}.q": codes.reshape(*blocks, codes.shape[-1]),
             f"{name}.scale": scale.reshape(blocks), f"{name}.offset": offset.reshape(blocks)}
+
+
+def _k8_blocks(kind: str, b: np.ndarray) -> tuple[np.ndarray, ...]:
+    """GGUF blocks `b` (a row of bytes each) as k8's arrays, one row per
+    block of 32 values: codes (signed bytes), d, dmin (half bits), sc
+    (signed bytes) and mn, the last two for each half of the block.  The
+    values gguf-py's dequantization gives, d · sc · code - dmin · mn, are
+    exact in f32 for every type: at most 24 significant bits before the one
+    subtraction (Q6_K: an 11-bit half times an 8-bit scale times a 6-bit
+    code)."""
+    n = b.shape[0]
+    if kind in _K_QUANTS:
+        from gguf import quants
+
+        if kind == "Q6_K":  # ql 128, qh 64, scales 16 (signed, one per 16 values), d
+            ql, qh, sc, d = b[:, :128], b[:, 128:192], b[:, 192:208], b[:, 208:210]
+            low = (ql.reshape(n, 2, 1, 64) >> np.array([0, 4], np.uint8).reshape(1, 1, 2, 1)) & 15
+            high = (qh.reshape(n, 2, 1, 32) >> np.array([0, 2, 4, 6], np.uint8).reshape(1, 1, 4, 1)) & 3
+            codes = (low.reshape(n, 8, 32) | (high.reshape(n, 8, 32) << 4)).astype(np.int16) - 32
+            d, dmin = _half_bits(d), np.zeros(n, np.uint16)
+            sc, mn = sc.reshape(n, 8, 2), np.zeros((n, 8, 2), np.uint8)
+        else:  # d, dmin, 12 bytes of 6-bit scales and minima (one per 32 values), [qh 32,] qs 128
+            d, dmin, scales = _half_bits(b[:, 0:2]), _half_bits(b[:, 2:4]), b[:, 4:16]
+            qs = b[:, -128:]
+            codes = ((qs.reshape(n, 4, 1, 32) >> np.array([0, 4], np.uint8).reshape(1, 1, 2, 1)) & 15).reshape(n, 8, 32)
+            if kind == "Q5_K":
+                fifth = (b[:, 16:48].reshape(n, 1, 32) >> np.arange(8, dtype=np.uint8).reshape(1, 8, 1)) & 1
+                codes = codes | (fifth << 4)
+            sc8, mn8 = quants.Q4_K.get_scale_min(scales)
+            sc, mn = np.repeat(sc8[..., None], 2, -1), np.repeat(mn8[..., None], 2, -1)
+        sub = lambda a: a.reshape(n * 8, *a.shape[2:])  # noqa: E731  (a super-block's 8 blocks of 32)
+        return (sub(codes.astype(np.uint8)), np.repeat(d, 8), np.repeat(dmin, 8),
+                sub(sc.astype(np.uint8)), sub(mn.astype(np.uint8)))
+    ones, zeros = np.ones((n, 2), np.uint8), np.zeros((n, 2), np.uint8)
+    d, none = _half_bits(b[:, 0:2]), np.zeros(n, np.uint16)
+    if kind == "Q8_0":  # value = d · q, q a signed byte
+        return b[:, 2:].copy(), d, none, ones, zeros
+    codes = _codes(kind, b)
+    if kind in ("Q5_0", "Q4_0"):  # value = d · (q - 16) or d · (q - 8): signed codes (bytes wrap)
+        return codes - np.uint8(16 if kind == "Q5_0" else 8), d, none, ones, zeros
+    # Q5_1, Q4_1: value = d · q + m; dmin = -m, the sign bit flipped
+    return codes, d, _half_bits(b[:, 2:4]) ^ np.uint16(0x8000), ones, ones
+
+
+# Bytes before the codes in a block of 32 values: its half scale (and half offset)
+_HEAD = {"Q4_0": 2, "Q4_1": 4, "Q5_0": 2, "Q5_1": 4}
+
+
+def _codes(kind: str, b: np.ndarray) -> np.ndarray:
+    """The unsigned codes, value j of a block at j, of Q4_0, Q4_1, Q5_0 or
+    Q5_1 blocks `b`: after the halves, Q5's 32 fifth bits (bit j of a
+    little-endian word: value j's), then nibbles (value j in the low nibble
+    of byte j, value j + 16 in the high one)."""
+    start = _HEAD[kind]
+    fifth = None
+    if kind in ("Q5_0", "Q5_1"):
+        fifth = np.unpackbits(b[:, start:start + 4], axis=1, bitorder="little")
+        start += 4
+    packed = b[:, start:]
+    codes = np.concatenate([packed & 15, packed >> 4], axis=1)
+    return codes if fifth is None else codes | (fifth << 4)
 
 
 def decode(arrays: Mapping[str, np.ndarray], name: str, fmt: str) -> np.ndarray:
@@ -183,6 +275,14 @@ def decode(arrays: Mapping[str, np.ndarray], name: str, fmt: str) -> np.ndarray:
         return arrays[name]
     if fmt == "f16":
         return arrays[name].view(np.float16).astype(np.float32)
+    if fmt == "k8":
+        q, d, dmin, sc, mn = (arrays[part] for part in f.parts(name))
+        half = lambda a: a.view(np.float16).astype(np.float32)[..., None]  # noqa: E731
+        scale = half(d) * sc.view(np.int8).astype(np.float32)  # [..][blocks][2], exact
+        offset = -(half(dmin) * mn.astype(np.float32))
+        codes = q.view(np.int8).astype(np.float32).reshape(*q.shape[:-1], 2, 16)
+        values = scale[..., None] * codes + offset[..., None]
+        return values.reshape(f.logical_shape(arrays, name)).astype(np.float32)
     q, scale, offset = arrays[f"{name}.q"], arrays[f"{name}.scale"], arrays[f"{name}.offset"]
     codes = np.concatenate([q & 15, q >> 4], axis=-1) if fmt == "q4" else q
     scale, offset = (a.view(np.float16).astype(np.float32) for a in (scale, offset))
@@ -200,5 +300,6 @@ def finite(arrays: Mapping[str, np.ndarray], name: str, fmt: str) -> bool:
         a = arrays[name]
         # min and max propagate NaN: two passes, without an array of flags as large as the matrix
         return a.size == 0 or bool(np.isfinite(a.min()) and np.isfinite(a.max()))
-    parts = [arrays[name]] if fmt == "f16" else [arrays[f"{name}.scale"], arrays[f"{name}.offset"]]
+    f = FORMATS[fmt]
+    parts = [arrays[name]] if fmt == "f16" else [arrays[f"{name}.{p.suffix}"] for p in f.blocks if p.dtype == np.uint16]
     return not any(((bits & 0x7C00) == 0x7C00).any() for bits in parts)

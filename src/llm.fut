@@ -370,3 +370,74 @@ entry llama_q4_hidden [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_q4_params
   let g = llama_q4.cache_shape p B (i64.maximum lens)
   let (slots, pos) = layout N lens
   in (llama_q4.run p g (replicate (cache_size g) 0f32) ids slots pos).0
+
+-- llama_k8 -----------------------------------------------------------------
+
+module llama_k8 = llama k8_matrix k8_matrix
+type llama_k8_params [L][V][Vo][d][kvd][F][R][dk][Fk] = llama_k8.params [L][V][Vo][d][kvd][F][R][dk][Fk]
+
+entry llama_k8_init [L][Vt][Vot][d][dt][kt][Ft][dk][Fk][R]
+    (heads: i64) (kv_heads: i64) (context: i64) (eps: f32) (vocab: i64) (ff: i64) (embed_q: [Vt][dk][32][P]u8)
+    (embed_d: [Vt][dk][P]u16) (embed_dmin: [Vt][dk][P]u16) (embed_sc: [Vt][dk][2][P]u8)
+    (embed_mn: [Vt][dk][2][P]u8) (attn_norm: [L][d]f32) (wq_q: [L][dt][dk][32][P]u8) (wq_d: [L][dt][dk][P]u16)
+    (wq_dmin: [L][dt][dk][P]u16) (wq_sc: [L][dt][dk][2][P]u8) (wq_mn: [L][dt][dk][2][P]u8)
+    (wk_q: [L][kt][dk][32][P]u8) (wk_d: [L][kt][dk][P]u16) (wk_dmin: [L][kt][dk][P]u16)
+    (wk_sc: [L][kt][dk][2][P]u8) (wk_mn: [L][kt][dk][2][P]u8) (wv_q: [L][kt][dk][32][P]u8)
+    (wv_d: [L][kt][dk][P]u16) (wv_dmin: [L][kt][dk][P]u16) (wv_sc: [L][kt][dk][2][P]u8)
+    (wv_mn: [L][kt][dk][2][P]u8) (wo_q: [L][dt][dk][32][P]u8) (wo_d: [L][dt][dk][P]u16)
+    (wo_dmin: [L][dt][dk][P]u16) (wo_sc: [L][dt][dk][2][P]u8) (wo_mn: [L][dt][dk][2][P]u8)
+    (mlp_norm: [L][d]f32) (w_gate_q: [L][Ft][dk][32][P]u8) (w_gate_d: [L][Ft][dk][P]u16)
+    (w_gate_dmin: [L][Ft][dk][P]u16) (w_gate_sc: [L][Ft][dk][2][P]u8) (w_gate_mn: [L][Ft][dk][2][P]u8)
+    (w_up_q: [L][Ft][dk][32][P]u8) (w_up_d: [L][Ft][dk][P]u16) (w_up_dmin: [L][Ft][dk][P]u16)
+    (w_up_sc: [L][Ft][dk][2][P]u8) (w_up_mn: [L][Ft][dk][2][P]u8) (w_down_q: [L][dt][Fk][32][P]u8)
+    (w_down_d: [L][dt][Fk][P]u16) (w_down_dmin: [L][dt][Fk][P]u16) (w_down_sc: [L][dt][Fk][2][P]u8)
+    (w_down_mn: [L][dt][Fk][2][P]u8) (final_norm: [d]f32) (lm_head_q: [Vot][dk][32][P]u8)
+    (lm_head_d: [Vot][dk][P]u16) (lm_head_dmin: [Vot][dk][P]u16) (lm_head_sc: [Vot][dk][2][P]u8)
+    (lm_head_mn: [Vot][dk][2][P]u8) (inv_freq: [R]f32)
+    : llama_k8_params [L][vocab][] [d][] [ff][R][dk][Fk] =
+  let kvd = kv_heads * 2 * R
+  let Vo = if Vot == 0 then 0 else vocab
+  in llama_k8.init heads kv_heads context eps (k8_mat vocab embed_q embed_d embed_dmin embed_sc embed_mn)
+       attn_norm (map5 (k8_mat d) wq_q wq_d wq_dmin wq_sc wq_mn) (map5 (k8_mat kvd) wk_q wk_d wk_dmin wk_sc wk_mn)
+       (map5 (k8_mat kvd) wv_q wv_d wv_dmin wv_sc wv_mn) (map5 (k8_mat d) wo_q wo_d wo_dmin wo_sc wo_mn) mlp_norm
+       (map5 (k8_mat ff) w_gate_q w_gate_d w_gate_dmin w_gate_sc w_gate_mn)
+       (map5 (k8_mat ff) w_up_q w_up_d w_up_dmin w_up_sc w_up_mn)
+       (map5 (k8_mat d) w_down_q w_down_d w_down_dmin w_down_sc w_down_mn) final_norm
+       (k8_mat Vo lm_head_q lm_head_d lm_head_dmin lm_head_sc lm_head_mn) inv_freq
+
+entry llama_k8_cache [L][V][Vo][d][kvd][F][R][dk][Fk] (p: llama_k8_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+    (slots: i64) (capacity: i64) : cache [] =
+  checked_cache p.context slots capacity (llama_k8.cache_shape p slots capacity)
+
+entry llama_k8_run [L][V][Vo][d][kvd][F][R][dk][Fk][n][N][O] (p: llama_k8_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+    (c: *cache [n]) (ids: [N]i64) (slots: [N]i64) (pos: [N]i64) (outs: [O]i64)
+    : ([O][V]f32, *cache [n]) =
+  let g = c.g
+  let (ids, slots, pos, outs) = checked_pass V p.context g ids slots pos outs
+  let (h, kv) = llama_k8.run p g c.kv ids slots pos
+  in (llama_k8.logits p (rows h outs), {kv, g})
+
+entry llama_k8_gen [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_k8_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+    (ids: [N]i64) (lens: [B]i64) (cnt: i64) : [B][cnt]i64 =
+  let lens = prompts V p.context ids lens cnt
+  let g = llama_k8.cache_shape p B (i64.maximum lens + cnt)
+  let (slots, pos) = layout N lens
+  let size = cache_size g
+  let (h, cache) = llama_k8.run p g (replicate size 0f32) ids slots pos
+  let lg = llama_k8.logits p (rows h (last_tokens lens))
+  let (out, _, _) =
+    loop (out, cache: *[size]f32, lg) = (replicate B (replicate cnt 0i64), cache, lg) for i < cnt do
+      let toks = map argmax lg
+      let out = out with [:, i] = toks
+      in if i + 1 < cnt
+         then let (h, cache) = llama_k8.run p g cache toks (iota B) (map (+ i) lens)
+              in (out, cache, llama_k8.logits p h)
+         else (out, cache, lg)
+  in out
+
+entry llama_k8_hidden [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_k8_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+    (ids: [N]i64) (lens: [B]i64) : [N][d]f32 =
+  let lens = prompts V p.context ids lens 0
+  let g = llama_k8.cache_shape p B (i64.maximum lens)
+  let (slots, pos) = layout N lens
+  in (llama_k8.run p g (replicate (cache_size g) 0f32) ids slots pos).0

@@ -17,6 +17,10 @@
 --                             byte, the low nibble of byte j is column j of
 --                             the block, the high nibble column j + 16 (the
 --                             GGUF layout)
+--   k8    1.25 bytes a value  every block type, the K-quants too: a signed
+--                             byte code per value, value = d · sc · code -
+--                             dmin · mn, with half d and dmin a block and
+--                             byte sc and mn per half block of 16 values
 --
 -- A block's scale and offset are IEEE half bits, as in the file: decode is
 -- bound by the bytes it reads (docs/PERFORMANCE.md), and f32 scales made
@@ -134,6 +138,35 @@ module q4_panels : format with mat [m][kb] = q4_panel_arrays [m][kb] = {
     let block = unit kb i b
     in decode (f16_bits_to_f32 (flatten (flatten a.scale))[block]) (f16_bits_to_f32 (flatten (flatten a.offset))[block])
               (if j < 16 then code & 15 else code >> 4)
+}
+
+-- | Blocks of 32 signed byte codes with a half `d` and `dmin` and, for each
+-- half block of 16 values, a signed byte scale `sc` and a byte `mn`: the
+-- K-quants' super-blocks (a half scale, 6- or 8-bit sub-scales) re-laid
+-- out block by block, and every 32-value block type (`sc` = 1).  `d · sc`
+-- and `dmin · mn` are exact in f32, and so is `d · sc · code`: the value is
+-- one rounding of the exact one, as gguf-py's dequantization computes it.
+type k8_panel_arrays [m][kb] = {q: [(m + P - 1) / P][kb][32][P]u8, d: [(m + P - 1) / P][kb][P]u16,
+                                dmin: [(m + P - 1) / P][kb][P]u16, sc: [(m + P - 1) / P][kb][2][P]u8,
+                                mn: [(m + P - 1) / P][kb][2][P]u8, rows: [m]()}
+
+module k8_panels : format with mat [m][kb] = k8_panel_arrays [m][kb] = {
+  type mat [m][kb] = k8_panel_arrays [m][kb]
+  def code (c: u8) : f32 = f32.i8 (i8.u8 c)
+  -- half `h`'s scale and offset of row `r` of block `b` in panel `t`
+  def scales [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (h: i64) (r: i64) : (f32, f32) =
+    (f16_bits_to_f32 (#[unsafe] a.d[t, b, r]) * code (#[unsafe] a.sc[t, b, h, r]),
+     -(f16_bits_to_f32 (#[unsafe] a.dmin[t, b, r]) * f32.u8 (#[unsafe] a.mn[t, b, h, r])))
+  def columns [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) : (lanes.t f32, lanes.t f32) =
+    let half h c = lanes.tabulate (\r -> let (s, o) = scales a t b h r in s * code (#[unsafe] a.q[t, b, c, r]) + o)
+    in (half 0 j, half 1 (j + 16))
+  def get [m][kb] (a: mat [m][kb]) (i: i64) (c: i64) : f32 =
+    let (b, j) = (c / 32, c % 32)
+    let block = unit kb i b
+    let half = unit (kb * 2) i (b * 2 + j / 16)
+    let s = f16_bits_to_f32 (flatten (flatten a.d))[block] * code (flatten (flatten (flatten a.sc)))[half]
+    let o = -(f16_bits_to_f32 (flatten (flatten a.dmin))[block] * f32.u8 (flatten (flatten (flatten a.mn)))[half])
+    in s * code (flatten (flatten (flatten a.q)))[unit (kb * 32) i c] + o
 }
 
 -- | One panel of `F` times `G.n` tokens: the core of every product.
@@ -266,6 +299,7 @@ module f32_matrix = matrix f32_panels
 module f16_matrix = matrix f16_panels
 module q8_matrix = matrix q8_panels
 module q4_matrix = matrix q4_panels
+module k8_matrix = matrix k8_panels
 
 -- Building matrices from their panels (the entry points' arrays) ------------
 
@@ -287,6 +321,12 @@ def q4_mat [t][kb] (m: i64) (q: [t][kb][16][P]u8) (scale: [t][kb][P]u16) (offset
   in {q = q :> [t'][kb][16][P]u8, scale = scale :> [t'][kb][P]u16, offset = offset :> [t'][kb][P]u16,
       rows = replicate m ()}
 
+def k8_mat [t][kb] (m: i64) (q: [t][kb][32][P]u8) (d: [t][kb][P]u16) (dmin: [t][kb][P]u16)
+    (sc: [t][kb][2][P]u8) (mn: [t][kb][2][P]u8) : k8_matrix.mat [m][kb] =
+  let t' = (m + P - 1) / P
+  in {q = q :> [t'][kb][32][P]u8, d = d :> [t'][kb][P]u16, dmin = dmin :> [t'][kb][P]u16,
+      sc = sc :> [t'][kb][2][P]u8, mn = mn :> [t'][kb][2][P]u8, rows = replicate m ()}
+
 -- Tests: every product path and the rows, for each format, against NumPy
 -- (tests/make_futhark_data.py packs the panels).  The rows are decoded
 -- values, which must be exact: they are compared as bits, since `futhark
@@ -302,6 +342,7 @@ module products_f32 = products f32_matrix
 module products_f16 = products f16_matrix
 module products_q8 = products q8_matrix
 module products_q4 = products q4_matrix
+module products_k8 = products k8_matrix
 
 -- ==
 -- entry: test_f32
@@ -336,6 +377,15 @@ entry test_q4 [t][kb][b][n] (m: i64) (q: [t][kb][16][P]u8) (s: [t][kb][P]u16) (o
     (xs: [b][n]f32) =
   let a = q4_mat m q s o
   in products_q4.all a xs
+
+-- ==
+-- entry: test_k8
+-- input @ ../tests/data/k8_panels.in
+-- output @ ../tests/data/k8_panels.out
+entry test_k8 [t][kb][b][n] (m: i64) (q: [t][kb][32][P]u8) (d: [t][kb][P]u16) (dmin: [t][kb][P]u16)
+    (sc: [t][kb][2][P]u8) (mn: [t][kb][2][P]u8) (xs: [b][n]f32) =
+  let a = k8_mat m q d dmin sc mn
+  in products_k8.all a xs
 
 -- ==
 -- entry: test_f16_bits

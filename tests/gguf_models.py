@@ -10,7 +10,51 @@ import numpy as np
 import torch
 
 TYPES = ("F32", "F16", "Q8_0", "Q4_0", "Q4_1")
+K_TYPES = ("Q4_K", "Q5_K", "Q6_K")
 # GGMLQuantizationType names, the unsupported ones included (for the error tests).
+
+
+def _half(a: np.ndarray) -> np.ndarray:
+    return a.astype(np.float16)
+
+
+def quantize_k(x: np.ndarray, kind: str) -> np.ndarray:
+    """Rows of `x` as K-quant blocks (gguf-py writes none): valid blocks
+    in GGUF's layout, each value the nearest one its sub-block's scale and
+    minimum reach (not llama.cpp's search for the best scales)."""
+    n = x.size // 256
+    x = x.astype(np.float32).reshape(n, 256)
+    if kind == "Q6_K":  # 16 sub-blocks of 16: value = d · sc · (q - 32)
+        amax = np.abs(x.reshape(n, 16, 16)).max(-1)
+        d = _half(amax.max(-1) / 32 / 127)
+        df = d.astype(np.float32)[:, None]
+        sc = np.clip(np.round(np.divide(amax / 32, df, out=np.zeros_like(amax), where=df > 0)), 0, 127)
+        step = np.repeat(df * sc, 16, -1)
+        q = (np.clip(np.round(np.divide(x, step, out=np.zeros_like(x), where=step > 0)), -32, 31) + 32).astype(np.uint8)
+        halves = q.reshape(n, 2, 128)
+        ql = (halves[..., :64] & 15) | ((halves[..., 64:] & 15) << 4)
+        qh = sum(((halves[..., 32 * k:32 * k + 32] >> 4) & 3) << (2 * k) for k in range(4)).astype(np.uint8)
+        return np.concatenate([ql.reshape(n, 128), qh.reshape(n, 64), sc.astype(np.int8).view(np.uint8),
+                               d.view(np.uint8).reshape(n, 2)], axis=1)
+    top = 15 if kind == "Q4_K" else 31  # 8 sub-blocks of 32: value = d · sc · q - dmin · m
+    sub = x.reshape(n, 8, 32)
+    low = np.maximum(0, -sub.min(-1))
+    scale = (sub.max(-1) + low) / top
+    d, dmin = _half(scale.max(-1) / 63), _half(low.max(-1) / 63)
+    df, dminf = d.astype(np.float32)[:, None], dmin.astype(np.float32)[:, None]
+    sc = np.clip(np.round(np.divide(scale, df, out=np.zeros_like(scale), where=df > 0)), 0, 63).astype(np.uint8)
+    m = np.clip(np.round(np.divide(low, dminf, out=np.zeros_like(low), where=dminf > 0)), 0, 63).astype(np.uint8)
+    step, base = (df * sc)[..., None], (dminf * m)[..., None]
+    q = np.clip(np.round(np.divide(sub + base, step, out=np.zeros_like(sub), where=step > 0)), 0, top).astype(np.uint8)
+    scales = np.concatenate([(sc[:, :4] & 63) | ((sc[:, 4:] >> 4) << 6), (m[:, :4] & 63) | ((m[:, 4:] >> 4) << 6),
+                             (sc[:, 4:] & 15) | ((m[:, 4:] & 15) << 4)], axis=1)
+    chunks = q.reshape(n, 4, 2, 32)
+    qs = ((chunks[:, :, 0] & 15) | ((chunks[:, :, 1] & 15) << 4)).reshape(n, 128)
+    head = [d.view(np.uint8).reshape(n, 2), dmin.view(np.uint8).reshape(n, 2), scales]
+    if kind == "Q5_K":
+        qh = sum(((q[:, i] >> 4) & 1) << i for i in range(8)).astype(np.uint8)
+        head.append(qh)
+    return np.concatenate([*head, qs], axis=1)
 
 
 def permute(w: np.ndarray, heads: int) -> np.ndarray:
@@ -19,10 +63,11 @@ def permute(w: np.ndarray, heads: int) -> np.ndarray:
 
 
 def write_gguf(model: torch.nn.Module, path: Path, qtype: str = "F32", head_qtype: str | None = None,
-               extra: dict[str, np.ndarray] | None = None) -> Path:
+               extra: dict[str, np.ndarray] | None = None, types: dict[str, str] | None = None) -> Path:
     """`model` as a GGUF file: matrices of type `qtype`, the embedding and
-    output head of type `head_qtype` (default: `qtype`), and the F32 tensors
-    `extra` (e.g. rope_freqs.weight)."""
+    output head of type `head_qtype` (default: `qtype`), tensors named in
+    `types` of the type given there, and the F32 tensors `extra` (e.g.
+    rope_freqs.weight)."""
     import gguf
     from gguf import GGMLQuantizationType as Q
 
@@ -58,10 +103,13 @@ def write_gguf(model: torch.nn.Module, path: Path, qtype: str = "F32", head_qtyp
             tensors[f"blk.{i}.{name}.weight"] = t
     for name, t in tensors.items():
         kind = Q[head_qtype or qtype] if name in ("token_embd.weight", "output.weight") else Q[qtype]
+        kind = Q[(types or {}).get(name, kind.name)]
         if t.ndim == 1 or kind == Q.F32:  # norms stay F32, as llama.cpp keeps them
             w.add_tensor(name, t.astype(np.float32))
         elif kind == Q.F16:
             w.add_tensor(name, t.astype(np.float16))
+        elif kind.name in K_TYPES:
+            w.add_tensor(name, quantize_k(t, kind.name).reshape(t.shape[0], -1), raw_dtype=kind)
         else:
             try:
                 w.add_tensor(name, gguf.quants.quantize(t.astype(np.float32), kind), raw_dtype=kind)

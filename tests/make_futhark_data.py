@@ -112,6 +112,9 @@ def main() -> None:
     codes = rng.integers(0, 256, (m, 3, 32), dtype=np.uint8)
     nibbles = rng.integers(0, 16, (m, 3, 32), dtype=np.uint8)
     half = f32(rng.normal(0, 1, (m, 80))).astype(np.float16)
+    k8_dmin = np.float16(rng.uniform(0, 0.01, (m, 3))).view(np.uint16)
+    k8_sc = rng.integers(0, 256, (m, 3, 2), dtype=np.uint8)  # signed bytes
+    k8_mn = rng.integers(0, 64, (m, 3, 2), dtype=np.uint8)
     matrices = {
         "f32": ({"w": f32(rng.normal(0, 1, (m, 80)))}, None),
         "f16": ({"w": half.view(np.uint16)}, half.astype(np.float32)),
@@ -120,6 +123,10 @@ def main() -> None:
         # value j of a block in the low nibble of byte j, value j + 16 in the high one
         "q4": ({"w.q": nibbles[..., :16] | (nibbles[..., 16:] << 4), "w.scale": scale_bits, "w.offset": offset_bits},
                (scale[..., None] * nibbles + offset[..., None]).reshape(m, 96)),
+        # signed codes; d · sc and dmin · mn for each half block (sc signed)
+        "k8": ({"w.q": codes, "w.d": scale_bits, "w.dmin": k8_dmin, "w.sc": k8_sc, "w.mn": k8_mn},
+               ((scale[..., None] * k8_sc.view(np.int8))[..., None] * codes.view(np.int8).reshape(m, 3, 2, 16)
+                - (k8_dmin.view(np.float16).astype(np.float32)[..., None] * k8_mn)[..., None]).reshape(m, 96)),
     }
     for fmt, (arrays, dense) in matrices.items():
         dense = arrays["w"] if dense is None else dense

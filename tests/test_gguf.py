@@ -91,6 +91,82 @@ def test_quantized_storage_computes_what_f32_computes(backend: str, tmp_path: Pa
     np.testing.assert_array_equal(llaf.gen(ids[:4], native, 40), llaf.gen(ids[:4], f32, 40))
 
 
+# K-quants: super-blocks of 256 values, so rows of 256 or 512
+K_CONFIG = CONFIG | dict(hidden_size=256, intermediate_size=512)
+# as llama.cpp's Q4_K_M and Q5_K_M mix them: some layers' attn_v and ffn_down Q6_K
+K_MIXED = {"blk.0.attn_v.weight": "Q6_K", "blk.1.ffn_down.weight": "Q6_K", "blk.1.attn_q.weight": "Q8_0",
+           "blk.0.ffn_up.weight": "Q5_0"}
+K_FILES = [("Q4_K", None, None), ("Q5_K", "Q6_K", None), ("Q6_K", "Q8_0", None), ("Q4_K", "Q6_K", K_MIXED),
+           ("Q4_1", "Q5_K", None)]
+
+
+@pytest.fixture(scope="module")
+def k_model() -> torch.nn.Module:
+    return random_llama(8, **K_CONFIG)
+
+
+@pytest.mark.parametrize(("qtype", "head_qtype", "types"), [*K_FILES, ("Q4_K_M", None, None)])
+def test_k_quants_keep_their_values_exactly(tmp_path: Path, k_model: torch.nn.Module, qtype: str,
+                                            head_qtype: str | None, types: dict[str, str] | None) -> None:
+    """Files with K-quant tensors, mixed with other block types within one
+    role as llama.cpp mixes them, are stored as k8, each matrix decoding to
+    the very floats of gguf-py's dequantization."""
+    from llaf.weights import load
+
+    path = (k_quant_file(tmp_path, k_model, qtype) if qtype.endswith("_M")
+            else write_gguf(k_model, tmp_path / "m.gguf", qtype, head_qtype, types=types))
+    native, f32 = load(path), load(path, storage="f32")
+    assert (native.storage, f32.storage) == ("k8", "f32")
+    for name in f32.arrays:
+        np.testing.assert_array_equal(native.dense(name), f32.arrays[name], err_msg=name)
+
+
+# Where each block type keeps its half-precision fields (the rest: codes and sub-scales)
+HALVES = {"Q8_0": [0], "Q4_0": [0], "Q5_0": [0], "Q4_1": [0, 2], "Q5_1": [0, 2], "Q4_K": [0, 2], "Q5_K": [0, 2],
+          "Q6_K": [208]}
+
+
+@pytest.mark.parametrize("kind", HALVES)
+def test_k8_holds_every_code_and_scale_of_each_block_type(kind: str) -> None:
+    """Random blocks (every code and sub-scale occurs), their halves finite:
+    k8 decodes each value to the bits of gguf-py's dequantization."""
+    import gguf
+
+    from llaf import storage
+
+    qtype = gguf.GGMLQuantizationType[kind]
+    block, size = gguf.GGML_QUANT_SIZES[qtype]
+    rng = np.random.default_rng(3)
+    raw = rng.integers(0, 256, (64, 4 * size), dtype=np.uint8)  # 64 rows of 4 blocks
+    for at in HALVES[kind]:
+        halves = rng.uniform(-2, 2, (64, 4)).astype(np.float16)
+        halves[0, 0] = np.float16(6e-8)  # a subnormal half
+        raw.reshape(64, 4, size)[..., at:at + 2] = halves.view(np.uint8).reshape(64, 4, 2)
+    arrays = storage.encode_gguf(kind, raw, (64, 4 * block), "k8", "w")
+    expected = gguf.quants.dequantize(raw, qtype).reshape(64, 4 * block)
+    np.testing.assert_array_equal(storage.decode(arrays, "w", "k8").view(np.uint32), expected.view(np.uint32))
+
+
+def k_quant_file(tmp_path: Path, k_model: torch.nn.Module, which: str) -> Path:
+    """A file made by llama.cpp's quantizer (tests/make_k_quant_files.py), or
+    written here with a mix of types within roles (K_MIXED)."""
+    if which == "mixed":
+        return write_gguf(k_model, tmp_path / "m.gguf", "Q4_K", "Q6_K", types=K_MIXED)
+    return Path(__file__).parent / "data" / f"llama-{which}.gguf"
+
+
+@pytest.mark.parametrize("which", ["Q4_K_M", "Q5_K_M", "mixed"])
+def test_k_quant_gguf_matches_transformers_reading_the_same_file(backend: str, tmp_path: Path,
+                                                                k_model: torch.nn.Module, which: str) -> None:
+    path = k_quant_file(tmp_path, k_model, which)
+    params = llaf.init(str(path), backend=backend, progress=False)
+    assert params.storage == "k8"
+    hf = hf_from_gguf(path)
+    ids = np.random.default_rng(2).integers(0, 512, 24)
+    assert_logits_close(llaf.forward(params, ids), hf_logits(hf, ids))
+    np.testing.assert_array_equal(llaf.gen(ids[:5], params, 40), hf_greedy(hf, ids[:5], 40))
+
+
 def test_bf16_gguf_is_the_model_rounded_to_bfloat16(tmp_path: Path, model: torch.nn.Module) -> None:
     """BF16 tensors are widened exactly: each value is torch's bfloat16
     rounding of the model's (the norms stay F32, as llama.cpp keeps them)."""
@@ -144,7 +220,7 @@ def test_rope_freqs_gguf_computes_what_transformers_computes_with_rope_scaling(b
 
 
 def test_storage_errors(gguf_dir: Path) -> None:
-    with pytest.raises(LlafError, match=r"^unknown weight storage 'q5': choose one of f32, f16, q8, q4$"):
+    with pytest.raises(LlafError, match=r"^unknown weight storage 'q5': choose one of f32, f16, q8, q4, k8$"):
         llaf.init(str(gguf_dir / "model-F32.gguf"), storage="q5")
     message = r"^model-F32\.gguf: tensor 'blk\.0\.attn_q\.weight' of type F32 cannot be stored as q4 exactly$"
     with pytest.raises(LlafError, match=message):
@@ -184,7 +260,8 @@ def test_unsupported_architecture(tmp_path: Path) -> None:
 def test_unsupported_tensor_type(tmp_path: Path, model: torch.nn.Module) -> None:
     path = write_gguf(model, tmp_path / "iq4.gguf", "IQ4_NL", "Q8_0")
     with pytest.raises(LlafError, match=r"^iq4\.gguf: tensor 'blk\.0\.\w+\.weight' has type IQ4_NL; "
-                                        r"llaf reads F32, F16, BF16, Q8_0, Q5_0, Q5_1, Q4_0, Q4_1$"):
+                                        r"llaf reads F32, F16, BF16, Q8_0, Q6_K, Q5_0, Q5_1, Q5_K, Q4_0, Q4_1, "
+                                        r"Q4_K$"):
         llaf.init(str(path))
 
 
