@@ -214,7 +214,11 @@ class Engine:
             if not path.exists():
                 raise LlafError(f"backend pyopencl is not built ({path} missing): run `make BACKEND=pyopencl`")
             module = _load("llaf_llm_pyopencl", path)
-            self._fut: Any = module.llm(**self._opencl_options())
+            # A list of its own: the generated class's default is one list
+            # for all instances, to which each appends its -D options, so
+            # every further instance built a program PoCL had never seen
+            # and compiled each kernel again (seconds per kernel).
+            self._fut: Any = module.llm(build_options=[], **self._opencl_options())
         else:
             libs = sorted(where.glob("_llm*.so"))
             if not libs:

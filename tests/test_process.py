@@ -45,6 +45,18 @@ def test_engine_leaves_the_process_alone(backend: str) -> None:
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "True True True\n", "")
 
 
+@pytest.mark.skipif("pyopencl" not in BACKENDS_UNDER_TEST, reason="pyopencl is not under test")
+def test_engines_build_one_opencl_program() -> None:
+    """Each pyopencl engine builds its program with the same options, so
+    that PoCL compiles a kernel once per machine, not once per engine: the
+    generated class's shared default list of options is left empty."""
+    from llaf.backend import Engine, _load
+
+    engines = [Engine("pyopencl"), Engine("pyopencl")]
+    assert _load("llaf_llm_pyopencl", build_dir("pyopencl") / "llm.py").build_options == []
+    assert all(e.backend == "pyopencl" for e in engines)
+
+
 # The backends whose runtime scripts/patch-runtime.py patches. On pyopencl
 # the allocation happens inside PoCL, which asserts (exit 134) when it fails:
 # docs/BACKENDS.md, "Out of memory".
