@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -133,7 +134,7 @@ def save(weights: Weights, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"format": "llaf", "architecture": weights.architecture, "hparams": json.dumps(weights.hparams),
             "storage": weights.storage}
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # two processes may write one file
     save_file({k: np.ascontiguousarray(v) for k, v in weights.arrays.items()}, str(tmp), metadata=meta)
     tmp.replace(path)
     return path

@@ -46,6 +46,28 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+# `make test` runs the pyopencl tests in a pytest of their own beside the
+# others (PoCL compiles each kernel on its first use, on one thread):
+# $LLAF_TEST_SHARD says which of the two this one runs.
+SHARDS = ("opencl", "rest")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    shard = os.environ.get("LLAF_TEST_SHARD")
+    if not shard:
+        return
+    if shard not in SHARDS:
+        raise pytest.UsageError(f"LLAF_TEST_SHARD={shard!r}: choose one of {', '.join(SHARDS)}")
+
+    def on_opencl(item: pytest.Item) -> bool:
+        callspec = getattr(item, "callspec", None)
+        return callspec is not None and callspec.params.get("backend") == "pyopencl"
+
+    keep = [item for item in items if on_opencl(item) == (shard == "opencl")]
+    config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+    items[:] = keep
+
+
 def random_gpt2(seed: int, **config: object) -> torch.nn.Module:
     """A GPT-2 with random weights; a wide initialiser makes greedy choices
     clear-cut, so that float rounding cannot flip them."""

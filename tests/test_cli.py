@@ -210,13 +210,16 @@ def test_gpt2_example_without_weights_says_how_to_get_them(tmp_path: Path) -> No
     assert "llaf.init('gpt2')" in lines[0]
 
 
-def test_gpt2_example_runs_from_a_weight_file(tmp_path: Path, backend: str) -> None:
+def test_gpt2_example_runs_from_a_weight_file(tmp_path: Path) -> None:
+    """On one backend (the server tests'): the example times transformers
+    too, and the engine's parity on each backend is tests/test_gpt2.py's."""
     from llaf.weights import from_transformers, save
 
-    from .conftest import random_gpt2
+    from .conftest import SERVER_BACKEND, random_gpt2
 
     path = save(from_transformers(random_gpt2(5), progress=False), tmp_path / "gpt2.safetensors")
-    out = run("examples/gpt2/run.py", "Hello", "--model", str(path), "-n", "5", "--backend", backend, "--bench")
+    out = run("examples/gpt2/run.py", "Hello", "--model", str(path), "-n", "5", "--backend", SERVER_BACKEND,
+              "--bench")
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("Hello")
     assert "llaf / transformers speed:" in out.stdout and "same tokens: True" in out.stdout
