@@ -21,7 +21,9 @@ PROMPTS = [
 ]
 
 
-@pytest.fixture(scope="module")
+# Session-scoped: the tests are grouped by backend across modules, so a
+# module's fixtures would be made again for each backend.
+@pytest.fixture(scope="session")
 def hf_model() -> torch.nn.Module:
     from transformers import LlamaForCausalLM
 
@@ -34,7 +36,7 @@ def model(backend: str) -> llaf.Model:
     return llaf.load(backend=backend, context=256)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def hf_ids() -> dict[tuple[int, ...], np.ndarray]:
     """transformers' greedy ids for each prompt, computed once for all the backends."""
     return {}
