@@ -112,9 +112,16 @@ def main() -> None:
     codes = rng.integers(0, 256, (m, 3, 32), dtype=np.uint8)
     nibbles = rng.integers(0, 16, (m, 3, 32), dtype=np.uint8)
     half = f32(rng.normal(0, 1, (m, 80))).astype(np.float16)
+    # k8 as the block types fill it, so that d · sc · code is exact: rows
+    # below 23 as Q6_K (codes -32..31, any signed byte scale, no minimum),
+    # the others as Q8_0 and Q4_1 (any signed byte code, scale 1, a minimum)
     k8_dmin = np.float16(rng.uniform(0, 0.01, (m, 3))).view(np.uint16)
     k8_sc = rng.integers(0, 256, (m, 3, 2), dtype=np.uint8)  # signed bytes
+    k8_sc[23:] = 1
     k8_mn = rng.integers(0, 64, (m, 3, 2), dtype=np.uint8)
+    k8_mn[:23] = 0
+    k8_codes = codes.copy()
+    k8_codes[:23] = rng.integers(-32, 32, (23, 3, 32)).astype(np.int8).view(np.uint8)
     matrices = {
         "f32": ({"w": f32(rng.normal(0, 1, (m, 80)))}, None),
         "f16": ({"w": half.view(np.uint16)}, half.astype(np.float32)),
@@ -124,8 +131,8 @@ def main() -> None:
         "q4": ({"w.q": nibbles[..., :16] | (nibbles[..., 16:] << 4), "w.scale": scale_bits, "w.offset": offset_bits},
                (scale[..., None] * nibbles + offset[..., None]).reshape(m, 96)),
         # signed codes; d · sc and dmin · mn for each half block (sc signed)
-        "k8": ({"w.q": codes, "w.d": scale_bits, "w.dmin": k8_dmin, "w.sc": k8_sc, "w.mn": k8_mn},
-               ((scale[..., None] * k8_sc.view(np.int8))[..., None] * codes.view(np.int8).reshape(m, 3, 2, 16)
+        "k8": ({"w.q": k8_codes, "w.d": scale_bits, "w.dmin": k8_dmin, "w.sc": k8_sc, "w.mn": k8_mn},
+               ((scale[..., None] * k8_sc.view(np.int8))[..., None] * k8_codes.view(np.int8).reshape(m, 3, 2, 16)
                 - (k8_dmin.view(np.float16).astype(np.float32)[..., None] * k8_mn)[..., None]).reshape(m, 96)),
     }
     for fmt, (arrays, dense) in matrices.items():
