@@ -14,10 +14,6 @@ K_TYPES = ("Q4_K", "Q5_K", "Q6_K")
 # GGMLQuantizationType names, the unsupported ones included (for the error tests).
 
 
-def _half(a: np.ndarray) -> np.ndarray:
-    return a.astype(np.float16)
-
-
 def quantize_k(x: np.ndarray, kind: str) -> np.ndarray:
     """Rows of `x` as K-quant blocks (gguf-py writes none): valid blocks
     in GGUF's layout, each value the nearest one its sub-block's scale and
@@ -26,7 +22,7 @@ def quantize_k(x: np.ndarray, kind: str) -> np.ndarray:
     x = x.astype(np.float32).reshape(n, 256)
     if kind == "Q6_K":  # 16 sub-blocks of 16: value = d · sc · (q - 32)
         amax = np.abs(x.reshape(n, 16, 16)).max(-1)
-        d = _half(amax.max(-1) / 32 / 127)
+        d = (amax.max(-1) / 32 / 127).astype(np.float16)
         df = d.astype(np.float32)[:, None]
         sc = np.clip(np.round(np.divide(amax / 32, df, out=np.zeros_like(amax), where=df > 0)), 0, 127)
         step = np.repeat(df * sc, 16, -1)
@@ -40,7 +36,7 @@ def quantize_k(x: np.ndarray, kind: str) -> np.ndarray:
     sub = x.reshape(n, 8, 32)
     low = np.maximum(0, -sub.min(-1))
     scale = (sub.max(-1) + low) / top
-    d, dmin = _half(scale.max(-1) / 63), _half(low.max(-1) / 63)
+    d, dmin = (scale.max(-1) / 63).astype(np.float16), (low.max(-1) / 63).astype(np.float16)
     df, dminf = d.astype(np.float32)[:, None], dmin.astype(np.float32)[:, None]
     sc = np.clip(np.round(np.divide(scale, df, out=np.zeros_like(scale), where=df > 0)), 0, 63).astype(np.uint8)
     m = np.clip(np.round(np.divide(low, dminf, out=np.zeros_like(low), where=dminf > 0)), 0, 63).astype(np.uint8)

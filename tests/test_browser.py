@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from llaf.assets import default_model_path
 from llaf.backend import build_dir
 
 from .conftest import ROOT, SERVER_BACKEND
-from .test_cli import llaf
+from .test_cli import llaf, llaf_on_a_busy_port
 from .test_web import browser  # noqa: F401 (the headless Chromium fixture)
 
 PROMPTS = ["Once upon a time", "The three most useful things to know about the Moon are",
@@ -95,11 +94,7 @@ def test_the_glue_makes_what_python_makes(tmp_path: Path) -> None:
 
 def test_llaf_web_refuses_an_address_it_cannot_listen_on() -> None:
     require((build_dir("web") / ".built").exists(), f"no web app in {build_dir('web')}: make web")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        port = s.getsockname()[1]
-        out = llaf("web", "--host", "127.0.0.1", "--port", str(port))
+    out, port = llaf_on_a_busy_port("web")
     assert out.returncode == 1
     assert out.stderr.strip() == f"llaf: cannot listen on 127.0.0.1:{port}: Address already in use"
     out = llaf("web", "--port", "70000")

@@ -26,6 +26,18 @@ def llaf(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return run("-m", "llaf.cli", *args, stdin=stdin)
 
 
+def llaf_on_a_busy_port(*args: str) -> tuple[subprocess.CompletedProcess[str], int]:
+    """`llaf *args --host 127.0.0.1 --port P` while another socket listens on
+    port P: its result, and P."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        return llaf(*args, "--host", "127.0.0.1", "--port", str(port)), port
+
+
 def test_generate_streams_the_default_model(backend: str) -> None:
     out = llaf("generate", "The capital of France is", "-n", "6", "--backend", backend)
     assert out.returncode == 0, out.stderr
@@ -186,13 +198,7 @@ def test_chat_input_that_is_not_utf8_is_one_line(env: dict[str, str], message: s
 
 
 def test_serve_refuses_a_port_in_use_before_loading_the_model() -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        port = s.getsockname()[1]
-        out = llaf("serve", "--host", "127.0.0.1", "--port", str(port))
+    out, port = llaf_on_a_busy_port("serve")
     assert out.returncode == 1
     assert out.stderr.strip() == f"llaf: cannot listen on 127.0.0.1:{port}: Address already in use"
     out = llaf("serve", "--host", "no-such-host.invalid", "--port", "8000")
