@@ -8,7 +8,7 @@ model's per-layer projections and the one of its embedding and head:
     f16       f16      f16              F16 GGUF
     q8        q8       q8               Q8_0, Q5_0, Q5_1 GGUF (also mixed with Q4_0/Q4_1)
     q4        q4       q8               Q4_0/Q4_1 GGUF (SmolLM2's embedding is Q8_0)
-    k8        k8       k8               Q4_K/Q5_K/Q6_K GGUF (also mixed with every type above but F16)
+    k8        k8       k8               Q4_K/Q5_K/Q6_K GGUF (also mixed with Q8_0, Q5_0, Q5_1, Q4_0, Q4_1)
 
 Every format holds exactly the values the file means: a GGUF block is
 re-laid-out, never re-quantized.  A matrix `name` in a non-f32 format is
