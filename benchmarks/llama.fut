@@ -29,15 +29,17 @@ def model [L][Vt][d][dt][kt][Ft][dk][Fk][R]
     map2 (\q s -> let s = half s in q4_mat rows q s s) q s
   let embed_s = half embed_s
   let (V, F, kvd) = (Vt * P, Ft * P, kt * P)
-  in m.init 9 3 1024 1e-5 (q8_mat V embed_q embed_s embed_s) attn_norm
-            (q4s d wq s_d) (q4s kvd wk s_kvd) (q4s kvd wv s_kvd) (q4s d wo s_d) attn_norm
+  let none = replicate L []   -- no biases or query/key norms (SmolLM2 has none)
+  in m.init 9 3 1024 1e-5 0 1 silu_gated (q8_mat V embed_q embed_s embed_s) attn_norm
+            (q4s d wq s_d) (q4s kvd wk s_kvd) (q4s kvd wv s_kvd) none none none none none (q4s d wo s_d) attn_norm
             (q4s F w_gate s_F) (q4s F w_up s_F) (q4s d w_down s_down) attn_norm[0]
             (q8_mat 0 (replicate 0 (replicate dk (replicate 32 (replicate P 0))))
                       (replicate 0 (replicate dk (replicate P 0))) (replicate 0 (replicate dk (replicate P 0))))
             inv_freq
 
 -- | Logits after `n` tokens of each of `B` sequences, at positions `pos ..`.
-def pass [L][V][Vo][d][kvd][F][R][dk][Fk] (p: m.params [L][V][Vo][d][kvd][F][R][dk][Fk])
+def pass [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]
+         (p: m.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
          (B: i64) (n: i64) (pos: i64) : [][V]f32 =
   let g = m.cache_shape p B (pos + n)
   let empty = cache_empty g

@@ -67,11 +67,12 @@ class Model:
 
 # The sizes of each array of the architectures' init (the matrices' panel
 # and block counts, the other arrays' shapes) and each matrix's logical rows.
-LLAMA_SHAPES = {"embed": ("Vt", "dk"), "attn_norm": "[L][d]f32", "wq": ("dt", "dk"), "wk": ("kt", "dk"),
-                "wv": ("kt", "dk"), "wo": ("dt", "dk"), "mlp_norm": "[L][d]f32", "w_gate": ("Ft", "dk"),
-                "w_up": ("Ft", "dk"), "w_down": ("dt", "Fk"), "final_norm": "[d]f32", "lm_head": ("Vot", "dk"),
-                "inv_freq": "[R]f32"}
-LLAMA_ROWS = {"embed": "vocab", "wq": "d", "wk": "kvd", "wv": "kvd", "wo": "d", "w_gate": "ff", "w_up": "ff",
+LLAMA_SHAPES = {"embed": ("Vt", "dk"), "attn_norm": "[L][d]f32", "wq": ("qt", "dk"), "wk": ("kt", "dk"),
+                "wv": ("kt", "dk"), "bq": "[L][Bq]f32", "bk": "[L][Bk]f32", "bv": "[L][Bk]f32",
+                "q_norm": "[L][Nn]f32", "k_norm": "[L][Nn]f32", "wo": ("dt", "qk"), "mlp_norm": "[L][d]f32",
+                "w_gate": ("Ft", "dk"), "w_up": ("Ft", "dk"), "w_down": ("dt", "Fk"), "final_norm": "[d]f32",
+                "lm_head": ("Vot", "dk"), "inv_freq": "[R]f32"}
+LLAMA_ROWS = {"embed": "vocab", "wq": "qd", "wk": "kvd", "wv": "kvd", "wo": "d", "w_gate": "ff", "w_up": "ff",
               "w_down": "d", "lm_head": "Vo"}
 GPT2_SHAPES = {"wte": ("Vt", "dk"), "wpe": "[C][d]f32", "ln1_g": "[L][d]f32", "ln1_b": "[L][d]f32",
                "wq": ("dt", "dk"), "bq": "[L][d]f32", "wk": ("dt", "dk"), "bk": "[L][d]f32", "wv": ("dt", "dk"),
@@ -121,7 +122,7 @@ def wrap(words: list[str], indent: str, width: int = 112) -> str:
 def llama_section(storage: str) -> str:
     m = Model(llama, storage)
     p, mod = m.prefix, f"llama_{storage}"
-    sizes = "[L][V][Vo][d][kvd][F][R][dk][Fk]"
+    sizes = "[L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]"
     W, E = (MODULES[m.formats[r]][0] for r in ("layers", "head"))
     args = [matrix(m, n, LLAMA_ROWS[n]) if n in llama.MATRICES else n for n in llama.ARRAYS]
     return "\n".join([
@@ -130,12 +131,13 @@ def llama_section(storage: str) -> str:
         f"module {mod} = llama {W} {E}",
         f"type {p}_params {sizes} = {mod}.params {sizes}",
         "",
-        f"entry {p}_init [L][Vt][Vot][d][dt][kt][Ft][dk][Fk][R]",
+        f"entry {p}_init [L][Vt][Vot][d][qt][dt][kt][Ft][dk][qk][Fk][R][Bq][Bk][Nn]",
         wrap(list(init_params(m, LLAMA_SHAPES)), "    "),
-        f"    : {p}_params [L][vocab][] [d][] [ff][R][dk][Fk] =",
-        "  let kvd = kv_heads * 2 * R",
+        f"    : {p}_params [L][vocab][] [d][] [] [ff][R][Bq][Bk][Nn][dk][qk][Fk] =",
+        "  let (qd, kvd) = (heads * head_dim, kv_heads * head_dim)",
         "  let Vo = if Vot == 0 then 0 else vocab",
-        wrap([f"in {mod}.init heads kv_heads context eps", *args], "  ").replace("\n  ", "\n       "),
+        wrap([f"in {mod}.init heads kv_heads context eps window embedding_scale activation", *args],
+             "  ").replace("\n  ", "\n       "),
         "",
         f"entry {p}_cache {sizes} (p: {p}_params {sizes})",
         "    (slots: i64) (capacity: i64) : cache [] =",

@@ -34,9 +34,30 @@ SUPPORTED_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_0", "Q5_1", "Q5_K",
 
 # llaf's llama arrays and the GGUF tensors holding them, as gguf's
 # MODEL_TENSOR members: their names are gguf's TENSOR_NAMES (`tensor_name`).
+# TENSORS are those of a llama file (and the browser's); VARIATIONS those
+# some of the Llama family's descendants add (src/llama.fut); FUSED hold
+# several of llaf's matrices, one after the other by rows (Phi-3).
 TENSORS = {"embed": "TOKEN_EMBD", "attn_norm": "ATTN_NORM", "wq": "ATTN_Q", "wk": "ATTN_K", "wv": "ATTN_V",
            "wo": "ATTN_OUT", "mlp_norm": "FFN_NORM", "w_gate": "FFN_GATE", "w_up": "FFN_UP", "w_down": "FFN_DOWN",
            "final_norm": "OUTPUT_NORM", "lm_head": "OUTPUT", "inv_freq": "ROPE_FREQS"}
+VARIATIONS = {"bq": "ATTN_Q.bias", "bk": "ATTN_K.bias", "bv": "ATTN_V.bias", "q_norm": "ATTN_Q_NORM",
+              "k_norm": "ATTN_K_NORM"}
+FUSED = {"wqkv": ("ATTN_QKV", ("wq", "wk", "wv")), "w_gate_up": ("FFN_UP", ("w_gate", "w_up"))}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How llama.cpp's converter writes a model of the Llama family."""
+
+    permuted: bool = False         # query/key rows interleaved per head (its "normal" rope; llama only)
+    fused: bool = False            # attn_qkv and a gate-and-up ffn_up instead of the separate matrices
+    activation: str = "silu"       # the MLP's gate (llaf/llama.py ACTIVATIONS)
+    scaled: bool = False           # the embedding multiplied by √d (its norms' 1 + w already written as w)
+
+
+# The GGUF architectures llaf reads (`general.architecture`), all run by src/llama.fut.
+LAYOUTS = {"llama": Layout(permuted=True), "qwen2": Layout(), "qwen3": Layout(), "phi3": Layout(fused=True),
+           "gemma": Layout(activation="gelu_pytorch_tanh", scaled=True)}
 
 
 @functools.cache
@@ -44,7 +65,11 @@ def _templates() -> dict[str, str]:
     """Each llaf array's GGUF tensor name, `{bid}` standing for the layer (gguf is imported when needed)."""
     from gguf import MODEL_TENSOR, TENSOR_NAMES
 
-    return {key: TENSOR_NAMES[MODEL_TENSOR[member]] + ".weight" for key, member in TENSORS.items()}
+    def name(member: str) -> str:
+        tensor, _, suffix = member.partition(".")
+        return f"{TENSOR_NAMES[MODEL_TENSOR[tensor]]}.{suffix or 'weight'}"
+
+    return {key: name(m) for key, m in (TENSORS | VARIATIONS | {k: m for k, (m, _) in FUSED.items()}).items()}
 
 
 def per_layer(key: str) -> bool:
@@ -136,30 +161,32 @@ class GGUFFile:
             raise LlafError(f"{self.path.name}: tensor {name!r} has type {kind}; llaf reads {supported}")
         return kind
 
-    def tensor(self, name: str) -> np.ndarray:
-        """Tensor `name` as float32, in numpy order ([rows][cols])."""
+    def tensor(self, name: str, rows: slice = slice(None)) -> np.ndarray:
+        """Tensor `name` (its rows `rows`) as float32, in numpy order ([rows][cols])."""
         from gguf import quants
 
         self.kind(name)
         t = self.tensors[name]
-        shape = tuple(int(n) for n in reversed(t.shape))
+        data = np.asarray(t.data)[rows] if t.data.ndim > 1 else np.asarray(t.data)
+        shape = (*data.shape[:-1], int(t.shape[0]))
         try:
-            values = quants.dequantize(np.asarray(t.data), t.tensor_type)
+            values = quants.dequantize(data, t.tensor_type)
             return np.ascontiguousarray(values.reshape(shape), dtype=np.float32)
         except (ValueError, TypeError) as e:
             raise LlafError(f"{self.path.name}: tensor {name!r} is damaged or truncated ({e})") from None
 
-    def matrix(self, name: str, fmt: str, key: str) -> dict[str, np.ndarray]:
-        """Tensor `name` in format `fmt` (llaf/storage.py) as llaf arrays named after `key`."""
+    def matrix(self, name: str, fmt: str, key: str, rows: slice = slice(None)) -> dict[str, np.ndarray]:
+        """Tensor `name` (its rows `rows`) in format `fmt` (llaf/storage.py) as
+        llaf arrays named after `key`."""
         if fmt == "f32":
-            return {key: self.tensor(name)}
+            return {key: self.tensor(name, rows)}
         t = self.tensors[name]
-        shape = tuple(int(n) for n in reversed(t.shape))
         if self.kind(name) not in storage_mod.EXACT[fmt]:
             raise LlafError(f"{self.path.name}: tensor {name!r} of type {self.kind(name)} "
                             f"cannot be stored as {fmt} exactly")
+        data = np.asarray(t.data)[rows]
         try:
-            return storage_mod.encode_gguf(self.kind(name), np.asarray(t.data), shape, fmt, key)
+            return storage_mod.encode_gguf(self.kind(name), data, (data.shape[0], int(t.shape[0])), fmt, key)
         except ValueError as e:
             raise LlafError(f"{self.path.name}: tensor {name!r} is damaged or truncated ({e})") from None
 
@@ -423,12 +450,28 @@ def _tensor_names(key: str, layers: int) -> list[str]:
     return [tensor_name(key, i) for i in range(layers)] if per_layer(key) else [tensor_name(key)]
 
 
-def _llama_hparams(g: GGUFFile) -> tuple[dict[str, Any], int, float, int]:
+@dataclass(frozen=True)
+class _Model:
+    """A checked file's architecture, hyper-parameters and sizes."""
+
+    layout: Layout
+    hparams: dict[str, Any]
+    layers: int
+    theta: float
+    rotated: int                   # features of a head the rotation turns
+    sizes: dict[str, int]          # qd, kvd, ff: the rows of the fused matrices' parts
+
+
+def _check(g: GGUFFile, arch: str) -> _Model:
     """The hyper-parameters, the layer count, rope θ and the head size of a
-    llama file, checked against each other and against its tensors, every
-    one of which must be a tensor of the model of the shape they imply: a
-    LlafError naming the field or tensor otherwise."""
-    file, f = g.path.name, field_name
+    file of the Llama family, checked against each other and against its
+    tensors, every one of which must be a tensor of the model of the shape
+    they imply: a LlafError naming the field or tensor otherwise."""
+    file, layout = g.path.name, LAYOUTS[arch]
+
+    def f(key: str) -> str:
+        return field_name(key, arch)
+
     layers = g.integer(f("LLM.BLOCK_COUNT"))
     if layers > len(g.tensors):  # before anything loops over the layers
         raise LlafError(f"{file}: GGUF field {f('LLM.BLOCK_COUNT')!r} is {layers}, "
@@ -439,30 +482,46 @@ def _llama_hparams(g: GGUFFile) -> tuple[dict[str, Any], int, float, int]:
     eps = g.positive(f("Attention.LAYERNORM_RMS_EPS"))
     # θ ≤ 1 would not make the rotary frequencies fall along a head; no model has one
     theta = g.positive(f("Rope.FREQ_BASE"), 10000.0, above=1.0)
-    gate, embed = tensor_name("w_gate"), tensor_name("embed")
-    ff = g.shape(gate, 2)[0]
-    vocab, d = g.shape(embed, 2)
-    g.agrees(f("LLM.EMBEDDING_LENGTH"), d, f"tensor {embed!r} has rows of {d}", required=True)
-    g.agrees(f("LLM.FEED_FORWARD_LENGTH"), ff, f"tensor {gate!r} has {ff} rows")
+    down, embed = tensor_name("w_down"), tensor_name("embed")
+    d, ff = g.shape(down, 2)
+    vocab, _ = g.shape(embed, 2)
+    g.agrees(f("LLM.EMBEDDING_LENGTH"), d, f"tensor {down!r} has rows of {d}", required=True)
+    g.agrees(f("LLM.FEED_FORWARD_LENGTH"), ff, f"tensor {down!r} has rows of {ff}")
     g.agrees(f("LLM.VOCAB_SIZE"), vocab, f"tensor {embed!r} has {vocab} rows")
-    if d % heads:
-        raise LlafError(f"{file}: GGUF field {f('Attention.HEAD_COUNT')!r} is {heads}, "
-                        f"which does not divide the embedding width {d}")
     if heads % kv_heads:
         raise LlafError(f"{file}: GGUF field {f('Attention.HEAD_COUNT_KV')!r} is {kv_heads}, "
                         f"which does not divide {f('Attention.HEAD_COUNT')} {heads}")
-    hd = d // heads
-    if hd % 2:
-        raise LlafError(f"{file}: heads of {hd} value{'s' * (hd != 1)} (GGUF field {f('Attention.HEAD_COUNT')!r} "
-                        f"is {heads}): rotary embedding needs an even head size")
-    g.agrees(f("Rope.DIMENSION_COUNT"), hd, f"the head size is {hd} (llaf rotates whole heads)")
+    if f("Attention.KEY_LENGTH") in g.fields:  # heads of their own size (Qwen3, Gemma)
+        hd = g.integer(f("Attention.KEY_LENGTH"))
+        g.agrees(f("Attention.VALUE_LENGTH"), hd, f"keys have {hd} features (llaf's values have as many)")
+    elif d % heads:
+        raise LlafError(f"{file}: GGUF field {f('Attention.HEAD_COUNT')!r} is {heads}, "
+                        f"which does not divide the embedding width {d}")
+    else:
+        hd = d // heads
+    rotated = g.integer(f("Rope.DIMENSION_COUNT"), hd)
+    if rotated % 2 or rotated > hd:
+        raise LlafError(f"{file}: GGUF field {f('Rope.DIMENSION_COUNT')!r} is {rotated}: rotary embedding needs "
+                        f"an even number of features, at most the head size {hd}")
+    window = g.fields.get(f("Attention.SLIDING_WINDOW"), 0)  # 0: none (Phi-4 writes it so)
+    if isinstance(window, bool) or not isinstance(window, int) or window < 0:
+        raise LlafError(f"{file}: GGUF field {f('Attention.SLIDING_WINDOW')!r} is {_shown(window)}; "
+                        "it must be a whole number, 0 for none")
+    qd, kvd = heads * hd, kv_heads * hd
 
     tied = tensor_name("lm_head") not in g.tensors
-    shapes = {"w_gate": (layers, ff, d), "embed": (vocab, d), "lm_head": (0 if tied else vocab, d)}
+    shapes = {"w_gate": (layers, ff, d), "embed": (vocab, d), "lm_head": (0 if tied else vocab, d),
+              "wq": (layers, qd, d), "inv_freq": (rotated // 2,)}
+    present = {k: int(tensor_name(k, 0) in g.tensors) for k in VARIATIONS}
+    shapes |= {k: (layers, n) for k, n in present.items()}
     expected = llama.expected_shapes(shapes, {"heads": heads, "kv_heads": kv_heads})
+    expected |= {"wqkv": (layers, qd + 2 * kvd, d), "w_gate_up": (layers, 2 * ff, d)}
+    fused = {part for _, parts in FUSED.values() for part in parts}
     used = set()
     for key, shape in expected.items():
-        if (key == "lm_head" and tied) or (key == "inv_freq" and tensor_name("inv_freq") not in g.tensors):
+        if ((key == "lm_head" and tied) or (key == "inv_freq" and tensor_name("inv_freq") not in g.tensors)
+                or (key in VARIATIONS and not present[key]) or (key in FUSED and not layout.fused)
+                or (layout.fused and key in fused)):
             continue
         for name in _tensor_names(key, layers):
             want = shape[1:] if per_layer(key) else shape
@@ -475,8 +534,11 @@ def _llama_hparams(g: GGUFFile) -> tuple[dict[str, Any], int, float, int]:
             if block and int(block[1]) >= layers:
                 raise LlafError(f"{file}: tensor {name!r} is not used: GGUF field {f('LLM.BLOCK_COUNT')!r} "
                                 f"is {layers}")
-            raise LlafError(f"{file}: tensor {name!r} is not one of a llama model's")
-    return {"heads": heads, "kv_heads": kv_heads, "context": context, "eps": eps}, layers, theta, hd
+            raise LlafError(f"{file}: tensor {name!r} is not one of a {arch} model's")
+    hparams = {"heads": heads, "kv_heads": kv_heads, "context": context, "eps": eps, "window": window,
+               "activation": llama.ACTIVATIONS[layout.activation],
+               "embedding_scale": float(np.float32(math.sqrt(d))) if layout.scaled else 1.0}
+    return _Model(layout, hparams, layers, theta, rotated, {"wq": qd, "wk": kvd, "wv": kvd, "w_gate": ff, "w_up": ff})
 
 
 def read(path: str | Path, storage: str | None = None) -> tuple[str, dict[str, Any], dict[str, np.ndarray], str]:
@@ -484,31 +546,41 @@ def read(path: str | Path, storage: str | None = None) -> tuple[str, dict[str, A
     `storage`, or by default the smallest that holds its tensors exactly."""
     g = open_gguf(path)
     arch = g.field(field_name("General.ARCHITECTURE"))
-    if arch != "llama":
-        raise LlafError(f"{g.path.name}: GGUF architecture {arch!r} is not supported (llaf reads llama)")
-    hparams, layers, theta, hd = _llama_hparams(g)
-    heads, kv_heads, d = hparams["heads"], hparams["kv_heads"], hd * hparams["heads"]
+    if arch not in LAYOUTS:
+        raise LlafError(f"{g.path.name}: GGUF architecture {arch!r} is not supported "
+                        f"(llaf reads {', '.join(LAYOUTS)})")
+    m = _check(g, arch)
     # Damaged values (an infinite scale, a zero divisor) would make numpy
     # warn on stderr beside llaf's one-line message: its checks below say it.
     with np.errstate(all="ignore"):
-        freq = llama.inv_freq(hd, theta)  # finite and positive for the θ `_llama_hparams` accepts
+        freq = llama.inv_freq(m.rotated, m.theta)  # finite and positive for the θ `_check` accepts
         rope_freqs = tensor_name("inv_freq")
         if rope_freqs in g.tensors:  # Llama 3.1's long-context scaling, as per-frequency divisors
             freq = (freq / g.tensor(rope_freqs)).astype(np.float32)
             if not np.isfinite(freq).all():
                 raise LlafError(f"{g.path.name}: tensor {rope_freqs!r} holds zeros or values that are not "
                                 "finite: the rotary frequencies it gives are not finite")
-        arrays, storage = _arrays(g, layers, heads, kv_heads, d, storage)
+        arrays, storage = _arrays(g, m, storage)
     arrays["inv_freq"] = freq
+    hparams = llama.with_defaults(m.hparams, arrays)
     g.drop_pages()  # the arrays above are copies, or views (F32 norms) whose pages come back when read
-    return arch, hparams, arrays, storage
+    return "llama", hparams, arrays, storage
 
 
-def _arrays(g: GGUFFile, layers: int, heads: int, kv_heads: int, d: int,
-            storage: str | None) -> tuple[dict[str, np.ndarray], str]:
-    """The llaf arrays of a checked llama file (but inv_freq), in `storage`
-    or the smallest that holds them exactly; every value finite."""
-    layer_types = {g.kind(tensor_name(key, i))
+def _sources(m: _Model, key: str, layer: int) -> tuple[str, slice]:
+    """The tensor of layer `layer` holding llaf matrix `key`, and its rows there."""
+    for fused, (_, parts) in FUSED.items():
+        if m.layout.fused and key in parts:
+            start = sum(m.sizes[p] for p in parts[:parts.index(key)])
+            return tensor_name(fused, layer), slice(start, start + m.sizes[key])
+    return tensor_name(key, layer), slice(None)
+
+
+def _arrays(g: GGUFFile, m: _Model, storage: str | None) -> tuple[dict[str, np.ndarray], str]:
+    """The llaf arrays of a checked file (but inv_freq), in `storage` or the
+    smallest that holds them exactly; every value finite."""
+    layers, d = m.layers, g.shape(tensor_name("w_down"), 2)[0]
+    layer_types = {g.kind(_sources(m, key, i)[0])
                    for key, role in llama.MATRICES.items() if role == "layers" for i in range(layers)}
     head_names = [n for n in (tensor_name("embed"), tensor_name("lm_head")) if n in g.tensors]
     storage = storage_mod.check_storage(storage) if storage else storage_mod.choose(
@@ -521,15 +593,18 @@ def _arrays(g: GGUFFile, layers: int, heads: int, kv_heads: int, d: int,
         return parts
 
     def layer_arrays(key: str, i: int) -> dict[str, np.ndarray]:
-        name = tensor_name(key, i)
+        name, rows = _sources(m, key, i)
         fmt = layer_fmt if key in llama.MATRICES else "f32"
-        parts = finite(name, fmt, key, g.matrix(name, fmt, key))
-        if key in ("wq", "wk"):
-            return {k: unpermute(v, heads if key == "wq" else kv_heads) for k, v in parts.items()}
+        parts = finite(name, fmt, key, g.matrix(name, fmt, key, rows))
+        if key in ("wq", "wk") and m.layout.permuted:
+            heads = m.hparams["heads"] if key == "wq" else m.hparams["kv_heads"]
+            return {k: unpermute(v, heads) for k, v in parts.items()}
         return parts
 
     arrays: dict[str, np.ndarray] = {}
-    for key in filter(per_layer, TENSORS):
+    for key in filter(per_layer, TENSORS | VARIATIONS):
+        if key in VARIATIONS and tensor_name(key, 0) not in g.tensors:
+            continue
         stack = [layer_arrays(key, i) for i in range(layers)]
         arrays |= {part: np.stack([p[part] for p in stack]) for part in stack[0]}
     for key in ("embed", "final_norm", "lm_head"):

@@ -50,7 +50,12 @@ def expected_shapes(shapes: Mapping[str, tuple[int, ...]], hparams: Mapping[str,
     return shapes
 
 
-def sizes(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, int]:
+def with_defaults(hparams: Mapping[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """`hparams` as they are: GPT-2 has no optional parts."""
+    return dict(hparams)
+
+
+def sizes(shapes: Mapping[str, tuple[int, ...]], hparams: Mapping[str, Any]) -> dict[str, int]:
     """The sizes init takes besides the arrays (the vocabulary: the embedding's
     rows are padded in the engine)."""
     return {"vocab": vocab(shapes)}

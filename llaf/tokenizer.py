@@ -27,7 +27,7 @@ from .weights import quiet_transformers
 
 Message = dict[str, str]
 # Chat models end a turn with their end-of-turn token (ChatML's <|im_end|>).
-END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>")
+END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -377,8 +377,6 @@ PRE_TOKENIZER_SPLITS = {
     "qwen35": _QWEN35,
     **dict.fromkeys(("gpt-4o", "llama4", "kanana2", "talkie", "minimax-m2"), _GPT4O),
 }
-# Architectures whose sentencepiece ("llama") vocabulary transformers builds differently.
-_SENTENCEPIECE_VARIANTS = ("gemma", "gemma2", "gemma3", "phi3")
 _CONTROL, _USER_DEFINED = 3, 4  # llama.cpp's token types
 
 
@@ -389,7 +387,7 @@ def _gguf_backend(g: GGUFFile) -> tuple[Any, dict[str, str]]:
     LlamaTokenizer ("llama": sentencepiece-style BPE) over the file's
     vocabulary, then the tokens the file marks special, its pre-tokenizer
     split and its BOS/EOS flags."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, pre_tokenizers, processors
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
     from tokenizers.models import BPE
 
     model, arch = g.fields.get("tokenizer.ggml.model"), g.fields.get("general.architecture")
@@ -406,13 +404,24 @@ def _gguf_backend(g: GGUFFile) -> tuple[Any, dict[str, str]]:
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
         class_specials = ["<|endoftext|>"]  # GPT2Tokenizer's default bos, eos and unk
-    elif model == "llama" and arch not in _SENTENCEPIECE_VARIANTS:
+    elif model == "llama":
         alphabet = None
         vocab = {t: i for i, t in enumerate(tokens)}
         tok = Tokenizer(BPE(vocab=vocab, merges=_merges(g, tokens), fuse_unk=True, byte_fallback=True, dropout=None))
-        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=False)
+        # sentencepiece's "dummy prefix" (a space before the text, taken off
+        # again when decoding), unless the file says otherwise (Gemma's).
+        # transformers gives Phi-3's vocabulary the prefix before each
+        # stretch of text between added tokens, even one starting with a
+        # space (as sentencepiece does); Llama's before the first, unless
+        # it starts with one.
+        prefix = bool(g.fields.get("tokenizer.ggml.add_space_prefix", True))
+        if arch == "phi3" and prefix:
+            tok.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+        else:
+            tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", split=False,
+                                                         prepend_scheme="first" if prefix else "never")
         tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
-                                         decoders.Strip(content=" ", left=1)])
+                                         *([decoders.Strip(content=" ", left=1)] if prefix else [])])
         class_specials = ["<s>", "</s>", "<unk>"]  # LlamaTokenizer's default bos, eos, unk
     else:
         raise LlafError(f"{g.path.name}: llaf cannot build its tokenizer: tokenizer model {model!r} "

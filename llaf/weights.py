@@ -87,7 +87,7 @@ class Weights:
         every array, a weight matrix as its panels (llaf/storage.py).  One
         matrix's panels are made at a time, so that the caller can hand each
         array to the engine and free it before the next is made."""
-        values = self.hparams | self.module.sizes(self.shapes)
+        values = self.hparams | self.module.sizes(self.shapes, self.hparams)
         yield from (kind(values[name]) for name, kind in self.module.SCALARS)
         for name in self.module.ARRAYS:
             if name in self.module.MATRICES:
@@ -154,7 +154,7 @@ def load_file(path: str | Path) -> Weights:
             if arch not in ARCHITECTURES:
                 raise LlafError(f"{path}: unknown architecture {arch!r}")
             arrays = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (safe_open is not a Mapping)
-            hparams = json.loads(meta.get("hparams", "{}"))
+            hparams = ARCHITECTURES[arch].with_defaults(json.loads(meta.get("hparams", "{}")), arrays)
             storage = meta.get("storage", "f32")
     except LlafError:
         raise

@@ -54,7 +54,9 @@ def cache_write [n][N][H][hd] (g: geometry) (cache: *[n]f32) (l: i64) (slots: [N
   in scatter cache (flatten (flatten (flatten where))) (flatten (flatten (flatten what)))
 
 -- | Causal attention of `N` tokens at layer `l`: queries `[N][Q][hd]`, each
--- attending to the positions `0 ..= pos[i]` of slot `slots[i]`.  Inlined:
+-- attending to the positions `0 ..= pos[i]` of slot `slots[i]`, or with a
+-- sliding window of `window > 0` positions to the last `window` of them
+-- (`pos[i] - window < p`, as transformers masks them).  Inlined:
 -- called as a function (the compiler does not inline it on its own where
 -- several models use it), its cache argument was copied whole, every layer.
 --
@@ -67,12 +69,14 @@ def cache_write [n][N][H][hd] (g: geometry) (cache: *[n]f32) (l: i64) (slots: [N
 -- by `used`, a value computed on the device, the GPU pipeline's
 -- device-synchronisation pass failed (Futhark 0.25.27, "unknown variable").
 #[inline]
-def attend [n][N][Q][hd] (g: geometry) (cache: [n]f32) (l: i64) (slots: [N]i64) (pos: [N]i64)
+def attend [n][N][Q][hd] (g: geometry) (window: i64) (cache: [n]f32) (l: i64) (slots: [N]i64) (pos: [N]i64)
                          (q: [N][Q][hd]f32) : *[N][Q][hd]f32 =
   let group = Q / g.heads
   let scale = 1 / f32.sqrt (f32.i64 hd)
   let used = i64.maximum pos / P + 1   -- panels any token reads
-  let seen i = pos[i] / P + 1          -- panels token `i` reads
+  let seen i = pos[i] / P + 1          -- panels token `i` reads: from `first i` to `seen i`
+  let oldest i = if window > 0 then i64.max 0 (pos[i] - window + 1) else 0
+  let first i = oldest i / P
   let panel kv i h t = panel_at g kv slots[i] l (h / group) t
   let zeros = lanes.tabulate (\_ -> 0f32)
   let np = g.panels
@@ -81,28 +85,35 @@ def attend [n][N][Q][hd] (g: geometry) (cache: [n]f32) (l: i64) (slots: [N]i64) 
   let weights = tabulate_2d N Q (\i h ->
     -- Scores, panel by panel: `hd` multiply-adds of `P` positions at a
     -- time; `-inf` at the positions past the token's own.
-    let s = loop s = replicate np (replicate P 0f32) for t < seen i do
+    let s = loop s = replicate np (replicate P 0f32) for u < seen i - first i do
+              let t = first i + u
               let at = panel 0 i h t
               let dot = loop acc = zeros for j < hd do
                           let qj = #[unsafe] q[i, h, j]
                           in lanes.map2 (\a k -> a + qj * k) acc (lanes.tabulate (\r -> #[unsafe] cache[at + j * P + r]))
-              in put t (lanes.map2 (\r a -> if t * P + r <= pos[i] then scale * a else -f32.inf) (lanes.tabulate id) dot) s
+              let visible r = t * P + r <= pos[i] && t * P + r >= oldest i
+              in put t (lanes.map2 (\r a -> if visible r then scale * a else -f32.inf) (lanes.tabulate id) dot) s
     -- Softmax: the maximum lane by lane (exact in any order), the
     -- exponentials and their sum lane by lane, the sum of the lanes last.
-    let top = loop m = lanes.tabulate (\_ -> -f32.inf) for t < seen i do
-                lanes.map2 f32.max m (lanes.tabulate (\r -> #[unsafe] s[t, r]))
+    let top = loop m = lanes.tabulate (\_ -> -f32.inf) for u < seen i - first i do
+                let t = first i + u
+                in lanes.map2 f32.max m (lanes.tabulate (\r -> #[unsafe] s[t, r]))
     let top = let m = to_panel top in loop x = -f32.inf for r < P do f32.max x m[r]
-    let (e, sums) = loop (e, sums) = (replicate np (replicate P 0f32), zeros) for t < seen i do
+    let (e, sums) = loop (e, sums) = (replicate np (replicate P 0f32), zeros) for u < seen i - first i do
+                      let t = first i + u
                       let x = lanes.tabulate (\r -> f32.exp (#[unsafe] s[t, r] - top))
                       in (put t x e, lanes.map2 (+) sums x)
     let total = lanes.sum sums
     -- (written over the scores: `e` cannot be both read and updated here)
-    let w = loop w = s for t < seen i do put t (lanes.tabulate (\r -> #[unsafe] e[t, r] / total)) w
+    let w = loop w = s for u < seen i - first i do
+              let t = first i + u
+              in put t (lanes.tabulate (\r -> #[unsafe] e[t, r] / total)) w
     in w[:used])
   -- Weighted sums of the values, `P` positions at a time, for each feature.
   in tabulate_3d N Q hd (\i h j ->
        let w = weights[i, h]
-       let acc = loop acc = zeros for t < seen i do
+       let acc = loop acc = zeros for u < seen i - first i do
+                   let t = first i + u
                    let at = panel 1 i h t + j * P
                    in lanes.map2 (\a (w, v) -> a + w * v) acc
                                  (lanes.tabulate (\r -> (#[unsafe] w[t, r], #[unsafe] cache[at + r])))
@@ -118,7 +129,7 @@ entry test_attention [n][Q][H][hd] (q: [n][Q][hd]f32) (k: [n][H][hd]f32) (v: [n]
   let g = {slots = 1, layers = 1, heads = H, panels = panels n, hd}
   let empty = cache_empty g
   let cache = cache_write g empty 0 (replicate n 0) (iota n) k v
-  in attend g cache 0 (replicate n 0) (iota n) q
+  in attend g 0 cache 0 (replicate n 0) (iota n) q
 
 -- | The same attention, one token at a time through the cache, and as two
 -- sequences in one batch: each must give the result of the whole-sequence path.
@@ -136,7 +147,7 @@ entry test_attention_cached [n][Q][H][hd] (q: [n][Q][hd]f32) (k: [n][H][hd]f32) 
                                                      cache_empty g :> [size]f32)
     for p < n do
       let cache = cache_write g cache 0 [0] [p] [k[p]] [v[p]]
-      let o = attend g cache 0 [0] [p] [q[p]]
+      let o = attend g 0 cache 0 [0] [p] [q[p]]
       in (out with [p] = o[0], cache)
   in out
 
@@ -156,7 +167,7 @@ entry test_attention_batched [n][Q][H][hd] (q: [n][Q][hd]f32) (k: [n][H][hd]f32)
   let g = {slots = 2, layers = 1, heads = H, panels = panels n, hd}
   let empty = cache_empty g
   let cache = cache_write g empty 0 slots pos (with_reverse m k) (with_reverse m v)
-  let first = attend g cache 0 slots pos (with_reverse m q)
+  let first = attend g 0 cache 0 slots pos (with_reverse m q)
   let cache = cache_write g cache 0 (replicate (n - m) 1) (m ..< n :> [n - m]i64) k[m:] v[m:]
-  let rest = attend g cache 0 (replicate (n - m) 1) (m ..< n :> [n - m]i64) q[m:]
+  let rest = attend g 0 cache 0 (replicate (n - m) 1) (m ..< n :> [n - m]i64) q[m:]
   in first[:m] ++ rest :> [n][Q][hd]f32

@@ -51,7 +51,7 @@ def block [L][V][C][d][F][dk][Fk][n][N]
   let k = linear p.wk p.bk l h |> heads
   let v = linear p.wv p.bv l h |> heads
   let cache = cache_write g cache l slots pos k v
-  let a = attend g cache l slots pos q |> map (\a -> flatten a :> [d]f32)
+  let a = attend g 0 cache l slots pos q |> map (\a -> flatten a :> [d]f32)
   let x = map2 vadd x (linear p.wo p.bo l a)
   let h = map (layer_norm p.eps p.ln2_g[l] p.ln2_b[l]) x
   let mlp = linear p.wfc p.bfc l h |> map (map gelu_tanh) |> linear p.wproj p.bproj l

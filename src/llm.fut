@@ -136,26 +136,28 @@ entry gpt2_hidden [L][V][C][d][F][dk][Fk][N][B] (p: gpt2_params [L][V][C][d][F][
 -- llama_f32 ----------------------------------------------------------------
 
 module llama_f32 = llama f32_matrix f32_matrix
-type llama_f32_params [L][V][Vo][d][kvd][F][R][dk][Fk] = llama_f32.params [L][V][Vo][d][kvd][F][R][dk][Fk]
+type llama_f32_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk] = llama_f32.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]
 
-entry llama_f32_init [L][Vt][Vot][d][dt][kt][Ft][dk][Fk][R]
-    (heads: i64) (kv_heads: i64) (context: i64) (eps: f32) (vocab: i64) (ff: i64) (embed: [Vt][dk][32][P]f32)
-    (attn_norm: [L][d]f32) (wq: [L][dt][dk][32][P]f32) (wk: [L][kt][dk][32][P]f32) (wv: [L][kt][dk][32][P]f32)
-    (wo: [L][dt][dk][32][P]f32) (mlp_norm: [L][d]f32) (w_gate: [L][Ft][dk][32][P]f32)
-    (w_up: [L][Ft][dk][32][P]f32) (w_down: [L][dt][Fk][32][P]f32) (final_norm: [d]f32)
-    (lm_head: [Vot][dk][32][P]f32) (inv_freq: [R]f32)
-    : llama_f32_params [L][vocab][] [d][] [ff][R][dk][Fk] =
-  let kvd = kv_heads * 2 * R
+entry llama_f32_init [L][Vt][Vot][d][qt][dt][kt][Ft][dk][qk][Fk][R][Bq][Bk][Nn]
+    (heads: i64) (kv_heads: i64) (context: i64) (eps: f32) (window: i64) (embedding_scale: f32)
+    (activation: i64) (vocab: i64) (ff: i64) (head_dim: i64) (embed: [Vt][dk][32][P]f32) (attn_norm: [L][d]f32)
+    (wq: [L][qt][dk][32][P]f32) (wk: [L][kt][dk][32][P]f32) (wv: [L][kt][dk][32][P]f32) (bq: [L][Bq]f32)
+    (bk: [L][Bk]f32) (bv: [L][Bk]f32) (q_norm: [L][Nn]f32) (k_norm: [L][Nn]f32) (wo: [L][dt][qk][32][P]f32)
+    (mlp_norm: [L][d]f32) (w_gate: [L][Ft][dk][32][P]f32) (w_up: [L][Ft][dk][32][P]f32)
+    (w_down: [L][dt][Fk][32][P]f32) (final_norm: [d]f32) (lm_head: [Vot][dk][32][P]f32) (inv_freq: [R]f32)
+    : llama_f32_params [L][vocab][] [d][] [] [ff][R][Bq][Bk][Nn][dk][qk][Fk] =
+  let (qd, kvd) = (heads * head_dim, kv_heads * head_dim)
   let Vo = if Vot == 0 then 0 else vocab
-  in llama_f32.init heads kv_heads context eps (f32_mat vocab embed) attn_norm (map (f32_mat d) wq)
-       (map (f32_mat kvd) wk) (map (f32_mat kvd) wv) (map (f32_mat d) wo) mlp_norm (map (f32_mat ff) w_gate)
-       (map (f32_mat ff) w_up) (map (f32_mat d) w_down) final_norm (f32_mat Vo lm_head) inv_freq
+  in llama_f32.init heads kv_heads context eps window embedding_scale activation (f32_mat vocab embed)
+       attn_norm (map (f32_mat qd) wq) (map (f32_mat kvd) wk) (map (f32_mat kvd) wv) bq bk bv q_norm k_norm
+       (map (f32_mat d) wo) mlp_norm (map (f32_mat ff) w_gate) (map (f32_mat ff) w_up) (map (f32_mat d) w_down)
+       final_norm (f32_mat Vo lm_head) inv_freq
 
-entry llama_f32_cache [L][V][Vo][d][kvd][F][R][dk][Fk] (p: llama_f32_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+entry llama_f32_cache [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk] (p: llama_f32_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
     (slots: i64) (capacity: i64) : cache [] =
   checked_cache p.context slots capacity (llama_f32.cache_shape p slots capacity)
 
-entry llama_f32_run [L][V][Vo][d][kvd][F][R][dk][Fk][n][N][O] (p: llama_f32_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+entry llama_f32_run [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][n][N][O] (p: llama_f32_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
     (c: *cache [n]) (ids: [N]i64) (slots: [N]i64) (pos: [N]i64) (outs: [O]i64)
     : ([O][V]f32, *cache [n]) =
   let g = c.g
@@ -163,7 +165,7 @@ entry llama_f32_run [L][V][Vo][d][kvd][F][R][dk][Fk][n][N][O] (p: llama_f32_para
   let (h, kv) = llama_f32.run p g c.kv ids slots pos
   in (llama_f32.logits p (rows h outs), {kv, g})
 
-entry llama_f32_gen [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_f32_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+entry llama_f32_gen [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][N][B] (p: llama_f32_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
     (ids: [N]i64) (lens: [B]i64) (cnt: i64) : [B][cnt]i64 =
   let lens = prompts V p.context ids lens cnt
   let g = llama_f32.cache_shape p B (i64.maximum lens + cnt)
@@ -181,7 +183,7 @@ entry llama_f32_gen [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_f32_params 
          else (out, cache, lg)
   in out
 
-entry llama_f32_hidden [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_f32_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+entry llama_f32_hidden [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][N][B] (p: llama_f32_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
     (ids: [N]i64) (lens: [B]i64) : [N][d]f32 =
   let lens = prompts V p.context ids lens 0
   let g = llama_f32.cache_shape p B (i64.maximum lens)
@@ -191,26 +193,28 @@ entry llama_f32_hidden [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_f32_para
 -- llama_f16 ----------------------------------------------------------------
 
 module llama_f16 = llama f16_matrix f16_matrix
-type llama_f16_params [L][V][Vo][d][kvd][F][R][dk][Fk] = llama_f16.params [L][V][Vo][d][kvd][F][R][dk][Fk]
+type llama_f16_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk] = llama_f16.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]
 
-entry llama_f16_init [L][Vt][Vot][d][dt][kt][Ft][dk][Fk][R]
-    (heads: i64) (kv_heads: i64) (context: i64) (eps: f32) (vocab: i64) (ff: i64) (embed: [Vt][dk][32][P]u16)
-    (attn_norm: [L][d]f32) (wq: [L][dt][dk][32][P]u16) (wk: [L][kt][dk][32][P]u16) (wv: [L][kt][dk][32][P]u16)
-    (wo: [L][dt][dk][32][P]u16) (mlp_norm: [L][d]f32) (w_gate: [L][Ft][dk][32][P]u16)
-    (w_up: [L][Ft][dk][32][P]u16) (w_down: [L][dt][Fk][32][P]u16) (final_norm: [d]f32)
-    (lm_head: [Vot][dk][32][P]u16) (inv_freq: [R]f32)
-    : llama_f16_params [L][vocab][] [d][] [ff][R][dk][Fk] =
-  let kvd = kv_heads * 2 * R
+entry llama_f16_init [L][Vt][Vot][d][qt][dt][kt][Ft][dk][qk][Fk][R][Bq][Bk][Nn]
+    (heads: i64) (kv_heads: i64) (context: i64) (eps: f32) (window: i64) (embedding_scale: f32)
+    (activation: i64) (vocab: i64) (ff: i64) (head_dim: i64) (embed: [Vt][dk][32][P]u16) (attn_norm: [L][d]f32)
+    (wq: [L][qt][dk][32][P]u16) (wk: [L][kt][dk][32][P]u16) (wv: [L][kt][dk][32][P]u16) (bq: [L][Bq]f32)
+    (bk: [L][Bk]f32) (bv: [L][Bk]f32) (q_norm: [L][Nn]f32) (k_norm: [L][Nn]f32) (wo: [L][dt][qk][32][P]u16)
+    (mlp_norm: [L][d]f32) (w_gate: [L][Ft][dk][32][P]u16) (w_up: [L][Ft][dk][32][P]u16)
+    (w_down: [L][dt][Fk][32][P]u16) (final_norm: [d]f32) (lm_head: [Vot][dk][32][P]u16) (inv_freq: [R]f32)
+    : llama_f16_params [L][vocab][] [d][] [] [ff][R][Bq][Bk][Nn][dk][qk][Fk] =
+  let (qd, kvd) = (heads * head_dim, kv_heads * head_dim)
   let Vo = if Vot == 0 then 0 else vocab
-  in llama_f16.init heads kv_heads context eps (f16_mat vocab embed) attn_norm (map (f16_mat d) wq)
-       (map (f16_mat kvd) wk) (map (f16_mat kvd) wv) (map (f16_mat d) wo) mlp_norm (map (f16_mat ff) w_gate)
-       (map (f16_mat ff) w_up) (map (f16_mat d) w_down) final_norm (f16_mat Vo lm_head) inv_freq
+  in llama_f16.init heads kv_heads context eps window embedding_scale activation (f16_mat vocab embed)
+       attn_norm (map (f16_mat qd) wq) (map (f16_mat kvd) wk) (map (f16_mat kvd) wv) bq bk bv q_norm k_norm
+       (map (f16_mat d) wo) mlp_norm (map (f16_mat ff) w_gate) (map (f16_mat ff) w_up) (map (f16_mat d) w_down)
+       final_norm (f16_mat Vo lm_head) inv_freq
 
-entry llama_f16_cache [L][V][Vo][d][kvd][F][R][dk][Fk] (p: llama_f16_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+entry llama_f16_cache [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk] (p: llama_f16_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
     (slots: i64) (capacity: i64) : cache [] =
   checked_cache p.context slots capacity (llama_f16.cache_shape p slots capacity)
 
-entry llama_f16_run [L][V][Vo][d][kvd][F][R][dk][Fk][n][N][O] (p: llama_f16_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+entry llama_f16_run [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][n][N][O] (p: llama_f16_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
     (c: *cache [n]) (ids: [N]i64) (slots: [N]i64) (pos: [N]i64) (outs: [O]i64)
     : ([O][V]f32, *cache [n]) =
   let g = c.g
@@ -218,7 +222,7 @@ entry llama_f16_run [L][V][Vo][d][kvd][F][R][dk][Fk][n][N][O] (p: llama_f16_para
   let (h, kv) = llama_f16.run p g c.kv ids slots pos
   in (llama_f16.logits p (rows h outs), {kv, g})
 
-entry llama_f16_gen [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_f16_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+entry llama_f16_gen [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][N][B] (p: llama_f16_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
     (ids: [N]i64) (lens: [B]i64) (cnt: i64) : [B][cnt]i64 =
   let lens = prompts V p.context ids lens cnt
   let g = llama_f16.cache_shape p B (i64.maximum lens + cnt)
@@ -236,7 +240,7 @@ entry llama_f16_gen [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_f16_params 
          else (out, cache, lg)
   in out
 
-entry llama_f16_hidden [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_f16_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+entry llama_f16_hidden [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][N][B] (p: llama_f16_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
     (ids: [N]i64) (lens: [B]i64) : [N][d]f32 =
   let lens = prompts V p.context ids lens 0
   let g = llama_f16.cache_shape p B (i64.maximum lens)
@@ -246,35 +250,38 @@ entry llama_f16_hidden [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_f16_para
 -- llama_q8 -----------------------------------------------------------------
 
 module llama_q8 = llama q8_matrix q8_matrix
-type llama_q8_params [L][V][Vo][d][kvd][F][R][dk][Fk] = llama_q8.params [L][V][Vo][d][kvd][F][R][dk][Fk]
+type llama_q8_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk] = llama_q8.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]
 
-entry llama_q8_init [L][Vt][Vot][d][dt][kt][Ft][dk][Fk][R]
-    (heads: i64) (kv_heads: i64) (context: i64) (eps: f32) (vocab: i64) (ff: i64) (embed_q: [Vt][dk][32][P]u8)
+entry llama_q8_init [L][Vt][Vot][d][qt][dt][kt][Ft][dk][qk][Fk][R][Bq][Bk][Nn]
+    (heads: i64) (kv_heads: i64) (context: i64) (eps: f32) (window: i64) (embedding_scale: f32)
+    (activation: i64) (vocab: i64) (ff: i64) (head_dim: i64) (embed_q: [Vt][dk][32][P]u8)
     (embed_scale: [Vt][dk][P]u16) (embed_offset: [Vt][dk][P]u16) (attn_norm: [L][d]f32)
-    (wq_q: [L][dt][dk][32][P]u8) (wq_scale: [L][dt][dk][P]u16) (wq_offset: [L][dt][dk][P]u16)
+    (wq_q: [L][qt][dk][32][P]u8) (wq_scale: [L][qt][dk][P]u16) (wq_offset: [L][qt][dk][P]u16)
     (wk_q: [L][kt][dk][32][P]u8) (wk_scale: [L][kt][dk][P]u16) (wk_offset: [L][kt][dk][P]u16)
-    (wv_q: [L][kt][dk][32][P]u8) (wv_scale: [L][kt][dk][P]u16) (wv_offset: [L][kt][dk][P]u16)
-    (wo_q: [L][dt][dk][32][P]u8) (wo_scale: [L][dt][dk][P]u16) (wo_offset: [L][dt][dk][P]u16)
-    (mlp_norm: [L][d]f32) (w_gate_q: [L][Ft][dk][32][P]u8) (w_gate_scale: [L][Ft][dk][P]u16)
-    (w_gate_offset: [L][Ft][dk][P]u16) (w_up_q: [L][Ft][dk][32][P]u8) (w_up_scale: [L][Ft][dk][P]u16)
-    (w_up_offset: [L][Ft][dk][P]u16) (w_down_q: [L][dt][Fk][32][P]u8) (w_down_scale: [L][dt][Fk][P]u16)
-    (w_down_offset: [L][dt][Fk][P]u16) (final_norm: [d]f32) (lm_head_q: [Vot][dk][32][P]u8)
-    (lm_head_scale: [Vot][dk][P]u16) (lm_head_offset: [Vot][dk][P]u16) (inv_freq: [R]f32)
-    : llama_q8_params [L][vocab][] [d][] [ff][R][dk][Fk] =
-  let kvd = kv_heads * 2 * R
+    (wv_q: [L][kt][dk][32][P]u8) (wv_scale: [L][kt][dk][P]u16) (wv_offset: [L][kt][dk][P]u16) (bq: [L][Bq]f32)
+    (bk: [L][Bk]f32) (bv: [L][Bk]f32) (q_norm: [L][Nn]f32) (k_norm: [L][Nn]f32) (wo_q: [L][dt][qk][32][P]u8)
+    (wo_scale: [L][dt][qk][P]u16) (wo_offset: [L][dt][qk][P]u16) (mlp_norm: [L][d]f32)
+    (w_gate_q: [L][Ft][dk][32][P]u8) (w_gate_scale: [L][Ft][dk][P]u16) (w_gate_offset: [L][Ft][dk][P]u16)
+    (w_up_q: [L][Ft][dk][32][P]u8) (w_up_scale: [L][Ft][dk][P]u16) (w_up_offset: [L][Ft][dk][P]u16)
+    (w_down_q: [L][dt][Fk][32][P]u8) (w_down_scale: [L][dt][Fk][P]u16) (w_down_offset: [L][dt][Fk][P]u16)
+    (final_norm: [d]f32) (lm_head_q: [Vot][dk][32][P]u8) (lm_head_scale: [Vot][dk][P]u16)
+    (lm_head_offset: [Vot][dk][P]u16) (inv_freq: [R]f32)
+    : llama_q8_params [L][vocab][] [d][] [] [ff][R][Bq][Bk][Nn][dk][qk][Fk] =
+  let (qd, kvd) = (heads * head_dim, kv_heads * head_dim)
   let Vo = if Vot == 0 then 0 else vocab
-  in llama_q8.init heads kv_heads context eps (q8_mat vocab embed_q embed_scale embed_offset) attn_norm
-       (map3 (q8_mat d) wq_q wq_scale wq_offset) (map3 (q8_mat kvd) wk_q wk_scale wk_offset)
-       (map3 (q8_mat kvd) wv_q wv_scale wv_offset) (map3 (q8_mat d) wo_q wo_scale wo_offset) mlp_norm
+  in llama_q8.init heads kv_heads context eps window embedding_scale activation
+       (q8_mat vocab embed_q embed_scale embed_offset) attn_norm (map3 (q8_mat qd) wq_q wq_scale wq_offset)
+       (map3 (q8_mat kvd) wk_q wk_scale wk_offset) (map3 (q8_mat kvd) wv_q wv_scale wv_offset) bq bk bv q_norm
+       k_norm (map3 (q8_mat d) wo_q wo_scale wo_offset) mlp_norm
        (map3 (q8_mat ff) w_gate_q w_gate_scale w_gate_offset) (map3 (q8_mat ff) w_up_q w_up_scale w_up_offset)
        (map3 (q8_mat d) w_down_q w_down_scale w_down_offset) final_norm
        (q8_mat Vo lm_head_q lm_head_scale lm_head_offset) inv_freq
 
-entry llama_q8_cache [L][V][Vo][d][kvd][F][R][dk][Fk] (p: llama_q8_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+entry llama_q8_cache [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk] (p: llama_q8_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
     (slots: i64) (capacity: i64) : cache [] =
   checked_cache p.context slots capacity (llama_q8.cache_shape p slots capacity)
 
-entry llama_q8_run [L][V][Vo][d][kvd][F][R][dk][Fk][n][N][O] (p: llama_q8_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+entry llama_q8_run [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][n][N][O] (p: llama_q8_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
     (c: *cache [n]) (ids: [N]i64) (slots: [N]i64) (pos: [N]i64) (outs: [O]i64)
     : ([O][V]f32, *cache [n]) =
   let g = c.g
@@ -282,7 +289,7 @@ entry llama_q8_run [L][V][Vo][d][kvd][F][R][dk][Fk][n][N][O] (p: llama_q8_params
   let (h, kv) = llama_q8.run p g c.kv ids slots pos
   in (llama_q8.logits p (rows h outs), {kv, g})
 
-entry llama_q8_gen [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_q8_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+entry llama_q8_gen [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][N][B] (p: llama_q8_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
     (ids: [N]i64) (lens: [B]i64) (cnt: i64) : [B][cnt]i64 =
   let lens = prompts V p.context ids lens cnt
   let g = llama_q8.cache_shape p B (i64.maximum lens + cnt)
@@ -300,7 +307,7 @@ entry llama_q8_gen [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_q8_params [L
          else (out, cache, lg)
   in out
 
-entry llama_q8_hidden [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_q8_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+entry llama_q8_hidden [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][N][B] (p: llama_q8_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
     (ids: [N]i64) (lens: [B]i64) : [N][d]f32 =
   let lens = prompts V p.context ids lens 0
   let g = llama_q8.cache_shape p B (i64.maximum lens)
@@ -310,35 +317,38 @@ entry llama_q8_hidden [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_q8_params
 -- llama_q4 -----------------------------------------------------------------
 
 module llama_q4 = llama q4_matrix q8_matrix
-type llama_q4_params [L][V][Vo][d][kvd][F][R][dk][Fk] = llama_q4.params [L][V][Vo][d][kvd][F][R][dk][Fk]
+type llama_q4_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk] = llama_q4.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]
 
-entry llama_q4_init [L][Vt][Vot][d][dt][kt][Ft][dk][Fk][R]
-    (heads: i64) (kv_heads: i64) (context: i64) (eps: f32) (vocab: i64) (ff: i64) (embed_q: [Vt][dk][32][P]u8)
+entry llama_q4_init [L][Vt][Vot][d][qt][dt][kt][Ft][dk][qk][Fk][R][Bq][Bk][Nn]
+    (heads: i64) (kv_heads: i64) (context: i64) (eps: f32) (window: i64) (embedding_scale: f32)
+    (activation: i64) (vocab: i64) (ff: i64) (head_dim: i64) (embed_q: [Vt][dk][32][P]u8)
     (embed_scale: [Vt][dk][P]u16) (embed_offset: [Vt][dk][P]u16) (attn_norm: [L][d]f32)
-    (wq_q: [L][dt][dk][16][P]u8) (wq_scale: [L][dt][dk][P]u16) (wq_offset: [L][dt][dk][P]u16)
+    (wq_q: [L][qt][dk][16][P]u8) (wq_scale: [L][qt][dk][P]u16) (wq_offset: [L][qt][dk][P]u16)
     (wk_q: [L][kt][dk][16][P]u8) (wk_scale: [L][kt][dk][P]u16) (wk_offset: [L][kt][dk][P]u16)
-    (wv_q: [L][kt][dk][16][P]u8) (wv_scale: [L][kt][dk][P]u16) (wv_offset: [L][kt][dk][P]u16)
-    (wo_q: [L][dt][dk][16][P]u8) (wo_scale: [L][dt][dk][P]u16) (wo_offset: [L][dt][dk][P]u16)
-    (mlp_norm: [L][d]f32) (w_gate_q: [L][Ft][dk][16][P]u8) (w_gate_scale: [L][Ft][dk][P]u16)
-    (w_gate_offset: [L][Ft][dk][P]u16) (w_up_q: [L][Ft][dk][16][P]u8) (w_up_scale: [L][Ft][dk][P]u16)
-    (w_up_offset: [L][Ft][dk][P]u16) (w_down_q: [L][dt][Fk][16][P]u8) (w_down_scale: [L][dt][Fk][P]u16)
-    (w_down_offset: [L][dt][Fk][P]u16) (final_norm: [d]f32) (lm_head_q: [Vot][dk][32][P]u8)
-    (lm_head_scale: [Vot][dk][P]u16) (lm_head_offset: [Vot][dk][P]u16) (inv_freq: [R]f32)
-    : llama_q4_params [L][vocab][] [d][] [ff][R][dk][Fk] =
-  let kvd = kv_heads * 2 * R
+    (wv_q: [L][kt][dk][16][P]u8) (wv_scale: [L][kt][dk][P]u16) (wv_offset: [L][kt][dk][P]u16) (bq: [L][Bq]f32)
+    (bk: [L][Bk]f32) (bv: [L][Bk]f32) (q_norm: [L][Nn]f32) (k_norm: [L][Nn]f32) (wo_q: [L][dt][qk][16][P]u8)
+    (wo_scale: [L][dt][qk][P]u16) (wo_offset: [L][dt][qk][P]u16) (mlp_norm: [L][d]f32)
+    (w_gate_q: [L][Ft][dk][16][P]u8) (w_gate_scale: [L][Ft][dk][P]u16) (w_gate_offset: [L][Ft][dk][P]u16)
+    (w_up_q: [L][Ft][dk][16][P]u8) (w_up_scale: [L][Ft][dk][P]u16) (w_up_offset: [L][Ft][dk][P]u16)
+    (w_down_q: [L][dt][Fk][16][P]u8) (w_down_scale: [L][dt][Fk][P]u16) (w_down_offset: [L][dt][Fk][P]u16)
+    (final_norm: [d]f32) (lm_head_q: [Vot][dk][32][P]u8) (lm_head_scale: [Vot][dk][P]u16)
+    (lm_head_offset: [Vot][dk][P]u16) (inv_freq: [R]f32)
+    : llama_q4_params [L][vocab][] [d][] [] [ff][R][Bq][Bk][Nn][dk][qk][Fk] =
+  let (qd, kvd) = (heads * head_dim, kv_heads * head_dim)
   let Vo = if Vot == 0 then 0 else vocab
-  in llama_q4.init heads kv_heads context eps (q8_mat vocab embed_q embed_scale embed_offset) attn_norm
-       (map3 (q4_mat d) wq_q wq_scale wq_offset) (map3 (q4_mat kvd) wk_q wk_scale wk_offset)
-       (map3 (q4_mat kvd) wv_q wv_scale wv_offset) (map3 (q4_mat d) wo_q wo_scale wo_offset) mlp_norm
+  in llama_q4.init heads kv_heads context eps window embedding_scale activation
+       (q8_mat vocab embed_q embed_scale embed_offset) attn_norm (map3 (q4_mat qd) wq_q wq_scale wq_offset)
+       (map3 (q4_mat kvd) wk_q wk_scale wk_offset) (map3 (q4_mat kvd) wv_q wv_scale wv_offset) bq bk bv q_norm
+       k_norm (map3 (q4_mat d) wo_q wo_scale wo_offset) mlp_norm
        (map3 (q4_mat ff) w_gate_q w_gate_scale w_gate_offset) (map3 (q4_mat ff) w_up_q w_up_scale w_up_offset)
        (map3 (q4_mat d) w_down_q w_down_scale w_down_offset) final_norm
        (q8_mat Vo lm_head_q lm_head_scale lm_head_offset) inv_freq
 
-entry llama_q4_cache [L][V][Vo][d][kvd][F][R][dk][Fk] (p: llama_q4_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+entry llama_q4_cache [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk] (p: llama_q4_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
     (slots: i64) (capacity: i64) : cache [] =
   checked_cache p.context slots capacity (llama_q4.cache_shape p slots capacity)
 
-entry llama_q4_run [L][V][Vo][d][kvd][F][R][dk][Fk][n][N][O] (p: llama_q4_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+entry llama_q4_run [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][n][N][O] (p: llama_q4_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
     (c: *cache [n]) (ids: [N]i64) (slots: [N]i64) (pos: [N]i64) (outs: [O]i64)
     : ([O][V]f32, *cache [n]) =
   let g = c.g
@@ -346,7 +356,7 @@ entry llama_q4_run [L][V][Vo][d][kvd][F][R][dk][Fk][n][N][O] (p: llama_q4_params
   let (h, kv) = llama_q4.run p g c.kv ids slots pos
   in (llama_q4.logits p (rows h outs), {kv, g})
 
-entry llama_q4_gen [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_q4_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+entry llama_q4_gen [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][N][B] (p: llama_q4_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
     (ids: [N]i64) (lens: [B]i64) (cnt: i64) : [B][cnt]i64 =
   let lens = prompts V p.context ids lens cnt
   let g = llama_q4.cache_shape p B (i64.maximum lens + cnt)
@@ -364,7 +374,7 @@ entry llama_q4_gen [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_q4_params [L
          else (out, cache, lg)
   in out
 
-entry llama_q4_hidden [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_q4_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+entry llama_q4_hidden [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][N][B] (p: llama_q4_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
     (ids: [N]i64) (lens: [B]i64) : [N][d]f32 =
   let lens = prompts V p.context ids lens 0
   let g = llama_q4.cache_shape p B (i64.maximum lens)
@@ -374,42 +384,46 @@ entry llama_q4_hidden [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_q4_params
 -- llama_k8 -----------------------------------------------------------------
 
 module llama_k8 = llama k8_matrix k8_matrix
-type llama_k8_params [L][V][Vo][d][kvd][F][R][dk][Fk] = llama_k8.params [L][V][Vo][d][kvd][F][R][dk][Fk]
+type llama_k8_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk] = llama_k8.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]
 
-entry llama_k8_init [L][Vt][Vot][d][dt][kt][Ft][dk][Fk][R]
-    (heads: i64) (kv_heads: i64) (context: i64) (eps: f32) (vocab: i64) (ff: i64) (embed_q: [Vt][dk][32][P]u8)
+entry llama_k8_init [L][Vt][Vot][d][qt][dt][kt][Ft][dk][qk][Fk][R][Bq][Bk][Nn]
+    (heads: i64) (kv_heads: i64) (context: i64) (eps: f32) (window: i64) (embedding_scale: f32)
+    (activation: i64) (vocab: i64) (ff: i64) (head_dim: i64) (embed_q: [Vt][dk][32][P]u8)
     (embed_d: [Vt][dk][P]u16) (embed_dmin: [Vt][dk][P]u16) (embed_sc: [Vt][dk][2][P]u8)
-    (embed_mn: [Vt][dk][2][P]u8) (attn_norm: [L][d]f32) (wq_q: [L][dt][dk][32][P]u8) (wq_d: [L][dt][dk][P]u16)
-    (wq_dmin: [L][dt][dk][P]u16) (wq_sc: [L][dt][dk][2][P]u8) (wq_mn: [L][dt][dk][2][P]u8)
+    (embed_mn: [Vt][dk][2][P]u8) (attn_norm: [L][d]f32) (wq_q: [L][qt][dk][32][P]u8) (wq_d: [L][qt][dk][P]u16)
+    (wq_dmin: [L][qt][dk][P]u16) (wq_sc: [L][qt][dk][2][P]u8) (wq_mn: [L][qt][dk][2][P]u8)
     (wk_q: [L][kt][dk][32][P]u8) (wk_d: [L][kt][dk][P]u16) (wk_dmin: [L][kt][dk][P]u16)
     (wk_sc: [L][kt][dk][2][P]u8) (wk_mn: [L][kt][dk][2][P]u8) (wv_q: [L][kt][dk][32][P]u8)
     (wv_d: [L][kt][dk][P]u16) (wv_dmin: [L][kt][dk][P]u16) (wv_sc: [L][kt][dk][2][P]u8)
-    (wv_mn: [L][kt][dk][2][P]u8) (wo_q: [L][dt][dk][32][P]u8) (wo_d: [L][dt][dk][P]u16)
-    (wo_dmin: [L][dt][dk][P]u16) (wo_sc: [L][dt][dk][2][P]u8) (wo_mn: [L][dt][dk][2][P]u8)
-    (mlp_norm: [L][d]f32) (w_gate_q: [L][Ft][dk][32][P]u8) (w_gate_d: [L][Ft][dk][P]u16)
-    (w_gate_dmin: [L][Ft][dk][P]u16) (w_gate_sc: [L][Ft][dk][2][P]u8) (w_gate_mn: [L][Ft][dk][2][P]u8)
-    (w_up_q: [L][Ft][dk][32][P]u8) (w_up_d: [L][Ft][dk][P]u16) (w_up_dmin: [L][Ft][dk][P]u16)
-    (w_up_sc: [L][Ft][dk][2][P]u8) (w_up_mn: [L][Ft][dk][2][P]u8) (w_down_q: [L][dt][Fk][32][P]u8)
-    (w_down_d: [L][dt][Fk][P]u16) (w_down_dmin: [L][dt][Fk][P]u16) (w_down_sc: [L][dt][Fk][2][P]u8)
-    (w_down_mn: [L][dt][Fk][2][P]u8) (final_norm: [d]f32) (lm_head_q: [Vot][dk][32][P]u8)
-    (lm_head_d: [Vot][dk][P]u16) (lm_head_dmin: [Vot][dk][P]u16) (lm_head_sc: [Vot][dk][2][P]u8)
-    (lm_head_mn: [Vot][dk][2][P]u8) (inv_freq: [R]f32)
-    : llama_k8_params [L][vocab][] [d][] [ff][R][dk][Fk] =
-  let kvd = kv_heads * 2 * R
+    (wv_mn: [L][kt][dk][2][P]u8) (bq: [L][Bq]f32) (bk: [L][Bk]f32) (bv: [L][Bk]f32) (q_norm: [L][Nn]f32)
+    (k_norm: [L][Nn]f32) (wo_q: [L][dt][qk][32][P]u8) (wo_d: [L][dt][qk][P]u16) (wo_dmin: [L][dt][qk][P]u16)
+    (wo_sc: [L][dt][qk][2][P]u8) (wo_mn: [L][dt][qk][2][P]u8) (mlp_norm: [L][d]f32)
+    (w_gate_q: [L][Ft][dk][32][P]u8) (w_gate_d: [L][Ft][dk][P]u16) (w_gate_dmin: [L][Ft][dk][P]u16)
+    (w_gate_sc: [L][Ft][dk][2][P]u8) (w_gate_mn: [L][Ft][dk][2][P]u8) (w_up_q: [L][Ft][dk][32][P]u8)
+    (w_up_d: [L][Ft][dk][P]u16) (w_up_dmin: [L][Ft][dk][P]u16) (w_up_sc: [L][Ft][dk][2][P]u8)
+    (w_up_mn: [L][Ft][dk][2][P]u8) (w_down_q: [L][dt][Fk][32][P]u8) (w_down_d: [L][dt][Fk][P]u16)
+    (w_down_dmin: [L][dt][Fk][P]u16) (w_down_sc: [L][dt][Fk][2][P]u8) (w_down_mn: [L][dt][Fk][2][P]u8)
+    (final_norm: [d]f32) (lm_head_q: [Vot][dk][32][P]u8) (lm_head_d: [Vot][dk][P]u16)
+    (lm_head_dmin: [Vot][dk][P]u16) (lm_head_sc: [Vot][dk][2][P]u8) (lm_head_mn: [Vot][dk][2][P]u8)
+    (inv_freq: [R]f32)
+    : llama_k8_params [L][vocab][] [d][] [] [ff][R][Bq][Bk][Nn][dk][qk][Fk] =
+  let (qd, kvd) = (heads * head_dim, kv_heads * head_dim)
   let Vo = if Vot == 0 then 0 else vocab
-  in llama_k8.init heads kv_heads context eps (k8_mat vocab embed_q embed_d embed_dmin embed_sc embed_mn)
-       attn_norm (map5 (k8_mat d) wq_q wq_d wq_dmin wq_sc wq_mn) (map5 (k8_mat kvd) wk_q wk_d wk_dmin wk_sc wk_mn)
-       (map5 (k8_mat kvd) wv_q wv_d wv_dmin wv_sc wv_mn) (map5 (k8_mat d) wo_q wo_d wo_dmin wo_sc wo_mn) mlp_norm
+  in llama_k8.init heads kv_heads context eps window embedding_scale activation
+       (k8_mat vocab embed_q embed_d embed_dmin embed_sc embed_mn) attn_norm
+       (map5 (k8_mat qd) wq_q wq_d wq_dmin wq_sc wq_mn) (map5 (k8_mat kvd) wk_q wk_d wk_dmin wk_sc wk_mn)
+       (map5 (k8_mat kvd) wv_q wv_d wv_dmin wv_sc wv_mn) bq bk bv q_norm k_norm
+       (map5 (k8_mat d) wo_q wo_d wo_dmin wo_sc wo_mn) mlp_norm
        (map5 (k8_mat ff) w_gate_q w_gate_d w_gate_dmin w_gate_sc w_gate_mn)
        (map5 (k8_mat ff) w_up_q w_up_d w_up_dmin w_up_sc w_up_mn)
        (map5 (k8_mat d) w_down_q w_down_d w_down_dmin w_down_sc w_down_mn) final_norm
        (k8_mat Vo lm_head_q lm_head_d lm_head_dmin lm_head_sc lm_head_mn) inv_freq
 
-entry llama_k8_cache [L][V][Vo][d][kvd][F][R][dk][Fk] (p: llama_k8_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+entry llama_k8_cache [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk] (p: llama_k8_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
     (slots: i64) (capacity: i64) : cache [] =
   checked_cache p.context slots capacity (llama_k8.cache_shape p slots capacity)
 
-entry llama_k8_run [L][V][Vo][d][kvd][F][R][dk][Fk][n][N][O] (p: llama_k8_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+entry llama_k8_run [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][n][N][O] (p: llama_k8_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
     (c: *cache [n]) (ids: [N]i64) (slots: [N]i64) (pos: [N]i64) (outs: [O]i64)
     : ([O][V]f32, *cache [n]) =
   let g = c.g
@@ -417,7 +431,7 @@ entry llama_k8_run [L][V][Vo][d][kvd][F][R][dk][Fk][n][N][O] (p: llama_k8_params
   let (h, kv) = llama_k8.run p g c.kv ids slots pos
   in (llama_k8.logits p (rows h outs), {kv, g})
 
-entry llama_k8_gen [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_k8_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+entry llama_k8_gen [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][N][B] (p: llama_k8_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
     (ids: [N]i64) (lens: [B]i64) (cnt: i64) : [B][cnt]i64 =
   let lens = prompts V p.context ids lens cnt
   let g = llama_k8.cache_shape p B (i64.maximum lens + cnt)
@@ -435,7 +449,7 @@ entry llama_k8_gen [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_k8_params [L
          else (out, cache, lg)
   in out
 
-entry llama_k8_hidden [L][V][Vo][d][kvd][F][R][dk][Fk][N][B] (p: llama_k8_params [L][V][Vo][d][kvd][F][R][dk][Fk])
+entry llama_k8_hidden [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][N][B] (p: llama_k8_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
     (ids: [N]i64) (lens: [B]i64) : [N][d]f32 =
   let lens = prompts V p.context ids lens 0
   let g = llama_k8.cache_shape p B (i64.maximum lens)

@@ -252,7 +252,8 @@ def test_unsupported_architecture(tmp_path: Path) -> None:
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    message = r"^falcon\.gguf: GGUF architecture 'falcon' is not supported \(llaf reads llama\)$"
+    message = (r"^falcon\.gguf: GGUF architecture 'falcon' is not supported "
+               r"\(llaf reads llama, qwen2, qwen3, phi3, gemma\)$")
     with pytest.raises(LlafError, match=message):
         llaf.init(str(tmp_path / "falcon.gguf"))
 

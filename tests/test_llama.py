@@ -106,10 +106,10 @@ def test_engine_itself_rejects_out_of_range_input(params: llaf.Params, shape: st
     for slots, capacity in ((0, 4), (1, 0), (1, C + 1)):
         with pytest.raises(EngineError, match=rf"^{p}_cache failed: "):
             params.entry("cache", params.handle, np.int64(slots), np.int64(capacity))
-    # init with a head count that does not fit the model's width
+    # init with twice the heads: more query rows than the query projection holds
     args = list(from_transformers(hf_model(shape), progress=False).init_args())
     assert args[0] == SHAPES[shape]["num_attention_heads"]
-    args[0] = np.int64(args[0] + 1)
+    args[0] = np.int64(args[0] * 2)
     with pytest.raises(EngineError, match=rf"^{p}_init failed: "):
         params.engine.call(f"{p}_init", *(params.engine.put(a) if isinstance(a, np.ndarray) else a for a in args))
     assert llaf.gen([1, 2], params, 2).shape == (4,)  # and the model still works

@@ -178,7 +178,7 @@ def test_gguf_chat_template_errors(ours) -> None:  # type: ignore[no-untyped-def
         ours["sentencepiece"].chat([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}])
 
 
-@pytest.mark.parametrize(("model", "architecture"), [("bert", "llama"), ("llama", "gemma")])
+@pytest.mark.parametrize(("model", "architecture"), [("bert", "llama"), ("t5", "gemma")])
 def test_gguf_tokenizer_llaf_cannot_build(tmp_path: Path, model: str, architecture: str) -> None:
     path = write_tokenizer_gguf(tmp_path / "other.gguf", model, ["a", "b"], [1, 1], scores=[0.0, -1.0],
                                 architecture=architecture)

@@ -67,7 +67,8 @@ def test_unknown_architecture() -> None:
 
     model = GPTNeoXForCausalLM(GPTNeoXConfig(hidden_size=32, num_attention_heads=2, num_hidden_layers=1,
                                              intermediate_size=64, vocab_size=100))
-    with pytest.raises(LlafError, match=r"^unsupported architecture 'gpt_neox': llaf runs gpt2, llama, mistral$"):
+    with pytest.raises(LlafError, match=r"^unsupported architecture 'gpt_neox': "
+                                        r"llaf runs gpt2, llama, mistral, qwen2, qwen3, phi3, gemma$"):
         llaf.init(model)
 
 

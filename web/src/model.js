@@ -244,7 +244,13 @@ export function llamaModel(g, maxContext) {
     if (!known.has(name)) throw new GGUFError(`${g.name}: tensor ${name} is not one of a llama model's`);
   }
 
-  const scalars = { heads, kv_heads: kvHeads, context, eps, vocab, ff };
+  // A llama file has none of the variations of src/llama.fut: no biases or
+  // query/key norms (empty arrays), no window, no embedding scale, SiLU gating.
+  for (const key of ["bq", "bk", "bv", "q_norm", "k_norm"]) {
+    arrays[key] = [{ data: new Float32Array(0), shape: [layers, 0], type: "f32" }];
+  }
+  const scalars = { heads, kv_heads: kvHeads, context, eps, window: 0, embedding_scale: 1, activation: 0, vocab, ff,
+                    head_dim: hd };
   const args = [];
   for (const [name] of tables.SCALARS) args.push(scalars[name]);
   for (const name of tables.ARRAYS) args.push(...arrays[name]);
