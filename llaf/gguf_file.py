@@ -30,7 +30,8 @@ from .errors import LlafError
 if TYPE_CHECKING:
     from gguf import GGMLQuantizationType
 
-SUPPORTED_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_0", "Q5_1", "Q5_K", "Q4_0", "Q4_1", "Q4_K")
+SUPPORTED_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_0", "Q5_1", "Q5_K", "Q4_0", "Q4_1", "Q4_K", "Q3_K",
+                   "Q2_K")
 
 # llaf's llama arrays and the GGUF tensors holding them, as gguf's
 # MODEL_TENSOR members: their names are gguf's TENSOR_NAMES (`tensor_name`).

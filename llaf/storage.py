@@ -8,7 +8,7 @@ model's per-layer projections and the one of its embedding and head:
     f16       f16      f16              F16 GGUF
     q8        q8       q8               Q8_0, Q5_0, Q5_1 GGUF (also mixed with Q4_0/Q4_1)
     q4        q4       q8               Q4_0/Q4_1 GGUF (SmolLM2's embedding is Q8_0)
-    k8        k8       k8               Q4_K/Q5_K/Q6_K GGUF (also mixed with Q8_0, Q5_0, Q5_1, Q4_0, Q4_1)
+    k8        k8       k8               Q2_K..Q6_K GGUF (also mixed with Q8_0, Q5_0, Q5_1, Q4_0, Q4_1)
 
 Every format holds exactly the values the file means: a GGUF block is
 re-laid-out, never re-quantized.  A matrix `name` in a non-f32 format is
@@ -124,7 +124,7 @@ STORAGES = {"f32": ("f32", "f32"), "f16": ("f16", "f16"), "q8": ("q8", "q8"), "q
 
 # The GGUF tensor types each format holds exactly.
 _BLOCKS = {"Q8_0", "Q5_0", "Q5_1", "Q4_0", "Q4_1"}  # blocks of 32 values, a half scale (and offset)
-_K_QUANTS = {"Q6_K", "Q5_K", "Q4_K"}  # super-blocks of 256 values, 6- or 8-bit sub-scales of a half
+_K_QUANTS = {"Q6_K", "Q5_K", "Q4_K", "Q3_K", "Q2_K"}  # super-blocks of 256 values, 6- or 8-bit sub-scales of a half
 EXACT = {"f32": {"F32", "F16", "BF16"} | _BLOCKS | _K_QUANTS, "f16": {"F16"}, "q8": _BLOCKS, "q4": {"Q4_0", "Q4_1"},
          "k8": _BLOCKS | _K_QUANTS}
 
@@ -219,7 +219,23 @@ def _k8_blocks(kind: str, b: np.ndarray) -> tuple[np.ndarray, ...]:
     if kind in _K_QUANTS:
         from gguf import quants
 
-        if kind == "Q6_K":  # ql 128, qh 64, scales 16 (signed, one per 16 values), d
+        if kind == "Q2_K":  # scales 16 (a 4-bit scale and minimum per 16 values), qs 64 (2-bit), d, dmin
+            scales, qs = b[:, :16], b[:, 16:80]
+            codes = ((qs.reshape(n, 2, 1, 32) >> np.array([0, 2, 4, 6], np.uint8).reshape(1, 1, 4, 1)) & 3)
+            codes = codes.reshape(n, 8, 32)
+            d, dmin = _half_bits(b[:, 80:82]), _half_bits(b[:, 82:84])
+            sc, mn = (scales & 15).reshape(n, 8, 2), (scales >> 4).reshape(n, 8, 2)
+        elif kind == "Q3_K":  # hmask 32, qs 64, 12 bytes of 6-bit scales (less 32: signed), d
+            hmask, qs, packed = b[:, :32], b[:, 32:96], b[:, 96:108]
+            low = (packed[:, :8].reshape(n, 1, 8) >> np.array([0, 4], np.uint8).reshape(1, 2, 1)).reshape(n, 16)
+            high = (packed[:, 8:].reshape(n, 1, 4) >> np.array([0, 2, 4, 6], np.uint8).reshape(1, 4, 1)).reshape(n, 16)
+            sc = (((low & 15) | ((high & 3) << 4)).astype(np.int16) - 32).reshape(n, 8, 2)
+            two = (qs.reshape(n, 2, 1, 32) >> np.array([0, 2, 4, 6], np.uint8).reshape(1, 1, 4, 1)) & 3
+            third = (hmask.reshape(n, 1, 32) >> np.arange(8, dtype=np.uint8).reshape(1, 8, 1)) & 1
+            codes = two.reshape(n, 8, 32).astype(np.int16) - 4 * (1 - third.astype(np.int16))  # -4 .. 3
+            d, dmin = _half_bits(b[:, 108:110]), np.zeros(n, np.uint16)
+            mn = np.zeros((n, 8, 2), np.uint8)
+        elif kind == "Q6_K":  # ql 128, qh 64, scales 16 (signed, one per 16 values), d
             ql, qh, sc, d = b[:, :128], b[:, 128:192], b[:, 192:208], b[:, 208:210]
             low = (ql.reshape(n, 2, 1, 64) >> np.array([0, 4], np.uint8).reshape(1, 1, 2, 1)) & 15
             high = (qh.reshape(n, 2, 1, 32) >> np.array([0, 2, 4, 6], np.uint8).reshape(1, 1, 4, 1)) & 3

@@ -4,9 +4,10 @@
     python tests/make_k_quant_files.py
 
 A random-weight Llama (tests/test_gguf.py's `K_CONFIG`, seed 8) is written
-as an F32 GGUF file, then quantized by `llama_model_quantize` to Q4_K_M and
-Q5_K_M, which mix Q4_K or Q5_K with Q6_K within a role (`attn_v`,
-`ffn_down`, the output head) as the files people download do.  The results
+as an F32 GGUF file, then quantized by `llama_model_quantize` to Q4_K_M,
+Q5_K_M, Q3_K_M and Q2_K, which mix their K-quant with others (Q6_K, Q5_K,
+Q4_K, Q3_K) within a role (`attn_v`, `ffn_down`, the output head) as the
+files people download do.  The results
 (about 1 MB each) are committed in tests/data, so that CI needs no
 llama.cpp.  Made with llama-cpp-python 0.3.36.
 """
@@ -18,7 +19,8 @@ import tempfile
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parent / "data"
-FILES = {"Q4_K_M": "LLAMA_FTYPE_MOSTLY_Q4_K_M", "Q5_K_M": "LLAMA_FTYPE_MOSTLY_Q5_K_M"}
+FILES = {"Q4_K_M": "LLAMA_FTYPE_MOSTLY_Q4_K_M", "Q5_K_M": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
+         "Q3_K_M": "LLAMA_FTYPE_MOSTLY_Q3_K_M", "Q2_K": "LLAMA_FTYPE_MOSTLY_Q2_K"}
 
 
 def main() -> None:

@@ -96,6 +96,8 @@ K_CONFIG = CONFIG | dict(hidden_size=256, intermediate_size=512)
 # as llama.cpp's Q4_K_M and Q5_K_M mix them: some layers' attn_v and ffn_down Q6_K
 K_MIXED = {"blk.0.attn_v.weight": "Q6_K", "blk.1.ffn_down.weight": "Q6_K", "blk.1.attn_q.weight": "Q8_0",
            "blk.0.ffn_up.weight": "Q5_0"}
+# Files llama.cpp's quantizer made (tests/make_k_quant_files.py), in tests/data
+LLAMA_CPP_FILES = ("Q4_K_M", "Q5_K_M", "Q3_K_M", "Q2_K")
 K_FILES = [("Q4_K", None, None), ("Q5_K", "Q6_K", None), ("Q6_K", "Q8_0", None), ("Q4_K", "Q6_K", K_MIXED),
            ("Q4_1", "Q5_K", None)]
 
@@ -105,7 +107,8 @@ def k_model() -> torch.nn.Module:
     return random_llama(8, **K_CONFIG)
 
 
-@pytest.mark.parametrize(("qtype", "head_qtype", "types"), [*K_FILES, ("Q4_K_M", None, None)])
+@pytest.mark.parametrize(("qtype", "head_qtype", "types"),
+                         [*K_FILES, *((name, None, None) for name in ("Q4_K_M", "Q3_K_M", "Q2_K"))])
 def test_k_quants_keep_their_values_exactly(tmp_path: Path, k_model: torch.nn.Module, qtype: str,
                                             head_qtype: str | None, types: dict[str, str] | None) -> None:
     """Files with K-quant tensors, mixed with other block types within one
@@ -113,7 +116,7 @@ def test_k_quants_keep_their_values_exactly(tmp_path: Path, k_model: torch.nn.Mo
     the very floats of gguf-py's dequantization."""
     from llaf.weights import load
 
-    path = (k_quant_file(tmp_path, k_model, qtype) if qtype.endswith("_M")
+    path = (k_quant_file(tmp_path, k_model, qtype) if qtype in LLAMA_CPP_FILES
             else write_gguf(k_model, tmp_path / "m.gguf", qtype, head_qtype, types=types))
     native, f32 = load(path), load(path, storage="f32")
     assert (native.storage, f32.storage) == ("k8", "f32")
@@ -123,7 +126,7 @@ def test_k_quants_keep_their_values_exactly(tmp_path: Path, k_model: torch.nn.Mo
 
 # Where each block type keeps its half-precision fields (the rest: codes and sub-scales)
 HALVES = {"Q8_0": [0], "Q4_0": [0], "Q5_0": [0], "Q4_1": [0, 2], "Q5_1": [0, 2], "Q4_K": [0, 2], "Q5_K": [0, 2],
-          "Q6_K": [208]}
+          "Q6_K": [208], "Q3_K": [108], "Q2_K": [80, 82]}
 
 
 @pytest.mark.parametrize("kind", HALVES)
@@ -155,7 +158,7 @@ def k_quant_file(tmp_path: Path, k_model: torch.nn.Module, which: str) -> Path:
     return Path(__file__).parent / "data" / f"llama-{which}.gguf"
 
 
-@pytest.mark.parametrize("which", ["Q4_K_M", "Q5_K_M", "mixed"])
+@pytest.mark.parametrize("which", [*LLAMA_CPP_FILES, "mixed"])
 def test_k_quant_gguf_matches_transformers_reading_the_same_file(backend: str, tmp_path: Path,
                                                                 k_model: torch.nn.Module, which: str) -> None:
     path = k_quant_file(tmp_path, k_model, which)
