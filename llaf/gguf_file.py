@@ -483,15 +483,13 @@ def _check(g: GGUFFile, arch: str) -> _Model:
     eps = g.positive(f("Attention.LAYERNORM_RMS_EPS"))
     # θ ≤ 1 would not make the rotary frequencies fall along a head; no model has one
     theta = g.positive(f("Rope.FREQ_BASE"), 10000.0, above=1.0)
-    down, embed = tensor_name("w_down"), tensor_name("embed")
-    d, ff = g.shape(down, 2)
-    vocab, _ = g.shape(embed, 2)
-    g.agrees(f("LLM.EMBEDDING_LENGTH"), d, f"tensor {down!r} has rows of {d}", required=True)
-    g.agrees(f("LLM.FEED_FORWARD_LENGTH"), ff, f"tensor {down!r} has rows of {ff}")
+    # the MLP's width from its gate (Phi-3's is fused with the up projection: from the down projection)
+    embed, mlp = tensor_name("embed"), tensor_name("w_down" if layout.fused else "w_gate")
+    vocab, d = g.shape(embed, 2)
+    ff = g.shape(mlp, 2)[1 if layout.fused else 0]
+    g.agrees(f("LLM.EMBEDDING_LENGTH"), d, f"tensor {embed!r} has rows of {d}", required=True)
+    g.agrees(f("LLM.FEED_FORWARD_LENGTH"), ff, f"tensor {mlp!r} has {ff} {'columns' if layout.fused else 'rows'}")
     g.agrees(f("LLM.VOCAB_SIZE"), vocab, f"tensor {embed!r} has {vocab} rows")
-    if heads % kv_heads:
-        raise LlafError(f"{file}: GGUF field {f('Attention.HEAD_COUNT_KV')!r} is {kv_heads}, "
-                        f"which does not divide {f('Attention.HEAD_COUNT')} {heads}")
     if f("Attention.KEY_LENGTH") in g.fields:  # heads of their own size (Qwen3, Gemma)
         hd = g.integer(f("Attention.KEY_LENGTH"))
         g.agrees(f("Attention.VALUE_LENGTH"), hd, f"keys have {hd} features (llaf's values have as many)")
@@ -500,6 +498,12 @@ def _check(g: GGUFFile, arch: str) -> _Model:
                         f"which does not divide the embedding width {d}")
     else:
         hd = d // heads
+    if heads % kv_heads:
+        raise LlafError(f"{file}: GGUF field {f('Attention.HEAD_COUNT_KV')!r} is {kv_heads}, "
+                        f"which does not divide {f('Attention.HEAD_COUNT')} {heads}")
+    if f("Rope.DIMENSION_COUNT") not in g.fields and hd % 2:
+        raise LlafError(f"{file}: heads of {hd} value{'s' * (hd != 1)} (GGUF field {f('Attention.HEAD_COUNT')!r} "
+                        f"is {heads}): rotary embedding needs an even head size")
     rotated = g.integer(f("Rope.DIMENSION_COUNT"), hd)
     if rotated % 2 or rotated > hd:
         raise LlafError(f"{file}: GGUF field {f('Rope.DIMENSION_COUNT')!r} is {rotated}: rotary embedding needs "

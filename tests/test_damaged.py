@@ -156,7 +156,8 @@ METADATA = {  # name: (changes, what the message says)
             "GGUF field 'llama.attention.head_count_kv' is 3, which does not divide llama.attention.head_count 4"),
     "odd_head": ({"llama.attention.head_count": u32(64), "llama.attention.head_count_kv": u32(64),
                   "llama.rope.dimension_count": u32(1)},
-                 "heads of 1 value (GGUF field 'llama.attention.head_count' is 64): rotary embedding needs an even"),
+                 "GGUF field 'llama.rope.dimension_count' is 1: rotary embedding needs an even number of features, "
+                 "at most the head size 1"),
     "width": ({"llama.embedding_length": u32(32)},
               "GGUF field 'llama.embedding_length' is 32, but tensor 'token_embd.weight' has rows of 64"),
     "ff": ({"llama.feed_forward_length": u32(100)},

@@ -265,7 +265,7 @@ def test_unsupported_tensor_type(tmp_path: Path, model: torch.nn.Module) -> None
     path = write_gguf(model, tmp_path / "iq4.gguf", "IQ4_NL", "Q8_0")
     with pytest.raises(LlafError, match=r"^iq4\.gguf: tensor 'blk\.0\.\w+\.weight' has type IQ4_NL; "
                                         r"llaf reads F32, F16, BF16, Q8_0, Q6_K, Q5_0, Q5_1, Q5_K, Q4_0, Q4_1, "
-                                        r"Q4_K$"):
+                                        r"Q4_K, Q3_K, Q2_K$"):
         llaf.init(str(path))
 
 
