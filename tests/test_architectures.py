@@ -238,3 +238,26 @@ def test_gguf_chat_template_and_end_of_turn(arch: str, turn: str) -> None:
     assert tok.chat(chat) == tok._encode_template(turn)
     end = {"qwen2": "<|im_end|>", "phi3": "<|end|>", "gemma": "<end_of_turn>"}[arch]
     assert tok.backend.token_to_id(end) in tok.eos_ids
+
+
+def test_hugging_face_directory_with_its_tokenizer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Qwen3 directory as transformers saves it, with a tokenizer of Qwen's
+    kind: llaf.load converts the weights and takes the directory's tokenizer
+    and chat template; a chat's greedy reply is transformers' continuation."""
+    from transformers import AutoTokenizer
+
+    from .make_arch_files import VOCAB, bpe_tokenizer, special_ids
+
+    monkeypatch.setenv("LLAF_CACHE", str(tmp_path / "cache"))
+    directory = tmp_path / "qwen3"
+    bpe_tokenizer(directory)
+    model = random_model("qwen3", vocab=VOCAB)
+    for key, value in special_ids(directory, "qwen3").items():
+        setattr(model.config, key, value)
+    model.save_pretrained(directory)
+    m = llaf.load(directory, backend="multicore", context=None)
+    chat = [{"role": "user", "content": "Hello, world!"}]
+    ids = m.tokenizer.chat(chat)
+    assert ids == AutoTokenizer.from_pretrained(directory).apply_chat_template(chat, add_generation_prompt=True,
+                                                                               tokenize=True, return_dict=False)
+    np.testing.assert_array_equal(llaf.gen(ids, m.params, 32), hf_greedy(model, np.array(ids), 32))
