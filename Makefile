@@ -36,6 +36,8 @@ GCC_CFLAGS := -O3 -march=native -fno-tree-loop-vectorize -ffp-contract=fast -fno
 CFLAGS ?= $(if $(findstring clang,$(notdir $(LLAF_CC))),$(CLANG_CFLAGS),$(GCC_CFLAGS))
 export CFLAGS
 SOURCES := $(wildcard src/*.fut)
+# What the engine (src/llm.fut) is compiled from: all but fine-tuning's own.
+ENGINE_SOURCES := $(filter-out src/train.fut src/optim.fut,$(SOURCES))
 CPU_BACKENDS := pyopencl c multicore
 
 # The compiler to use: one on PATH if it is 0.25.32 or newer (older ones
@@ -45,7 +47,7 @@ FUTHARK := $(shell v=$$(futhark --version 2>/dev/null | sed -n 's/^Futhark \([0-
              if [ -n "$$v" ] && [ "$$(printf '%s\n%s\n' $(FUTHARK_MIN) "$$v" | sort -V | head -n1)" = $(FUTHARK_MIN) ]; \
              then command -v futhark; else echo $(CURDIR)/.futhark/bin/futhark; fi)
 
-.PHONY: all setup venv cc futhark assets test test-futhark test-python run bench bench-futhark web web-module web-check lint clean page page-check
+.PHONY: all setup venv cc futhark assets train test test-futhark test-python run bench bench-futhark web web-module web-check lint clean page page-check
 .DELETE_ON_ERROR:
 
 all: build/$(BACKEND)/.built
@@ -89,7 +91,7 @@ $(CURDIR)/.futhark/bin/futhark: scripts/install-futhark.sh | $(VENV)/.installed
 # for 200 MB more memory; `futhark test`'s compiles inherit it.
 export GHCRTS ?= -A128m
 
-build/pyopencl/.built: $(SOURCES) $(FUTHARK) | $(VENV)/.installed
+build/pyopencl/.built: $(ENGINE_SOURCES) $(FUTHARK) | $(VENV)/.installed
 	@mkdir -p build/pyopencl
 	$(FUTHARK) pyopencl --library -o build/pyopencl/llm src/llm.fut
 	touch $@
@@ -99,13 +101,32 @@ build/pyopencl/.built: $(SOURCES) $(FUTHARK) | $(VENV)/.installed
 # The C backends' runtime is patched so that a failed malloc is Futhark's
 # out-of-memory error rather than a segfault (scripts/patch-runtime.py,
 # docs/BACKENDS.md "Out of memory"); the GPU backends' runtimes are left alone.
-build/%/.built: $(SOURCES) scripts/patch-runtime.py $(FUTHARK) | $(VENV)/.installed
+build/%/.built: $(ENGINE_SOURCES) scripts/patch-runtime.py $(FUTHARK) | $(VENV)/.installed
 	@mkdir -p build/$*
 	$(FUTHARK) $* --library -o build/$*/llm src/llm.fut
 	case $* in c|multicore) $(PY) scripts/patch-runtime.py build/$*/llm.c;; esac
 	cd build/$* && rm -f _llm*.so && CC=$(LLAF_CC) ../../$(VENV)/bin/build_futhark_ffi llm >/dev/null
 	printf '%s\n%s\n' "$$($(LLAF_CC) --version | head -1)" "$(CFLAGS)" > build/$*/compiler.txt
 	touch $@
+
+# Fine-tuning (src/train.fut, `llaf finetune`): a program of its own, so that
+# the engine's builds do not compile its derivatives; on the c backend, whose
+# derivatives of the products are plain loops (the multicore backend's
+# accumulate with an atomic compare-and-swap per value: 11x slower,
+# docs/PERFORMANCE.md). Its own flags: the products are maps of dot
+# products, which the C compiler vectorizes only when it may reassociate
+# their sums (and with its loop vectorizer on).
+TRAIN_CLANG_CFLAGS := -O3 -march=native -mprefer-vector-width=512 -ffp-contract=fast -fno-math-errno -fno-trapping-math -fassociative-math -fno-signed-zeros
+TRAIN_GCC_CFLAGS := -O3 -march=native -ffp-contract=fast -fno-math-errno -fno-trapping-math -fassociative-math -fno-signed-zeros
+TRAIN_CFLAGS ?= $(if $(findstring clang,$(notdir $(LLAF_CC))),$(TRAIN_CLANG_CFLAGS),$(TRAIN_GCC_CFLAGS))
+build/c/.train: $(SOURCES) scripts/patch-runtime.py $(FUTHARK) | $(VENV)/.installed
+	@mkdir -p build/c
+	$(FUTHARK) c --library -o build/c/train src/train.fut
+	$(PY) scripts/patch-runtime.py build/c/train.c
+	cd build/c && rm -f _train*.so && CC=$(LLAF_CC) CFLAGS="$(TRAIN_CFLAGS)" ../../$(VENV)/bin/build_futhark_ffi train >/dev/null
+	touch $@
+
+train: build/c/.train
 
 # The browser app: src/llm.fut compiled with threads to WebAssembly by
 # Debian's emscripten (whose tools find their JS modules on NODE_PATH), and
@@ -135,11 +156,11 @@ build/web/llm.fut: llaf/web.py | $(VENV)/.installed
 # `make web-check` fails while it is stale.
 WEB_MODULE := web/module
 WEB_MODULE_FILES := llm.mjs llm.wasm llm.worker.js
-WEB_STAMP = { cat build/web/llm.fut $(sort $(SOURCES)); $(FUTHARK) --version | head -1; echo '$(WEB_EMCFLAGS)'; } | sha256sum | cut -d' ' -f1
+WEB_STAMP = { cat build/web/llm.fut $(sort $(ENGINE_SOURCES)); $(FUTHARK) --version | head -1; echo '$(WEB_EMCFLAGS)'; } | sha256sum | cut -d' ' -f1
 # (a shell test: whether the committed module's stamp is this one)
 WEB_CURRENT = [ "$$($(WEB_STAMP))" = "$$(cat $(WEB_MODULE)/stamp 2>/dev/null)" ]
 
-build/web/llm.mjs: build/web/llm.fut $(SOURCES) $(wildcard $(WEB_MODULE)/*) $(FUTHARK)
+build/web/llm.mjs: build/web/llm.fut $(ENGINE_SOURCES) $(wildcard $(WEB_MODULE)/*) $(FUTHARK)
 	@if $(WEB_CURRENT); then \
 	  echo "llaf: the committed WebAssembly module in $(WEB_MODULE) is current; copying it"; \
 	  cp $(addprefix $(WEB_MODULE)/,$(WEB_MODULE_FILES)) build/web/; \
@@ -177,7 +198,7 @@ assets: $(VENV)/.installed
 	$(VENV)/bin/llaf assets
 
 test-futhark: | $(FUTHARK)
-	CC=$(LLAF_CC) $(FUTHARK) test --backend=c src/
+	CC=$(LLAF_CC) $(FUTHARK) test --backend=c --exclude=library src/
 
 CPU_BUILDS := $(foreach b,$(CPU_BACKENDS),build/$(b)/.built)
 # With Node.js and npm (CI installs them) the browser app too, for tests/test_browser.py.
@@ -188,7 +209,7 @@ WEB_BUILD := $(if $(shell command -v npm),build/web/.built)
 # (tests/conftest.py, LLAF_TEST_SHARD); the pyopencl ones' output follows.
 # Exit status 5 is a shard with no test selected.
 PYTEST = LLAF_BACKENDS="$(CPU_BACKENDS)" $(PY) -m pytest -q $(PYTEST_ARGS) tests
-test-python: $(CPU_BUILDS) assets $(WEB_BUILD)
+test-python: $(CPU_BUILDS) build/c/.train assets $(WEB_BUILD)
 	@mkdir -p build
 	LLAF_TEST_SHARD=opencl $(PYTEST) > build/pytest-opencl.log 2>&1 & opencl=$$!; \
 	LLAF_TEST_SHARD=rest $(PYTEST); rest=$$?; \
@@ -199,7 +220,7 @@ test-python: $(CPU_BUILDS) assets $(WEB_BUILD)
 # Each build and `futhark test` is mostly one compiler thread: two at a time
 # (on two cores, the three builds took 21 minutes one after another).
 test:
-	$(MAKE) -j2 test-futhark $(CPU_BUILDS) assets $(WEB_BUILD)
+	$(MAKE) -j2 test-futhark $(CPU_BUILDS) build/c/.train assets $(WEB_BUILD)
 	$(MAKE) test-python
 
 PROMPT ?= The three most useful things to know about the Moon are
@@ -226,8 +247,9 @@ bench-futhark: | $(FUTHARK)
 	cd benchmarks && for b in c multicore; do CC=$(LLAF_CC) $(FUTHARK) bench --backend=$$b llama.fut; done
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check llaf tests examples scripts
+	$(VENV)/bin/ruff check llaf tests examples scripts benchmarks
 	$(FUTHARK) check src/llm.fut
+	$(FUTHARK) check src/train.fut
 	$(FUTHARK) check benchmarks/llama.fut
 
 clean:

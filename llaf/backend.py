@@ -201,15 +201,31 @@ def check_threads(threads: Any, backend: str) -> int | None:
     return threads
 
 
-class Engine:
-    """One instance of the compiled llm.fut on one backend; `threads`: the
-    multicore backend's worker threads (default: one per core)."""
+# The compiled programs: the engine (src/llm.fut, every backend) and
+# fine-tuning (src/train.fut, `make train`: the c backend, see the Makefile).
+PROGRAMS = ("llm", "train")
+TRAIN_BACKENDS = ("c",)
 
-    def __init__(self, backend: str | None = None, threads: int | None = None) -> None:
+
+class Engine:
+    """One instance of a compiled program (`PROGRAMS`: llm.fut by default) on
+    one backend; `threads`: the multicore backend's worker threads (default:
+    one per core)."""
+
+    def __init__(self, backend: str | None = None, threads: int | None = None, program: str = "llm") -> None:
         self.backend = backend = resolve_backend(backend)
         self.threads = check_threads(threads, backend)
         where = build_dir(backend)
-        if backend == "pyopencl":
+        if program != "llm":
+            if backend not in TRAIN_BACKENDS:
+                raise LlafError(f"fine-tuning runs on the {' and '.join(TRAIN_BACKENDS)} backend, not {backend}")
+            libs = sorted(where.glob(f"_{program}*.so"))
+            if not libs:
+                raise LlafError(f"fine-tuning is not built for backend {backend} (no {where}/_{program}*.so): "
+                                "run `make train`")
+            self._fut = _checked_futhark()(_load(f"_{program}", libs[0]), self.threads)
+            _CONTEXTS.add(self._fut)
+        elif backend == "pyopencl":
             path = where / "llm.py"
             if not path.exists():
                 raise LlafError(f"backend pyopencl is not built ({path} missing): run `make BACKEND=pyopencl`")

@@ -119,18 +119,14 @@ def wrap(words: list[str], indent: str, width: int = 112) -> str:
     return "\n".join(lines)
 
 
-def llama_section(storage: str) -> str:
-    m = Model(llama, storage)
-    p, mod = m.prefix, f"llama_{storage}"
-    sizes = "[L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]"
-    W, E = (MODULES[m.formats[r]][0] for r in ("layers", "head"))
+LLAMA_SIZES = "[L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]"
+
+
+def llama_init(m: Model, p: str, mod: str) -> list[str]:
+    """The lines of entry `<p>_init`: the weights of storage `m` made into
+    the parameters of Futhark module `mod` (an instance of src/llama.fut's `llama`)."""
     args = [matrix(m, n, LLAMA_ROWS[n]) if n in llama.MATRICES else n for n in llama.ARRAYS]
-    return "\n".join([
-        f"-- {p} " + "-" * (73 - len(p)),
-        "",
-        f"module {mod} = llama {W} {E}",
-        f"type {p}_params {sizes} = {mod}.params {sizes}",
-        "",
+    return [
         f"entry {p}_init [L][Vt][Vot][d][qt][dt][kt][Ft][dk][qk][Fk][R][Bq][Bk][Nn]",
         wrap(list(init_params(m, LLAMA_SHAPES)), "    "),
         f"    : {p}_params [L][vocab][] [d][] [] [ff][R][Bq][Bk][Nn][dk][qk][Fk] =",
@@ -138,7 +134,21 @@ def llama_section(storage: str) -> str:
         "  let Vo = if Vot == 0 then 0 else vocab",
         wrap([f"in {mod}.init heads kv_heads context eps window embedding_scale activation", *args],
              "  ").replace("\n  ", "\n       "),
+        ""]
+
+
+def llama_section(storage: str) -> str:
+    m = Model(llama, storage)
+    p, mod = m.prefix, f"llama_{storage}"
+    sizes = LLAMA_SIZES
+    W, E = (MODULES[m.formats[r]][0] for r in ("layers", "head"))
+    return "\n".join([
+        f"-- {p} " + "-" * (73 - len(p)),
         "",
+        f"module {mod} = llama {W} {E}",
+        f"type {p}_params {sizes} = {mod}.params {sizes}",
+        "",
+        *llama_init(m, p, mod),
         f"entry {p}_cache {sizes} (p: {p}_params {sizes})",
         "    (slots: i64) (capacity: i64) : cache [] =",
         f"  checked_cache p.context slots capacity ({mod}.cache_shape p slots capacity)",
@@ -231,22 +241,66 @@ def gpt2_section() -> str:
         ""])
 
 
+def train_section(storage: str) -> str:
+    """src/train.fut's entry points for storage `storage` (see its head)."""
+    m = Model(llama, storage)
+    p, mod = f"train_{storage}", f"train_{storage}"
+    sizes = LLAMA_SIZES
+    W, E = (f"(differentiable {MODULES[m.formats[r]][0].removesuffix('_matrix')}_panels)" for r in ("layers", "head"))
+    common = "(r: i64) (mask: i64) (scale: f32)"
+    return "\n".join([
+        f"-- {p} " + "-" * (73 - len(p)),
+        "",
+        f"module {mod} = trainer {W} {E}",
+        f"type {p}_params {sizes} = {mod}.model.params {sizes}",
+        "",
+        *llama_init(m, p, f"{mod}.model"),
+        f"entry {p}_loss {sizes[:-1]}][T][B][S] (p: {p}_params {sizes})",
+        f"    {common} (theta: [T]f32) (tokens: [B][S]i64) (targets: [B][S]i64) : f32 =",
+        f"  let (tokens, targets) = {mod}.checked V p.context tokens targets",
+        f"  in {mod}.loss p ({mod}.adapters p r mask scale theta) tokens targets",
+        "",
+        f"entry {p}_grad {sizes[:-1]}][T][B][S] (p: {p}_params {sizes})",
+        f"    {common} (theta: [T]f32) (tokens: [B][S]i64) (targets: [B][S]i64) : (f32, [T]f32) =",
+        f"  {mod}.grad p r mask scale theta tokens targets",
+        "",
+        f"entry {p}_step {sizes[:-1]}][T][B][S] (p: {p}_params {sizes})",
+        f"    {common} (o: optim.adamw) (t: i64) (theta: *[T]f32) (m: *[T]f32) (v: *[T]f32)",
+        "    (tokens: [B][S]i64) (targets: [B][S]i64) : ([T]f32, [T]f32, [T]f32, f32, f32, f32) =",
+        f"  {mod}.step p r mask scale o t theta m v tokens targets",
+        ""])
+
+
+# The storages fine-tuning runs on (src/train.fut): full precision, and the
+# 4-bit one of Q4_0/Q4_1 files (their embedding in q8).
+TRAIN_STORAGES = ("f32", "q4")
+
+
 def generated() -> str:
     return "\n".join([gpt2_section(), *(llama_section(s) for s in llama.STORAGES)])
 
 
-def source() -> str:
-    """src/llm.fut with its generated part as the tables say."""
-    text = LLM.read_text()
+def train_generated() -> str:
+    return "\n".join(train_section(s) for s in TRAIN_STORAGES)
+
+
+TRAIN = LLM.parent / "train.fut"
+PROGRAMS = {LLM: generated, TRAIN: train_generated}
+
+
+def source(path: Path = LLM) -> str:
+    """Program `path` (src/llm.fut, src/train.fut) with its generated part as the tables say."""
+    text = path.read_text()
     head = text[:text.index(MARKER) + len(MARKER)] if MARKER in text else text.rstrip() + "\n\n" + MARKER
-    return head + "\n\n" + generated()
+    return head + "\n\n" + PROGRAMS[path]()
 
 
 def main() -> None:
-    new = source()
-    if new != LLM.read_text():
-        LLM.write_text(new)
-        print(f"llaf.entries: rewrote {LLM}", file=sys.stderr)
+    for path in PROGRAMS:
+        new = source(path)
+        if new != path.read_text():
+            path.write_text(new)
+            print(f"llaf.entries: rewrote {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@
 import "nn"
 import "attention"
 import "matrix"
+module lora = import "lora"
 
 -- | Rotate one head `x` to position `pos`: feature pairs `(i, i+R)` turn by
 -- the angle `pos · inv_freq[i]` ("rotate half" RoPE); features from `2R`
@@ -70,6 +71,18 @@ module llama (W: matrix) (E: matrix) = {
       embedding_scale: f32,                 -- embedding multiplier (Gemma: √d); 1: none
       activation: i64 }                     -- the MLP's gate: silu_gated or gelu_gated
 
+  -- | Low-rank adapters of the seven projections (src/lora.fut), their
+  -- scale `alpha / r`; rank 0 for none.
+  type adapters [L][r][d][qd][kvd][F] =
+    { q: lora.adapter [L][r][d][qd], k: lora.adapter [L][r][d][kvd], v: lora.adapter [L][r][d][kvd], o: lora.adapter [L][r][qd][d],
+      gate: lora.adapter [L][r][d][F], up: lora.adapter [L][r][d][F], down: lora.adapter [L][r][F][d], scale: f32 }
+
+  -- | A model's projections without adapters.
+  def no_adapters [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]
+                  (_: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) : adapters [L][0][d][qd][kvd][F] =
+    { q = lora.none L d qd, k = lora.none L d kvd, v = lora.none L d kvd, o = lora.none L qd d, gate = lora.none L d F, up = lora.none L d F,
+      down = lora.none L F d, scale = 0 }
+
   -- | The shape of a key/value cache of `slots` sequences of `capacity` positions.
   def cache_shape [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]
                (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (slots: i64) (capacity: i64) : geometry =
@@ -77,30 +90,40 @@ module llama (W: matrix) (E: matrix) = {
 
   -- | Transformer block `l` for `N` tokens at their slots and positions:
   -- `x + attn (norm x)`, then `x + mlp (norm x)`; the tokens' keys and
-  -- values enter the cache first, so each token attends to itself.
+  -- values enter layer `cl` of the cache first, so each token attends to
+  -- itself.
   #[inline]
-  def block [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][n][N]
-            (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (g: geometry) (slots: [N]i64) (pos: [N]i64) (l: i64)
+  def block [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][n][N]
+            (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (ad: adapters [L][r][d][qd][kvd][F])
+            (g: geometry) (slots: [N]i64) (pos: [N]i64) (l: i64) (cl: i64)
             (x: [N][d]f32) (cache: *[n]f32) : ([N][d]f32, *[n]f32) =
     let (Q, H, hd) = (p.heads, p.kv_heads, qd / p.heads)
+    let project [m][kb][k] (w: [L](W.mat [m][kb])) (a: lora.adapter [L][r][k][m]) (h: [N][k]f32) : [N][m]f32 =
+      W.layer_matmul w l h |> lora.apply a ad.scale l h
     let biased [m] [B] (b: [L][B]f32) (y: [N][m]f32) =
       if B == 0 then y else map (vadd (b[l] :> [m]f32)) y
     let normed [m] (w: [L][Nn]f32) (hs: [N][m][hd]f32) =
       if Nn == 0 then hs else map (map (rms_norm p.eps (w[l] :> [hd]f32))) hs
     let turned [m] (hs: [N][m][hd]f32) = map2 (\at h -> map (rope p.inv_freq at) h) pos hs
     let h = map (rms_norm p.eps p.attn_norm[l]) x
-    let q = W.layer_matmul p.wq l h |> biased p.bq |> map (\r -> unflatten (r :> [Q * hd]f32)) |> normed p.q_norm |> turned
-    let k = W.layer_matmul p.wk l h |> biased p.bk |> map (\r -> unflatten (r :> [H * hd]f32)) |> normed p.k_norm |> turned
-    let v = W.layer_matmul p.wv l h |> biased p.bv |> map (\r -> unflatten (r :> [H * hd]f32))
-    let cache = cache_write g cache l slots pos k v
-    let a = attend g p.window cache l slots pos q |> map (\a -> flatten a :> [qd]f32)
-    let x = map2 vadd x (W.layer_matmul p.wo l a)
+    let q = project p.wq ad.q h |> biased p.bq |> map (\r -> unflatten (r :> [Q * hd]f32)) |> normed p.q_norm |> turned
+    let k = project p.wk ad.k h |> biased p.bk |> map (\r -> unflatten (r :> [H * hd]f32)) |> normed p.k_norm |> turned
+    let v = project p.wv ad.v h |> biased p.bv |> map (\r -> unflatten (r :> [H * hd]f32))
+    let cache = cache_write g cache cl slots pos k v
+    let a = attend g p.window cache cl slots pos q |> map (\a -> flatten a :> [qd]f32)
+    let x = map2 vadd x (project p.wo ad.o a)
     let h = map (rms_norm p.eps p.mlp_norm[l]) x
-    let (gate, up) = (W.layer_matmul p.w_gate l h, W.layer_matmul p.w_up l h)
+    let (gate, up) = (project p.w_gate ad.gate h, project p.w_up ad.up h)
     let gated = if p.activation == gelu_gated
                 then map2 (map2 (\g u -> gelu_tanh g * u)) gate up
                 else map2 (map2 (\g u -> silu g * u)) gate up
-    in (map2 vadd x (W.layer_matmul p.w_down l gated), cache)
+    in (map2 vadd x (project p.w_down ad.down gated), cache)
+
+  -- | The embeddings of tokens `ids`.
+  def embed [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][N]
+            (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (ids: [N]i64) : [N][d]f32 =
+    let x = map (E.row d p.embed) ids
+    in if p.embedding_scale == 1 then x else map (map (* p.embedding_scale)) x
 
   -- | The final hidden states of `N` tokens (`ids`, at positions `pos` of
   -- cache slots `slots`); their keys and values enter the cache.  Not
@@ -110,10 +133,21 @@ module llama (W: matrix) (E: matrix) = {
           (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (g: geometry) (cache: *[n]f32)
           (ids: [N]i64) (slots: [N]i64) (pos: [N]i64) : ([N][d]f32, *[n]f32) =
     let g = assert (g == cache_shape p g.slots (g.panels * P) && n == cache_size g) g
-    let x = map (E.row d p.embed) ids
-    let x = if p.embedding_scale == 1 then x else map (map (* p.embedding_scale)) x
-    let (x, cache) = loop (x, cache) for l < L do block p g slots pos l x cache
+    let ad = no_adapters p
+    let (x, cache) = loop (x, cache) = (embed p ids, cache) for l < L do block p ad g slots pos l l x cache
     in (map (rms_norm p.eps p.final_norm) x, cache)
+
+  -- | The final hidden states of `N` tokens of `slots` sequences of up to
+  -- `capacity` positions each, through projections with adapters `ad`: the
+  -- forward pass of training (src/train.fut).  Each layer has a cache of
+  -- its own, made inside the loop, so that differentiating the loop keeps
+  -- only the hidden states of each layer, not a whole cache per layer.
+  def train_pass [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N]
+                 (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (ad: adapters [L][r][d][qd][kvd][F])
+                 (slots: i64) (capacity: i64) (ids: [N]i64) (seqs: [N]i64) (pos: [N]i64) : [N][d]f32 =
+    let g = cache_shape p slots capacity with layers = 1
+    let x = loop x = embed p ids for l < L do (block p ad g seqs pos l 0 x (cache_empty g)).0
+    in map (rms_norm p.eps p.final_norm) x
 
   -- | Next-token logits from final hidden states.
   def logits [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][M]

@@ -30,6 +30,11 @@
 -- with an assertion; they never read or write out of bounds.  Token ids
 -- outside the vocabulary fail the same way.
 
+-- Built by the Makefile as a library; `futhark test` leaves it out (it has
+-- no tests of its own, and compiling it takes minutes):
+-- ==
+-- tags { library }
+
 import "nn"
 import "generate"
 import "attention"

@@ -1,0 +1,185 @@
+-- | Fine-tuning: low-rank adapters (src/lora.fut) on a frozen Llama-family
+-- model in its own storage, trained by AdamW (src/optim.fut) on the
+-- gradient that Futhark's `vjp` derives from the model of src/llama.fut —
+-- the engine's own definition, with products written for differentiation
+-- (src/matrix.fut `differentiable`).  A program of its own: the engine's
+-- builds need none of this.
+--
+-- The loss is next-token cross-entropy over a batch of `B` sequences of
+-- `S` tokens: `targets[b][i]` is the token that should follow
+-- `tokens[b][i]`, or -1 where nothing is learnt (padding, a prompt), and the
+-- loss is the mean over the others, as transformers computes it with
+-- labels of -100.
+--
+-- The adapters are one flat vector `theta`: for each projection that has
+-- them, in the order q, k, v, o, gate, up, down (bit 0 to bit 6 of
+-- `targets`), `A` then `B` of every layer, as llaf/lora.py lays them out.
+--
+-- For each storage `s` (llaf/lora.py `STORAGES`), the entry points:
+--   train_s_init   the model's weights, as src/llm.fut's llama_s_init
+--   train_s_loss   params, rank, targets, scale, theta, tokens, targets → loss
+--   train_s_grad   the same → (loss, its gradient with respect to theta)
+--   train_s_step   params, rank, targets, scale, optimizer, step t (from 1),
+--                  theta, moments m and v, tokens, targets → (theta, m, v
+--                  after the step, loss, gradient norm before clipping,
+--                  learning rate of the step)
+
+-- Built by the Makefile as a library; `futhark test` leaves it out (it has
+-- no tests of its own, and compiling it takes minutes):
+-- ==
+-- tags { library }
+
+import "nn"
+import "matrix"
+import "llama"
+module lora = import "lora"
+module optim = import "optim"
+
+module trainer (W: matrix) (E: matrix) = {
+  module model = llama W E
+
+  -- | The adapters of rank `r` on the projections that `mask` names, read from `theta`.
+  def adapters [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][T]
+               (_: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (r: i64) (mask: i64)
+               (scale: f32) (theta: [T]f32) : model.adapters [L][r][d][qd][kvd][F] =
+    let on i = (mask >> i) & 1 == 1
+    let (q, at) = lora.take_adapter L r d qd (on 0) theta 0
+    let (k, at) = lora.take_adapter L r d kvd (on 1) theta at
+    let (v, at) = lora.take_adapter L r d kvd (on 2) theta at
+    let (o, at) = lora.take_adapter L r qd d (on 3) theta at
+    let (gate, at) = lora.take_adapter L r d F (on 4) theta at
+    let (up, at) = lora.take_adapter L r d F (on 5) theta at
+    let (down, at) = lora.take_adapter L r F d (on 6) theta at
+    let scale = assert (at == T) scale
+    in {q, k, v, o, gate, up, down, scale}
+
+  -- | The mean next-token cross-entropy of a batch (see the head of this file).
+  def loss [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][B][S]
+           (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
+           (ad: model.adapters [L][r][d][qd][kvd][F]) (tokens: [B][S]i64) (targets: [B][S]i64) : f32 =
+    let seqs = flatten (map (\b -> replicate S b) (iota B))
+    let pos = flatten (replicate B (iota S))
+    let logits = model.train_pass p ad B S (flatten tokens) seqs pos |> model.logits p
+    let count = i64.sum (map (\t -> i64.bool (t >= 0)) (flatten targets))
+    let ce (l: [V]f32) (t: i64) =
+      if t < 0 then 0
+      else let top = f32.maximum l
+           in top + f32.log (f32.sum (map (\x -> f32.exp (x - top)) l)) - l[t]
+    in f32.sum (map2 ce logits (flatten targets)) / f32.i64 (i64.max 1 count)
+
+  -- | A batch checked against the vocabulary and the context.
+  def checked [B][S] (V: i64) (context: i64) (tokens: [B][S]i64) (targets: [B][S]i64) : ([B][S]i64, [B][S]i64) =
+    let ok = S <= context && all (all (\t -> t >= 0 && t < V)) tokens && all (all (\t -> t >= -1 && t < V)) targets
+    in (assert ok tokens, targets)
+
+  -- | The loss and its gradient with respect to the adapters `theta`.  Not
+  -- inlined: the entry points share one copy of the derivative's code
+  -- (megabytes of C).
+  #[noinline]
+  def grad [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][T][B][S]
+           (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (r: i64) (mask: i64)
+           (scale: f32) (theta: [T]f32) (tokens: [B][S]i64) (targets: [B][S]i64) : (f32, [T]f32) =
+    let (tokens, targets) = checked V p.context tokens targets
+    in vjp2 (\theta -> loss p (adapters p r mask scale theta) tokens targets) theta 1
+
+  -- | Step `t` (from 1) of AdamW on a batch: the adapters and moments after
+  -- it, the loss, the gradient's norm before clipping and the step's
+  -- learning rate.
+  def step [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][T][B][S]
+           (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (r: i64) (mask: i64)
+           (scale: f32) (o: optim.adamw) (t: i64) (theta: *[T]f32) (m: *[T]f32) (v: *[T]f32)
+           (tokens: [B][S]i64) (targets: [B][S]i64) : (*[T]f32, *[T]f32, *[T]f32, f32, f32, f32) =
+    let (l, g) = grad p r mask scale theta tokens targets
+    let (norm, g) = optim.clip o.max_norm (copy g)  -- (the checker takes it for an alias of `theta`)
+    let lr = optim.rate o (t - 1)
+    let (theta, m, v) = optim.step o lr t theta m v g
+    in (theta, m, v, l, norm, lr)
+}
+
+-- | AdamW's settings.
+entry adamw (lr: f32) (beta1: f32) (beta2: f32) (eps: f32) (weight_decay: f32) (max_norm: f32)
+            (warmup: i64) (steps: i64) : optim.adamw =
+  {lr, beta1, beta2, eps, weight_decay, max_norm, warmup, steps}
+
+-- | The learning rate of each step of a schedule.
+entry train_rates (o: optim.adamw) : []f32 = map (optim.rate o) (iota o.steps)
+
+-- Generated by `python -m llaf.entries` from llaf's tables: do not edit below. --
+
+-- train_f32 ----------------------------------------------------------------
+
+module train_f32 = trainer (differentiable f32_panels) (differentiable f32_panels)
+type train_f32_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk] = train_f32.model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]
+
+entry train_f32_init [L][Vt][Vot][d][qt][dt][kt][Ft][dk][qk][Fk][R][Bq][Bk][Nn]
+    (heads: i64) (kv_heads: i64) (context: i64) (eps: f32) (window: i64) (embedding_scale: f32)
+    (activation: i64) (vocab: i64) (ff: i64) (head_dim: i64) (embed: [Vt][dk][32][P]f32) (attn_norm: [L][d]f32)
+    (wq: [L][qt][dk][32][P]f32) (wk: [L][kt][dk][32][P]f32) (wv: [L][kt][dk][32][P]f32) (bq: [L][Bq]f32)
+    (bk: [L][Bk]f32) (bv: [L][Bk]f32) (q_norm: [L][Nn]f32) (k_norm: [L][Nn]f32) (wo: [L][dt][qk][32][P]f32)
+    (mlp_norm: [L][d]f32) (w_gate: [L][Ft][dk][32][P]f32) (w_up: [L][Ft][dk][32][P]f32)
+    (w_down: [L][dt][Fk][32][P]f32) (final_norm: [d]f32) (lm_head: [Vot][dk][32][P]f32) (inv_freq: [R]f32)
+    : train_f32_params [L][vocab][] [d][] [] [ff][R][Bq][Bk][Nn][dk][qk][Fk] =
+  let (qd, kvd) = (heads * head_dim, kv_heads * head_dim)
+  let Vo = if Vot == 0 then 0 else vocab
+  in train_f32.model.init heads kv_heads context eps window embedding_scale activation (f32_mat vocab embed)
+       attn_norm (map (f32_mat qd) wq) (map (f32_mat kvd) wk) (map (f32_mat kvd) wv) bq bk bv q_norm k_norm
+       (map (f32_mat d) wo) mlp_norm (map (f32_mat ff) w_gate) (map (f32_mat ff) w_up) (map (f32_mat d) w_down)
+       final_norm (f32_mat Vo lm_head) inv_freq
+
+entry train_f32_loss [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][T][B][S] (p: train_f32_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
+    (r: i64) (mask: i64) (scale: f32) (theta: [T]f32) (tokens: [B][S]i64) (targets: [B][S]i64) : f32 =
+  let (tokens, targets) = train_f32.checked V p.context tokens targets
+  in train_f32.loss p (train_f32.adapters p r mask scale theta) tokens targets
+
+entry train_f32_grad [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][T][B][S] (p: train_f32_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
+    (r: i64) (mask: i64) (scale: f32) (theta: [T]f32) (tokens: [B][S]i64) (targets: [B][S]i64) : (f32, [T]f32) =
+  train_f32.grad p r mask scale theta tokens targets
+
+entry train_f32_step [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][T][B][S] (p: train_f32_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
+    (r: i64) (mask: i64) (scale: f32) (o: optim.adamw) (t: i64) (theta: *[T]f32) (m: *[T]f32) (v: *[T]f32)
+    (tokens: [B][S]i64) (targets: [B][S]i64) : ([T]f32, [T]f32, [T]f32, f32, f32, f32) =
+  train_f32.step p r mask scale o t theta m v tokens targets
+
+-- train_q4 -----------------------------------------------------------------
+
+module train_q4 = trainer (differentiable q4_panels) (differentiable q8_panels)
+type train_q4_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk] = train_q4.model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]
+
+entry train_q4_init [L][Vt][Vot][d][qt][dt][kt][Ft][dk][qk][Fk][R][Bq][Bk][Nn]
+    (heads: i64) (kv_heads: i64) (context: i64) (eps: f32) (window: i64) (embedding_scale: f32)
+    (activation: i64) (vocab: i64) (ff: i64) (head_dim: i64) (embed_q: [Vt][dk][32][P]u8)
+    (embed_scale: [Vt][dk][P]u16) (embed_offset: [Vt][dk][P]u16) (attn_norm: [L][d]f32)
+    (wq_q: [L][qt][dk][16][P]u8) (wq_scale: [L][qt][dk][P]u16) (wq_offset: [L][qt][dk][P]u16)
+    (wk_q: [L][kt][dk][16][P]u8) (wk_scale: [L][kt][dk][P]u16) (wk_offset: [L][kt][dk][P]u16)
+    (wv_q: [L][kt][dk][16][P]u8) (wv_scale: [L][kt][dk][P]u16) (wv_offset: [L][kt][dk][P]u16) (bq: [L][Bq]f32)
+    (bk: [L][Bk]f32) (bv: [L][Bk]f32) (q_norm: [L][Nn]f32) (k_norm: [L][Nn]f32) (wo_q: [L][dt][qk][16][P]u8)
+    (wo_scale: [L][dt][qk][P]u16) (wo_offset: [L][dt][qk][P]u16) (mlp_norm: [L][d]f32)
+    (w_gate_q: [L][Ft][dk][16][P]u8) (w_gate_scale: [L][Ft][dk][P]u16) (w_gate_offset: [L][Ft][dk][P]u16)
+    (w_up_q: [L][Ft][dk][16][P]u8) (w_up_scale: [L][Ft][dk][P]u16) (w_up_offset: [L][Ft][dk][P]u16)
+    (w_down_q: [L][dt][Fk][16][P]u8) (w_down_scale: [L][dt][Fk][P]u16) (w_down_offset: [L][dt][Fk][P]u16)
+    (final_norm: [d]f32) (lm_head_q: [Vot][dk][32][P]u8) (lm_head_scale: [Vot][dk][P]u16)
+    (lm_head_offset: [Vot][dk][P]u16) (inv_freq: [R]f32)
+    : train_q4_params [L][vocab][] [d][] [] [ff][R][Bq][Bk][Nn][dk][qk][Fk] =
+  let (qd, kvd) = (heads * head_dim, kv_heads * head_dim)
+  let Vo = if Vot == 0 then 0 else vocab
+  in train_q4.model.init heads kv_heads context eps window embedding_scale activation
+       (q8_mat vocab embed_q embed_scale embed_offset) attn_norm (map3 (q4_mat qd) wq_q wq_scale wq_offset)
+       (map3 (q4_mat kvd) wk_q wk_scale wk_offset) (map3 (q4_mat kvd) wv_q wv_scale wv_offset) bq bk bv q_norm
+       k_norm (map3 (q4_mat d) wo_q wo_scale wo_offset) mlp_norm
+       (map3 (q4_mat ff) w_gate_q w_gate_scale w_gate_offset) (map3 (q4_mat ff) w_up_q w_up_scale w_up_offset)
+       (map3 (q4_mat d) w_down_q w_down_scale w_down_offset) final_norm
+       (q8_mat Vo lm_head_q lm_head_scale lm_head_offset) inv_freq
+
+entry train_q4_loss [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][T][B][S] (p: train_q4_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
+    (r: i64) (mask: i64) (scale: f32) (theta: [T]f32) (tokens: [B][S]i64) (targets: [B][S]i64) : f32 =
+  let (tokens, targets) = train_q4.checked V p.context tokens targets
+  in train_q4.loss p (train_q4.adapters p r mask scale theta) tokens targets
+
+entry train_q4_grad [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][T][B][S] (p: train_q4_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
+    (r: i64) (mask: i64) (scale: f32) (theta: [T]f32) (tokens: [B][S]i64) (targets: [B][S]i64) : (f32, [T]f32) =
+  train_q4.grad p r mask scale theta tokens targets
+
+entry train_q4_step [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][T][B][S] (p: train_q4_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
+    (r: i64) (mask: i64) (scale: f32) (o: optim.adamw) (t: i64) (theta: *[T]f32) (m: *[T]f32) (v: *[T]f32)
+    (tokens: [B][S]i64) (targets: [B][S]i64) : ([T]f32, [T]f32, [T]f32, f32, f32, f32) =
+  train_q4.step p r mask scale o t theta m v tokens targets
