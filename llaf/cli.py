@@ -9,6 +9,10 @@
     llaf assets                      # fetch the tokenizer files and the default model
     llaf bench [--model M] [--backend B]   # llaf against transformers (and llama.cpp)
     llaf bench-serve [--clients 1,4,16,32]   # the server under concurrent clients, beside llama-cpp-python's
+    llaf finetune --data FILE.jsonl --out ADAPTER [--model M] [--lora-rank R] [--steps N] [--lr X]
+                  [--batch B] [--seq-len L]   # LoRA adapters (peft's layout), the loss curve beside them
+    llaf merge --adapter ADAPTER --out FILE.gguf [--model M]   # adapters merged into a GGUF file
+    (generate, chat and serve take --adapter ADAPTER: the adapters merged into the weights)
 
 Sampling flags: --temperature T (0, the default, is greedy), --top-k K,
 --top-p P, --repetition-penalty R, --seed S, --stop TEXT (repeatable),
@@ -45,6 +49,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                    help=f"context length cap (default {DEFAULT_CONTEXT}, or the model's if smaller)")
     p.add_argument("--storage", default=None, choices=list(STORAGES),
                    help="how the engine keeps the weights (default: a GGUF file's own form, else f32)")
+    p.add_argument("--adapter", default=None, metavar="ADAPTER",
+                   help="LoRA adapters to merge into the weights (a directory from `llaf finetune` or peft)")
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
@@ -113,7 +119,7 @@ def _load(args: argparse.Namespace) -> Model:
 
     status = not args.quiet and sys.stderr.isatty()
     model = load(args.model, backend=args.backend, context=args.context, storage=args.storage,
-                 threads=args.threads, progress=status)
+                 threads=args.threads, progress=status, adapter=args.adapter)
     if status:
         params = model.params
         threads = f", {args.threads} thread{'s' * (args.threads != 1)}" if args.threads else ""
@@ -278,7 +284,7 @@ def serve(args: argparse.Namespace) -> None:
                model_id=args.model_id, storage=args.storage, max_body=args.max_body, allowed_hosts=hosts,
                header_timeout=args.header_timeout, shutdown_grace=args.shutdown_grace,
                max_batch=args.max_batch, strict_model=args.strict_model, threads=args.threads,
-               replicas=args.replicas, ray_address=args.ray_address)
+               replicas=args.replicas, ray_address=args.ray_address, adapter=args.adapter)
 
 
 def web(args: argparse.Namespace) -> None:
@@ -314,6 +320,32 @@ def bench_serve(args: argparse.Namespace) -> None:
     from .serve_bench import main as bench_serve_main
 
     bench_serve_main(args.rest)
+
+
+def finetune(args: argparse.Namespace) -> None:
+    from .finetune import AdamW
+    from .finetune import finetune as run
+    from .lora import LoraConfig, targets_of
+
+    lora = LoraConfig(args.lora_rank, args.lora_alpha, targets_of(args.targets))
+    optimizer = AdamW(lr=args.lr, weight_decay=args.weight_decay, max_norm=args.max_norm,
+                      warmup=args.warmup, steps=args.steps)
+    result = run(args.model, args.data, args.out, lora=lora, optimizer=optimizer, batch=args.batch,
+                 seq_len=args.seq_len, backend=args.backend, threads=args.threads, seed=args.seed,
+                 progress=not args.quiet and sys.stderr.isatty())
+    print(f"llaf: {len(result.losses)} steps in {result.seconds:.1f} s ({result.tokens_per_second:.0f} tokens/s), "
+          f"loss {result.losses[0]:.3f} -> {result.losses[-1]:.3f}; adapters in {args.out}", file=sys.stderr)
+
+
+def merge(args: argparse.Namespace) -> None:
+    from .generation import model_source
+    from .lora import Adapters, merge_gguf
+
+    source = model_source(args.model)
+    if not str(source).endswith(".gguf"):
+        raise LlafError(f"llaf merge writes a GGUF file from a GGUF file; {source} is not one")
+    merge_gguf(source, Adapters.load(args.adapter), args.out)
+    print(f"llaf: {args.out}: {Path(str(source)).name} with the adapters of {args.adapter} merged", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -385,6 +417,33 @@ def main(argv: list[str] | None = None) -> None:
     bs = sub.add_parser("bench-serve", help="the server under 1-32 streaming clients, beside llama-cpp-python's server",
                         add_help=False)
     bs.set_defaults(run=bench_serve)
+    f = sub.add_parser("finetune", help="train LoRA adapters on a JSONL file of texts or chats")
+    f.add_argument("--model", "-m", default=None,
+                   help="a GGUF file (Q4_0/Q4_1 stays 4-bit), a Hugging Face directory or a model's name "
+                        "(default SmolLM2-135M-Instruct)")
+    f.add_argument("--data", required=True, metavar="FILE.jsonl",
+                   help='one record a line: {"text": ...}, or {"messages": [...]} (learnt: the assistant\'s turns)')
+    f.add_argument("--out", required=True, metavar="ADAPTER", help="the directory to save the adapters in")
+    f.add_argument("--lora-rank", type=int, default=8, metavar="R")
+    f.add_argument("--lora-alpha", type=float, default=16.0, metavar="A", help="the update is scaled by A / R")
+    f.add_argument("--targets", default="q_proj,v_proj",
+                   help="the projections adapted, comma-separated, or all (default q_proj,v_proj)")
+    f.add_argument("--steps", type=int, default=100, metavar="N")
+    f.add_argument("--lr", type=float, default=2e-4, metavar="X", help="the peak learning rate (default 2e-4)")
+    f.add_argument("--warmup", type=int, default=0, metavar="N", help="steps of linear warm-up")
+    f.add_argument("--weight-decay", type=float, default=0.0)
+    f.add_argument("--max-norm", type=float, default=1.0, help="clip the gradient to this norm (0: never)")
+    f.add_argument("--batch", type=int, default=8, metavar="B", help="sequences a step")
+    f.add_argument("--seq-len", type=int, default=256, metavar="L", help="tokens a sequence at most")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--backend", "-b", default=None, help="c or multicore")
+    _run_args(f)
+    f.set_defaults(run=finetune)
+    mg = sub.add_parser("merge", help="a GGUF file with LoRA adapters merged in (llama.cpp loads it too)")
+    mg.add_argument("--model", "-m", default=None, help="the base GGUF file (default SmolLM2-135M-Instruct)")
+    mg.add_argument("--adapter", required=True, metavar="ADAPTER", help="the adapters' directory")
+    mg.add_argument("--out", required=True, metavar="FILE.gguf")
+    mg.set_defaults(run=merge)
     args, rest = ap.parse_known_args(argv)
     if args.command not in ("bench", "bench-serve") and rest:
         ap.error(f"unrecognized arguments: {' '.join(rest)}")

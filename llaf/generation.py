@@ -360,7 +360,7 @@ def model_source(model: str | Path | None) -> Any:
 
 def load(model: str | Path | None = None, backend: str | None = None,
          context: int | None = DEFAULT_CONTEXT, progress: bool = False, storage: str | None = None,
-         threads: int | None = None) -> Model:
+         threads: int | None = None, adapter: str | Path | None = None) -> Model:
     """Load a model and its tokenizer: a GGUF file (or a directory holding
     one, or its name among llaf's models, e.g. ``"SmolLM2-135M-Instruct"``),
     a Hugging Face directory, a llaf weight file or hub name for GPT-2; by
@@ -369,7 +369,9 @@ def load(model: str | Path | None = None, backend: str | None = None,
     `storage` picks how the weights are kept (llaf/storage.py; by default a
     GGUF file's own quantized form); `threads`: the multicore backend's
     worker threads (default one per core); `progress` shows a progress bar
-    on stderr when loading takes over a second."""
+    on stderr when loading takes over a second; `adapter`: a directory of
+    LoRA adapters (`llaf finetune`'s or peft's) merged into the weights
+    (which are then f32: llaf/lora.py `merged`)."""
     # Arguments checked before minutes of loading.
     backend = resolve_backend(backend)
     check_threads(threads, backend)
@@ -380,6 +382,10 @@ def load(model: str | Path | None = None, backend: str | None = None,
     bar = _LoadingBar(name, progress)
     try:
         w = with_context(weights_mod.load(source, progress=progress, storage=storage), context)
+        if adapter is not None:
+            from .lora import Adapters, merged
+
+            w = merged(w, Adapters.load(adapter, layers=w.shapes["attn_norm"][0]))
         bar.step("tokenizer")
         tokenizer = for_model(source, w.architecture)
         bar.step(f"into the {backend} engine")

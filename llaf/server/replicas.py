@@ -52,6 +52,7 @@ class ReplicaConfig:
     max_batch: int
     strict_model: bool = False
     threads: int | None = None
+    adapter: str | None = None
 
 
 @serve.ingress()
@@ -64,7 +65,7 @@ class Engine:
 
         self.config = config
         self.model = load(config.model, backend=config.backend, context=config.context, storage=config.storage,
-                          threads=config.threads)
+                          threads=config.threads, adapter=config.adapter)
         params = self.model.params
         check_cache_fits(params, config.max_batch, params.context, "(llaf serve --max-batch and --context)")
 

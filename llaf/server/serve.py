@@ -81,7 +81,7 @@ def serve(model: str | Path | None = None, backend: str | None = None, context: 
           storage: str | None = None, max_body: int = DEFAULT_MAX_BODY, allowed_hosts: Sequence[str] | None = None,
           header_timeout: float = DEFAULT_HEADER_TIMEOUT, shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
           max_batch: int = DEFAULT_MAX_BATCH, strict_model: bool = False, threads: int | None = None,
-          replicas: int | None = None, ray_address: str | None = None) -> None:
+          replicas: int | None = None, ray_address: str | None = None, adapter: str | Path | None = None) -> None:
     """Listen, load the model, and serve it until interrupted. `allowed_hosts`:
     the names the ``Host`` header may give (``*``: any); by default
     localhost names on a loopback address, any elsewhere. `max_batch`:
@@ -89,7 +89,8 @@ def serve(model: str | Path | None = None, backend: str | None = None, context: 
     request naming another model is a 404 (by default the served model
     answers it). `threads`: the multicore backend's worker threads.
     `replicas` or `ray_address`: that many engines (default 1) on Ray Serve,
-    on a local Ray or the cluster at `ray_address` (llaf/server/replicas.py)."""
+    on a local Ray or the cluster at `ray_address` (llaf/server/replicas.py).
+    `adapter`: LoRA adapters merged into the model (`llaf.load`)."""
     import uvicorn
 
     from ..backend import check_threads, resolve_backend
@@ -115,7 +116,7 @@ def serve(model: str | Path | None = None, backend: str | None = None, context: 
         hosts = default_allowed_hosts(host, loopback)
     if replicas is not None or ray_address is not None:
         _serve_on_ray(model, backend, context, host, port, model_id, storage, max_body, hosts, shutdown_grace,
-                      max_batch, 1 if replicas is None else replicas, ray_address, strict_model, threads)
+                      max_batch, 1 if replicas is None else replicas, ray_address, strict_model, threads, adapter)
         return
     # What can be checked at once is, before the port opens: the model's file
     # and the backend.
@@ -127,7 +128,7 @@ def serve(model: str | Path | None = None, backend: str | None = None, context: 
 
     def load_model() -> None:
         loaded = load(source, backend=backend, context=DEFAULT_CONTEXT if context is None else context,
-                      storage=storage, threads=threads)
+                      storage=storage, threads=threads, adapter=adapter)
         # The worst case of the key/value cache, refused now rather than when
         # the batch is full and its sequences long.
         params = loaded.params
@@ -153,7 +154,8 @@ def serve(model: str | Path | None = None, backend: str | None = None, context: 
 def _serve_on_ray(model: str | Path | None, backend: str | None, context: int | None, host: str, port: int,
                   model_id: str | None, storage: str | None, max_body: int, hosts: list[str],
                   shutdown_grace: float, max_batch: int, replicas: int, ray_address: str | None,
-                  strict_model: bool = False, threads: int | None = None) -> None:
+                  strict_model: bool = False, threads: int | None = None,
+                  adapter: str | Path | None = None) -> None:
     """`serve` with `replicas` engines on Ray Serve; each replica loads the model."""
     from ..generation import DEFAULT_CONTEXT
 
@@ -165,5 +167,6 @@ def _serve_on_ray(model: str | Path | None, backend: str | None, context: int | 
         raise LlafError(f"--replicas and --ray-address need Ray Serve (pip install 'llaf[ray]'): {e}") from None
     config = ReplicaConfig(None if model is None else str(model), backend,
                            DEFAULT_CONTEXT if context is None else context, storage, model_id, max_body, hosts,
-                           shutdown_grace, max_batch, strict_model, threads)
+                           shutdown_grace, max_batch, strict_model, threads,
+                           None if adapter is None else str(Path(adapter).resolve()))
     serve_replicas(config, replicas, ray_address, host, port)

@@ -1,0 +1,330 @@
+"""Fine-tuning: LoRA adapters trained on a frozen model by src/train.fut.
+
+`Trainer` holds a model's weights in src/train.fut's engine (in their own
+storage: a 4-bit base stays 4-bit) and the adapters being trained with
+their AdamW moments; ``loss``, ``grad`` and ``step`` run one batch.  A
+batch is `tokens` (``[B][S]``) and `targets` (``[B][S]``): the token that
+should follow each one, or -1 where nothing is learnt.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import weights as weights_mod
+from .backend import TRAIN_BACKENDS, Engine, check_threads, resolve_backend
+from .errors import LlafError
+from .lora import Adapters, LoraConfig
+from .tokenizer import Tokenizer, chat_messages
+
+# A training example: token ids and, for each, whether it is learnt.
+Example = tuple[list[int], list[bool]]
+
+# The storages src/train.fut is compiled for (llaf/entries.py TRAIN_STORAGES).
+STORAGES = ("f32", "q4")
+
+
+@dataclass(frozen=True)
+class AdamW:
+    """The optimizer's settings, as `torch.optim.AdamW` takes them, with
+    gradient clipping to `max_norm` (0: none) and a schedule of `steps`
+    steps: linear warm-up over `warmup` steps, then a cosine decay to 0."""
+
+    lr: float = 2e-4
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    max_norm: float = 1.0
+    warmup: int = 0
+    steps: int = 100
+
+    def __post_init__(self) -> None:
+        if not self.lr > 0:
+            raise LlafError(f"the learning rate must be positive, got {self.lr!r}")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise LlafError(f"AdamW's betas must be in [0, 1), got {self.beta1!r} and {self.beta2!r}")
+        if self.steps < 1 or not 0 <= self.warmup <= self.steps:
+            raise LlafError(f"{self.steps} steps with {self.warmup} of warm-up: need 0 <= warm-up <= steps, steps >= 1")
+        if self.max_norm < 0 or self.weight_decay < 0 or not self.eps > 0:
+            raise LlafError("max_norm and weight_decay must be >= 0, eps > 0")
+
+    def args(self) -> tuple[Any, ...]:
+        f, i = np.float32, np.int64
+        return (f(self.lr), f(self.beta1), f(self.beta2), f(self.eps), f(self.weight_decay), f(self.max_norm),
+                i(self.warmup), i(self.steps))
+
+
+@dataclass(frozen=True)
+class StepReport:
+    loss: float          # the batch's loss before the step
+    grad_norm: float     # the gradient's norm before clipping
+    lr: float            # the step's learning rate
+
+
+class Trainer:
+    """A model in src/train.fut's engine and the adapters being trained."""
+
+    def __init__(self, source: Any, lora: LoraConfig | None = None, *, adapters: Adapters | None = None,
+                 optimizer: AdamW | None = None, backend: str | None = None, threads: int | None = None,
+                 seed: int = 0, progress: bool = False) -> None:
+        backend = resolve_backend(TRAIN_BACKENDS[0] if backend is None else backend)
+        check_threads(threads, backend)
+        w = source if isinstance(source, weights_mod.Weights) else weights_mod.load(source, progress=progress)
+        if w.architecture != "llama":
+            raise LlafError(f"fine-tuning runs on Llama-family models, not {w.architecture}")
+        if w.storage not in STORAGES:
+            raise LlafError(f"fine-tuning runs on weights stored as {' or '.join(STORAGES)}, not {w.storage} "
+                            "(load the model with storage='f32')")
+        self.weights = w
+        self.shapes = w.shapes
+        self.engine = Engine(backend, threads, program="train")
+        self.prefix = f"train_{w.storage}"
+        args = [self.engine.put(a) if isinstance(a, np.ndarray) else a for a in w.init_args()]
+        self.params = self.engine.call(f"{self.prefix}_init", *args)
+        if adapters is None:
+            adapters = Adapters.initial(lora or LoraConfig(), self.shapes, seed)
+        elif lora is not None and lora != adapters.config:
+            raise LlafError("give a LoRA configuration or adapters, not both")
+        adapters.check(self.shapes)
+        self.adapters = adapters
+        self.optimizer = optimizer or AdamW()
+        self._theta = self.engine.put(adapters.flat())
+        self._m = self.engine.put(np.zeros(adapters.flat().size, np.float32))
+        self._v = self.engine.put(np.zeros(adapters.flat().size, np.float32))
+        self._adamw = self.engine.call("adamw", *self.optimizer.args())
+        self.steps_taken = 0
+
+    def _common(self, adapters: Adapters) -> tuple[Any, ...]:
+        c = adapters.config
+        return (self.params, np.int64(c.rank), np.int64(c.mask), np.float32(c.scale))
+
+    def batch(self, tokens: Any, targets: Any) -> tuple[np.ndarray, np.ndarray]:
+        """`tokens` and `targets` checked: int64 `[B][S]` of the same shape, ids in the vocabulary."""
+        tokens, targets = np.asarray(tokens), np.asarray(targets)
+        if tokens.ndim != 2 or tokens.shape != targets.shape or tokens.size == 0:
+            raise LlafError(f"a batch is tokens and targets of one shape [sequences][length], "
+                            f"got {tokens.shape} and {targets.shape}")
+        vocab, context = self.weights.vocab, self.weights.context
+        if tokens.shape[1] > context:
+            raise LlafError(f"sequences of {tokens.shape[1]} tokens exceed the context length {context}")
+        if tokens.min() < 0 or tokens.max() >= vocab or targets.min() < -1 or targets.max() >= vocab:
+            raise LlafError(f"token ids must be in [0, {vocab}) (targets: or -1)")
+        return np.ascontiguousarray(tokens, np.int64), np.ascontiguousarray(targets, np.int64)
+
+    def loss(self, tokens: Any, targets: Any, adapters: Adapters | None = None) -> float:
+        """The batch's mean next-token cross-entropy with `adapters` (default: those being trained)."""
+        adapters = adapters or self.current()
+        tokens, targets = self.batch(tokens, targets)
+        return float(self.engine.call(f"{self.prefix}_loss", *self._common(adapters), adapters.flat(), tokens, targets))
+
+    def grad(self, tokens: Any, targets: Any, adapters: Adapters | None = None) -> tuple[float, Adapters]:
+        """The loss and its gradient with respect to every adapter tensor."""
+        adapters = adapters or self.current()
+        tokens, targets = self.batch(tokens, targets)
+        loss, g = self.engine.call(f"{self.prefix}_grad", *self._common(adapters), adapters.flat(), tokens, targets)
+        return float(loss), adapters.with_flat(self.engine.array(g))
+
+    def step(self, tokens: Any, targets: Any) -> StepReport:
+        """One AdamW step of the adapters on a batch."""
+        tokens, targets = self.batch(tokens, targets)
+        self.steps_taken += 1
+        theta, m, v, loss, norm, lr = self.engine.call(
+            f"{self.prefix}_step", *self._common(self.adapters), self._adamw, np.int64(self.steps_taken),
+            self._theta, self._m, self._v, tokens, targets)
+        self._theta, self._m, self._v = theta, m, v
+        return StepReport(float(loss), float(norm), float(lr))
+
+    def current(self) -> Adapters:
+        """The adapters as trained so far."""
+        return self.adapters.with_flat(self.engine.array(self._theta))
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """AdamW's first and second moments, as `current` lays out the adapters."""
+        return self.engine.array(self._m), self.engine.array(self._v)
+
+    def rates(self) -> np.ndarray:
+        """The learning rate of every step of the schedule."""
+        return self.engine.array(self.engine.call("train_rates", self._adamw))
+
+
+def pack(sequences: Sequence[tuple[Sequence[int], Sequence[bool]]], length: int, pad: int = 0
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """Token sequences with, for each token, whether it is learnt (predicted
+    from the ones before), as a batch: `tokens` padded with `pad` to
+    `length`, `targets[b][i]` the token after position `i` where that one is
+    learnt, else -1."""
+    tokens = np.full((len(sequences), length), pad, np.int64)
+    targets = np.full((len(sequences), length), -1, np.int64)
+    for b, (ids, learnt) in enumerate(sequences):
+        ids, learnt = list(ids)[:length], list(learnt)[:length]
+        tokens[b, :len(ids)] = ids
+        for i in range(1, len(ids)):
+            if learnt[i]:
+                targets[b, i - 1] = ids[i]
+    return tokens, targets
+
+
+def text_example(tokenizer: Tokenizer, text: str) -> Example:
+    """A text: every token learnt."""
+    ids = tokenizer.encode(text)
+    return ids, [True] * len(ids)
+
+
+def chat_example(tokenizer: Tokenizer, messages: Any) -> Example:
+    """A conversation in the model's chat template: only the assistant's
+    turns are learnt, each up to and including its end of turn."""
+    messages = chat_messages(messages)
+    if messages[-1]["role"] != "assistant":
+        raise LlafError("a training conversation ends with the assistant's message")
+    ids: list[int] = []
+    learnt: list[bool] = []
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        prompt = tokenizer.chat(messages[:i])  # ready for the assistant's reply
+        if prompt[:len(ids)] != ids:
+            raise LlafError("the chat template renders a conversation's start differently from the "
+                            "whole conversation: its assistant turns cannot be found")
+        reply = tokenizer.chat(messages[:i + 1])
+        if reply[:len(prompt)] != prompt:
+            raise LlafError("the chat template renders a conversation's start differently from the "
+                            "whole conversation: its assistant turns cannot be found")
+        turn = reply[len(prompt):]
+        end = next((j for j, tok in enumerate(turn) if tok in tokenizer.eos_ids), None)
+        if end is None:
+            raise LlafError("the chat template ends no assistant turn with an end-of-turn token")
+        learnt += [False] * (len(prompt) - len(ids)) + [True] * (end + 1)
+        ids = prompt + turn[:end + 1]
+    return ids, learnt
+
+
+def read_examples(path: str | Path, tokenizer: Tokenizer) -> list[Example]:
+    """The records of a JSONL file: ``{"text": ...}`` or ``{"messages": [...]}`` (a chat)."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise LlafError(f"{path}: cannot read it ({e})") from None
+    examples = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as e:
+            raise LlafError(f"{path}:{n}: not JSON ({e})") from None
+        try:
+            if isinstance(record, dict) and isinstance(record.get("text"), str):
+                examples.append(text_example(tokenizer, record["text"]))
+            elif isinstance(record, dict) and "messages" in record:
+                examples.append(chat_example(tokenizer, record["messages"]))
+            else:
+                raise LlafError('a record is {"text": "..."} or {"messages": [...]}')
+        except LlafError as e:
+            raise LlafError(f"{path}:{n}: {e}") from None
+        if not any(examples[-1][1][1:]):
+            raise LlafError(f"{path}:{n}: nothing to learn (no token after the first is learnt)")
+    if not examples:
+        raise LlafError(f"{path}: no records")
+    return examples
+
+
+def batches(examples: Sequence[Example], batch: int, seq_len: int, seed: int
+            ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Batches of `batch` examples (all of them if fewer), each epoch in a new
+    random order (an epoch's last examples that fill no batch wait for the
+    next), cut to `seq_len` tokens and padded to the longest of the batch."""
+    rng = np.random.default_rng(seed)
+    whole = len(examples) - len(examples) % batch if len(examples) >= batch else len(examples)
+    while True:
+        order = rng.permutation(len(examples))
+        for start in range(0, whole, batch):
+            chosen = [examples[i] for i in order[start:start + batch]]
+            length = min(seq_len, max(len(ids) for ids, _ in chosen))
+            yield pack(chosen, length)
+
+
+@dataclass
+class Finetuned:
+    """What `finetune` made: the adapters, the loss of each step and the speed."""
+
+    adapters: Adapters
+    losses: list[float] = field(default_factory=list)
+    tokens_per_second: float = 0.0
+    seconds: float = 0.0
+
+
+def finetune(model: Any = None, data: str | Path = "", out: str | Path | None = None, *,
+             lora: LoraConfig | None = None, optimizer: AdamW | None = None, batch: int = 8, seq_len: int = 256,
+             backend: str | None = None, threads: int | None = None, seed: int = 0, progress: bool = True
+             ) -> Finetuned:
+    """Train LoRA adapters on `model` (as `llaf.load` names it; default
+    SmolLM2-135M-Instruct) with the JSONL file `data`, and save them to the
+    directory `out` (peft's layout) with the loss curve (``loss.png``,
+    ``loss.json``)."""
+    from tqdm import tqdm
+
+    from .generation import model_source
+    from .tokenizer import for_model
+
+    if batch < 1 or seq_len < 2:
+        raise LlafError(f"the batch must hold at least 1 sequence and sequences 2 tokens, got {batch} and {seq_len}")
+    source = model_source(model)
+    w = weights_mod.load(source, progress=False)
+    tokenizer = for_model(source, w.architecture)
+    examples = read_examples(data, tokenizer)
+    if seq_len > w.context:
+        raise LlafError(f"sequences of {seq_len} tokens exceed the context length {w.context}")
+    optimizer = optimizer or AdamW()
+    trainer = Trainer(w, lora or LoraConfig(), optimizer=optimizer, backend=backend, threads=threads, seed=seed)
+    trainer.adapters.base = Path(str(source)).name
+    result = Finetuned(trainer.adapters)
+    learnt = 0
+    start = time.perf_counter()
+    bar = tqdm(total=optimizer.steps, desc="fine-tuning", disable=not progress, file=sys.stderr)
+    for _, (tokens, targets) in zip(range(optimizer.steps), batches(examples, batch, seq_len, seed), strict=False):
+        report = trainer.step(tokens, targets)
+        result.losses.append(report.loss)
+        learnt += tokens.size
+        elapsed = time.perf_counter() - start
+        bar.set_postfix(loss=f"{report.loss:.3f}", tok_s=f"{learnt / elapsed:.0f}", refresh=False)
+        bar.update(1)
+    bar.close()
+    result.seconds = time.perf_counter() - start
+    result.tokens_per_second = learnt / result.seconds
+    result.adapters = trainer.current()
+    if out is not None:
+        where = result.adapters.save(out)
+        (where / "loss.json").write_text(json.dumps({"loss": result.losses, "tokens_per_second":
+                                                     result.tokens_per_second}) + "\n")
+        plot_losses(result.losses, where / "loss.png")
+    return result
+
+
+def plot_losses(losses: Sequence[float], path: Path) -> None:
+    """The loss curve as a PNG (matplotlib, llaf's `bench` extra; skipped without it)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("llaf: matplotlib is not installed: no loss.png (the losses are in loss.json)", file=sys.stderr)
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(range(1, len(losses) + 1), losses)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title("fine-tuning loss")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,310 @@
+"""Fine-tuning (src/train.fut, llaf/finetune.py) against PyTorch: the loss
+of a batch equals transformers', the gradient of every LoRA tensor equals
+autograd's through peft's adapters, the gradient through a 4-bit base equals
+the one through its f32 expansion, and AdamW's steps and schedule equal
+torch's and transformers'."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from llaf import weights as weights_mod
+from llaf.backend import TRAIN_BACKENDS
+from llaf.errors import LlafError
+from llaf.finetune import AdamW, Trainer, pack
+from llaf.lora import TARGETS, Adapters, LoraConfig
+
+from .conftest import BACKENDS_UNDER_TEST, random_llama
+from .gguf_models import write_gguf
+
+BACKEND = TRAIN_BACKENDS[0]
+# The engine's backend, for the merged adapters' logits.
+ENGINE = next((b for b in ("multicore", "c") if b in BACKENDS_UNDER_TEST), BACKENDS_UNDER_TEST[0])
+
+# Grouped-query attention (4 query heads on 2 key/value heads), widths that
+# 4-bit blocks fit.
+CONFIG = dict(hidden_size=64, intermediate_size=96, num_attention_heads=4, num_key_value_heads=2,
+              vocab_size=120, max_position_embeddings=64, num_hidden_layers=2)
+# The relative tolerance of gradients: f32 sums in another order than PyTorch's.
+RTOL = 2e-4
+
+
+def batch(rng: np.random.Generator, lengths: list[int], vocab: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random sequences of `lengths`, padded to `length`; every token after the first is learnt, but the
+    first two of the second sequence (a prompt)."""
+    seqs = []
+    for i, n in enumerate(lengths):
+        ids = rng.integers(1, vocab, n)
+        learnt = [j >= 2 or i != 1 for j in range(n)]
+        seqs.append((ids, learnt))
+    return pack(seqs, length)
+
+
+def random_adapters(config: LoraConfig, shapes: dict[str, tuple[int, ...]], seed: int) -> Adapters:
+    """Adapters with `B` not zero, so that every gradient is."""
+    a = Adapters.initial(config, shapes, seed)
+    rng = np.random.default_rng(seed + 1)
+    for t, (A, B) in a.tensors.items():
+        a.tensors[t] = (A, rng.normal(0, 0.05, B.shape).astype(np.float32))
+    return a
+
+
+def torch_loss(model: torch.nn.Module, tokens: np.ndarray, targets: np.ndarray) -> torch.Tensor:
+    """The mean cross-entropy of the targets that are not -1 (transformers' loss with labels of -100)."""
+    logits = model(torch.from_numpy(tokens)).logits
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                             torch.from_numpy(targets).reshape(-1), ignore_index=-1)
+
+
+def torch_loss_and_grads(model: torch.nn.Module, adapters: Adapters, tokens: np.ndarray, targets: np.ndarray
+                         ) -> tuple[float, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """transformers' loss through peft's LoRA with `adapters`, and autograd's gradient of each tensor."""
+    import copy
+
+    from peft import LoraConfig as PeftConfig
+    from peft import get_peft_model
+
+    c = adapters.config
+    peft_model = get_peft_model(copy.deepcopy(model), PeftConfig(r=c.rank, lora_alpha=c.alpha, lora_dropout=0.0,
+                                                                 target_modules=list(c.targets)))
+    state = {k.replace(".weight", ".default.weight"): torch.from_numpy(v)
+             for k, v in adapters.peft_tensors().items()}
+    missing = [k for k in state if k not in dict(peft_model.named_parameters())]
+    assert not missing, missing[:3]
+    peft_model.load_state_dict(state, strict=False)
+    loss = torch_loss(peft_model, tokens, targets)
+    loss.backward()
+    params = dict(peft_model.named_parameters())
+    grads = {}
+    for t in c.targets:
+        block = TARGETS[t][1]
+        layers = adapters.tensors[t][0].shape[0]
+        grads[t] = tuple(np.stack([params[f"base_model.model.model.layers.{i}.{block}.{t}.lora_{n}.default.weight"]
+                                   .grad.numpy() for i in range(layers)]) for n in "AB")
+    return float(loss), grads  # type: ignore[return-value]
+
+
+def assert_close_grads(got: Adapters, want: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    for t, pair in want.items():
+        for name, g, w in zip("AB", got.tensors[t], pair, strict=True):
+            scale = np.abs(w).max()
+            assert scale > 0, f"{t}.lora_{name}: zero gradient in PyTorch"
+            err = np.abs(g - w).max() / scale
+            assert err < RTOL, f"{t}.lora_{name}: relative error {err:.2e}"
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["untied", "tied"])
+def model(request: pytest.FixtureRequest) -> torch.nn.Module:
+    return random_llama(11, tie_word_embeddings=request.param, **CONFIG)
+
+
+@pytest.fixture(scope="module")
+def trainer(model: torch.nn.Module) -> Trainer:
+    return Trainer(weights_mod.from_transformers(model, progress=False), backend=BACKEND)
+
+
+def test_loss_and_gradients_equal_pytorch(model: torch.nn.Module, trainer: Trainer) -> None:
+    rng = np.random.default_rng(3)
+    tokens, targets = batch(rng, [12, 9, 5], CONFIG["vocab_size"], 12)
+    config = LoraConfig(rank=4, alpha=8.0, targets=tuple(TARGETS))
+    adapters = random_adapters(config, trainer.shapes, 5)
+    want_loss, want = torch_loss_and_grads(model, adapters, tokens, targets)
+    assert abs(trainer.loss(tokens, targets, adapters) - want_loss) < 1e-5 * max(1, abs(want_loss))
+    loss, got = trainer.grad(tokens, targets, adapters)
+    assert abs(loss - want_loss) < 1e-5 * max(1, abs(want_loss))
+    assert_close_grads(got, want)
+
+
+def test_some_targets(model: torch.nn.Module, trainer: Trainer) -> None:
+    """Adapters on some projections only: the flat vector holds those, in order."""
+    rng = np.random.default_rng(4)
+    tokens, targets = batch(rng, [10, 10], CONFIG["vocab_size"], 10)
+    config = LoraConfig(rank=2, alpha=3.0, targets=("v_proj", "down_proj", "q_proj"))
+    adapters = random_adapters(config, trainer.shapes, 6)
+    want_loss, want = torch_loss_and_grads(model, adapters, tokens, targets)
+    loss, got = trainer.grad(tokens, targets, adapters)
+    assert abs(loss - want_loss) < 1e-5 * max(1, abs(want_loss))
+    assert set(got.tensors) == {"q_proj", "v_proj", "down_proj"}
+    assert_close_grads(got, want)
+
+
+def test_padding_and_prompts_are_not_learnt(trainer: Trainer) -> None:
+    """Tokens after the last target change nothing; a batch without targets has loss 0."""
+    rng = np.random.default_rng(5)
+    tokens, targets = batch(rng, [8], CONFIG["vocab_size"], 12)
+    adapters = random_adapters(LoraConfig(rank=2), trainer.shapes, 7)
+    other = tokens.copy()
+    other[0, 8:] = rng.integers(1, CONFIG["vocab_size"], 4)
+    assert trainer.loss(tokens, targets, adapters) == trainer.loss(other, targets, adapters)
+    assert trainer.loss(tokens, np.full_like(targets, -1), adapters) == 0.0
+
+
+def test_q4_base_gradient_equals_its_f32_expansion(tmp_path: Path) -> None:
+    """QLoRA: the gradient through a 4-bit base equals the one through the same values in f32."""
+    model = random_llama(12, **CONFIG)
+    path = write_gguf(model, tmp_path / "model-Q4_1.gguf", "Q4_1", head_qtype="Q8_0")
+    q4 = weights_mod.load(path, progress=False)
+    assert q4.storage == "q4"
+    f32 = weights_mod.as_f32(q4)
+    rng = np.random.default_rng(6)
+    tokens, targets = batch(rng, [10, 7], CONFIG["vocab_size"], 10)
+    adapters = random_adapters(LoraConfig(rank=4, targets=tuple(TARGETS)), q4.shapes, 8)
+    a = Trainer(q4, backend=BACKEND, adapters=adapters)
+    b = Trainer(f32, backend=BACKEND, adapters=adapters)
+    la, ga = a.grad(tokens, targets)
+    lb, gb = b.grad(tokens, targets)
+    assert la == pytest.approx(lb, rel=1e-6)
+    assert_close_grads(ga, {t: gb.tensors[t] for t in gb.tensors})
+
+
+def test_adamw_steps_equal_torch(trainer: Trainer) -> None:
+    """Three steps, the gradient clipped in the second: torch.optim.AdamW with
+    clip_grad_norm_ from the same gradients gives the same adapters and moments."""
+    rng = np.random.default_rng(7)
+    weights = trainer.weights
+    config = LoraConfig(rank=2, targets=("q_proj", "up_proj"))
+    start = random_adapters(config, trainer.shapes, 9)
+    opt = AdamW(lr=1e-2, beta1=0.8, beta2=0.95, eps=1e-6, weight_decay=0.1, max_norm=0.5, warmup=0, steps=3)
+    t = Trainer(weights, adapters=start, optimizer=opt, backend=BACKEND)
+    theta = torch.nn.Parameter(torch.from_numpy(start.flat().copy()))
+    torch_opt = torch.optim.AdamW([theta], lr=opt.lr, betas=(opt.beta1, opt.beta2), eps=opt.eps,
+                                  weight_decay=opt.weight_decay)
+    from transformers import get_cosine_schedule_with_warmup
+
+    schedule = get_cosine_schedule_with_warmup(torch_opt, opt.warmup, opt.steps)
+    norms = []
+    for _ in range(3):
+        tokens, targets = batch(rng, [9, 9], CONFIG["vocab_size"], 9)
+        _, g = t.grad(tokens, targets)
+        report = t.step(tokens, targets)
+        theta.grad = torch.from_numpy(g.flat())
+        norms.append(float(torch.nn.utils.clip_grad_norm_([theta], opt.max_norm)))
+        assert report.grad_norm == pytest.approx(norms[-1], rel=1e-5)
+        assert report.lr == pytest.approx(schedule.get_last_lr()[0], rel=1e-6)
+        torch_opt.step()
+        schedule.step()
+        np.testing.assert_allclose(t.current().flat(), theta.detach().numpy(), rtol=1e-5, atol=1e-7)
+    assert any(n > opt.max_norm for n in norms), "no step was clipped"
+    m, v = t.moments()
+    state = torch_opt.state[theta]
+    # (the clipped gradients differ in their last bits: the norms are sums in
+    # another order; the moments' sums of opposite signs magnify that)
+    for got, want in ((m, state["exp_avg"].numpy()), (v, state["exp_avg_sq"].numpy())):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+def test_schedule_equals_transformers(trainer: Trainer) -> None:
+    from transformers import get_cosine_schedule_with_warmup
+
+    opt = AdamW(lr=3e-3, warmup=4, steps=20)
+    t = Trainer(trainer.weights, optimizer=opt, backend=BACKEND)
+    torch_opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=opt.lr)
+    schedule = get_cosine_schedule_with_warmup(torch_opt, opt.warmup, opt.steps)
+    want = []
+    for _ in range(opt.steps):
+        want.append(schedule.get_last_lr()[0])
+        torch_opt.step()
+        schedule.step()
+    np.testing.assert_allclose(t.rates(), want, rtol=1e-6, atol=1e-10)
+
+
+def test_training_lowers_the_loss(trainer: Trainer) -> None:
+    """Twenty steps on one batch from peft's start (B = 0): the loss falls by half."""
+    rng = np.random.default_rng(8)
+    tokens, targets = batch(rng, [16, 16], CONFIG["vocab_size"], 16)
+    t = Trainer(trainer.weights, LoraConfig(rank=8, alpha=16, targets=tuple(TARGETS)),
+                optimizer=AdamW(lr=1e-2, steps=20), backend=BACKEND)
+    first = t.loss(tokens, targets)
+    reports = [t.step(tokens, targets) for _ in range(20)]
+    assert reports[0].loss == pytest.approx(first, rel=1e-6)
+    assert t.loss(tokens, targets) < first / 2
+
+
+def test_adapters_round_trip_through_peft_files(tmp_path: Path, model: torch.nn.Module, trainer: Trainer) -> None:
+    """Saved adapters load in peft (same logits as llaf's own adapters give) and back in llaf."""
+    from peft import PeftModel
+
+    adapters = random_adapters(LoraConfig(rank=4, alpha=8.0, targets=("q_proj", "o_proj", "up_proj")),
+                               trainer.shapes, 10)
+    adapters.save(tmp_path / "adapter")
+    back = Adapters.load(tmp_path / "adapter", layers=CONFIG["num_hidden_layers"])
+    assert back.config == adapters.config
+    np.testing.assert_array_equal(back.flat(), adapters.flat())
+    import copy
+
+    peft_model = PeftModel.from_pretrained(copy.deepcopy(model), str(tmp_path / "adapter"))
+    rng = np.random.default_rng(9)
+    tokens, targets = batch(rng, [10], CONFIG["vocab_size"], 10)
+    want = float(torch_loss(peft_model, tokens, targets))
+    assert trainer.loss(tokens, targets, back) == pytest.approx(want, rel=1e-5)
+
+
+def test_bad_input() -> None:
+    with pytest.raises(LlafError, match="LoRA rank must be a positive integer"):
+        LoraConfig(rank=0)
+    with pytest.raises(LlafError, match="unknown LoRA target 'qkv_proj'"):
+        LoraConfig(targets=("qkv_proj",))
+    with pytest.raises(LlafError, match="need 0 <= warm-up <= steps"):
+        AdamW(warmup=5, steps=3)
+
+
+def test_bad_batches(trainer: Trainer) -> None:
+    with pytest.raises(LlafError, match=r"token ids must be in \[0, 120\)"):
+        trainer.loss(np.array([[1, 120]]), np.array([[-1, -1]]))
+    with pytest.raises(LlafError, match="tokens and targets of one shape"):
+        trainer.loss(np.array([[1, 2]]), np.array([[2]]))
+    with pytest.raises(LlafError, match="exceed the context length 64"):
+        trainer.loss(np.ones((1, 65), np.int64), np.full((1, 65), -1))
+
+
+def test_merged_adapters_give_peft_logits(model: torch.nn.Module, trainer: Trainer) -> None:
+    """`llaf.load(..., adapter=...)`'s merge: the engine's logits with the
+    adapters merged equal peft's with them applied."""
+    import copy
+
+    from peft import LoraConfig as PeftConfig
+    from peft import get_peft_model
+
+    import llaf
+    from llaf.lora import merged
+
+    adapters = random_adapters(LoraConfig(rank=4, alpha=8.0, targets=tuple(TARGETS)), trainer.shapes, 13)
+    params = llaf.init(merged(trainer.weights, adapters), backend=ENGINE, progress=False)
+    peft_model = get_peft_model(copy.deepcopy(model), PeftConfig(r=4, lora_alpha=8.0, target_modules=list(TARGETS)))
+    peft_model.load_state_dict({k.replace(".weight", ".default.weight"): torch.from_numpy(v)
+                                for k, v in adapters.peft_tensors().items()}, strict=False)
+    ids = np.random.default_rng(10).integers(1, CONFIG["vocab_size"], 12)
+    with torch.no_grad():
+        want = peft_model(torch.from_numpy(ids)[None]).logits[0].numpy()
+        base = model(torch.from_numpy(ids)[None]).logits[0].numpy()
+    got = llaf.forward(params, ids)
+    assert np.abs(want - base).max() > 0.1  # the adapters matter
+    np.testing.assert_allclose(got, want, atol=2e-4 * np.abs(want).max())
+
+
+def test_merge_gguf_holds_the_merged_weights(tmp_path: Path) -> None:
+    """`llaf merge`: the adapted projections of a 4-bit Llama file (query
+    and key rows in llama.cpp's order) become F32 tensors holding exactly
+    what merging into the decoded weights gives; the rest is unchanged."""
+    import gguf
+
+    from llaf.lora import merge_gguf, merged
+
+    model = random_llama(14, **CONFIG)
+    src = write_gguf(model, tmp_path / "base-Q4_0.gguf", "Q4_0", head_qtype="Q8_0")
+    adapters = random_adapters(LoraConfig(rank=3, alpha=6.0, targets=("q_proj", "k_proj", "down_proj")),
+                               weights_mod.load(src, progress=False).shapes, 15)
+    out = merge_gguf(src, adapters, tmp_path / "merged.gguf")
+    want = merged(weights_mod.load(src, progress=False), adapters)
+    got = weights_mod.as_f32(weights_mod.load(out, progress=False))
+    for name in want.module.ARRAYS:
+        np.testing.assert_array_equal(got.dense(name), want.dense(name), err_msg=name)
+    before = {t.name: t.tensor_type for t in gguf.GGUFReader(str(src)).tensors}
+    after = {t.name: t.tensor_type for t in gguf.GGUFReader(str(out)).tensors}
+    changed = {n for n in after if after[n] != before[n]}
+    assert changed == {f"blk.{i}.{p}.weight" for i in range(2) for p in ("attn_q", "attn_k", "ffn_down")}
+    assert all(after[n] == gguf.GGMLQuantizationType.F32 for n in changed)
