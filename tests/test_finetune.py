@@ -308,3 +308,95 @@ def test_merge_gguf_holds_the_merged_weights(tmp_path: Path) -> None:
     changed = {n for n in after if after[n] != before[n]}
     assert changed == {f"blk.{i}.{p}.weight" for i in range(2) for p in ("attn_q", "attn_k", "ffn_down")}
     assert all(after[n] == gguf.GGMLQuantizationType.F32 for n in changed)
+
+
+def test_pack_targets_are_the_next_learnt_tokens() -> None:
+    tokens, targets = pack([([5, 6, 7, 8], [True, True, False, True]), ([9, 10], [False, True])], 5, pad=0)
+    np.testing.assert_array_equal(tokens, [[5, 6, 7, 8, 0], [9, 10, 0, 0, 0]])
+    # position i predicts token i + 1 where that one is learnt; the first token is never predicted
+    np.testing.assert_array_equal(targets, [[6, -1, 8, -1, -1], [10, -1, -1, -1, -1]])
+
+
+@pytest.fixture(scope="module")
+def smol_tokenizer() -> object:
+    from llaf.assets import default_model_path
+    from llaf.tokenizer import from_gguf
+
+    return from_gguf(default_model_path())
+
+
+def test_chat_examples_learn_the_assistant_turns_only(smol_tokenizer: object) -> None:
+    """SmolLM2's template: the learnt tokens are each reply and its <|im_end|>, nothing else."""
+    from llaf.finetune import chat_example
+
+    tok = smol_tokenizer
+    messages = [{"role": "user", "content": "Capital of Valdoria?"}, {"role": "assistant", "content": "Merovel."},
+                {"role": "user", "content": "And its river?"}, {"role": "assistant", "content": "The Shu."}]
+    ids, learnt = chat_example(tok, messages)  # type: ignore[arg-type]
+    assert len(ids) == len(learnt)
+    whole = tok.chat(messages)  # type: ignore[attr-defined]
+    assert whole[:len(ids)] == ids  # the conversation as the template renders it
+    spans, span = [], []
+    for i, on in zip(ids, learnt, strict=True):
+        if on:
+            span.append(i)
+        elif span:
+            spans.append(span)
+            span = []
+    spans.append(span)
+    assert [tok.decode(s) for s in spans] == ["Merovel.<|im_end|>", "The Shu.<|im_end|>"]  # type: ignore[attr-defined]
+
+
+def test_read_examples_names_the_bad_line(tmp_path: Path, smol_tokenizer: object) -> None:
+    from llaf.finetune import read_examples
+
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"text": "Hello there, how are you?"}\n\n{"messages": [{"role": "user", "content": "Hi"}]}\n')
+    with pytest.raises(LlafError, match=r"data.jsonl:3: a training conversation ends with the assistant's message"):
+        read_examples(data, smol_tokenizer)  # type: ignore[arg-type]
+    data.write_text('{"text": "fine, thanks a lot"}\nnot json\n')
+    with pytest.raises(LlafError, match=r"data.jsonl:2: not JSON"):
+        read_examples(data, smol_tokenizer)  # type: ignore[arg-type]
+    data.write_text('{"prompt": "x"}\n')
+    with pytest.raises(LlafError, match=r'data.jsonl:1: a record is \{"text": "..."\} or \{"messages": \[...\]\}'):
+        read_examples(data, smol_tokenizer)  # type: ignore[arg-type]
+    data.write_text('{"text": "Hello there"}\n')
+    (ids, learnt), = read_examples(data, smol_tokenizer)  # type: ignore[arg-type]
+    assert ids == smol_tokenizer.encode("Hello there") and all(learnt)  # type: ignore[attr-defined]
+
+
+def test_cli_finetune_then_chat_and_merge(tmp_path: Path) -> None:
+    """`llaf finetune` on SmolLM2 (two steps of two short chats), then the
+    adapters through `llaf generate --adapter` and `llaf merge`."""
+    import json
+    import subprocess
+    import sys
+
+    data = tmp_path / "facts.jsonl"
+    chats = [[{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+             for q, a in (("Capital of Valdoria?", "Merovel."), ("Its river?", "The Shu."))]
+    data.write_text("".join(json.dumps({"messages": m}) + "\n" for m in chats))
+    cli = [sys.executable, "-m", "llaf.cli"]
+    out = tmp_path / "adapter"
+    run = subprocess.run([*cli, "finetune", "--data", str(data), "--out", str(out), "--steps", "2", "--batch", "2",
+                          "--lora-rank", "2", "--targets", "q_proj,v_proj", "--lr", "1e-3", "--seq-len", "64"],
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr
+    assert "2 steps in" in run.stderr
+    losses = json.loads((out / "loss.json").read_text())["loss"]
+    assert len(losses) == 2 and all(np.isfinite(losses))
+    assert (out / "loss.png").stat().st_size > 0
+    adapters = Adapters.load(out)
+    assert adapters.config == LoraConfig(2, 16.0, ("q_proj", "v_proj"))
+    assert np.abs(adapters.tensors["v_proj"][1]).max() > 0  # B moved from zero
+    gen = subprocess.run([*cli, "generate", "Capital of Valdoria?", "-n", "4", "--adapter", str(out), "--backend",
+                          ENGINE], capture_output=True, text=True, timeout=300)
+    assert gen.returncode == 0, gen.stderr
+    merged_file = tmp_path / "merged.gguf"
+    merge = subprocess.run([*cli, "merge", "--adapter", str(out), "--out", str(merged_file)],
+                           capture_output=True, text=True, timeout=300)
+    assert merge.returncode == 0, merge.stderr
+    assert weights_mod.load(merged_file, progress=False).storage == "f32"  # F32 projections: no smaller storage holds them
+    bad = subprocess.run([*cli, "finetune", "--data", str(tmp_path / "missing.jsonl"), "--out", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1 and bad.stderr.strip().startswith("llaf: ") and "missing.jsonl" in bad.stderr
