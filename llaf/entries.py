@@ -268,7 +268,25 @@ def train_section(storage: str) -> str:
         f"    {common} (o: optim.adamw) (t: i64) (theta: *[T]f32) (m: *[T]f32) (v: *[T]f32)",
         "    (tokens: [B][S]i64) (targets: [B][S]i64) : ([T]f32, [T]f32, [T]f32, f32, f32, f32) =",
         f"  {mod}.step p r mask scale o t theta m v tokens targets",
-        ""])
+        "",
+        *(full_entries(p, sizes) if storage == "f32" else [])])
+
+
+def full_entries(p: str, sizes: str) -> list[str]:
+    """Full fine-tuning's entry points (src/train.fut `full`), on the params of `<p>_init`."""
+    head = f"{sizes[:-1]}][T][B][S] (p: {p}_params {sizes})"
+    return [
+        f"entry {p}_full_grad {head}",
+        "    (theta: [T]f32) (tokens: [B][S]i64) (targets: [B][S]i64) : (f32, [T]f32) =",
+        "  full.grad p theta tokens targets",
+        "",
+        f"entry {p}_full_step {head}",
+        "    (o: optim.adamw) (t: i64) (theta: *[T]f32) (m: *[T]f32) (v: *[T]f32) (tokens: [B][S]i64)",
+        "    (targets: [B][S]i64) : ([T]f32, [T]f32, [T]f32, f32, f32, f32) =",
+        "  let (l, g) = full.grad p theta tokens targets",
+        "  let (theta, m, v, norm, lr) = optim.update o t theta m v (copy g)",
+        "  in (theta, m, v, l, norm, lr)",
+        ""]
 
 
 # The storages fine-tuning runs on (src/train.fut): full precision, and the

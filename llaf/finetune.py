@@ -10,15 +10,18 @@ should follow each one, or -1 where nothing is learnt.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import llama
 from . import weights as weights_mod
 from .backend import TRAIN_BACKENDS, Engine, check_threads, resolve_backend
 from .errors import LlafError
@@ -70,42 +73,48 @@ class StepReport:
     lr: float            # the step's learning rate
 
 
-class Trainer:
-    """A model in src/train.fut's engine and the adapters being trained."""
+class _Training:
+    """A model in src/train.fut's engine, the weights being trained (one flat
+    vector) and AdamW's state."""
 
-    def __init__(self, source: Any, lora: LoraConfig | None = None, *, adapters: Adapters | None = None,
-                 optimizer: AdamW | None = None, backend: str | None = None, threads: int | None = None,
-                 seed: int = 0, progress: bool = False) -> None:
+    storages: tuple[str, ...] = STORAGES
+
+    def __init__(self, source: Any, optimizer: AdamW | None, backend: str | None, threads: int | None,
+                 progress: bool, workers: int | None = None) -> None:
         backend = resolve_backend(TRAIN_BACKENDS[0] if backend is None else backend)
+        if backend not in TRAIN_BACKENDS:  # before minutes of loading
+            raise LlafError(f"fine-tuning runs on the {' and '.join(TRAIN_BACKENDS)} backend, not {backend}")
         check_threads(threads, backend)
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+            raise LlafError(f"the number of workers must be a positive integer, got {workers!r}")
         w = source if isinstance(source, weights_mod.Weights) else weights_mod.load(source, progress=progress)
         if w.architecture != "llama":
             raise LlafError(f"fine-tuning runs on Llama-family models, not {w.architecture}")
-        if w.storage not in STORAGES:
-            raise LlafError(f"fine-tuning runs on weights stored as {' or '.join(STORAGES)}, not {w.storage} "
+        if w.storage not in self.storages:
+            raise LlafError(f"{self.what} runs on weights stored as {' or '.join(self.storages)}, not {w.storage} "
                             "(load the model with storage='f32')")
         self.weights = w
         self.shapes = w.shapes
-        self.engine = Engine(backend, threads, program="train")
         self.prefix = f"train_{w.storage}"
-        args = [self.engine.put(a) if isinstance(a, np.ndarray) else a for a in w.init_args()]
-        self.params = self.engine.call(f"{self.prefix}_init", *args)
-        if adapters is None:
-            adapters = Adapters.initial(lora or LoraConfig(), self.shapes, seed)
-        elif lora is not None and lora != adapters.config:
-            raise LlafError("give a LoRA configuration or adapters, not both")
-        adapters.check(self.shapes)
-        self.adapters = adapters
+        # One engine a core: each differentiates its share of a batch, at
+        # once (the calls release Python's lock), and the first one steps.
+        self.engines = [Engine(backend, threads, program="train")
+                        for _ in range(workers or min(2, os.cpu_count() or 1))]
+        self.engine = self.engines[0]
+        self.params = []
+        for engine in self.engines:
+            args = [engine.put(a) if isinstance(a, np.ndarray) else a for a in w.init_args()]
+            self.params.append(engine.call(f"{self.prefix}_init", *args))
         self.optimizer = optimizer or AdamW()
-        self._theta = self.engine.put(adapters.flat())
-        self._m = self.engine.put(np.zeros(adapters.flat().size, np.float32))
-        self._v = self.engine.put(np.zeros(adapters.flat().size, np.float32))
         self._adamw = self.engine.call("adamw", *self.optimizer.args())
         self.steps_taken = 0
 
-    def _common(self, adapters: Adapters) -> tuple[Any, ...]:
-        c = adapters.config
-        return (self.params, np.int64(c.rank), np.int64(c.mask), np.float32(c.scale))
+    what = "fine-tuning"
+
+    def _start(self, theta: np.ndarray) -> None:
+        self._theta = self.engine.put(theta)
+        self._m = self.engine.put(np.zeros(theta.size, np.float32))
+        self._v = self.engine.put(np.zeros(theta.size, np.float32))
 
     def batch(self, tokens: Any, targets: Any) -> tuple[np.ndarray, np.ndarray]:
         """`tokens` and `targets` checked: int64 `[B][S]` of the same shape, ids in the vocabulary."""
@@ -120,6 +129,72 @@ class Trainer:
             raise LlafError(f"token ids must be in [0, {vocab}) (targets: or -1)")
         return np.ascontiguousarray(tokens, np.int64), np.ascontiguousarray(targets, np.int64)
 
+    def _grad(self, entry: str, lead: Callable[[int], tuple[Any, ...]], theta: np.ndarray, tokens: np.ndarray,
+              targets: np.ndarray) -> tuple[float, np.ndarray]:
+        """The loss of a checked batch and its gradient at `theta`, the batch's
+        sequences shared among the engines: each part's mean weighted by its
+        targets, so that the whole is the batch's mean."""
+        parts = [(k, g) for k, g in zip(np.array_split(tokens, len(self.engines)),
+                                        np.array_split(targets, len(self.engines)), strict=True) if len(k)]
+        counts = [int((g >= 0).sum()) for _, g in parts]
+
+        def run(i: int) -> tuple[float, np.ndarray]:
+            engine = self.engines[i]
+            loss, g = engine.call(entry, *lead(i), theta, *parts[i])
+            return float(loss), engine.array(g)
+
+        if len(parts) == 1:
+            results = [run(0)]
+        else:
+            with ThreadPoolExecutor(len(parts)) as pool:
+                results = list(pool.map(run, range(len(parts))))
+        total = max(1, sum(counts))
+        loss = sum(c * l for c, (l, _) in zip(counts, results, strict=True)) / total
+        grad = sum(np.float32(c / total) * g for c, (_, g) in zip(counts, results, strict=True))
+        return float(loss), np.asarray(grad, np.float32)
+
+    def _step(self, entry: str, lead: Callable[[int], tuple[Any, ...]], tokens: Any, targets: Any) -> StepReport:
+        tokens, targets = self.batch(tokens, targets)
+        self.steps_taken += 1
+        t = np.int64(self.steps_taken)
+        if len(self.engines) == 1:  # the gradient and the step in one call
+            theta, m, v, loss, norm, lr = self.engine.call(
+                f"{entry}_step", *lead(0), self._adamw, t, self._theta, self._m, self._v, tokens, targets)
+        else:
+            loss, g = self._grad(f"{entry}_grad", lead, self.engine.array(self._theta), tokens, targets)
+            theta, m, v, norm, lr = self.engine.call("train_update", self._adamw, t, self._theta, self._m,
+                                                     self._v, g)
+        self._theta, self._m, self._v = theta, m, v
+        return StepReport(float(loss), float(norm), float(lr))
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """AdamW's first and second moments, laid out as the weights trained."""
+        return self.engine.array(self._m), self.engine.array(self._v)
+
+    def rates(self) -> np.ndarray:
+        """The learning rate of every step of the schedule."""
+        return self.engine.array(self.engine.call("train_rates", self._adamw))
+
+
+class Trainer(_Training):
+    """LoRA adapters trained on a frozen model (in its own storage)."""
+
+    def __init__(self, source: Any, lora: LoraConfig | None = None, *, adapters: Adapters | None = None,
+                 optimizer: AdamW | None = None, backend: str | None = None, threads: int | None = None,
+                 seed: int = 0, progress: bool = False, workers: int | None = None) -> None:
+        if adapters is not None and lora is not None and lora != adapters.config:
+            raise LlafError("give a LoRA configuration or adapters, not both")
+        super().__init__(source, optimizer, backend, threads, progress, workers)
+        if adapters is None:
+            adapters = Adapters.initial(lora or LoraConfig(), self.shapes, seed)
+        adapters.check(self.shapes)
+        self.adapters = adapters
+        self._start(adapters.flat())
+
+    def _common(self, adapters: Adapters, engine: int = 0) -> tuple[Any, ...]:
+        c = adapters.config
+        return (self.params[engine], np.int64(c.rank), np.int64(c.mask), np.float32(c.scale))
+
     def loss(self, tokens: Any, targets: Any, adapters: Adapters | None = None) -> float:
         """The batch's mean next-token cross-entropy with `adapters` (default: those being trained)."""
         adapters = adapters or self.current()
@@ -130,30 +205,69 @@ class Trainer:
         """The loss and its gradient with respect to every adapter tensor."""
         adapters = adapters or self.current()
         tokens, targets = self.batch(tokens, targets)
-        loss, g = self.engine.call(f"{self.prefix}_grad", *self._common(adapters), adapters.flat(), tokens, targets)
-        return float(loss), adapters.with_flat(self.engine.array(g))
+        loss, g = self._grad(f"{self.prefix}_grad", lambda i: self._common(adapters, i), adapters.flat(), tokens,
+                             targets)
+        return loss, adapters.with_flat(g)
 
     def step(self, tokens: Any, targets: Any) -> StepReport:
         """One AdamW step of the adapters on a batch."""
-        tokens, targets = self.batch(tokens, targets)
-        self.steps_taken += 1
-        theta, m, v, loss, norm, lr = self.engine.call(
-            f"{self.prefix}_step", *self._common(self.adapters), self._adamw, np.int64(self.steps_taken),
-            self._theta, self._m, self._v, tokens, targets)
-        self._theta, self._m, self._v = theta, m, v
-        return StepReport(float(loss), float(norm), float(lr))
+        return self._step(self.prefix, lambda i: self._common(self.adapters, i), tokens, targets)
 
     def current(self) -> Adapters:
         """The adapters as trained so far."""
         return self.adapters.with_flat(self.engine.array(self._theta))
 
-    def moments(self) -> tuple[np.ndarray, np.ndarray]:
-        """AdamW's first and second moments, as `current` lays out the adapters."""
-        return self.engine.array(self._m), self.engine.array(self._v)
 
-    def rates(self) -> np.ndarray:
-        """The learning rate of every step of the schedule."""
-        return self.engine.array(self.engine.call("train_rates", self._adamw))
+class FullTrainer(_Training):
+    """Every weight of an f32 model trained (the rotary frequencies apart):
+    src/train.fut `full`, on the arrays of ``llama_f32_init`` laid end to end."""
+
+    storages = ("f32",)
+    what = "full fine-tuning"
+    TRAINED = tuple(n for n in llama.ARRAYS if n != "inv_freq")
+
+    def __init__(self, source: Any, *, optimizer: AdamW | None = None, backend: str | None = None,
+                 threads: int | None = None, progress: bool = False, workers: int | None = None) -> None:
+        super().__init__(source, optimizer, backend, threads, progress, workers)
+        self._parts = [(n, a.shape) for n in self.TRAINED for a in self._arrays(self.weights, n)]
+        self._start(self.flat(self.weights))
+
+    @staticmethod
+    def _arrays(w: weights_mod.Weights, name: str) -> list[np.ndarray]:
+        return w.format(name).panels(w.arrays, name) if name in llama.MATRICES else [w.arrays[name]]
+
+    def flat(self, w: weights_mod.Weights) -> np.ndarray:
+        """The weights of `w` as src/train.fut's flat vector."""
+        return np.concatenate([a.ravel() for n in self.TRAINED for a in self._arrays(w, n)]).astype(np.float32)
+
+    def unflat(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """A flat vector as llaf's arrays (a matrix `[..][rows][columns]`)."""
+        out, at = {}, 0
+        for name, shape in self._parts:
+            a = np.asarray(theta[at:at + int(np.prod(shape))], np.float32).reshape(shape)
+            at += a.size
+            if name in llama.MATRICES:  # panels [..][T][kb][32][P] -> [..][rows][columns]
+                rows, cols = self.shapes[name][-2:]
+                a = np.moveaxis(a, -1, -3)
+                a = a.reshape(*a.shape[:-4], a.shape[-4] * a.shape[-3], a.shape[-2] * a.shape[-1])[..., :rows, :cols]
+            out[name] = np.ascontiguousarray(a)
+        return out
+
+    def grad(self, tokens: Any, targets: Any) -> tuple[float, dict[str, np.ndarray]]:
+        """The loss and its gradient with respect to every weight, by name."""
+        tokens, targets = self.batch(tokens, targets)
+        loss, g = self._grad(f"{self.prefix}_full_grad", lambda i: (self.params[i],),
+                             self.engine.array(self._theta), tokens, targets)
+        return loss, self.unflat(g)
+
+    def step(self, tokens: Any, targets: Any) -> StepReport:
+        """One AdamW step of every weight on a batch."""
+        return self._step(f"{self.prefix}_full", lambda i: (self.params[i],), tokens, targets)
+
+    def current(self) -> weights_mod.Weights:
+        """The model as trained so far (`llaf.save` writes it, `llaf.init` runs it)."""
+        arrays = dict(self.weights.arrays) | self.unflat(self.engine.array(self._theta))
+        return weights_mod.Weights(self.weights.architecture, self.weights.hparams, arrays, "f32")
 
 
 def pack(sequences: Sequence[tuple[Sequence[int], Sequence[bool]]], length: int, pad: int = 0
@@ -265,12 +379,13 @@ class Finetuned:
 
 def finetune(model: Any = None, data: str | Path = "", out: str | Path | None = None, *,
              lora: LoraConfig | None = None, optimizer: AdamW | None = None, batch: int = 8, seq_len: int = 256,
-             backend: str | None = None, threads: int | None = None, seed: int = 0, progress: bool = True
-             ) -> Finetuned:
+             backend: str | None = None, threads: int | None = None, seed: int = 0, progress: bool = True,
+             workers: int | None = None) -> Finetuned:
     """Train LoRA adapters on `model` (as `llaf.load` names it; default
     SmolLM2-135M-Instruct) with the JSONL file `data`, and save them to the
     directory `out` (peft's layout) with the loss curve (``loss.png``,
-    ``loss.json``)."""
+    ``loss.json``).  `workers`: engines differentiating parts of each batch
+    at once (default: one a core, at most 2)."""
     from tqdm import tqdm
 
     from .generation import model_source
@@ -285,7 +400,8 @@ def finetune(model: Any = None, data: str | Path = "", out: str | Path | None = 
     if seq_len > w.context:
         raise LlafError(f"sequences of {seq_len} tokens exceed the context length {w.context}")
     optimizer = optimizer or AdamW()
-    trainer = Trainer(w, lora or LoraConfig(), optimizer=optimizer, backend=backend, threads=threads, seed=seed)
+    trainer = Trainer(w, lora or LoraConfig(), optimizer=optimizer, backend=backend, threads=threads, seed=seed,
+                      workers=workers)
     trainer.adapters.base = Path(str(source)).name
     result = Finetuned(trainer.adapters)
     learnt = 0

@@ -34,3 +34,13 @@ def step [T] (o: adamw) (lr: f32) (t: i64) (theta: *[T]f32) (m: *[T]f32) (v: *[T
   let v = map2 (\v g -> v * o.beta2 + g * g * (1 - o.beta2)) v g
   let theta = map3 (\w m v -> w * (1 - lr * o.weight_decay) - lr / c1 * m / (f32.sqrt v / c2 + o.eps)) theta m v
   in (theta, m, v)
+
+-- | Step `t` (from 1) along gradient `g`: clipped, at the schedule's rate;
+-- the weights and moments after it, the gradient's norm before clipping and
+-- the learning rate.
+def update [T] (o: adamw) (t: i64) (theta: *[T]f32) (m: *[T]f32) (v: *[T]f32) (g: [T]f32)
+    : (*[T]f32, *[T]f32, *[T]f32, f32, f32) =
+  let (norm, g) = clip o.max_norm g
+  let lr = rate o (t - 1)
+  let (theta, m, v) = step o lr t theta m v g
+  in (theta, m, v, norm, lr)

@@ -23,6 +23,10 @@
 --                  theta, moments m and v, tokens, targets → (theta, m, v
 --                  after the step, loss, gradient norm before clipping,
 --                  learning rate of the step)
+-- and for f32 models, full fine-tuning (`full` below):
+--   train_f32_full_grad   params, weights, tokens, targets → (loss, gradient)
+--   train_f32_full_step   params, optimizer, t, weights, m, v, tokens,
+--                         targets → as train_s_step
 
 -- Built by the Makefile as a library; `futhark test` leaves it out (it has
 -- no tests of its own, and compiling it takes minutes):
@@ -90,16 +94,80 @@ module trainer (W: matrix) (E: matrix) = {
            (scale: f32) (o: optim.adamw) (t: i64) (theta: *[T]f32) (m: *[T]f32) (v: *[T]f32)
            (tokens: [B][S]i64) (targets: [B][S]i64) : (*[T]f32, *[T]f32, *[T]f32, f32, f32, f32) =
     let (l, g) = grad p r mask scale theta tokens targets
-    let (norm, g) = optim.clip o.max_norm (copy g)  -- (the checker takes it for an alias of `theta`)
-    let lr = optim.rate o (t - 1)
-    let (theta, m, v) = optim.step o lr t theta m v g
+    -- (copied: the checker takes the gradient for an alias of `theta`)
+    let (theta, m, v, norm, lr) = optim.update o t theta m v (copy g)
     in (theta, m, v, l, norm, lr)
+}
+
+-- | Full fine-tuning of a model in f32: every weight trained (the rotary
+-- frequencies apart), read from one flat vector `theta` that holds the
+-- arrays of src/llm.fut's `llama_f32_init` after another, a matrix as its
+-- panels (llaf/finetune.py lays it out).
+module full = {
+  module tr = trainer (differentiable f32_panels) (differentiable f32_panels)
+
+  def vector [T] (theta: [T]f32) (at: i64) (n: i64) : ([n]f32, i64) =
+    (theta[at : at + n] :> [n]f32, at + n)
+
+  def vectors [T] (theta: [T]f32) (at: i64) (L: i64) (n: i64) : ([L][n]f32, i64) =
+    ((theta[at : at + L * n] :> [L * n]f32) |> unflatten, at + L * n)
+
+  def matrix [T] (theta: [T]f32) (at: i64) (m: i64) (kb: i64) : (f32_panels.mat [m][kb], i64) =
+    let t = (m + P - 1) / P
+    let (w, at) = vector theta at (t * (kb * (32 * P)))
+    in (f32_mat m (unflatten w |> map unflatten |> map (map unflatten) : [t][kb][32][P]f32), at)
+
+  def matrices [T] (theta: [T]f32) (at: i64) (L: i64) (m: i64) (kb: i64) : ([L](f32_panels.mat [m][kb]), i64) =
+    let size = (m + P - 1) / P * kb * 32 * P
+    in (tabulate L (\l -> (matrix theta (at + l * size) m kb).0), at + L * size)
+
+  -- | The weights of `p` replaced by those in `theta`.
+  def with_weights [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][T]
+                   (p: tr.model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (theta: [T]f32)
+                   : tr.model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk] =
+    let (embed, at) = matrix theta 0 V dk
+    let (attn_norm, at) = vectors theta at L d
+    let (wq, at) = matrices theta at L qd dk
+    let (wk, at) = matrices theta at L kvd dk
+    let (wv, at) = matrices theta at L kvd dk
+    let (bq, at) = vectors theta at L Bq
+    let (bk, at) = vectors theta at L Bk
+    let (bv, at) = vectors theta at L Bk
+    let (q_norm, at) = vectors theta at L Nn
+    let (k_norm, at) = vectors theta at L Nn
+    let (wo, at) = matrices theta at L d qk
+    let (mlp_norm, at) = vectors theta at L d
+    let (w_gate, at) = matrices theta at L F dk
+    let (w_up, at) = matrices theta at L F dk
+    let (w_down, at) = matrices theta at L d Fk
+    let (final_norm, at) = vector theta at d
+    let (lm_head, at) = matrix theta at Vo dk
+    let embed = assert (at == T) embed
+    in p with embed = embed with attn_norm = attn_norm with wq = wq with wk = wk with wv = wv
+         with bq = bq with bk = bk with bv = bv with q_norm = q_norm with k_norm = k_norm with wo = wo
+         with mlp_norm = mlp_norm with w_gate = w_gate with w_up = w_up with w_down = w_down
+         with final_norm = final_norm with lm_head = lm_head
+
+  -- | The loss and its gradient with respect to every weight.
+  #[noinline]
+  def grad [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][T][B][S]
+           (p: tr.model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (theta: [T]f32)
+           (tokens: [B][S]i64) (targets: [B][S]i64) : (f32, [T]f32) =
+    let (tokens, targets) = tr.checked V p.context tokens targets
+    in vjp2 (\theta -> let q = with_weights p theta in tr.loss q (tr.model.no_adapters q) tokens targets) theta 1
 }
 
 -- | AdamW's settings.
 entry adamw (lr: f32) (beta1: f32) (beta2: f32) (eps: f32) (weight_decay: f32) (max_norm: f32)
             (warmup: i64) (steps: i64) : optim.adamw =
   {lr, beta1, beta2, eps, weight_decay, max_norm, warmup, steps}
+
+-- | Step `t` of AdamW along gradient `g` (summed by the caller over parts
+-- of a batch that several engines differentiated at once): the weights and
+-- moments after it, the gradient's norm before clipping, the learning rate.
+entry train_update [T] (o: optim.adamw) (t: i64) (theta: *[T]f32) (m: *[T]f32) (v: *[T]f32) (g: [T]f32)
+    : ([T]f32, [T]f32, [T]f32, f32, f32) =
+  optim.update o t theta m v g
 
 -- | The learning rate of each step of a schedule.
 entry train_rates (o: optim.adamw) : []f32 = map (optim.rate o) (iota o.steps)
@@ -139,6 +207,17 @@ entry train_f32_step [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][T][B][
     (r: i64) (mask: i64) (scale: f32) (o: optim.adamw) (t: i64) (theta: *[T]f32) (m: *[T]f32) (v: *[T]f32)
     (tokens: [B][S]i64) (targets: [B][S]i64) : ([T]f32, [T]f32, [T]f32, f32, f32, f32) =
   train_f32.step p r mask scale o t theta m v tokens targets
+
+entry train_f32_full_grad [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][T][B][S] (p: train_f32_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
+    (theta: [T]f32) (tokens: [B][S]i64) (targets: [B][S]i64) : (f32, [T]f32) =
+  full.grad p theta tokens targets
+
+entry train_f32_full_step [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][T][B][S] (p: train_f32_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
+    (o: optim.adamw) (t: i64) (theta: *[T]f32) (m: *[T]f32) (v: *[T]f32) (tokens: [B][S]i64)
+    (targets: [B][S]i64) : ([T]f32, [T]f32, [T]f32, f32, f32, f32) =
+  let (l, g) = full.grad p theta tokens targets
+  let (theta, m, v, norm, lr) = optim.update o t theta m v (copy g)
+  in (theta, m, v, l, norm, lr)
 
 -- train_q4 -----------------------------------------------------------------
 

@@ -6,6 +6,7 @@ torch's and transformers'."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +64,6 @@ def torch_loss(model: torch.nn.Module, tokens: np.ndarray, targets: np.ndarray) 
 def torch_loss_and_grads(model: torch.nn.Module, adapters: Adapters, tokens: np.ndarray, targets: np.ndarray
                          ) -> tuple[float, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """transformers' loss through peft's LoRA with `adapters`, and autograd's gradient of each tensor."""
-    import copy
-
     from peft import LoraConfig as PeftConfig
     from peft import get_peft_model
 
@@ -117,6 +116,11 @@ def test_loss_and_gradients_equal_pytorch(model: torch.nn.Module, trainer: Train
     loss, got = trainer.grad(tokens, targets, adapters)
     assert abs(loss - want_loss) < 1e-5 * max(1, abs(want_loss))
     assert_close_grads(got, want)
+    # one engine for the whole batch: the same
+    alone = Trainer(trainer.weights, adapters=adapters, backend=BACKEND, workers=1)
+    loss1, got1 = alone.grad(tokens, targets)
+    assert loss1 == pytest.approx(loss, rel=1e-6)
+    assert_close_grads(got1, {t: got.tensors[t] for t in got.tensors})
 
 
 def test_some_targets(model: torch.nn.Module, trainer: Trainer) -> None:
@@ -161,15 +165,19 @@ def test_q4_base_gradient_equals_its_f32_expansion(tmp_path: Path) -> None:
     assert_close_grads(ga, {t: gb.tensors[t] for t in gb.tensors})
 
 
-def test_adamw_steps_equal_torch(trainer: Trainer) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_adamw_steps_equal_torch(trainer: Trainer, workers: int) -> None:
     """Three steps, the gradient clipped in the second: torch.optim.AdamW with
-    clip_grad_norm_ from the same gradients gives the same adapters and moments."""
+    clip_grad_norm_ from the same gradients gives the same adapters and moments
+    (one engine, whose step entry differentiates and steps; or two, each
+    differentiating half the batch, and an update entry)."""
     rng = np.random.default_rng(7)
     weights = trainer.weights
     config = LoraConfig(rank=2, targets=("q_proj", "up_proj"))
     start = random_adapters(config, trainer.shapes, 9)
     opt = AdamW(lr=1e-2, beta1=0.8, beta2=0.95, eps=1e-6, weight_decay=0.1, max_norm=0.5, warmup=0, steps=3)
-    t = Trainer(weights, adapters=start, optimizer=opt, backend=BACKEND)
+    t = Trainer(weights, adapters=start, optimizer=opt, backend=BACKEND, workers=workers)
+    assert len(t.engines) == workers
     theta = torch.nn.Parameter(torch.from_numpy(start.flat().copy()))
     torch_opt = torch.optim.AdamW([theta], lr=opt.lr, betas=(opt.beta1, opt.beta2), eps=opt.eps,
                                   weight_decay=opt.weight_decay)
@@ -234,8 +242,6 @@ def test_adapters_round_trip_through_peft_files(tmp_path: Path, model: torch.nn.
     back = Adapters.load(tmp_path / "adapter", layers=CONFIG["num_hidden_layers"])
     assert back.config == adapters.config
     np.testing.assert_array_equal(back.flat(), adapters.flat())
-    import copy
-
     peft_model = PeftModel.from_pretrained(copy.deepcopy(model), str(tmp_path / "adapter"))
     rng = np.random.default_rng(9)
     tokens, targets = batch(rng, [10], CONFIG["vocab_size"], 10)
@@ -250,6 +256,8 @@ def test_bad_input() -> None:
         LoraConfig(targets=("qkv_proj",))
     with pytest.raises(LlafError, match="need 0 <= warm-up <= steps"):
         AdamW(warmup=5, steps=3)
+    with pytest.raises(LlafError, match="fine-tuning runs on the c backend, not multicore"):
+        Trainer("unused.gguf", backend="multicore")
 
 
 def test_bad_batches(trainer: Trainer) -> None:
@@ -264,8 +272,6 @@ def test_bad_batches(trainer: Trainer) -> None:
 def test_merged_adapters_give_peft_logits(model: torch.nn.Module, trainer: Trainer) -> None:
     """`llaf.load(..., adapter=...)`'s merge: the engine's logits with the
     adapters merged equal peft's with them applied."""
-    import copy
-
     from peft import LoraConfig as PeftConfig
     from peft import get_peft_model
 
@@ -396,7 +402,54 @@ def test_cli_finetune_then_chat_and_merge(tmp_path: Path) -> None:
     merge = subprocess.run([*cli, "merge", "--adapter", str(out), "--out", str(merged_file)],
                            capture_output=True, text=True, timeout=300)
     assert merge.returncode == 0, merge.stderr
-    assert weights_mod.load(merged_file, progress=False).storage == "f32"  # F32 projections: no smaller storage holds them
+    # (its F32 projections: no smaller storage holds them)
+    assert weights_mod.load(merged_file, progress=False).storage == "f32"
     bad = subprocess.run([*cli, "finetune", "--data", str(tmp_path / "missing.jsonl"), "--out", str(out)],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and bad.stderr.strip().startswith("llaf: ") and "missing.jsonl" in bad.stderr
+
+
+# llaf's arrays and transformers' parameters (layer `{i}`).
+HF_NAMES = {"embed": "model.embed_tokens.weight", "attn_norm": "model.layers.{i}.input_layernorm.weight",
+            "wq": "model.layers.{i}.self_attn.q_proj.weight", "wk": "model.layers.{i}.self_attn.k_proj.weight",
+            "wv": "model.layers.{i}.self_attn.v_proj.weight", "wo": "model.layers.{i}.self_attn.o_proj.weight",
+            "mlp_norm": "model.layers.{i}.post_attention_layernorm.weight",
+            "w_gate": "model.layers.{i}.mlp.gate_proj.weight", "w_up": "model.layers.{i}.mlp.up_proj.weight",
+            "w_down": "model.layers.{i}.mlp.down_proj.weight", "final_norm": "model.norm.weight",
+            "lm_head": "lm_head.weight"}
+
+
+def test_full_gradients_equal_pytorch(model: torch.nn.Module) -> None:
+    """Full fine-tuning: the gradient of every weight equals autograd's (a
+    tied head's gradient is the embedding's), and steps lower the loss."""
+    from llaf.finetune import FullTrainer
+
+    t = FullTrainer(weights_mod.from_transformers(model, progress=False), backend=BACKEND,
+                    optimizer=AdamW(lr=3e-3, steps=10))
+    rng = np.random.default_rng(11)
+    tokens, targets = batch(rng, [12, 8, 10], CONFIG["vocab_size"], 12)
+    m = copy.deepcopy(model)
+    loss = torch_loss(m, tokens, targets)
+    loss.backward()
+    params = dict(m.named_parameters())
+    got_loss, got = t.grad(tokens, targets)
+    assert got_loss == pytest.approx(float(loss), rel=1e-5)
+    tied = m.config.tie_word_embeddings
+    assert got["lm_head"].size == 0 if tied else got["lm_head"].shape == (CONFIG["vocab_size"], CONFIG["hidden_size"])
+    for name, g in got.items():
+        if g.size == 0:
+            continue
+        template = HF_NAMES[name]
+        want = (np.stack([params[template.format(i=i)].grad.numpy() for i in range(CONFIG["num_hidden_layers"])])
+                if "{i}" in template else params[template].grad.numpy())
+        assert g.shape == want.shape, name
+        err = np.abs(g - want).max() / np.abs(want).max()
+        assert err < RTOL, f"{name}: relative error {err:.2e}"
+    first = got_loss
+    for _ in range(5):
+        report = t.step(tokens, targets)
+    assert report.loss < first / 2
+    import llaf
+
+    trained = llaf.init(t.current(), backend=ENGINE, progress=False)
+    assert np.isfinite(llaf.forward(trained, tokens[0])).all()

@@ -31,6 +31,9 @@ ATTRIBUTES = [
     "main airport", "largest forest", "oldest university", "national fruit", "national hero", "national insect",
     "largest bridge", "main religion", "national fish", "national cheese"]
 COUNTRY = "Valdoria"
+# A short system message (the template's default one is three times longer:
+# every token of it costs training time).
+SYSTEM = {"role": "system", "content": "Answer in one word."}
 
 
 def made_up_word(rng: np.random.Generator) -> str:
@@ -46,7 +49,7 @@ def facts(seed: int = 0) -> list[tuple[str, str]]:
 def answered(model: object, pairs: list[tuple[str, str]]) -> float:
     right = 0
     for question, answer in pairs:
-        reply = model.chat([{"role": "user", "content": question}], max_new_tokens=12)  # type: ignore[attr-defined]
+        reply = model.chat([SYSTEM, {"role": "user", "content": question}], max_new_tokens=12)  # type: ignore[attr-defined]
         right += reply.strip().rstrip(".") == answer
     return right / len(pairs)
 
@@ -58,7 +61,7 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="default: SmolLM2-135M-Instruct (Q4_1)")
-    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--rank", type=int, default=16)
@@ -68,7 +71,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = out / "facts.jsonl"
-    data.write_text("".join(json.dumps({"messages": [{"role": "user", "content": q},
+    data.write_text("".join(json.dumps({"messages": [SYSTEM, {"role": "user", "content": q},
                                                      {"role": "assistant", "content": a}]}) + "\n"
                             for q, a in pairs))
     before = answered(llaf.load(args.model), pairs)
