@@ -137,18 +137,20 @@ def llama_init(m: Model, p: str, mod: str) -> list[str]:
         ""]
 
 
+def llama_head(m: Model, p: str, module: str, model: str) -> list[str]:
+    """A section's first lines: its title, the model's module (`module`, a
+    line defining it), its params type (`model`: the `llama` instance) and `<p>_init`."""
+    return [f"-- {p} " + "-" * (73 - len(p)), "", module,
+            f"type {p}_params {LLAMA_SIZES} = {model}.params {LLAMA_SIZES}", "", *llama_init(m, p, model)]
+
+
 def llama_section(storage: str) -> str:
     m = Model(llama, storage)
     p, mod = m.prefix, f"llama_{storage}"
     sizes = LLAMA_SIZES
     W, E = (MODULES[m.formats[r]][0] for r in ("layers", "head"))
     return "\n".join([
-        f"-- {p} " + "-" * (73 - len(p)),
-        "",
-        f"module {mod} = llama {W} {E}",
-        f"type {p}_params {sizes} = {mod}.params {sizes}",
-        "",
-        *llama_init(m, p, mod),
+        *llama_head(m, p, f"module {mod} = llama {W} {E}", mod),
         f"entry {p}_cache {sizes} (p: {p}_params {sizes})",
         "    (slots: i64) (capacity: i64) : cache [] =",
         f"  checked_cache p.context slots capacity ({mod}.cache_shape p slots capacity)",
@@ -249,12 +251,7 @@ def train_section(storage: str) -> str:
     W, E = (f"(differentiable {MODULES[m.formats[r]][0].removesuffix('_matrix')}_panels)" for r in ("layers", "head"))
     common = "(r: i64) (mask: i64) (scale: f32)"
     return "\n".join([
-        f"-- {p} " + "-" * (73 - len(p)),
-        "",
-        f"module {mod} = trainer {W} {E}",
-        f"type {p}_params {sizes} = {mod}.model.params {sizes}",
-        "",
-        *llama_init(m, p, f"{mod}.model"),
+        *llama_head(m, p, f"module {mod} = trainer {W} {E}", f"{mod}.model"),
         f"entry {p}_loss {sizes[:-1]}][T][B][S] (p: {p}_params {sizes})",
         f"    {common} (theta: [T]f32) (tokens: [B][S]i64) (targets: [B][S]i64) : f32 =",
         f"  let (tokens, targets) = {mod}.checked V p.context tokens targets",
