@@ -453,3 +453,24 @@ def test_full_gradients_equal_pytorch(model: torch.nn.Module) -> None:
 
     trained = llaf.init(t.current(), backend=ENGINE, progress=False)
     assert np.isfinite(llaf.forward(trained, tokens[0])).all()
+
+
+def test_adapters_saved_by_peft_load_in_llaf(tmp_path: Path, model: torch.nn.Module, trainer: Trainer) -> None:
+    """peft's `save_pretrained` directory: llaf reads its adapters and gets peft's loss with them."""
+    from peft import LoraConfig as PeftConfig
+    from peft import get_peft_model
+
+    torch.manual_seed(3)
+    peft_model = get_peft_model(copy.deepcopy(model), PeftConfig(r=2, lora_alpha=5.0, lora_dropout=0.0,
+                                                                 target_modules=["k_proj", "gate_proj"]))
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.05)
+    peft_model.save_pretrained(str(tmp_path / "peft"))
+    adapters = Adapters.load(tmp_path / "peft", layers=CONFIG["num_hidden_layers"])
+    assert adapters.config == LoraConfig(2, 5.0, ("k_proj", "gate_proj"))
+    tokens, targets = batch(np.random.default_rng(12), [11, 6], CONFIG["vocab_size"], 11)
+    with torch.no_grad():
+        want = float(torch_loss(peft_model, tokens, targets))
+    assert trainer.loss(tokens, targets, adapters) == pytest.approx(want, rel=1e-5)
