@@ -116,8 +116,8 @@ build/%/.built: $(ENGINE_SOURCES) scripts/patch-runtime.py $(FUTHARK) | $(VENV)/
 # docs/PERFORMANCE.md). Its own flags: the products are maps of dot
 # products, which the C compiler vectorizes only when it may reassociate
 # their sums (and with its loop vectorizer on).
-TRAIN_CLANG_CFLAGS := -O3 -march=native -mprefer-vector-width=512 -ffp-contract=fast -fno-math-errno -fno-trapping-math -fassociative-math -fno-signed-zeros
-TRAIN_GCC_CFLAGS := -O3 -march=native -ffp-contract=fast -fno-math-errno -fno-trapping-math -fassociative-math -fno-signed-zeros
+TRAIN_CLANG_CFLAGS := $(filter-out -fno-vectorize,$(CLANG_CFLAGS)) -fassociative-math -fno-signed-zeros
+TRAIN_GCC_CFLAGS := $(filter-out -fno-tree-loop-vectorize,$(GCC_CFLAGS)) -fassociative-math -fno-signed-zeros
 TRAIN_CFLAGS ?= $(if $(findstring clang,$(notdir $(LLAF_CC))),$(TRAIN_CLANG_CFLAGS),$(TRAIN_GCC_CFLAGS))
 build/c/.train: $(SOURCES) scripts/patch-runtime.py $(FUTHARK) | $(VENV)/.installed
 	@mkdir -p build/c

@@ -201,10 +201,17 @@ def check_threads(threads: Any, backend: str) -> int | None:
     return threads
 
 
-# The compiled programs: the engine (src/llm.fut, every backend) and
-# fine-tuning (src/train.fut, `make train`: the c backend, see the Makefile).
-PROGRAMS = ("llm", "train")
+# The compiled programs, by name, and what builds each: the engine
+# (src/llm.fut, every backend) and fine-tuning (src/train.fut, the c backend
+# only: see the Makefile).
+PROGRAMS = {"llm": "make BACKEND={backend}", "train": "make train"}
 TRAIN_BACKENDS = ("c",)
+
+
+def check_train_backend(backend: str) -> None:
+    """A LlafError unless fine-tuning is built for `backend`."""
+    if backend not in TRAIN_BACKENDS:
+        raise LlafError(f"fine-tuning runs on the {' and '.join(TRAIN_BACKENDS)} backend, not {backend}")
 
 
 class Engine:
@@ -215,17 +222,10 @@ class Engine:
     def __init__(self, backend: str | None = None, threads: int | None = None, program: str = "llm") -> None:
         self.backend = backend = resolve_backend(backend)
         self.threads = check_threads(threads, backend)
+        if program == "train":
+            check_train_backend(backend)
         where = build_dir(backend)
-        if program != "llm":
-            if backend not in TRAIN_BACKENDS:
-                raise LlafError(f"fine-tuning runs on the {' and '.join(TRAIN_BACKENDS)} backend, not {backend}")
-            libs = sorted(where.glob(f"_{program}*.so"))
-            if not libs:
-                raise LlafError(f"fine-tuning is not built for backend {backend} (no {where}/_{program}*.so): "
-                                "run `make train`")
-            self._fut = _checked_futhark()(_load(f"_{program}", libs[0]), self.threads)
-            _CONTEXTS.add(self._fut)
-        elif backend == "pyopencl":
+        if backend == "pyopencl":
             path = where / "llm.py"
             if not path.exists():
                 raise LlafError(f"backend pyopencl is not built ({path} missing): run `make BACKEND=pyopencl`")
@@ -236,15 +236,17 @@ class Engine:
             # and compiled each kernel again (seconds per kernel).
             self._fut: Any = module.llm(build_options=[], **self._opencl_options())
         else:
-            libs = sorted(where.glob("_llm*.so"))
+            libs = sorted(where.glob(f"_{program}*.so"))
             if not libs:
-                raise LlafError(f"backend {backend} is not built (no {where}/_llm*.so): run `make BACKEND={backend}`")
+                what = "fine-tuning" if program == "train" else f"backend {backend}"
+                raise LlafError(f"{what} is not built (no {where}/_{program}*.so): "
+                                f"run `{PROGRAMS[program].format(backend=backend)}`")
             if backend == "opencl" and self._opencl_options():
                 raise LlafError("the opencl backend computes wrong results on PoCL (docs/BACKENDS.md): "
                                 "on a CPU use pyopencl, c or multicore")
 
             # An extension module must be loaded under the name it was built with.
-            self._fut = _checked_futhark()(_load("_llm", libs[0]), self.threads)
+            self._fut = _checked_futhark()(_load(f"_{program}", libs[0]), self.threads)
             _CONTEXTS.add(self._fut)
 
     @staticmethod

@@ -436,7 +436,7 @@ def main(argv: list[str] | None = None) -> None:
     f.add_argument("--batch", type=int, default=8, metavar="B", help="sequences a step")
     f.add_argument("--seq-len", type=int, default=256, metavar="L", help="tokens a sequence at most")
     f.add_argument("--seed", type=int, default=0)
-    f.add_argument("--backend", "-b", default=None, help="c or multicore")
+    f.add_argument("--backend", "-b", default=None, help="c (the one fine-tuning is built for; the default)")
     _run_args(f)
     f.set_defaults(run=finetune)
     mg = sub.add_parser("merge", help="a GGUF file with LoRA adapters merged in (llama.cpp loads it too)")

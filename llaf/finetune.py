@@ -23,7 +23,8 @@ import numpy as np
 
 from . import llama
 from . import weights as weights_mod
-from .backend import TRAIN_BACKENDS, Engine, check_threads, resolve_backend
+from .backend import TRAIN_BACKENDS, Engine, check_threads, check_train_backend, resolve_backend
+from .entries import TRAIN_STORAGES
 from .errors import LlafError
 from .lora import Adapters, LoraConfig
 from .tokenizer import Tokenizer, chat_messages
@@ -31,8 +32,8 @@ from .tokenizer import Tokenizer, chat_messages
 # A training example: token ids and, for each, whether it is learnt.
 Example = tuple[list[int], list[bool]]
 
-# The storages src/train.fut is compiled for (llaf/entries.py TRAIN_STORAGES).
-STORAGES = ("f32", "q4")
+# The storages src/train.fut is compiled for.
+STORAGES = TRAIN_STORAGES
 
 
 @dataclass(frozen=True)
@@ -78,12 +79,12 @@ class _Training:
     vector) and AdamW's state."""
 
     storages: tuple[str, ...] = STORAGES
+    what = "fine-tuning"
 
     def __init__(self, source: Any, optimizer: AdamW | None, backend: str | None, threads: int | None,
                  progress: bool, workers: int | None = None) -> None:
         backend = resolve_backend(TRAIN_BACKENDS[0] if backend is None else backend)
-        if backend not in TRAIN_BACKENDS:  # before minutes of loading
-            raise LlafError(f"fine-tuning runs on the {' and '.join(TRAIN_BACKENDS)} backend, not {backend}")
+        check_train_backend(backend)  # before minutes of loading
         check_threads(threads, backend)
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
             raise LlafError(f"the number of workers must be a positive integer, got {workers!r}")
@@ -108,8 +109,6 @@ class _Training:
         self.optimizer = optimizer or AdamW()
         self._adamw = self.engine.call("adamw", *self.optimizer.args())
         self.steps_taken = 0
-
-    what = "fine-tuning"
 
     def _start(self, theta: np.ndarray) -> None:
         self._theta = self.engine.put(theta)
@@ -304,21 +303,22 @@ def chat_example(tokenizer: Tokenizer, messages: Any) -> Example:
     for i, m in enumerate(messages):
         if m["role"] != "assistant":
             continue
-        prompt = tokenizer.chat(messages[:i])  # ready for the assistant's reply
-        if prompt[:len(ids)] != ids:
-            raise LlafError("the chat template renders a conversation's start differently from the "
-                            "whole conversation: its assistant turns cannot be found")
-        reply = tokenizer.chat(messages[:i + 1])
-        if reply[:len(prompt)] != prompt:
-            raise LlafError("the chat template renders a conversation's start differently from the "
-                            "whole conversation: its assistant turns cannot be found")
-        turn = reply[len(prompt):]
+        prompt = _extending(ids, tokenizer.chat(messages[:i]))  # ready for the assistant's reply
+        turn = _extending(prompt, tokenizer.chat(messages[:i + 1]))[len(prompt):]
         end = next((j for j, tok in enumerate(turn) if tok in tokenizer.eos_ids), None)
         if end is None:
             raise LlafError("the chat template ends no assistant turn with an end-of-turn token")
         learnt += [False] * (len(prompt) - len(ids)) + [True] * (end + 1)
         ids = prompt + turn[:end + 1]
     return ids, learnt
+
+
+def _extending(start: list[int], ids: list[int]) -> list[int]:
+    """`ids`, which must begin with `start`: a conversation rendered further."""
+    if ids[:len(start)] != start:
+        raise LlafError("the chat template renders a conversation's start differently from the "
+                        "whole conversation: its assistant turns cannot be found")
+    return ids
 
 
 def read_examples(path: str | Path, tokenizer: Tokenizer) -> list[Example]:

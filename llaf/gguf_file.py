@@ -434,6 +434,12 @@ def _described(value: Any) -> str:
     return f"the {type(value).__name__} {_shown(value)}"
 
 
+def permute(w: np.ndarray, heads: int) -> np.ndarray:
+    """llama.cpp's converter's order of query/key rows: "rotate half" order
+    to pairs interleaved, head by head (what `unpermute` undoes)."""
+    return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
 def unpermute(w: np.ndarray, heads: int) -> np.ndarray:
     """Undo llama.cpp's interleaving of query/key rows: back to "rotate half"
     order, head by head."""

@@ -244,7 +244,7 @@ def merge_gguf(source: str | Path, adapters: Adapters, out: str | Path) -> Path:
         for i in range(adapters.tensors[t][0].shape[0]):
             delta = adapters.delta(t, i)
             if layout.permuted and key in heads:  # back to the file's interleaved rows
-                delta = _permute(delta, heads[key])
+                delta = gguf_file.permute(delta, heads[key])
             deltas[gguf_file.tensor_name(key, i)] = delta.astype(np.float32)
     reader = gguf.GGUFReader(str(source))
     writer = gguf.GGUFWriter(str(out), arch, endianess=reader.endianess)
@@ -274,12 +274,6 @@ def merge_gguf(source: str | Path, adapters: Adapters, out: str | Path) -> Path:
         writer.write_tensor_data(merged.get(tensor.name, tensor.data), tensor_endianess=reader.endianess)
     writer.close()
     return out
-
-
-def _permute(w: np.ndarray, heads: int) -> np.ndarray:
-    """llama.cpp's converter's order of query/key rows ("rotate half" → pairs
-    interleaved): the inverse of llaf/gguf_file.py `unpermute`."""
-    return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
 def _peft_key(found: Mapping[str, Any], i: int, block: str, target: str, name: str) -> str | None:
