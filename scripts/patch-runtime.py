@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Make a failed allocation in Futhark's generated C an error, not a segfault.
+"""Make a failed allocation in Futhark's generated C an error, not a segfault,
+and keep the multicore scheduler's idle worker awake between parallel loops.
 
     scripts/patch-runtime.py build/c/llm.c
 
@@ -20,6 +21,11 @@ message).  The patches (docs/BACKENDS.md, "Out of memory"):
    frees what it had allocated.
 3. The `futhark_new_*` array constructors copy the caller's data only when
    the allocation succeeded (they did the copy regardless, into NULL).
+4. Multicore only (docs/BACKENDS.md, "The multicore scheduler"): a worker
+   that finds no task spins for up to LLAF_SPIN_US microseconds (default
+   200) before it sleeps on its queue's condition variable.  A decode step
+   runs hundreds of parallel loops; waking the sleeping worker for each
+   (futex calls, a context switch) cost more than many of the loops.
 
 Each patch must match the text exactly as often as expected, else this
 exits non-zero and the build stops: a Futhark upgrade that changes the
@@ -74,6 +80,52 @@ ERROR_OLD = """(long long) ctx->cur_mem_usage_default, old_error);
         free(old_error);"""
 ERROR_NEW = """(long long) ctx->cur_mem_usage_default, old_error != NULL ? old_error : "");
         free(old_error);"""
+# The multicore scheduler's idle worker: it spins a while before it sleeps.
+SPIN_AT = """\
+static inline void *scheduler_worker(void* args)
+"""
+SPIN_FN = """\
+/* llaf: an idle worker waits for the next task spinning, for up to
+   LLAF_SPIN_US microseconds (default 200; 0 turns it off), before it sleeps on its queue's
+   condition variable: a decode step runs hundreds of parallel loops, and
+   waking a sleeping thread for each cost more than the loops' own work
+   (scripts/patch-runtime.py, docs/PERFORMANCE.md). */
+static int64_t llaf_spin_ns = -1;
+static inline int llaf_spin(struct worker *worker) {
+  int64_t budget = __atomic_load_n(&llaf_spin_ns, __ATOMIC_RELAXED);
+  if (budget < 0) {
+    const char *us = getenv("LLAF_SPIN_US");
+    budget = us != NULL && *us != '\\0' ? (int64_t) atoll(us) * 1000 : (int64_t) 200000;
+    __atomic_store_n(&llaf_spin_ns, budget, __ATOMIC_RELAXED);
+  }
+  if (budget <= 0)
+    return 0;
+  struct scheduler *scheduler = worker->scheduler;
+  int64_t t0 = get_wall_time_ns();
+  for (unsigned n = 1;; n++) {
+    if (__atomic_load_n(&worker->q.num_used, __ATOMIC_ACQUIRE) != 0
+        || __atomic_load_n(&scheduler->active_work, __ATOMIC_ACQUIRE) != 0
+        || __atomic_load_n(&worker->dead, __ATOMIC_ACQUIRE) != 0)
+      return 1;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+    if (n % 64 == 0 && get_wall_time_ns() - t0 > budget)
+      return 0;
+  }
+}
+
+"""
+SLEEP_OLD = """\
+    } else { /* go back to sleep and wait for work */
+      int retval = subtask_queue_dequeue(worker, &subtask, 1);
+"""
+SLEEP_NEW = """\
+    } else { /* go back to sleep and wait for work */
+      if (llaf_spin(worker))  /* llaf: work came while spinning */
+        continue;
+      int retval = subtask_queue_dequeue(worker, &subtask, 1);
+"""
 # futhark_new_*: `if ((size_t) <elements> * <bytes> > 0) memmove(arr->mem.mem ...`
 COPY = re.compile(r"(\n    if \()(\(size_t\) [^\n]* > 0\)\n"
                   r"        memmove\(arr->mem\.mem \+ 0, \(const unsigned char \*\) data)")
@@ -87,6 +139,13 @@ def patch(text: str) -> str:
             raise SystemExit(f"patch-runtime: expected one copy of {old.splitlines()[0].strip()!r} in the generated "
                              f"C, found {text.count(old)}: Futhark's runtime changed; see docs/BACKENDS.md")
         text = text.replace(old, new)
+    if "scheduler_worker" in text:  # the multicore backend
+        for old, new in ((SPIN_AT, SPIN_FN + SPIN_AT), (SLEEP_OLD, SLEEP_NEW)):
+            if text.count(old) != 1:
+                raise SystemExit(f"patch-runtime: expected one copy of {old.splitlines()[0].strip()!r} in the "
+                                 f"multicore runtime, found {text.count(old)}: Futhark's runtime changed; "
+                                 "see docs/BACKENDS.md")
+            text = text.replace(old, new)
     # Every copy of the caller's data into a new array is guarded, or the build stops.
     wanted = text.count("memmove(arr->mem.mem + 0, (const unsigned char *) data")
     text, copies = COPY.subn(r"\1err == 0 && \2", text)

@@ -3,11 +3,14 @@ change to its floating point, no output or abort at exit."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -206,3 +209,46 @@ def test_the_runtime_patch_stops_the_build_on_a_runtime_it_does_not_know(tmp_pat
     assert other.read_text() == "static void host_alloc(void) {}\n"
     for backend in C_BACKENDS:
         assert (build_dir(backend) / "llm.c").read_text().startswith("/* llaf: scripts/patch-runtime.py applied */")
+
+
+def _runtime_patch() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("patch_runtime", ROOT / "scripts" / "patch-runtime.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif("multicore" not in BACKENDS_UNDER_TEST, reason="multicore is not under test")
+def test_the_multicore_runtime_patch_makes_idle_workers_spin_before_they_sleep() -> None:
+    """The multicore build's C is Futhark's runtime with the patches applied
+    once each, the spin (`llaf_spin`) in the idle worker's sleep branch
+    included; a runtime whose sleep branch reads otherwise stops the build."""
+    pr = _runtime_patch()
+    patched = (build_dir("multicore") / "llm.c").read_text()
+    assert "if (llaf_spin(worker))" in patched
+    # Futhark's text, recovered by undoing each patch.
+    original = patched.removeprefix(pr.MARKER).replace(pr.SPIN_FN, "")
+    for old, new in ((pr.HOST_OLD, pr.HOST_NEW), (pr.ALLOC_OLD, pr.ALLOC_NEW), (pr.ERROR_OLD, pr.ERROR_NEW),
+                     (pr.SLEEP_OLD, pr.SLEEP_NEW), ("\n    if ((size_t)", "\n    if (err == 0 && (size_t)")):
+        original = original.replace(new, old)
+    assert "llaf" not in original
+    assert pr.patch(original) == patched
+    with pytest.raises(SystemExit, match="in the multicore runtime, found 0: Futhark's runtime changed"):
+        pr.patch(original.replace(pr.SLEEP_OLD, pr.SLEEP_OLD.replace("go back to sleep", "sleep")))
+
+
+@pytest.mark.skipif("multicore" not in BACKENDS_UNDER_TEST, reason="multicore is not under test")
+def test_the_multicore_engine_decodes_alike_with_the_spin_off() -> None:
+    """LLAF_SPIN_US=0 (Futhark's own sleeping workers) and the default spin
+    give the same greedy tokens: the spin changes when a worker runs, never
+    what it computes."""
+    code = textwrap.dedent(f"""
+        import llaf
+        m = llaf.load({str(default_model_path())!r}, backend="multicore")
+        print([a.tolist() for a in llaf.gen([[1, 2, 3, 4], [5, 6, 7]], m.params, 8)])
+    """)
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                           env={**os.environ, "LLAF_SPIN_US": spin}) for spin in ("0", "200")]
+    assert [(r.returncode, r.stderr) for r in runs] == [(0, ""), (0, "")]
+    assert runs[0].stdout == runs[1].stdout and runs[0].stdout.startswith("[")
