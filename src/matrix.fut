@@ -215,15 +215,18 @@ def f32_matmul [m][kb][b][n] (a: f32_panels.mat [m][kb]) (xs: [b][n]f32) : [b][m
     let xp = tabulate groups (\g -> tabulate (kb * 32 * G) (\f ->
                let (c, k) = (f / G, blk * TB + g * G + f % G)
                in if k < b && c < n then #[unsafe] xs[k, c] else 0))
-    in loop out = replicate TB (replicate (np * P) 0f32) for t < np do
+    in loop out = replicate TB (replicate m 0f32) for t < np do
          loop out for g < groups do
            -- each result written with constant lane indices: stores, not
-           -- the runtime's copies of small arrays
-           let put (out: *[TB][np * P]f32) i y : *[TB][np * P]f32 =
-             lanes.foldi (\(out: *[TB][np * P]f32) r v : *[TB][np * P]f32 -> out with [g * G + i, t * P + r] = v)
+           -- the runtime's copies of small arrays; rows `m` wide, the last
+           -- panel's padding not stored, so that the blocks' rows are the
+           -- result as they are (trimmed to `m` afterwards, they were copied)
+           let put (out: *[TB][m]f32) i y : *[TB][m]f32 =
+             lanes.foldi (\(out: *[TB][m]f32) r v : *[TB][m]f32 ->
+                            if t * P + r < m then out with [g * G + i, t * P + r] = v else out)
                          out y
            in group.foldi put out (f32_group.run a t (\i c -> #[unsafe] xp[g, c * G + i])))
-  in flatten rows |> take b |> map (take m)
+  in flatten rows |> take b
 
 -- | The products of a format: what the models use.
 module type matrix = {
@@ -258,8 +261,15 @@ module matrix (F: format) : matrix with mat [m][kb] = F.mat [m][kb] = {
 
   #[inline]
   def dense [m][kb] (a: mat [m][kb]) : f32_panels.mat [m][kb] =
-    let column t b c = let (lo, hi) = F.columns a t b (c % 16) in lanes.to_array (if c < 16 then lo else hi)
-    in {w = tabulate (panels m) (\t -> tabulate kb (\b -> tabulate 32 (column t b)))
+    -- each column pair decoded once (a code byte holds columns `c` and
+    -- `c + 16`) and its lanes stored with constant indices (as arrays, each
+    -- column was a call of the runtime's general copy)
+    let block t b : [32][P]f32 =
+      let put (j: i64) (o: *[32][P]f32) (r: i64) (v: f32) : *[32][P]f32 = o with [j, r] = v
+      in loop o = replicate 32 (replicate P 0f32) for c < 16 do
+           let (lo, hi) = F.columns a t b c
+           in lanes.foldi (put (c + 16)) (lanes.foldi (put c) o lo) hi
+    in {w = tabulate (panels m) (\t -> tabulate kb (block t))
             :> [(m + P - 1) / P][kb][32][P]f32,
         rows = replicate m ()}
 
