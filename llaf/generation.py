@@ -326,14 +326,15 @@ class _LoadingBar:
 
     STEPS = 3
     DELAY = 1.0  # seconds before the bar is drawn
+    REDRAW = 0.1  # seconds at least between drawings (tqdm's `mininterval`)
 
     def __init__(self, name: str, enabled: bool) -> None:
         from tqdm import tqdm
 
         self.name = name
         self.done = 0.0
-        self.bar = tqdm(total=self.STEPS, desc=f"loading {name}: weights", delay=self.DELAY, leave=False,
-                        disable=not enabled, file=sys.stderr,
+        self.bar = tqdm(total=self.STEPS, desc=f"loading {name}: weights", delay=self.DELAY,
+                        mininterval=self.REDRAW, leave=False, disable=not enabled, file=sys.stderr,
                         bar_format="{desc} |{bar}| {percentage:3.0f}% {elapsed}")
 
     def step(self, what: str) -> None:

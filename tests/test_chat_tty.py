@@ -183,6 +183,8 @@ def test_loading_shows_a_progress_bar(capsys: pytest.CaptureFixture[str], monkey
     from llaf import generation
 
     monkeypatch.setattr(generation._LoadingBar, "DELAY", 0.0)  # as if loading took over a second
+    # every step drawn, however fast (a step quicker than tqdm's 0.1 s between drawings was not)
+    monkeypatch.setattr(generation._LoadingBar, "REDRAW", 0.0)
     llaf.load(backend=SERVER_BACKEND, context=64, progress=True)
     err = capsys.readouterr().err
     for step in ("weights", "tokenizer", f"into the {SERVER_BACKEND} engine"):
