@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import LlafError
+
 PROMPTS = (16, 512)
 DECODE = 128
 BATCH = 8
@@ -214,6 +216,12 @@ def measure(runner: Runner, reps: int) -> dict[str, Any]:
     return out
 
 
+# How a measuring process says that the input was at fault: its last line
+# of stderr starts with this, and it exits with this status.
+USER_ERROR = "llaf: "
+USER_ERROR_EXIT = 1
+
+
 def run_engine(engine: str, model: str, backend: str | None, storage: str | None, reps: int) -> dict[str, Any]:
     """Load and measure one engine in this process."""
     t0 = time.perf_counter()
@@ -242,6 +250,8 @@ def in_subprocess(engine: str, model: str, backend: str | None, storage: str | N
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines()
         why = lines[-1] if lines else f"exit status {proc.returncode}"
+        if engine == "llaf" and proc.returncode == USER_ERROR_EXIT and why.startswith(USER_ERROR):
+            raise LlafError(why.removeprefix(USER_ERROR))  # the input's fault (e.g. a backend not built)
         print(f"llaf bench: {engine} failed: {why}", file=sys.stderr)
         return None
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
@@ -329,14 +339,25 @@ def main(argv: list[str] | None = None) -> None:
     from .assets import default_model_path
 
     model = args.model or str(default_model_path())
+    if args.reps < 1:
+        raise LlafError(f"--reps must be at least 1, got {args.reps}")
     if args.engine:
-        print(json.dumps(run_engine(args.engine, model, args.backend, args.storage, args.reps)))
+        try:
+            print(json.dumps(run_engine(args.engine, model, args.backend, args.storage, args.reps)))
+        except LlafError as e:  # one line the parent recognises as the input's fault
+            print(f"{USER_ERROR}{e}", file=sys.stderr)
+            sys.exit(USER_ERROR_EXIT)
         return
-    from .backend import default_backend
+    from .backend import default_backend, resolve_backend
+    from .storage import check_storage
     from .weights import load
 
-    backends = args.backend.split(",") if args.backend else [default_backend()]
-    storages = args.storage.split(",") if args.storage else [load(model, progress=False).storage]
+    # the input checked before any engine runs (transformers alone takes a minute)
+    backends = [resolve_backend(b) for b in args.backend.split(",")] if args.backend else [default_backend()]
+    if args.storage:
+        storages = [check_storage(s) for s in args.storage.split(",")]
+    else:
+        storages = [load(model, progress=False).storage]
     runs: list[tuple[str, str, str | None, str | None]] = [
         (f"llaf {b} {s}", "llaf", b, s) for s in storages for b in backends]
     runs.append(("transformers", "transformers", None, None))
@@ -358,7 +379,7 @@ def main(argv: list[str] | None = None) -> None:
         if r is not None:
             results[name] = r
     if not any(name.startswith("llaf") for name in results):
-        sys.exit("llaf bench: llaf itself failed")
+        raise RuntimeError("every llaf run failed (its error is above)")
     report(results, bandwidth, Path(args.out))
 
 

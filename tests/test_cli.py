@@ -251,6 +251,25 @@ def test_bench_help_is_plain_text() -> None:
     assert "``" not in out.stdout
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["--backend", "nope"], "unknown backend 'nope': choose one of pyopencl, c, multicore, opencl, cuda"),
+    (["--storage", "q4,q5"], "unknown weight storage 'q5': choose one of f32, f16, q8, q4, k8"),
+    (["--reps", "0"], "--reps must be at least 1, got 0"),
+    (["--model", "/nonexistent/model.gguf"], "no such file or directory: /nonexistent/model.gguf"),
+    # found by the measuring process: still the input's fault, not llaf's
+    (["--backend", "cuda"], "backend cuda is not built (no {root}/build/cuda/_llm*.so): run `make BACKEND=cuda`"),
+])
+def test_bench_bad_input_is_one_line_and_exit_1(tmp_path: Path, args: list[str], message: str) -> None:
+    from llaf.backend import build_dir
+
+    if "cuda" in args and (build_dir("cuda") / ".built").exists():
+        pytest.skip("the cuda backend is built here")
+    out = llaf("bench", *args, "--out", str(tmp_path))
+    root = str(Path(__file__).resolve().parent.parent)
+    assert (out.returncode, out.stderr) == (1, "llaf: " + message.format(root=root) + "\n")
+    assert not (tmp_path / "results.json").exists()
+
+
 def _default_gguf() -> Path:
     from llaf.assets import default_model_path
 
