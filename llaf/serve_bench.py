@@ -336,11 +336,18 @@ def main(argv: list[str] | None = None) -> None:
         levels = [int(c) for c in args.clients.split(",")]
     except ValueError:
         ap.error(f"--clients takes numbers separated by commas, got {args.clients!r}")
-    if min(levels) < 1 or args.requests < 1 or args.max_tokens < 1 or args.threads < 1:
-        ap.error("--clients, --requests, --max-tokens and --threads must be at least 1")
+    if min(levels) < 1 or args.requests < 1 or args.max_tokens < 1 or args.threads < 1 or args.max_batch < 1:
+        ap.error("--clients, --requests, --max-tokens, --threads and --max-batch must be at least 1")
     from .assets import default_model_path
+    from .backend import resolve_backend
+    from .weights import load
 
-    settings = Settings(model=str(args.model or default_model_path()), backend=args.backend, threads=args.threads,
+    # the backend and the model checked here: a server that fails to start
+    # on them would be reported as crashed, with its output in a log
+    model = str(args.model or default_model_path())
+    resolve_backend(args.backend)
+    load(model, progress=False)
+    settings = Settings(model=model, backend=args.backend, threads=args.threads,
                         max_batch=args.max_batch, levels=levels, requests=args.requests,
                         max_tokens=args.max_tokens)
     runs = {"llaf": llaf_command(settings.model, free_port(), settings.backend, settings.threads,

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import ROOT, SERVER_BACKEND
 
 MAX_TOKENS = 3
@@ -37,3 +39,18 @@ def test_bench_serve_writes_its_table_json_and_plot(tmp_path: Path) -> None:
     assert (tmp_path / "serve-bench.png").read_bytes().startswith(b"\x89PNG")
     rows = [r for r in map(str.split, out.stdout.splitlines()) if r[:1] == ["llaf"] and r[1].isdigit()]
     assert [(r[1], float(r[2])) for r in rows] == [(c, round(levels[c]["tok_s"], 1)) for c in levels]
+
+
+@pytest.mark.parametrize(("args", "status", "last_line"), [
+    (["--backend", "nope"], 1, "llaf: unknown backend 'nope': choose one of pyopencl, c, multicore, opencl, cuda"),
+    (["--model", "/nonexistent/model.gguf"], 1, "llaf: no such file or directory: /nonexistent/model.gguf"),
+    (["--max-batch", "0"], 2,
+     "llaf bench-serve: error: --clients, --requests, --max-tokens, --threads and --max-batch must be at least 1"),
+])
+def test_bench_serve_bad_input_is_said_before_a_server_starts(tmp_path: Path, args: list[str], status: int,
+                                                               last_line: str) -> None:
+    # (a server started on them failed, and was reported as crashed with its output in a log)
+    out = subprocess.run([sys.executable, "-m", "llaf.cli", "bench-serve", "--peer", "none", *args,
+                          "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert (out.returncode, out.stderr.splitlines()[-1]) == (status, last_line)
+    assert "crashed" not in out.stderr and not (tmp_path / "serve-bench.json").exists()
