@@ -116,6 +116,7 @@ def server(model: str | Path | None = None, host: str = "127.0.0.1", port: int =
     path = Path(resolve(str(model))) if model is not None else default_model_path()
     if not path.is_file() or not gguf_file.is_gguf(path):
         raise LlafError(f"{model}: the browser runs GGUF files; give one with --model")
+    gguf_file.open_gguf(path)  # a truncated or damaged file said here, not only in the page
     handler = partial(Handler, directory=str(app_dir()), model=path.resolve())
     try:
         return ThreadingHTTPServer((host, port), handler)

@@ -101,6 +101,18 @@ def test_llaf_web_refuses_an_address_it_cannot_listen_on() -> None:
     assert (out.returncode, out.stderr.strip()) == (1, "llaf: the port must be between 0 and 65535, got 70000")
 
 
+def test_llaf_web_refuses_a_truncated_gguf(tmp_path: Path) -> None:
+    from llaf.errors import LlafError
+    from llaf.web import server
+
+    truncated = tmp_path / "half.gguf"
+    truncated.write_bytes(default_model_path().read_bytes()[:50_000_000])
+    message = "half.gguf is truncated: tensor 'blk.16.ffn_down.weight' ends past the end of the file"
+    with pytest.raises(LlafError) as e:  # (`llaf web` prints it as "llaf: ..." and exits 1)
+        server(truncated, host="127.0.0.1", port=0).server_close()
+    assert str(e.value) == message
+
+
 @pytest.fixture(scope="module")
 def app() -> Iterator[str]:
     """`llaf web` on the default model, in a thread, on a free loopback port: its URL."""
