@@ -6,8 +6,8 @@ time goes now").
         [--steps N]
 
 Each sequence gets a prompt of a different length (16, 19, 22, ... tokens),
-as `llaf bench`'s 8 sequences do; the steps feed made-up token ids (speed
-does not depend on them).  Run it under `perf record` to see the kernels.
+the prompts `llaf bench`'s 8 sequences get; the steps feed made-up token
+ids (speed does not depend on them).  Run it under `perf record` to see the kernels.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import argparse
 import time
 
 import llaf
+from llaf.bench import prompt_ids
 
 
 def main() -> None:
@@ -29,7 +30,7 @@ def main() -> None:
     batches = [int(x) for x in args.batches.split(",")]
     first = None  # the first batch's tokens/s: the others' reference
     for b in batches:
-        prompts = [[100 + j for j in range(16 + 3 * i)] for i in range(b)]
+        prompts = [prompt_ids(params.vocab, 16 + 3 * i) for i in range(b)]  # as llaf bench's
         _, cache = llaf.prefill(params, prompts, capacity=16 + 3 * b + args.steps + 4)
         for i in range(3):  # untimed: the first steps fault in the cache's pages
             llaf.step(cache, [99 - i] * b)

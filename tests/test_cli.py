@@ -257,7 +257,7 @@ def test_bench_help_is_plain_text() -> None:
     (["--reps", "0"], "--reps must be at least 1, got 0"),
     (["--model", "/nonexistent/model.gguf"], "no such file or directory: /nonexistent/model.gguf"),
     # found by the measuring process: still the input's fault, not llaf's
-    (["--backend", "cuda"], "backend cuda is not built (no {root}/build/cuda/_llm*.so): run `make BACKEND=cuda`"),
+    (["--backend", "cuda"], "backend cuda is not built (no {cuda}/_llm*.so): run `make BACKEND=cuda`"),
 ])
 def test_bench_bad_input_is_one_line_and_exit_1(tmp_path: Path, args: list[str], message: str) -> None:
     from llaf.backend import build_dir
@@ -265,8 +265,7 @@ def test_bench_bad_input_is_one_line_and_exit_1(tmp_path: Path, args: list[str],
     if "cuda" in args and (build_dir("cuda") / ".built").exists():
         pytest.skip("the cuda backend is built here")
     out = llaf("bench", *args, "--out", str(tmp_path))
-    root = str(Path(__file__).resolve().parent.parent)
-    assert (out.returncode, out.stderr) == (1, "llaf: " + message.format(root=root) + "\n")
+    assert (out.returncode, out.stderr) == (1, "llaf: " + message.format(cuda=build_dir("cuda")) + "\n")
     assert not (tmp_path / "results.json").exists()
 
 
