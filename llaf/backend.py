@@ -214,6 +214,24 @@ def check_train_backend(backend: str) -> None:
         raise LlafError(f"fine-tuning runs on the {' and '.join(TRAIN_BACKENDS)} backend, not {backend}")
 
 
+def check_built(backend: str, program: str = "llm") -> Path:
+    """The compiled `program` of `backend` (a resolved name): its Python
+    module (pyopencl) or extension library; LlafError saying how to build
+    it when it is missing."""
+    where = build_dir(backend)
+    if backend == "pyopencl":
+        path = where / "llm.py"
+        if not path.exists():
+            raise LlafError(f"backend pyopencl is not built ({path} missing): run `make BACKEND=pyopencl`")
+        return path
+    libs = sorted(where.glob(f"_{program}*.so"))
+    if not libs:
+        what = "fine-tuning" if program == "train" else f"backend {backend}"
+        raise LlafError(f"{what} is not built (no {where}/_{program}*.so): "
+                        f"run `{PROGRAMS[program].format(backend=backend)}`")
+    return libs[0]
+
+
 class Engine:
     """One instance of a compiled program (`PROGRAMS`: llm.fut by default) on
     one backend; `threads`: the multicore backend's worker threads (default:
@@ -224,29 +242,21 @@ class Engine:
         self.threads = check_threads(threads, backend)
         if program == "train":
             check_train_backend(backend)
-        where = build_dir(backend)
+        built = check_built(backend, program)
         if backend == "pyopencl":
-            path = where / "llm.py"
-            if not path.exists():
-                raise LlafError(f"backend pyopencl is not built ({path} missing): run `make BACKEND=pyopencl`")
-            module = _load("llaf_llm_pyopencl", path)
+            module = _load("llaf_llm_pyopencl", built)
             # A list of its own: the generated class's default is one list
             # for all instances, to which each appends its -D options, so
             # every further instance built a program PoCL had never seen
             # and compiled each kernel again (seconds per kernel).
             self._fut: Any = module.llm(build_options=[], **self._opencl_options())
         else:
-            libs = sorted(where.glob(f"_{program}*.so"))
-            if not libs:
-                what = "fine-tuning" if program == "train" else f"backend {backend}"
-                raise LlafError(f"{what} is not built (no {where}/_{program}*.so): "
-                                f"run `{PROGRAMS[program].format(backend=backend)}`")
             if backend == "opencl" and self._opencl_options():
                 raise LlafError("the opencl backend computes wrong results on PoCL (docs/BACKENDS.md): "
                                 "on a CPU use pyopencl, c or multicore")
 
             # An extension module must be loaded under the name it was built with.
-            self._fut = _checked_futhark()(_load(f"_{program}", libs[0]), self.threads)
+            self._fut = _checked_futhark()(_load(f"_{program}", built), self.threads)
             _CONTEXTS.add(self._fut)
 
     @staticmethod

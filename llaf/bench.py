@@ -348,16 +348,17 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{USER_ERROR}{e}", file=sys.stderr)
             sys.exit(USER_ERROR_EXIT)
         return
-    from .backend import default_backend, resolve_backend
+    from .backend import check_built, default_backend, resolve_backend
     from .storage import check_storage
     from .weights import load
 
     # the input checked before any engine runs (transformers alone takes a minute)
+    storages = [check_storage(s) for s in args.storage.split(",")] if args.storage else []
+    own = load(model, progress=False).storage  # the model read once: a bad file is the input's fault
+    storages = storages or [own]
     backends = [resolve_backend(b) for b in args.backend.split(",")] if args.backend else [default_backend()]
-    if args.storage:
-        storages = [check_storage(s) for s in args.storage.split(",")]
-    else:
-        storages = [load(model, progress=False).storage]
+    for b in backends:
+        check_built(b)
     runs: list[tuple[str, str, str | None, str | None]] = [
         (f"llaf {b} {s}", "llaf", b, s) for s in storages for b in backends]
     runs.append(("transformers", "transformers", None, None))

@@ -256,7 +256,7 @@ def test_bench_help_is_plain_text() -> None:
     (["--storage", "q4,q5"], "unknown weight storage 'q5': choose one of f32, f16, q8, q4, k8"),
     (["--reps", "0"], "--reps must be at least 1, got 0"),
     (["--model", "/nonexistent/model.gguf"], "no such file or directory: /nonexistent/model.gguf"),
-    # found by the measuring process: still the input's fault, not llaf's
+    # a backend that is not built: checked before anything runs
     (["--backend", "cuda"], "backend cuda is not built (no {cuda}/_llm*.so): run `make BACKEND=cuda`"),
 ])
 def test_bench_bad_input_is_one_line_and_exit_1(tmp_path: Path, args: list[str], message: str) -> None:
