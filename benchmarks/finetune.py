@@ -1,9 +1,11 @@
 """Fine-tuning speed: llaf (src/train.fut, the c backend) beside PyTorch +
 peft on the same model, data, LoRA rank, targets and batch, each in a
-process of its own (its peak memory its own).
+process of its own (its peak memory its own); `--full`: every weight
+trained in f32 by both (llaf's `FullTrainer`, PyTorch's AdamW on all
+parameters).
 
     .venv/bin/python benchmarks/finetune.py [--model FILE.gguf] [--steps N] [--batch B] [--seq-len L]
-        [--rank R] [--targets q_proj,v_proj] [--json OUT.json]
+        [--rank R] [--targets q_proj,v_proj] [--full] [--json OUT.json]
 
 The batches are random token sequences (speed does not depend on the
 values); every token after the first is learnt.  Prints tokens/s (steps
@@ -38,12 +40,13 @@ def batches(vocab: int, steps: int, batch: int, seq_len: int) -> list[tuple[np.n
 
 def run_llaf(args: argparse.Namespace) -> dict[str, float]:
     from llaf import weights as weights_mod
-    from llaf.finetune import AdamW, Trainer
+    from llaf.finetune import AdamW, FullTrainer, Trainer
     from llaf.lora import LoraConfig, targets_of
 
-    w = weights_mod.load(args.model, progress=False)
-    t = Trainer(w, LoraConfig(args.rank, 2.0 * args.rank, targets_of(args.targets)),
-                optimizer=AdamW(lr=1e-4, steps=args.steps))
+    w = weights_mod.load(args.model, progress=False, storage="f32" if args.full else None)
+    optimizer = AdamW(lr=1e-4, steps=args.steps)
+    t = (FullTrainer(w, optimizer=optimizer) if args.full else
+         Trainer(w, LoraConfig(args.rank, 2.0 * args.rank, targets_of(args.targets)), optimizer=optimizer))
     times = []
     for tokens, targets in batches(w.vocab, args.steps, args.batch, args.seq_len):
         start = time.perf_counter()
@@ -63,8 +66,9 @@ def run_torch(args: argparse.Namespace) -> dict[str, float]:
 
     path = Path(args.model)
     model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
-    model = get_peft_model(model, PeftConfig(r=args.rank, lora_alpha=2.0 * args.rank, lora_dropout=0.0,
-                                             target_modules=list(targets_of(args.targets))))
+    if not args.full:
+        model = get_peft_model(model, PeftConfig(r=args.rank, lora_alpha=2.0 * args.rank, lora_dropout=0.0,
+                                                 target_modules=list(targets_of(args.targets))))
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     times = []
     for tokens, targets in batches(model.config.vocab_size, args.steps, args.batch, args.seq_len):
@@ -91,6 +95,7 @@ def main() -> None:
     ap.add_argument("--seq-len", type=int, default=64)
     ap.add_argument("--rank", type=int, default=8)
     ap.add_argument("--targets", default="q_proj,v_proj")
+    ap.add_argument("--full", action="store_true", help="train every weight (no adapters)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--engine", choices=("llaf", "torch"), default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -110,7 +115,7 @@ def main() -> None:
         print(f"{engine:6s} {r['tokens_per_s']:8.1f} tokens/s  step {r['step_s']:.2f} s "
               f"(first {r['first_step_s']:.2f} s)  peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
     ratio = results["llaf"]["tokens_per_s"] / results["torch"]["tokens_per_s"]
-    print(f"llaf / PyTorch+peft: {ratio:.2f}x tokens/s, "
+    print(f"llaf / PyTorch{'' if args.full else '+peft'}: {ratio:.2f}x tokens/s, "
           f"{results['llaf']['peak_rss_mb'] / results['torch']['peak_rss_mb']:.2f}x memory")
     if args.json:
         Path(args.json).write_text(json.dumps({"settings": vars(args), "results": results}, indent=2) + "\n")

@@ -11,6 +11,7 @@
     llaf bench-serve [--clients 1,4,16,32]   # the server under concurrent clients, beside llama-cpp-python's
     llaf finetune --data FILE.jsonl --out ADAPTER [--model M] [--lora-rank R] [--steps N] [--lr X]
                   [--batch B] [--seq-len L]   # LoRA adapters (peft's layout), the loss curve beside them
+    llaf finetune --full --data FILE.jsonl --out FILE.gguf [--model M.gguf] ...   # every weight trained
     llaf merge --adapter ADAPTER --out FILE.gguf [--model M]   # adapters merged into a GGUF file
     (generate, chat and serve take --adapter ADAPTER: the adapters merged into the weights)
 
@@ -323,18 +324,27 @@ def bench_serve(args: argparse.Namespace) -> None:
 
 
 def finetune(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
     from .finetune import AdamW
     from .finetune import finetune as run
     from .lora import LoraConfig, targets_of
 
-    lora = LoraConfig(args.lora_rank, args.lora_alpha, targets_of(args.targets))
+    given = [flag for flag, value in (("--lora-rank", args.lora_rank), ("--lora-alpha", args.lora_alpha),
+                                      ("--targets", args.targets)) if value is not None]
+    if args.full and given:
+        raise LlafError(f"--full trains every weight, not LoRA adapters: drop {', '.join(given)}")
+    chosen = {"rank": args.lora_rank, "alpha": args.lora_alpha,
+              "targets": None if args.targets is None else targets_of(args.targets)}
+    lora = None if args.full else replace(LoraConfig(), **{k: v for k, v in chosen.items() if v is not None})
     optimizer = AdamW(lr=args.lr, weight_decay=args.weight_decay, max_norm=args.max_norm,
                       warmup=args.warmup, steps=args.steps)
     result = run(args.model, args.data, args.out, lora=lora, optimizer=optimizer, batch=args.batch,
                  seq_len=args.seq_len, backend=args.backend, threads=args.threads, seed=args.seed,
-                 progress=not args.quiet and sys.stderr.isatty())
+                 progress=not args.quiet and sys.stderr.isatty(), full=args.full)
+    made = f"the model in {args.out}" if args.full else f"adapters in {args.out}"
     print(f"llaf: {len(result.losses)} steps in {result.seconds:.1f} s ({result.tokens_per_second:.0f} tokens/s), "
-          f"loss {result.losses[0]:.3f} -> {result.losses[-1]:.3f}; adapters in {args.out}", file=sys.stderr)
+          f"loss {result.losses[0]:.3f} -> {result.losses[-1]:.3f}; {made}", file=sys.stderr)
 
 
 def merge(args: argparse.Namespace) -> None:
@@ -417,17 +427,26 @@ def main(argv: list[str] | None = None) -> None:
     bs = sub.add_parser("bench-serve", help="the server under 1-32 streaming clients, beside llama-cpp-python's server",
                         add_help=False)
     bs.set_defaults(run=bench_serve)
-    f = sub.add_parser("finetune", help="train LoRA adapters on a JSONL file of texts or chats")
+    f = sub.add_parser("finetune", help="train LoRA adapters (or, --full, every weight) on a JSONL file of "
+                                        "texts or chats")
     f.add_argument("--model", "-m", default=None,
                    help="a GGUF file (Q4_0/Q4_1 stays 4-bit), a Hugging Face directory or a model's name "
                         "(default SmolLM2-135M-Instruct)")
     f.add_argument("--data", required=True, metavar="FILE.jsonl",
                    help='one record a line: {"text": ...}, or {"messages": [...]} (learnt: the assistant\'s turns)')
-    f.add_argument("--out", required=True, metavar="ADAPTER", help="the directory to save the adapters in")
-    f.add_argument("--lora-rank", type=int, default=8, metavar="R")
-    f.add_argument("--lora-alpha", type=float, default=16.0, metavar="A", help="the update is scaled by A / R")
-    f.add_argument("--targets", default="q_proj,v_proj",
-                   help="the projections adapted, comma-separated, or all (default q_proj,v_proj)")
+    f.add_argument("--out", required=True, metavar="ADAPTER",
+                   help="the directory to save the adapters in (--full: the GGUF file to write)")
+    f.add_argument("--full", action="store_true",
+                   help="train every weight in f32 (not adapters) and write the model as a GGUF file; "
+                        "the model must be a GGUF file")
+    from .lora import LoraConfig
+
+    lora = LoraConfig()  # its defaults
+    f.add_argument("--lora-rank", type=int, default=None, metavar="R", help=f"the adapters' rank (default {lora.rank})")
+    f.add_argument("--lora-alpha", type=float, default=None, metavar="A",
+                   help=f"the update is scaled by A / R (default {lora.alpha:g})")
+    f.add_argument("--targets", default=None,
+                   help=f"the projections adapted, comma-separated, or all (default {','.join(lora.targets)})")
     f.add_argument("--steps", type=int, default=100, metavar="N")
     f.add_argument("--lr", type=float, default=2e-4, metavar="X", help="the peak learning rate (default 2e-4)")
     f.add_argument("--warmup", type=int, default=0, metavar="N", help="steps of linear warm-up")

@@ -369,9 +369,11 @@ def batches(examples: Sequence[Example], batch: int, seq_len: int, seed: int
 
 @dataclass
 class Finetuned:
-    """What `finetune` made: the adapters, the loss of each step and the speed."""
+    """What `finetune` made: the adapters (or, fully fine-tuned, the
+    weights), the loss of each step and the speed."""
 
-    adapters: Adapters
+    adapters: Adapters | None = None
+    weights: weights_mod.Weights | None = None
     losses: list[float] = field(default_factory=list)
     tokens_per_second: float = 0.0
     seconds: float = 0.0
@@ -380,12 +382,18 @@ class Finetuned:
 def finetune(model: Any = None, data: str | Path = "", out: str | Path | None = None, *,
              lora: LoraConfig | None = None, optimizer: AdamW | None = None, batch: int = 8, seq_len: int = 256,
              backend: str | None = None, threads: int | None = None, seed: int = 0, progress: bool = True,
-             workers: int | None = None) -> Finetuned:
+             workers: int | None = None, full: bool = False) -> Finetuned:
     """Train LoRA adapters on `model` (as `llaf.load` names it; default
     SmolLM2-135M-Instruct) with the JSONL file `data`, and save them to the
     directory `out` (peft's layout) with the loss curve (``loss.png``,
     ``loss.json``).  `workers`: engines differentiating parts of each batch
-    at once (default: one a core, at most 2)."""
+    at once (default: one a core, at most 2).
+
+    `full`: train every weight instead, in f32 (a quantized file is decoded
+    exactly first), and write the model to `out`, a GGUF file made from the
+    model's own GGUF file (its tokenizer and metadata kept, the trained
+    tensors in F32), with the loss curve beside it (``NAME.loss.png``,
+    ``NAME.loss.json``)."""
     from tqdm import tqdm
 
     from .generation import model_source
@@ -393,17 +401,26 @@ def finetune(model: Any = None, data: str | Path = "", out: str | Path | None = 
 
     if batch < 1 or seq_len < 2:
         raise LlafError(f"the batch must hold at least 1 sequence and sequences 2 tokens, got {batch} and {seq_len}")
+    if full and lora is not None:
+        raise LlafError("full fine-tuning trains every weight: a LoRA configuration does not apply")
     source = model_source(model)
-    w = weights_mod.load(source, progress=False)
+    if full and out is not None and not (str(source).endswith(".gguf") and str(out).endswith(".gguf")):
+        raise LlafError(f"full fine-tuning writes a GGUF file (--out NAME.gguf) from a GGUF file; "
+                        f"got {Path(str(source)).name} and {out}")
+    w = weights_mod.load(source, progress=False, storage="f32" if full else None)
     tokenizer = for_model(source, w.architecture)
     examples = read_examples(data, tokenizer)
     if seq_len > w.context:
         raise LlafError(f"sequences of {seq_len} tokens exceed the context length {w.context}")
     optimizer = optimizer or AdamW()
-    trainer = Trainer(w, lora or LoraConfig(), optimizer=optimizer, backend=backend, threads=threads, seed=seed,
-                      workers=workers)
-    trainer.adapters.base = Path(str(source)).name
-    result = Finetuned(trainer.adapters)
+    trainer: Trainer | FullTrainer
+    if full:
+        trainer = FullTrainer(w, optimizer=optimizer, backend=backend, threads=threads, workers=workers)
+    else:
+        trainer = Trainer(w, lora or LoraConfig(), optimizer=optimizer, backend=backend, threads=threads, seed=seed,
+                          workers=workers)
+        trainer.adapters.base = Path(str(source)).name
+    result = Finetuned()
     learnt = 0
     start = time.perf_counter()
     bar = tqdm(total=optimizer.steps, desc="fine-tuning", disable=not progress, file=sys.stderr)
@@ -417,12 +434,24 @@ def finetune(model: Any = None, data: str | Path = "", out: str | Path | None = 
     bar.close()
     result.seconds = time.perf_counter() - start
     result.tokens_per_second = learnt / result.seconds
-    result.adapters = trainer.current()
-    if out is not None:
+    if isinstance(trainer, FullTrainer):
+        result.weights = trainer.current()
+    else:
+        result.adapters = trainer.current()
+    if out is None:
+        return result
+    if result.weights is not None:
+        from . import gguf_file
+
+        out = gguf_file.rewrite(source, out, gguf_file.llama_tensors(source, result.weights.arrays,
+                                                                     result.weights.hparams))
+        curve = out.with_suffix(".loss.json"), out.with_suffix(".loss.png")
+    else:
+        assert result.adapters is not None
         where = result.adapters.save(out)
-        (where / "loss.json").write_text(json.dumps({"loss": result.losses, "tokens_per_second":
-                                                     result.tokens_per_second}) + "\n")
-        plot_losses(result.losses, where / "loss.png")
+        curve = where / "loss.json", where / "loss.png"
+    curve[0].write_text(json.dumps({"loss": result.losses, "tokens_per_second": result.tokens_per_second}) + "\n")
+    plot_losses(result.losses, curve[1])
     return result
 
 

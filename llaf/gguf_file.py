@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import math
 import mmap
+import os
 import re
 import struct
 from dataclasses import dataclass, replace
@@ -626,3 +627,70 @@ def _arrays(g: GGUFFile, m: _Model, storage: str | None) -> tuple[dict[str, np.n
         empty = storage_mod.FORMATS[head_fmt].shapes("lm_head", (0, d))
         arrays |= {k: np.zeros(shape, dtype) for k, (shape, dtype) in empty.items()}
     return arrays, storage
+
+
+def rewrite(source: str | Path, out: str | Path, replaced: dict[str, np.ndarray]) -> Path:
+    """A copy of the GGUF file `source` at `out`, written through gguf's
+    writer, with the tensors `replaced` (by name) as F32: every other tensor
+    and all metadata (tokenizer, chat template) as they were, so that
+    llama.cpp loads it as it loads the source.  Written beside `out` and
+    renamed: a failure leaves no half-written file."""
+    import gguf
+
+    source, out = Path(source), Path(out)
+    arch = open_gguf(source).field(field_name("General.ARCHITECTURE"))
+    reader = gguf.GGUFReader(str(source))
+    missing = set(replaced) - {t.name for t in reader.tensors}
+    if missing:
+        raise LlafError(f"{source.name}: no tensor {sorted(missing)[0]!r} to replace")
+    values = {name: np.ascontiguousarray(v, np.float32) for name, v in replaced.items()}
+    tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
+    writer = gguf.GGUFWriter(str(tmp), arch, endianess=reader.endianess)
+    try:
+        for f in reader.fields.values():
+            if f.name == gguf.Keys.General.ARCHITECTURE or f.name.startswith("GGUF."):
+                continue  # written by the writer
+            kind = f.types[0]
+            writer.add_key_value(f.name, f.contents(), kind,
+                                 sub_type=f.types[-1] if kind == gguf.GGUFValueType.ARRAY else None)
+        for tensor in reader.tensors:
+            if tensor.name in values:
+                v = values[tensor.name]
+                writer.add_tensor_info(tensor.name, v.shape, v.dtype, v.nbytes, gguf.GGMLQuantizationType.F32)
+            else:
+                writer.add_tensor_info(tensor.name, tensor.data.shape, tensor.data.dtype, tensor.data.nbytes,
+                                       tensor.tensor_type)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_ti_data_to_file()
+        for tensor in reader.tensors:
+            writer.write_tensor_data(values.get(tensor.name, tensor.data), tensor_endianess=reader.endianess)
+        writer.close()
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def llama_tensors(source: str | Path, arrays: dict[str, np.ndarray], hparams: dict[str, Any]
+                  ) -> dict[str, np.ndarray]:
+    """The f32 llaf `arrays` of a model read from the GGUF file `source`,
+    as the tensors of that file: what `read` does undone (query and key rows
+    back in llama.cpp's order, fused projections joined again).  An empty
+    head (tied to the embedding) and the rotary frequencies are left out."""
+    g = open_gguf(source)
+    layout = LAYOUTS[g.field(field_name("General.ARCHITECTURE"))]
+    heads = {"wq": int(hparams["heads"]), "wk": int(hparams["kv_heads"])}
+    parts: dict[tuple[str, int], np.ndarray] = {}
+    for key in TENSORS | VARIATIONS:
+        a = arrays.get(key)
+        if key == "inv_freq" or a is None or a.size == 0:
+            continue
+        for i in range(a.shape[0]) if per_layer(key) else [0]:
+            v = a[i] if per_layer(key) else a
+            parts[key, i] = permute(v, heads[key]) if layout.permuted and key in heads else v
+    if layout.fused:
+        for fused, (_, names) in FUSED.items():
+            for i in {i for (key, i) in parts if key == names[0]}:
+                parts[fused, i] = np.concatenate([parts.pop((p, i)) for p in names])
+    return {tensor_name(key, i): v for (key, i), v in parts.items()}

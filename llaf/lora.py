@@ -219,15 +219,15 @@ def merged(weights: Any, adapters: Adapters) -> Any:
 
 def merge_gguf(source: str | Path, adapters: Adapters, out: str | Path) -> Path:
     """A copy of the GGUF file `source` with `adapters` merged into its
-    projections, written through gguf's writer: the adapted matrices in F32
+    projections (`gguf_file.rewrite`): the adapted matrices in F32
     (`W + (alpha / r) · B A` from their exact values), every other tensor
-    and all metadata (tokenizer, chat template) as they were.  llama.cpp
-    loads it as it loads the source."""
+    and all metadata as they were.  llama.cpp loads it as it loads the
+    source."""
     import gguf
 
     from . import gguf_file
 
-    source, out = Path(source), Path(out)
+    source = Path(source)
     arch = gguf_file.open_gguf(source).field(gguf_file.field_name("General.ARCHITECTURE"))
     layout = gguf_file.LAYOUTS.get(arch)
     if layout is None or layout.fused:
@@ -246,34 +246,14 @@ def merge_gguf(source: str | Path, adapters: Adapters, out: str | Path) -> Path:
             if layout.permuted and key in heads:  # back to the file's interleaved rows
                 delta = gguf_file.permute(delta, heads[key])
             deltas[gguf_file.tensor_name(key, i)] = delta.astype(np.float32)
-    reader = gguf.GGUFReader(str(source))
-    writer = gguf.GGUFWriter(str(out), arch, endianess=reader.endianess)
-    for f in reader.fields.values():
-        if f.name == gguf.Keys.General.ARCHITECTURE or f.name.startswith("GGUF."):
-            continue  # written by the writer
-        kind = f.types[0]
-        writer.add_key_value(f.name, f.contents(), kind,
-                             sub_type=f.types[-1] if kind == gguf.GGUFValueType.ARRAY else None)
-    merged: dict[str, np.ndarray] = {}
-    for tensor in reader.tensors:
+    merged = {}
+    for tensor in gguf.GGUFReader(str(source)).tensors:
         if tensor.name in deltas:
             values = gguf.quants.dequantize(tensor.data, tensor.tensor_type).reshape(deltas[tensor.name].shape)
-            merged[tensor.name] = (values.astype(np.float32) + deltas[tensor.name]).astype(np.float32)
-            writer.add_tensor_info(tensor.name, merged[tensor.name].shape, np.dtype(np.float32),
-                                   merged[tensor.name].nbytes, gguf.GGMLQuantizationType.F32)
-        else:
-            writer.add_tensor_info(tensor.name, tensor.data.shape, tensor.data.dtype, tensor.data.nbytes,
-                                   tensor.tensor_type)
-    missing = set(deltas) - set(merged)
-    if missing:
-        raise LlafError(f"{source.name}: no tensor {sorted(missing)[0]!r} to merge into")
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_ti_data_to_file()
-    for tensor in reader.tensors:
-        writer.write_tensor_data(merged.get(tensor.name, tensor.data), tensor_endianess=reader.endianess)
-    writer.close()
-    return out
+            merged[tensor.name] = values.astype(np.float32) + deltas.pop(tensor.name)
+    if deltas:
+        raise LlafError(f"{source.name}: no tensor {sorted(deltas)[0]!r} to merge into")
+    return gguf_file.rewrite(source, out, merged)
 
 
 def _peft_key(found: Mapping[str, Any], i: int, block: str, target: str, name: str) -> str | None:

@@ -59,11 +59,13 @@ def permute(w: np.ndarray, heads: int) -> np.ndarray:
 
 
 def write_gguf(model: torch.nn.Module, path: Path, qtype: str = "F32", head_qtype: str | None = None,
-               extra: dict[str, np.ndarray] | None = None, types: dict[str, str] | None = None) -> Path:
+               extra: dict[str, np.ndarray] | None = None, types: dict[str, str] | None = None,
+               tokenizer: Path | None = None) -> Path:
     """`model` as a GGUF file: matrices of type `qtype`, the embedding and
     output head of type `head_qtype` (default: `qtype`), tensors named in
     `types` of the type given there, and the F32 tensors `extra` (e.g.
-    rope_freqs.weight)."""
+    rope_freqs.weight); with the tokenizer of the GGUF file `tokenizer`
+    (its ``tokenizer.*`` fields)."""
     import gguf
     from gguf import GGMLQuantizationType as Q
 
@@ -79,6 +81,12 @@ def write_gguf(model: torch.nn.Module, path: Path, qtype: str = "F32", head_qtyp
     w.add_rope_freq_base(float(getattr(c, "rope_theta", None) or c.rope_parameters["rope_theta"]))
     w.add_rope_dimension_count(c.hidden_size // c.num_attention_heads)
     w.add_vocab_size(c.vocab_size)
+    if tokenizer is not None:
+        for f in gguf.GGUFReader(str(tokenizer)).fields.values():
+            if f.name.startswith("tokenizer."):
+                kind = f.types[0]
+                w.add_key_value(f.name, f.contents(), kind,
+                                sub_type=f.types[-1] if kind == gguf.GGUFValueType.ARRAY else None)
     state = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
     names = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
              "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",

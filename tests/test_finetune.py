@@ -474,3 +474,79 @@ def test_adapters_saved_by_peft_load_in_llaf(tmp_path: Path, model: torch.nn.Mod
     with torch.no_grad():
         want = float(torch_loss(peft_model, tokens, targets))
     assert trainer.loss(tokens, targets, adapters) == pytest.approx(want, rel=1e-5)
+
+
+def test_cli_full_finetune_writes_the_trained_model(tmp_path: Path) -> None:
+    """`llaf finetune --full` on a 4-bit Llama file with a tokenizer (query
+    and key rows in llama.cpp's order): the GGUF file it writes holds exactly
+    the weights `FullTrainer` trains in this process from the same data and
+    settings, as F32 tensors that transformers reads to the logits llaf
+    computes from them; the tokenizer is the file's; the loss fell."""
+    import json
+    import subprocess
+    import sys
+
+    import gguf
+
+    import llaf
+    from llaf.finetune import FullTrainer, batches, read_examples
+    from llaf.tokenizer import for_model
+
+    from .gguf_models import write_sentencepiece_gguf
+    from .parity import assert_logits_close, hf_logits
+
+    tok = write_sentencepiece_gguf(tmp_path / "tokenizer.gguf")
+    tokens = gguf.GGUFReader(str(tok)).fields["tokenizer.ggml.tokens"]
+    model = random_llama(21, **(CONFIG | {"vocab_size": len(tokens.data)}))
+    src = write_gguf(model, tmp_path / "base-Q4_0.gguf", "Q4_0", head_qtype="Q8_0", tokenizer=tok)
+    data = tmp_path / "texts.jsonl"
+    data.write_text("".join(json.dumps({"text": t}) + "\n" for t in ("The quick brown fox jumps.", "Hello there!")))
+    out = tmp_path / "full.gguf"
+    run = subprocess.run([sys.executable, "-m", "llaf.cli", "finetune", "--full", "--model", str(src), "--data",
+                          str(data), "--out", str(out), "--steps", "4", "--batch", "2", "--seq-len", "32",
+                          "--lr", "1e-2"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert "4 steps in" in run.stderr and f"the model in {out}" in run.stderr
+    losses = json.loads((tmp_path / "full.loss.json").read_text())["loss"]
+    assert len(losses) == 4 and losses[-1] < losses[0]
+    assert (tmp_path / "full.loss.png").stat().st_size > 0
+
+    trainer = FullTrainer(weights_mod.load(src, progress=False, storage="f32"), optimizer=AdamW(lr=1e-2, steps=4))
+    examples = read_examples(data, for_model(src, "llama"))
+    for _, (ids, targets) in zip(range(4), batches(examples, 2, 32, 0), strict=False):
+        trainer.step(ids, targets)
+    want = trainer.current()
+    got = weights_mod.load(out, progress=False)
+    assert got.storage == "f32"
+    for name in FullTrainer.TRAINED:
+        np.testing.assert_array_equal(got.arrays[name], want.arrays[name], err_msg=name)
+    assert not np.array_equal(got.arrays["wq"], weights_mod.load(src, progress=False, storage="f32").arrays["wq"])
+    written = gguf.GGUFReader(str(out))
+    assert written.fields["tokenizer.ggml.tokens"].contents() == tokens.contents()
+    assert {t.tensor_type for t in written.tensors} == {gguf.GGMLQuantizationType.F32}
+
+    from transformers import LlamaForCausalLM
+
+    hf = LlamaForCausalLM.from_pretrained(str(tmp_path), gguf_file=out.name, dtype=torch.float32).eval()
+    ids = np.random.default_rng(3).integers(0, len(tokens.data), 20)
+    assert_logits_close(llaf.forward(llaf.init(str(out), backend=ENGINE, progress=False), ids), hf_logits(hf, ids))
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--lora-rank", "4"], "--full trains every weight, not LoRA adapters: drop --lora-rank"),
+    (["--targets", "all", "--lora-alpha", "2"],
+     "--full trains every weight, not LoRA adapters: drop --lora-alpha, --targets"),
+    (["--out", "adapter-dir"], "full fine-tuning writes a GGUF file (--out NAME.gguf) from a GGUF file; "
+                               "got SmolLM2-135M-Instruct.Q4_1.gguf and adapter-dir"),
+])
+def test_cli_full_finetune_bad_input(tmp_path: Path, args: list[str], message: str) -> None:
+    import subprocess
+    import sys
+
+    data = tmp_path / "texts.jsonl"
+    data.write_text('{"text": "Hello."}\n')
+    run = subprocess.run([sys.executable, "-m", "llaf.cli", "finetune", "--full", "--data", str(data),
+                          "--out", "m.gguf", *args], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert (run.returncode, run.stderr) == (1, f"llaf: {message}\n")
+    assert not (tmp_path / "m.gguf").exists()

@@ -454,3 +454,27 @@ def test_corrupt_lengths_and_text(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(damaged)
         with pytest.raises(LlafError, match="^" + name.replace(".", r"\.") + message + "$"):
             open_gguf(tmp_path / name)
+
+
+@pytest.mark.parametrize("name", ["llama-Q4_K_M", "qwen2", "qwen3", "phi3", "gemma"])
+def test_arrays_written_back_as_the_file_tensors(tmp_path: Path, name: str) -> None:
+    """What full fine-tuning writes (`gguf_file.llama_tensors`, `rewrite`)
+    undoes what reading did: a file's arrays decoded to f32 and written back
+    give every tensor of the file, value for value as gguf-py decodes it
+    (llama's query and key rows in llama.cpp's order, Phi-3's projections
+    fused again), and its metadata unchanged."""
+    import gguf
+
+    from llaf import gguf_file
+    from llaf.weights import load
+
+    src = Path(__file__).parent / "data" / f"{name}.gguf"
+    w = load(src, progress=False, storage="f32")
+    out = gguf_file.rewrite(src, tmp_path / "out.gguf", gguf_file.llama_tensors(src, w.arrays, w.hparams))
+    before, after = gguf.GGUFReader(str(src)), gguf.GGUFReader(str(out))
+    assert [t.name for t in after.tensors] == [t.name for t in before.tensors]
+    for old, new in zip(before.tensors, after.tensors, strict=True):
+        want = gguf.quants.dequantize(old.data, old.tensor_type)
+        np.testing.assert_array_equal(new.data.reshape(want.shape), want, err_msg=old.name)
+    assert {k: f.contents() for k, f in after.fields.items()} == {k: f.contents() for k, f in before.fields.items()}
+    assert not list(tmp_path.glob("*.tmp"))
