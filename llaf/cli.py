@@ -430,7 +430,8 @@ def main(argv: list[str] | None = None) -> None:
     f = sub.add_parser("finetune", help="train LoRA adapters (or, --full, every weight) on a JSONL file of "
                                         "texts or chats")
     f.add_argument("--model", "-m", default=None,
-                   help="a GGUF file (Q4_0/Q4_1 stays 4-bit), a Hugging Face directory or a model's name "
+                   help="a GGUF file (Q4_0/Q4_1 stays 4-bit, other types are decoded to f32), "
+                        "a Hugging Face directory or a model's name "
                         "(default SmolLM2-135M-Instruct)")
     f.add_argument("--data", required=True, metavar="FILE.jsonl",
                    help='one record a line: {"text": ...}, or {"messages": [...]} (learnt: the assistant\'s turns)')

@@ -408,6 +408,8 @@ def finetune(model: Any = None, data: str | Path = "", out: str | Path | None = 
         raise LlafError(f"full fine-tuning writes a GGUF file (--out NAME.gguf) from a GGUF file; "
                         f"got {Path(str(source)).name} and {out}")
     w = weights_mod.load(source, progress=False, storage="f32" if full else None)
+    if w.storage not in (FullTrainer if full else Trainer).storages:  # no trainable form of its own
+        w = weights_mod.as_f32(w)
     tokenizer = for_model(source, w.architecture)
     examples = read_examples(data, tokenizer)
     if seq_len > w.context:

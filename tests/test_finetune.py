@@ -476,6 +476,47 @@ def test_adapters_saved_by_peft_load_in_llaf(tmp_path: Path, model: torch.nn.Mod
     assert trainer.loss(tokens, targets, adapters) == pytest.approx(want, rel=1e-5)
 
 
+def file_with_tokenizer(where: Path, qtype: str) -> tuple[Path, Path]:
+    """A random Llama GGUF file of `qtype` (head Q8_0) with a sentencepiece
+    tokenizer, and a JSONL file of two texts."""
+    import json
+
+    import gguf
+
+    from .gguf_models import write_sentencepiece_gguf
+
+    tok = write_sentencepiece_gguf(where / "tokenizer.gguf")
+    vocab = len(gguf.GGUFReader(str(tok)).fields["tokenizer.ggml.tokens"].data)
+    src = write_gguf(random_llama(21, **(CONFIG | {"vocab_size": vocab})), where / f"base-{qtype}.gguf", qtype,
+                     head_qtype="Q8_0", tokenizer=tok)
+    data = where / "texts.jsonl"
+    data.write_text("".join(json.dumps({"text": t}) + "\n" for t in ("The quick brown fox jumps.", "Hello there!")))
+    return src, data
+
+
+def test_a_file_training_has_no_form_for_is_trained_decoded(tmp_path: Path) -> None:
+    """LoRA on a Q8_0 file (q8: src/train.fut is built for f32 and q4 bases)
+    trains on its exact f32 decoding: the adapters equal those trained on
+    the file loaded as f32 (it was an error telling the user to load it so,
+    which the CLI cannot)."""
+    from llaf.finetune import batches, finetune, read_examples
+    from llaf.tokenizer import for_model
+
+    src, data = file_with_tokenizer(tmp_path, "Q8_0")
+    assert weights_mod.load(src, progress=False).storage == "q8"
+    lora, optimizer = LoraConfig(rank=2, targets=("q_proj", "down_proj")), AdamW(lr=1e-2, steps=3)
+    got = finetune(src, data, None, lora=lora, optimizer=optimizer, batch=2, seq_len=32, progress=False).adapters
+    trainer = Trainer(weights_mod.load(src, progress=False, storage="f32"), lora, optimizer=optimizer)
+    for _, (ids, targets) in zip(range(3), batches(read_examples(data, for_model(src, "llama")), 2, 32, 0),
+                                 strict=False):
+        trainer.step(ids, targets)
+    assert got is not None
+    for t, (a, b) in trainer.current().tensors.items():
+        np.testing.assert_array_equal(got.tensors[t][0], a, err_msg=t)
+        np.testing.assert_array_equal(got.tensors[t][1], b, err_msg=t)
+    assert np.abs(got.tensors["q_proj"][1]).max() > 0
+
+
 def test_cli_full_finetune_writes_the_trained_model(tmp_path: Path) -> None:
     """`llaf finetune --full` on a 4-bit Llama file with a tokenizer (query
     and key rows in llama.cpp's order): the GGUF file it writes holds exactly
@@ -492,15 +533,10 @@ def test_cli_full_finetune_writes_the_trained_model(tmp_path: Path) -> None:
     from llaf.finetune import FullTrainer, batches, read_examples
     from llaf.tokenizer import for_model
 
-    from .gguf_models import write_sentencepiece_gguf
     from .parity import assert_logits_close, hf_logits
 
-    tok = write_sentencepiece_gguf(tmp_path / "tokenizer.gguf")
-    tokens = gguf.GGUFReader(str(tok)).fields["tokenizer.ggml.tokens"]
-    model = random_llama(21, **(CONFIG | {"vocab_size": len(tokens.data)}))
-    src = write_gguf(model, tmp_path / "base-Q4_0.gguf", "Q4_0", head_qtype="Q8_0", tokenizer=tok)
-    data = tmp_path / "texts.jsonl"
-    data.write_text("".join(json.dumps({"text": t}) + "\n" for t in ("The quick brown fox jumps.", "Hello there!")))
+    src, data = file_with_tokenizer(tmp_path, "Q4_0")
+    tokens = gguf.GGUFReader(str(src)).fields["tokenizer.ggml.tokens"]
     out = tmp_path / "full.gguf"
     run = subprocess.run([sys.executable, "-m", "llaf.cli", "finetune", "--full", "--model", str(src), "--data",
                           str(data), "--out", str(out), "--steps", "4", "--batch", "2", "--seq-len", "32",
