@@ -407,6 +407,8 @@ def finetune(model: Any = None, data: str | Path = "", out: str | Path | None = 
     if full and out is not None and not (str(source).endswith(".gguf") and str(out).endswith(".gguf")):
         raise LlafError(f"full fine-tuning writes a GGUF file (--out NAME.gguf) from a GGUF file; "
                         f"got {Path(str(source)).name} and {out}")
+    if out is not None:  # before minutes of training: a path that cannot be written is found now
+        writable(Path(out).parent if full else Path(out))
     w = weights_mod.load(source, progress=False, storage="f32" if full else None)
     if w.storage not in (FullTrainer if full else Trainer).storages:  # no trainable form of its own
         w = weights_mod.as_f32(w)
@@ -455,6 +457,19 @@ def finetune(model: Any = None, data: str | Path = "", out: str | Path | None = 
     curve[0].write_text(json.dumps({"loss": result.losses, "tokens_per_second": result.tokens_per_second}) + "\n")
     plot_losses(result.losses, curve[1])
     return result
+
+
+def writable(directory: Path) -> None:
+    """`directory` made (with its parents) if missing; a LlafError if it
+    cannot be, or cannot be written in."""
+    if directory.exists() and not directory.is_dir():
+        raise LlafError(f"{directory} exists and is not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LlafError(f"cannot make the directory {directory}: {e.strerror}") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise LlafError(f"cannot write in {directory}: permission denied")
 
 
 def plot_losses(losses: Sequence[float], path: Path) -> None:

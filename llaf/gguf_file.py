@@ -667,6 +667,8 @@ def rewrite(source: str | Path, out: str | Path, replaced: dict[str, np.ndarray]
             writer.write_tensor_data(values.get(tensor.name, tensor.data), tensor_endianess=reader.endianess)
         writer.close()
         tmp.replace(out)
+    except OSError as e:  # the place or the disk, not the data
+        raise LlafError(f"cannot write {out}: {e.strerror}") from None
     finally:
         tmp.unlink(missing_ok=True)
     return out

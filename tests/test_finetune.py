@@ -537,16 +537,16 @@ def test_cli_full_finetune_writes_the_trained_model(tmp_path: Path) -> None:
 
     src, data = file_with_tokenizer(tmp_path, "Q4_0")
     tokens = gguf.GGUFReader(str(src)).fields["tokenizer.ggml.tokens"]
-    out = tmp_path / "full.gguf"
+    out = tmp_path / "made" / "full.gguf"  # its directory made
     run = subprocess.run([sys.executable, "-m", "llaf.cli", "finetune", "--full", "--model", str(src), "--data",
                           str(data), "--out", str(out), "--steps", "4", "--batch", "2", "--seq-len", "32",
                           "--lr", "1e-2"],
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     assert "4 steps in" in run.stderr and f"the model in {out}" in run.stderr
-    losses = json.loads((tmp_path / "full.loss.json").read_text())["loss"]
+    losses = json.loads((out.parent / "full.loss.json").read_text())["loss"]
     assert len(losses) == 4 and losses[-1] < losses[0]
-    assert (tmp_path / "full.loss.png").stat().st_size > 0
+    assert (out.parent / "full.loss.png").stat().st_size > 0
 
     trainer = FullTrainer(weights_mod.load(src, progress=False, storage="f32"), optimizer=AdamW(lr=1e-2, steps=4))
     examples = read_examples(data, for_model(src, "llama"))
@@ -564,7 +564,7 @@ def test_cli_full_finetune_writes_the_trained_model(tmp_path: Path) -> None:
 
     from transformers import LlamaForCausalLM
 
-    hf = LlamaForCausalLM.from_pretrained(str(tmp_path), gguf_file=out.name, dtype=torch.float32).eval()
+    hf = LlamaForCausalLM.from_pretrained(str(out.parent), gguf_file=out.name, dtype=torch.float32).eval()
     ids = np.random.default_rng(3).integers(0, len(tokens.data), 20)
     assert_logits_close(llaf.forward(llaf.init(str(out), backend=ENGINE, progress=False), ids), hf_logits(hf, ids))
 
@@ -575,6 +575,8 @@ def test_cli_full_finetune_writes_the_trained_model(tmp_path: Path) -> None:
      "--full trains every weight, not LoRA adapters: drop --lora-alpha, --targets"),
     (["--out", "adapter-dir"], "full fine-tuning writes a GGUF file (--out NAME.gguf) from a GGUF file; "
                                "got SmolLM2-135M-Instruct.Q4_1.gguf and adapter-dir"),
+    # found before the training, not after it
+    (["--out", "texts.jsonl/m.gguf"], "texts.jsonl exists and is not a directory"),
 ])
 def test_cli_full_finetune_bad_input(tmp_path: Path, args: list[str], message: str) -> None:
     import subprocess
