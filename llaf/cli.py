@@ -341,7 +341,7 @@ def finetune(args: argparse.Namespace) -> None:
                       warmup=args.warmup, steps=args.steps)
     result = run(args.model, args.data, args.out, lora=lora, optimizer=optimizer, batch=args.batch,
                  seq_len=args.seq_len, backend=args.backend, threads=args.threads, seed=args.seed,
-                 progress=not args.quiet and sys.stderr.isatty(), full=args.full)
+                 progress=not args.quiet and sys.stderr.isatty(), full=args.full, workers=args.workers)
     made = f"the model in {args.out}" if args.full else f"adapters in {args.out}"
     print(f"llaf: {len(result.losses)} steps in {result.seconds:.1f} s ({result.tokens_per_second:.0f} tokens/s), "
           f"loss {result.losses[0]:.3f} -> {result.losses[-1]:.3f}; {made}", file=sys.stderr)
@@ -457,6 +457,9 @@ def main(argv: list[str] | None = None) -> None:
     f.add_argument("--seq-len", type=int, default=256, metavar="L", help="tokens a sequence at most")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--backend", "-b", default=None, help="c (the one fine-tuning is built for; the default)")
+    f.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="engines sharing each batch, each with its own copy of the model (default: one a core, "
+                        "at most 2; 1 takes less memory)")
     _run_args(f)
     f.set_defaults(run=finetune)
     mg = sub.add_parser("merge", help="a GGUF file with LoRA adapters merged in (llama.cpp loads it too)")

@@ -575,6 +575,7 @@ def test_cli_full_finetune_writes_the_trained_model(tmp_path: Path) -> None:
      "--full trains every weight, not LoRA adapters: drop --lora-alpha, --targets"),
     (["--out", "adapter-dir"], "full fine-tuning writes a GGUF file (--out NAME.gguf) from a GGUF file; "
                                "got SmolLM2-135M-Instruct.Q4_1.gguf and adapter-dir"),
+    (["--workers", "0"], "the number of workers must be a positive integer, got 0"),
     # found before the training, not after it
     (["--out", "texts.jsonl/m.gguf"], "texts.jsonl exists and is not a directory"),
 ])
