@@ -670,6 +670,7 @@ def rewrite(source: str | Path, out: str | Path, replaced: dict[str, np.ndarray]
     except OSError as e:  # the place or the disk, not the data
         raise LlafError(f"cannot write {out}: {e.strerror}") from None
     finally:
+        writer.close()  # again after a failure: its file closed before it is removed
         tmp.unlink(missing_ok=True)
     return out
 
