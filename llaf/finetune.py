@@ -149,8 +149,12 @@ class _Training:
                 results = list(pool.map(run, range(len(parts))))
         total = max(1, sum(counts))
         loss = sum(c * l for c, (l, _) in zip(counts, results, strict=True)) / total
-        grad = sum(np.float32(c / total) * g for c, (_, g) in zip(counts, results, strict=True))
-        return float(loss), np.asarray(grad, np.float32)
+        # weighted and summed in the parts' own buffers (a full model's
+        # gradient is the model's size): the same f32 operations in the same order
+        grads = [np.multiply(g, np.float32(c / total), out=g) for c, (_, g) in zip(counts, results, strict=True)]
+        for g in grads[1:]:
+            np.add(grads[0], g, out=grads[0])
+        return float(loss), grads[0]
 
     def _step(self, entry: str, lead: Callable[[int], tuple[Any, ...]], tokens: Any, targets: Any) -> StepReport:
         tokens, targets = self.batch(tokens, targets)
