@@ -339,13 +339,13 @@ def main(argv: list[str] | None = None) -> None:
     if min(levels) < 1 or args.requests < 1 or args.max_tokens < 1 or args.threads < 1 or args.max_batch < 1:
         ap.error("--clients, --requests, --max-tokens, --threads and --max-batch must be at least 1")
     from .assets import default_model_path
-    from .backend import resolve_backend
+    from .backend import check_built, resolve_backend
     from .weights import load
 
     # the backend and the model checked here: a server that fails to start
     # on them would be reported as crashed, with its output in a log
     model = str(args.model or default_model_path())
-    resolve_backend(args.backend)
+    check_built(resolve_backend(args.backend))
     load(model, progress=False)
     settings = Settings(model=model, backend=args.backend, threads=args.threads,
                         max_batch=args.max_batch, levels=levels, requests=args.requests,
