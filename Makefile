@@ -144,7 +144,7 @@ web: build/web/.built
 # compiler's warning that their results are opaque (the page keeps them as
 # handles). The program's file is rewritten only when its text changes, so
 # that other edits of llaf/web.py do not recompile the module (minutes).
-build/web/llm.fut: llaf/web.py | $(VENV)/.installed
+build/web/llm.fut: llaf/web.py llaf/entries.py | $(VENV)/.installed
 	@mkdir -p build/web
 	$(PY) -m llaf.web fut $@
 

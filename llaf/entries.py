@@ -122,14 +122,15 @@ def wrap(words: list[str], indent: str, width: int = 112) -> str:
 LLAMA_SIZES = "[L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]"
 
 
-def llama_init(m: Model, p: str, mod: str) -> list[str]:
+def llama_init(m: Model, p: str, mod: str, params: str) -> list[str]:
     """The lines of entry `<p>_init`: the weights of storage `m` made into
-    the parameters of Futhark module `mod` (an instance of src/llama.fut's `llama`)."""
+    the parameters (type `<params>_params`) of Futhark module `mod` (an
+    instance of src/llama.fut's `llama`)."""
     args = [matrix(m, n, LLAMA_ROWS[n]) if n in llama.MATRICES else n for n in llama.ARRAYS]
     return [
         f"entry {p}_init [L][Vt][Vot][d][qt][dt][kt][Ft][dk][qk][Fk][R][Bq][Bk][Nn]",
         wrap(list(init_params(m, LLAMA_SHAPES)), "    "),
-        f"    : {p}_params [L][vocab][] [d][] [] [ff][R][Bq][Bk][Nn][dk][qk][Fk] =",
+        f"    : {params}_params [L][vocab][] [d][] [] [ff][R][Bq][Bk][Nn][dk][qk][Fk] =",
         "  let (qd, kvd) = (heads * head_dim, kv_heads * head_dim)",
         "  let Vo = if Vot == 0 then 0 else vocab",
         wrap([f"in {mod}.init heads kv_heads context eps window embedding_scale activation", *args],
@@ -137,57 +138,76 @@ def llama_init(m: Model, p: str, mod: str) -> list[str]:
         ""]
 
 
-def llama_head(m: Model, p: str, module: str, model: str) -> list[str]:
+def llama_head(m: Model, p: str, module: str, model: str, params: str | None = None) -> list[str]:
     """A section's first lines: its title, the model's module (`module`, a
-    line defining it), its params type (`model`: the `llama` instance) and `<p>_init`."""
-    return [f"-- {p} " + "-" * (73 - len(p)), "", module,
-            f"type {p}_params {LLAMA_SIZES} = {model}.params {LLAMA_SIZES}", "", *llama_init(m, p, model)]
+    line defining it), its params type (`<params>_params`, default `<p>_params`,
+    of `model`: the `llama` instance) and `<p>_init`."""
+    params = params or p
+    return [f"-- {params} " + "-" * (73 - len(params)), "", module,
+            f"type {params}_params {LLAMA_SIZES} = {model}.params {LLAMA_SIZES}", "",
+            *llama_init(m, p, model, params)]
 
 
-def llama_section(storage: str) -> str:
+# The entry points of each Llama-family storage, in src/llm.fut's order.
+LLAMA_ENTRIES = ("cache", "run", "gen", "hidden")
+
+
+def llama_section(storage: str, variant: str = "", entries: tuple[str, ...] = ("init", *LLAMA_ENTRIES)) -> str:
+    """Storage `storage`'s module and `entries`.  `variant` names another
+    instance of its formats' products (src/matrix.fut's `X_{variant}_matrix`,
+    e.g. "wasm" for the browser's build, llaf/web.py): the entry points keep
+    their names, the module and params type take the variant's."""
     m = Model(llama, storage)
-    p, mod = m.prefix, f"llama_{storage}"
+    p = m.prefix
+    mod, params = (f"llama_{storage}_{variant}", f"{p}_{variant}") if variant else (f"llama_{storage}", p)
     sizes = LLAMA_SIZES
-    W, E = (MODULES[m.formats[r]][0] for r in ("layers", "head"))
-    return "\n".join([
-        *llama_head(m, p, f"module {mod} = llama {W} {E}", mod),
-        f"entry {p}_cache {sizes} (p: {p}_params {sizes})",
-        "    (slots: i64) (capacity: i64) : cache [] =",
-        f"  checked_cache p.context slots capacity ({mod}.cache_shape p slots capacity)",
-        "",
-        f"entry {p}_run {sizes[:-1]}][n][N][O] (p: {p}_params {sizes})",
-        "    (c: *cache [n]) (ids: [N]i64) (slots: [N]i64) (pos: [N]i64) (outs: [O]i64)",
-        "    : ([O][V]f32, *cache [n]) =",
-        "  let g = c.g",
-        "  let (ids, slots, pos, outs) = checked_pass V p.context g ids slots pos outs",
-        f"  let (h, kv) = {mod}.run p g c.kv ids slots pos",
-        f"  in ({mod}.logits p (rows h outs), {{kv, g}})",
-        "",
-        f"entry {p}_gen {sizes[:-1]}][N][B] (p: {p}_params {sizes})",
-        "    (ids: [N]i64) (lens: [B]i64) (cnt: i64) : [B][cnt]i64 =",
-        "  let lens = prompts V p.context ids lens cnt",
-        f"  let g = {mod}.cache_shape p B (i64.maximum lens + cnt)",
-        "  let (slots, pos) = layout N lens",
-        "  let size = cache_size g",
-        "  let (h, cache) = " + f"{mod}.run p g (replicate size 0f32) ids slots pos",
-        f"  let lg = {mod}.logits p (rows h (last_tokens lens))",
-        "  let (out, _, _) =",
-        "    loop (out, cache: *[size]f32, lg) = (replicate B (replicate cnt 0i64), cache, lg) for i < cnt do",
-        "      let toks = map argmax lg",
-        "      let out = out with [:, i] = toks",
-        "      in if i + 1 < cnt",
-        f"         then let (h, cache) = {mod}.run p g cache toks (iota B) (map (+ i) lens)",
-        f"              in (out, cache, {mod}.logits p h)",
-        "         else (out, cache, lg)",
-        "  in out",
-        "",
-        f"entry {p}_hidden {sizes[:-1]}][N][B] (p: {p}_params {sizes})",
-        "    (ids: [N]i64) (lens: [B]i64) : [N][d]f32 =",
-        "  let lens = prompts V p.context ids lens 0",
-        f"  let g = {mod}.cache_shape p B (i64.maximum lens)",
-        "  let (slots, pos) = layout N lens",
-        f"  in ({mod}.run p g (replicate (cache_size g) 0f32) ids slots pos).0",
-        ""])
+    W, E = (f"{m.formats[r]}_{variant}_matrix" if variant else MODULES[m.formats[r]][0] for r in ("layers", "head"))
+    blocks = {
+        "cache": [
+            f"entry {p}_cache {sizes} (p: {params}_params {sizes})",
+            "    (slots: i64) (capacity: i64) : cache [] =",
+            f"  checked_cache p.context slots capacity ({mod}.cache_shape p slots capacity)",
+            ""],
+        "run": [
+            f"entry {p}_run {sizes[:-1]}][n][N][O] (p: {params}_params {sizes})",
+            "    (c: *cache [n]) (ids: [N]i64) (slots: [N]i64) (pos: [N]i64) (outs: [O]i64)",
+            "    : ([O][V]f32, *cache [n]) =",
+            "  let g = c.g",
+            "  let (ids, slots, pos, outs) = checked_pass V p.context g ids slots pos outs",
+            f"  let (h, kv) = {mod}.run p g c.kv ids slots pos",
+            f"  in ({mod}.logits p (rows h outs), {{kv, g}})",
+            ""],
+        "gen": [
+            f"entry {p}_gen {sizes[:-1]}][N][B] (p: {params}_params {sizes})",
+            "    (ids: [N]i64) (lens: [B]i64) (cnt: i64) : [B][cnt]i64 =",
+            "  let lens = prompts V p.context ids lens cnt",
+            f"  let g = {mod}.cache_shape p B (i64.maximum lens + cnt)",
+            "  let (slots, pos) = layout N lens",
+            "  let size = cache_size g",
+            "  let (h, cache) = " + f"{mod}.run p g (replicate size 0f32) ids slots pos",
+            f"  let lg = {mod}.logits p (rows h (last_tokens lens))",
+            "  let (out, _, _) =",
+            "    loop (out, cache: *[size]f32, lg) = (replicate B (replicate cnt 0i64), cache, lg) for i < cnt do",
+            "      let toks = map argmax lg",
+            "      let out = out with [:, i] = toks",
+            "      in if i + 1 < cnt",
+            f"         then let (h, cache) = {mod}.run p g cache toks (iota B) (map (+ i) lens)",
+            f"              in (out, cache, {mod}.logits p h)",
+            "         else (out, cache, lg)",
+            "  in out",
+            ""],
+        "hidden": [
+            f"entry {p}_hidden {sizes[:-1]}][N][B] (p: {params}_params {sizes})",
+            "    (ids: [N]i64) (lens: [B]i64) : [N][d]f32 =",
+            "  let lens = prompts V p.context ids lens 0",
+            f"  let g = {mod}.cache_shape p B (i64.maximum lens)",
+            "  let (slots, pos) = layout N lens",
+            f"  in ({mod}.run p g (replicate (cache_size g) 0f32) ids slots pos).0",
+            ""]}
+    head = llama_head(m, p, f"module {mod} = llama {W} {E}", mod, params)
+    if "init" not in entries:
+        raise ValueError("a section's params type comes with its init entry point")
+    return "\n".join([*head, *(line for e in LLAMA_ENTRIES if e in entries for line in blocks[e])])
 
 
 def gpt2_section() -> str:

@@ -10,8 +10,11 @@ For `make web`, `python -m llaf.web tables OUT` writes the facts the
 JavaScript glue shares with llaf's Python side (init's arguments, the
 storages, GGUF tensor names, the pre-tokenizer splits) as JSON, to bundle;
 `python -m llaf.web fut OUT` writes the Futhark program compiled to
-WebAssembly: src/llm.fut's entry points of the storages the browser runs,
-and no others, so that the compiler and emcc do a fraction of the work.
+WebAssembly: the entry points of the storages the browser runs, and no
+others, so that the compiler and emcc do a fraction of the work; written by
+llaf/entries.py as src/llm.fut's are, over src/matrix.fut's WebAssembly
+instances of the formats (their byte codes widened in a way LLVM's
+WebAssembly backend vectorizes).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from . import checks, gguf_file, llama
+from . import checks, entries, gguf_file, llama
 from . import storage as storage_mod
 from .backend import build_dir
 from .errors import LlafError, cannot_listen
@@ -40,6 +43,8 @@ MODEL_PATH = "/model.gguf"
 # which GGUF files of small models use, laid out by web/src/model.js.
 STORAGES = ("q4", "q8")
 ENTRIES = ("init", "cache", "run")
+# The products src/matrix.fut builds for WebAssembly (`X_wasm_matrix`).
+VARIANT = "wasm"
 
 
 def tables() -> dict[str, Any]:
@@ -61,12 +66,14 @@ def tables() -> dict[str, Any]:
 
 def futhark_program(llm: str) -> str:
     """The browser's Futhark program, importing src/llm.fut from path `llm`
-    (without .fut): an entry point is an ordinary function when imported,
-    so each one the browser calls is made an entry point again."""
-    lines = ["-- Written by `python -m llaf.web fut` (make web): src/llm.fut's entry points that the browser calls.",
-             f'import "{llm}"']
-    lines += [f"entry llama_{storage}_{entry} = llama_{storage}_{entry}" for storage in STORAGES for entry in ENTRIES]
-    return "\n".join(lines) + "\n"
+    (without .fut) for what its entry points share: the storages the browser
+    runs, with the entry points it calls, over src/matrix.fut's WebAssembly
+    instances of their formats (`wasm_codes`)."""
+    src = llm.rpartition("/")[0] + "/" if "/" in llm else ""
+    lines = ["-- Written by `python -m llaf.web fut` (make web): the entry points the browser calls.",
+             *(f'import "{src}{name}"' for name in ("matrix", "llama")), f'import "{llm}"', ""]
+    lines += [entries.llama_section(storage, variant=VARIANT, entries=ENTRIES) for storage in STORAGES]
+    return "\n".join(lines)
 
 
 def app_dir() -> Path:

@@ -66,6 +66,31 @@ def f16_bits_to_f32 (h: u16) : f32 =
           else f32.from_bits mag * f32.from_bits 0x77800000          -- 2^112
   in f32.from_bits (f32.to_bits v | sign)
 
+-- | How the block formats widen their byte codes to f32, exactly.  Two
+-- ways, the same values: `f32.u8`, one conversion instruction a register on
+-- x86 (what the native builds use: the exponent trick below measured slower
+-- there), and the code placed in the low bits of 2^23's significand, then
+-- 2^23 subtracted: the WebAssembly build's (LLVM's WebAssembly backend
+-- converts u8 lanes one by one, extracting and reinserting each lane; this
+-- way is two SIMD instructions a vector, and the browser's products ran
+-- twice as fast with it, docs/PERFORMANCE.md).
+module type codes = {
+  val u8 : u8 -> f32
+  -- | A byte as a signed code.
+  val i8 : u8 -> f32
+}
+
+module native_codes : codes = {
+  def u8 (c: u8) : f32 = f32.u8 c
+  def i8 (c: u8) : f32 = f32.i8 (i8.u8 c)
+}
+
+module wasm_codes : codes = {
+  def u8 (c: u8) : f32 = f32.from_bits (0x4b000000 | u32.u8 c) - 8388608f32  -- 2^23
+  -- (c xor 128 is the signed code plus 128)
+  def i8 (c: u8) : f32 = f32.from_bits (0x4b000000 | u32.u8 (c ^ 0x80)) - 8388736f32  -- 2^23 + 128
+}
+
 -- | Where row `i`'s unit `u` (a column, a code byte or a block) is in a
 -- format's flattened `[panels][U][P]` array of `U` units per row.
 def unit (U: i64) (i: i64) (u: i64) : i64 = ((i / P) * U + u) * P + i % P
@@ -107,9 +132,9 @@ module f16_panels : format with mat [m][kb] = f16_panel_arrays [m][kb] = {
 type q8_panel_arrays [m][kb] = {q: [(m + P - 1) / P][kb][32][P]u8, scale: [(m + P - 1) / P][kb][P]u16,
                                offset: [(m + P - 1) / P][kb][P]u16, rows: [m]()}
 
-module q8_panels : format with mat [m][kb] = q8_panel_arrays [m][kb] = {
+module q8_panels_with (C: codes) : format with mat [m][kb] = q8_panel_arrays [m][kb] = {
   type mat [m][kb] = q8_panel_arrays [m][kb]
-  def decode (s: f32) (o: f32) (c: u8) : f32 = s * f32.u8 c + o
+  def decode (s: f32) (o: f32) (c: u8) : f32 = s * C.u8 c + o
   def columns [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) : (lanes.t f32, lanes.t f32) =
     let at r = (f16_bits_to_f32 (#[unsafe] a.scale[t, b, r]), f16_bits_to_f32 (#[unsafe] a.offset[t, b, r]))
     in (lanes.tabulate (\r -> let (s, o) = at r in decode s o (#[unsafe] a.q[t, b, j, r])),
@@ -119,14 +144,15 @@ module q8_panels : format with mat [m][kb] = q8_panel_arrays [m][kb] = {
     in decode (f16_bits_to_f32 (flatten (flatten a.scale))[block]) (f16_bits_to_f32 (flatten (flatten a.offset))[block])
               (flatten (flatten (flatten a.q)))[unit (kb * 32) i c]
 }
+module q8_panels = q8_panels_with native_codes
 
 -- | Blocks of 32 4-bit codes, two to a byte, sharing a scale and an offset.
 type q4_panel_arrays [m][kb] = {q: [(m + P - 1) / P][kb][16][P]u8, scale: [(m + P - 1) / P][kb][P]u16,
                                offset: [(m + P - 1) / P][kb][P]u16, rows: [m]()}
 
-module q4_panels : format with mat [m][kb] = q4_panel_arrays [m][kb] = {
+module q4_panels_with (C: codes) : format with mat [m][kb] = q4_panel_arrays [m][kb] = {
   type mat [m][kb] = q4_panel_arrays [m][kb]
-  def decode (s: f32) (o: f32) (c: u8) : f32 = s * f32.u8 c + o
+  def decode (s: f32) (o: f32) (c: u8) : f32 = s * C.u8 c + o
   def columns [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) : (lanes.t f32, lanes.t f32) =
     let at r = (f16_bits_to_f32 (#[unsafe] a.scale[t, b, r]), f16_bits_to_f32 (#[unsafe] a.offset[t, b, r]),
                 #[unsafe] a.q[t, b, j, r])
@@ -139,6 +165,7 @@ module q4_panels : format with mat [m][kb] = q4_panel_arrays [m][kb] = {
     in decode (f16_bits_to_f32 (flatten (flatten a.scale))[block]) (f16_bits_to_f32 (flatten (flatten a.offset))[block])
               (if j < 16 then code & 15 else code >> 4)
 }
+module q4_panels = q4_panels_with native_codes
 
 -- | Blocks of 32 signed byte codes with a half `d` and `dmin` and, for each
 -- half block of 16 values, a signed byte scale `sc` and a byte `mn`: the
@@ -150,13 +177,13 @@ type k8_panel_arrays [m][kb] = {q: [(m + P - 1) / P][kb][32][P]u8, d: [(m + P - 
                                 dmin: [(m + P - 1) / P][kb][P]u16, sc: [(m + P - 1) / P][kb][2][P]u8,
                                 mn: [(m + P - 1) / P][kb][2][P]u8, rows: [m]()}
 
-module k8_panels : format with mat [m][kb] = k8_panel_arrays [m][kb] = {
+module k8_panels_with (C: codes) : format with mat [m][kb] = k8_panel_arrays [m][kb] = {
   type mat [m][kb] = k8_panel_arrays [m][kb]
-  def code (c: u8) : f32 = f32.i8 (i8.u8 c)
+  def code (c: u8) : f32 = C.i8 c
   -- half `h`'s scale and offset of row `r` of block `b` in panel `t`
   def scales [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (h: i64) (r: i64) : (f32, f32) =
     (f16_bits_to_f32 (#[unsafe] a.d[t, b, r]) * code (#[unsafe] a.sc[t, b, h, r]),
-     -(f16_bits_to_f32 (#[unsafe] a.dmin[t, b, r]) * f32.u8 (#[unsafe] a.mn[t, b, h, r])))
+     -(f16_bits_to_f32 (#[unsafe] a.dmin[t, b, r]) * C.u8 (#[unsafe] a.mn[t, b, h, r])))
   def columns [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) : (lanes.t f32, lanes.t f32) =
     let half h c = lanes.tabulate (\r -> let (s, o) = scales a t b h r in s * code (#[unsafe] a.q[t, b, c, r]) + o)
     in (half 0 j, half 1 (j + 16))
@@ -165,9 +192,10 @@ module k8_panels : format with mat [m][kb] = k8_panel_arrays [m][kb] = {
     let block = unit kb i b
     let half = unit (kb * 2) i (b * 2 + j / 16)
     let s = f16_bits_to_f32 (flatten (flatten a.d))[block] * code (flatten (flatten (flatten a.sc)))[half]
-    let o = -(f16_bits_to_f32 (flatten (flatten a.dmin))[block] * f32.u8 (flatten (flatten (flatten a.mn)))[half])
+    let o = -(f16_bits_to_f32 (flatten (flatten a.dmin))[block] * C.u8 (flatten (flatten (flatten a.mn)))[half])
     in s * code (flatten (flatten (flatten a.q)))[unit (kb * 32) i c] + o
 }
+module k8_panels = k8_panels_with native_codes
 
 -- | One panel of `F` times `G.n` tokens: the core of every product.
 -- `x g c` is column `c` of token `g` (zero past the last column).
@@ -330,6 +358,11 @@ module q8_matrix = matrix q8_panels
 module q4_matrix = matrix q4_panels
 module k8_matrix = matrix k8_panels
 
+-- The WebAssembly build's (llaf/web.py): the block formats with `wasm_codes`.
+module q8_wasm_matrix = matrix (q8_panels_with wasm_codes)
+module q4_wasm_matrix = matrix (q4_panels_with wasm_codes)
+module k8_wasm_matrix = matrix (k8_panels_with wasm_codes)
+
 -- Building matrices from their panels (the entry points' arrays) ------------
 
 def f32_mat [t][kb] (m: i64) (w: [t][kb][32][P]f32) : f32_matrix.mat [m][kb] =
@@ -372,6 +405,9 @@ module products_f16 = products f16_matrix
 module products_q8 = products q8_matrix
 module products_q4 = products q4_matrix
 module products_k8 = products k8_matrix
+module products_q8_wasm = products q8_wasm_matrix
+module products_q4_wasm = products q4_wasm_matrix
+module products_k8_wasm = products k8_wasm_matrix
 
 -- ==
 -- entry: test_f32
@@ -415,6 +451,34 @@ entry test_k8 [t][kb][b][n] (m: i64) (q: [t][kb][32][P]u8) (d: [t][kb][P]u16) (d
     (sc: [t][kb][2][P]u8) (mn: [t][kb][2][P]u8) (xs: [b][n]f32) =
   let a = k8_mat m q d dmin sc mn
   in products_k8.all a xs
+
+-- The WebAssembly build's codes: the same data, the same results as test_q8's.
+-- ==
+-- entry: test_q8_wasm
+-- input @ ../tests/data/q8_panels.in
+-- output @ ../tests/data/q8_panels.out
+entry test_q8_wasm [t][kb][b][n] (m: i64) (q: [t][kb][32][P]u8) (s: [t][kb][P]u16) (o: [t][kb][P]u16)
+    (xs: [b][n]f32) =
+  products_q8_wasm.all (q8_mat m q s o) xs
+
+-- The WebAssembly build's codes: the same data, the same results as test_q4's.
+-- ==
+-- entry: test_q4_wasm
+-- input @ ../tests/data/q4_panels.in
+-- output @ ../tests/data/q4_panels.out
+entry test_q4_wasm [t][kb][b][n] (m: i64) (q: [t][kb][16][P]u8) (s: [t][kb][P]u16) (o: [t][kb][P]u16)
+    (xs: [b][n]f32) =
+  products_q4_wasm.all (q4_mat m q s o) xs
+
+-- The WebAssembly build's codes: the same data, the same results as test_k8's.
+-- ==
+-- entry: test_k8_wasm
+-- input @ ../tests/data/k8_panels.in
+-- output @ ../tests/data/k8_panels.out
+entry test_k8_wasm [t][kb][b][n] (m: i64) (q: [t][kb][32][P]u8) (d: [t][kb][P]u16) (dmin: [t][kb][P]u16)
+    (sc: [t][kb][2][P]u8) (mn: [t][kb][2][P]u8)
+    (xs: [b][n]f32) =
+  products_k8_wasm.all (k8_mat m q d dmin sc mn) xs
 
 -- ==
 -- entry: test_f16_bits

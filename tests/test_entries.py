@@ -17,3 +17,21 @@ def test_train_fut_entry_points_are_current() -> None:
 def test_panel_types_follow_the_storage_table() -> None:
     assert entries.panel_types("q4") == ["[16][P]u8", "[P]u16", "[P]u16"]  # codes; scale and offset as half bits
     assert entries.panel_types("f16") == ["[32][P]u16"]
+
+
+def test_the_browsers_program_runs_the_webassembly_products() -> None:
+    """The browser's entry points (llaf/web.py) keep src/llm.fut's names and
+    argument lists, over src/matrix.fut's `wasm_codes` instances."""
+    from llaf import web
+
+    text = web.futhark_program("../../src/llm")
+    assert "module llama_q4_wasm = llama q4_wasm_matrix q8_wasm_matrix" in text
+    assert "module llama_q8_wasm = llama q8_wasm_matrix q8_wasm_matrix" in text
+    entry_lines = sorted(line.split()[1] for line in text.splitlines() if line.startswith("entry "))
+    assert entry_lines == sorted(f"llama_{s}_{e}" for s in web.STORAGES for e in web.ENTRIES)
+    native = entries.llama_section("q4")
+    for e in web.ENTRIES:  # the same parameters as the native entry point's
+        signature = {line for line in native.split("\n\n") if line.startswith(f"entry llama_q4_{e} ")}
+        assert signature, e
+        params = next(iter(signature)).split(" =\n")[0].replace("llama_q4_params", "llama_q4_wasm_params")
+        assert params in text, e
