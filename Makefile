@@ -232,12 +232,13 @@ run: setup build/$(RUN_BACKEND)/.built
 
 # llama.cpp, the peer `make bench` compares with: llama-cpp-python built from
 # source for this CPU (once; 10-15 minutes on 2 cores), with its OpenAI server
-# for `llaf bench-serve`.
+# for `llaf bench-serve`. Built without the CFLAGS this Makefile exports for
+# llaf's C (clang's flags, which the gcc llama.cpp's build picks rejects).
 LLAMA_CPP ?= llama-cpp-python[server]==0.3.36
 $(VENV)/.llama-cpp: | $(VENV)/.installed
 	@echo "llaf: building $(LLAMA_CPP) from source for this CPU (once; 10-15 minutes on 2 cores)"
 	$(PY) -c "import llama_cpp.server.app" 2>/dev/null || \
-	  CMAKE_ARGS="-DGGML_NATIVE=ON" $(PY) -m pip install -q --no-binary llama-cpp-python "$(LLAMA_CPP)"
+	  env -u CFLAGS CMAKE_ARGS="-DGGML_NATIVE=ON" $(PY) -m pip install -q --no-binary llama-cpp-python "$(LLAMA_CPP)"
 	touch $@
 
 bench: setup build/$(RUN_BACKEND)/.built $(VENV)/.llama-cpp
