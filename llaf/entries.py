@@ -157,6 +157,8 @@ def llama_section(storage: str, variant: str = "", entries: tuple[str, ...] = ("
     instance of its formats' products (src/matrix.fut's `X_{variant}_matrix`,
     e.g. "wasm" for the browser's build, llaf/web.py): the entry points keep
     their names, the module and params type take the variant's."""
+    if "init" not in entries:
+        raise ValueError("a section's params type comes with its init entry point")
     m = Model(llama, storage)
     p = m.prefix
     mod, params = (f"llama_{storage}_{variant}", f"{p}_{variant}") if variant else (f"llama_{storage}", p)
@@ -205,8 +207,6 @@ def llama_section(storage: str, variant: str = "", entries: tuple[str, ...] = ("
             f"  in ({mod}.run p g (replicate (cache_size g) 0f32) ids slots pos).0",
             ""]}
     head = llama_head(m, p, f"module {mod} = llama {W} {E}", mod, params)
-    if "init" not in entries:
-        raise ValueError("a section's params type comes with its init entry point")
     return "\n".join([*head, *(line for e in LLAMA_ENTRIES if e in entries for line in blocks[e])])
 
 
