@@ -230,22 +230,28 @@ def merge_gguf(source: str | Path, adapters: Adapters, out: str | Path) -> Path:
     source = Path(source)
     arch = gguf_file.open_gguf(source).field(gguf_file.field_name("General.ARCHITECTURE"))
     layout = gguf_file.LAYOUTS.get(arch)
-    if layout is None or layout.fused:
+    if layout is None:
         raise LlafError(f"{source.name}: merging adapters into a {arch} file is not supported "
-                        "(llama, qwen2, qwen3 and gemma files are)")
+                        f"(files of the {', '.join(gguf_file.LAYOUTS)} architectures are)")
     from .weights import load
 
     w = load(source, progress=False)
     adapters.check(w.shapes)
     heads = {"wq": int(w.hparams["heads"]), "wk": int(w.hparams["kv_heads"])}
-    deltas: dict[str, np.ndarray] = {}
+    parts: dict[tuple[str, int], np.ndarray] = {}  # each adapted matrix's update, as the file lays it out
     for t in adapters.config.targets:
         key = TARGETS[t][0]
         for i in range(adapters.tensors[t][0].shape[0]):
             delta = adapters.delta(t, i)
             if layout.permuted and key in heads:  # back to the file's interleaved rows
                 delta = gguf_file.permute(delta, heads[key])
-            deltas[gguf_file.tensor_name(key, i)] = delta.astype(np.float32)
+            parts[key, i] = delta.astype(np.float32)
+    if layout.fused:  # Phi-3: the updates of a fused tensor's parts stacked as its rows are (zero where not adapted)
+        for fused, (_, names) in gguf_file.FUSED.items():
+            for i in sorted({i for (key, i) in parts if key in names}):
+                parts[fused, i] = np.concatenate([
+                    parts.pop((p, i), np.zeros(w.shapes[p][1:], np.float32)) for p in names])
+    deltas = {gguf_file.tensor_name(key, i): d for (key, i), d in parts.items()}
     merged = {}
     for tensor in gguf.GGUFReader(str(source)).tensors:
         if tensor.name in deltas:

@@ -316,6 +316,32 @@ def test_merge_gguf_holds_the_merged_weights(tmp_path: Path) -> None:
     assert all(after[n] == gguf.GGMLQuantizationType.F32 for n in changed)
 
 
+def test_merge_gguf_into_fused_projections(tmp_path: Path) -> None:
+    """`llaf merge` into a Phi-3 file (tests/data/phi3.gguf, Q8_0, written by
+    llama.cpp's converter): the query and value updates land in the rows of
+    each layer's fused attn_qkv, the up update in the second half of the
+    fused ffn_up, and the file reads back as merging into the decoded
+    weights gives, exactly."""
+    import gguf
+
+    from llaf.lora import merge_gguf, merged
+
+    src = Path(__file__).parent / "data" / "phi3.gguf"
+    adapters = random_adapters(LoraConfig(rank=2, alpha=4.0, targets=("q_proj", "v_proj", "up_proj")),
+                               weights_mod.load(src, progress=False).shapes, 16)
+    out = merge_gguf(src, adapters, tmp_path / "merged.gguf")
+    want = merged(weights_mod.load(src, progress=False), adapters)
+    got = weights_mod.as_f32(weights_mod.load(out, progress=False))
+    for name in want.module.ARRAYS:
+        np.testing.assert_array_equal(got.dense(name), want.dense(name), err_msg=name)
+    base = weights_mod.as_f32(weights_mod.load(src, progress=False))
+    assert np.abs(got.dense("wv") - base.dense("wv")).max() > 1e-3  # the adapters are in it
+    before = {t.name: t.tensor_type for t in gguf.GGUFReader(str(src)).tensors}
+    after = {t.name: t.tensor_type for t in gguf.GGUFReader(str(out)).tensors}
+    changed = {n for n in after if after[n] != before[n]}
+    assert changed == {f"blk.{i}.{p}.weight" for i in range(2) for p in ("attn_qkv", "ffn_up")}
+
+
 def test_pack_targets_are_the_next_learnt_tokens() -> None:
     tokens, targets = pack([([5, 6, 7, 8], [True, True, False, True]), ([9, 10], [False, True])], 5, pad=0)
     np.testing.assert_array_equal(tokens, [[5, 6, 7, 8, 0], [9, 10, 0, 0, 0]])
