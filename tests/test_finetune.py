@@ -292,19 +292,15 @@ def test_merged_adapters_give_peft_logits(model: torch.nn.Module, trainer: Train
     np.testing.assert_allclose(got, want, atol=2e-4 * np.abs(want).max())
 
 
-def test_merge_gguf_holds_the_merged_weights(tmp_path: Path) -> None:
-    """`llaf merge`: the adapted projections of a 4-bit Llama file (query
-    and key rows in llama.cpp's order) become F32 tensors holding exactly
-    what merging into the decoded weights gives; the rest is unchanged."""
+def merge_and_check(src: Path, adapters: Adapters, out: Path) -> set[str]:
+    """`llaf merge` of `adapters` into `src`: the file it writes reads back
+    as merging into the decoded weights gives, exactly, every array; the
+    names of the tensors it changed, each now F32."""
     import gguf
 
     from llaf.lora import merge_gguf, merged
 
-    model = random_llama(14, **CONFIG)
-    src = write_gguf(model, tmp_path / "base-Q4_0.gguf", "Q4_0", head_qtype="Q8_0")
-    adapters = random_adapters(LoraConfig(rank=3, alpha=6.0, targets=("q_proj", "k_proj", "down_proj")),
-                               weights_mod.load(src, progress=False).shapes, 15)
-    out = merge_gguf(src, adapters, tmp_path / "merged.gguf")
+    merge_gguf(src, adapters, out)
     want = merged(weights_mod.load(src, progress=False), adapters)
     got = weights_mod.as_f32(weights_mod.load(out, progress=False))
     for name in want.module.ARRAYS:
@@ -312,8 +308,20 @@ def test_merge_gguf_holds_the_merged_weights(tmp_path: Path) -> None:
     before = {t.name: t.tensor_type for t in gguf.GGUFReader(str(src)).tensors}
     after = {t.name: t.tensor_type for t in gguf.GGUFReader(str(out)).tensors}
     changed = {n for n in after if after[n] != before[n]}
-    assert changed == {f"blk.{i}.{p}.weight" for i in range(2) for p in ("attn_q", "attn_k", "ffn_down")}
     assert all(after[n] == gguf.GGMLQuantizationType.F32 for n in changed)
+    return changed
+
+
+def test_merge_gguf_holds_the_merged_weights(tmp_path: Path) -> None:
+    """`llaf merge`: the adapted projections of a 4-bit Llama file (query
+    and key rows in llama.cpp's order) become F32 tensors holding exactly
+    what merging into the decoded weights gives; the rest is unchanged."""
+    model = random_llama(14, **CONFIG)
+    src = write_gguf(model, tmp_path / "base-Q4_0.gguf", "Q4_0", head_qtype="Q8_0")
+    adapters = random_adapters(LoraConfig(rank=3, alpha=6.0, targets=("q_proj", "k_proj", "down_proj")),
+                               weights_mod.load(src, progress=False).shapes, 15)
+    changed = merge_and_check(src, adapters, tmp_path / "merged.gguf")
+    assert changed == {f"blk.{i}.{p}.weight" for i in range(2) for p in ("attn_q", "attn_k", "ffn_down")}
 
 
 def test_merge_gguf_into_fused_projections(tmp_path: Path) -> None:
@@ -322,24 +330,14 @@ def test_merge_gguf_into_fused_projections(tmp_path: Path) -> None:
     each layer's fused attn_qkv, the up update in the second half of the
     fused ffn_up, and the file reads back as merging into the decoded
     weights gives, exactly."""
-    import gguf
-
-    from llaf.lora import merge_gguf, merged
-
     src = Path(__file__).parent / "data" / "phi3.gguf"
     adapters = random_adapters(LoraConfig(rank=2, alpha=4.0, targets=("q_proj", "v_proj", "up_proj")),
                                weights_mod.load(src, progress=False).shapes, 16)
-    out = merge_gguf(src, adapters, tmp_path / "merged.gguf")
-    want = merged(weights_mod.load(src, progress=False), adapters)
-    got = weights_mod.as_f32(weights_mod.load(out, progress=False))
-    for name in want.module.ARRAYS:
-        np.testing.assert_array_equal(got.dense(name), want.dense(name), err_msg=name)
-    base = weights_mod.as_f32(weights_mod.load(src, progress=False))
-    assert np.abs(got.dense("wv") - base.dense("wv")).max() > 1e-3  # the adapters are in it
-    before = {t.name: t.tensor_type for t in gguf.GGUFReader(str(src)).tensors}
-    after = {t.name: t.tensor_type for t in gguf.GGUFReader(str(out)).tensors}
-    changed = {n for n in after if after[n] != before[n]}
+    out = tmp_path / "merged.gguf"
+    changed = merge_and_check(src, adapters, out)
     assert changed == {f"blk.{i}.{p}.weight" for i in range(2) for p in ("attn_qkv", "ffn_up")}
+    base = weights_mod.as_f32(weights_mod.load(src, progress=False)).dense("wv")
+    assert np.abs(weights_mod.as_f32(weights_mod.load(out, progress=False)).dense("wv") - base).max() > 1e-3
 
 
 def test_pack_targets_are_the_next_learnt_tokens() -> None:
