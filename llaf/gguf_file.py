@@ -629,6 +629,16 @@ def _arrays(g: GGUFFile, m: _Model, storage: str | None) -> tuple[dict[str, np.n
     return arrays, storage
 
 
+def copy_field(writer: Any, field: Any) -> None:
+    """gguf-py's reader's `field` added to its `writer` as it was (its type,
+    and an array's element type)."""
+    import gguf
+
+    kind = field.types[0]
+    writer.add_key_value(field.name, field.contents(), kind,
+                         sub_type=field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None)
+
+
 def rewrite(source: str | Path, out: str | Path, replaced: dict[str, np.ndarray]) -> Path:
     """A copy of the GGUF file `source` at `out`, written through gguf's
     writer, with the tensors `replaced` (by name) as F32: every other tensor
@@ -650,9 +660,7 @@ def rewrite(source: str | Path, out: str | Path, replaced: dict[str, np.ndarray]
         for f in reader.fields.values():
             if f.name == gguf.Keys.General.ARCHITECTURE or f.name.startswith("GGUF."):
                 continue  # written by the writer
-            kind = f.types[0]
-            writer.add_key_value(f.name, f.contents(), kind,
-                                 sub_type=f.types[-1] if kind == gguf.GGUFValueType.ARRAY else None)
+            copy_field(writer, f)
         for tensor in reader.tensors:
             if tensor.name in values:
                 v = values[tensor.name]

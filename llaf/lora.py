@@ -237,21 +237,16 @@ def merge_gguf(source: str | Path, adapters: Adapters, out: str | Path) -> Path:
 
     w = load(source, progress=False)
     adapters.check(w.shapes)
-    heads = {"wq": int(w.hparams["heads"]), "wk": int(w.hparams["kv_heads"])}
-    parts: dict[tuple[str, int], np.ndarray] = {}  # each adapted matrix's update, as the file lays it out
-    for t in adapters.config.targets:
-        key = TARGETS[t][0]
-        for i in range(adapters.tensors[t][0].shape[0]):
-            delta = adapters.delta(t, i)
-            if layout.permuted and key in heads:  # back to the file's interleaved rows
-                delta = gguf_file.permute(delta, heads[key])
-            parts[key, i] = delta.astype(np.float32)
-    if layout.fused:  # Phi-3: the updates of a fused tensor's parts stacked as its rows are (zero where not adapted)
-        for fused, (_, names) in gguf_file.FUSED.items():
-            for i in sorted({i for (key, i) in parts if key in names}):
-                parts[fused, i] = np.concatenate([
-                    parts.pop((p, i), np.zeros(w.shapes[p][1:], np.float32)) for p in names])
-    deltas = {gguf_file.tensor_name(key, i): d for (key, i), d in parts.items()}
+    # the updates as llaf's arrays, laid out as the file's tensors by the
+    # mechanism that writes fully fine-tuned weights back (permuted query and
+    # key rows; a fused tensor's parts not adapted get a zero update)
+    updates = {TARGETS[t][0]: np.stack([adapters.delta(t, i) for i in range(adapters.tensors[t][0].shape[0])])
+               .astype(np.float32) for t in adapters.config.targets}
+    if layout.fused:
+        for _, names in gguf_file.FUSED.values():
+            if any(n in updates for n in names):
+                updates |= {n: np.zeros(w.shapes[n], np.float32) for n in names if n not in updates}
+    deltas = gguf_file.llama_tensors(source, updates, w.hparams)
     merged = {}
     for tensor in gguf.GGUFReader(str(source)).tensors:
         if tensor.name in deltas:

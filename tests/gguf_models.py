@@ -82,11 +82,11 @@ def write_gguf(model: torch.nn.Module, path: Path, qtype: str = "F32", head_qtyp
     w.add_rope_dimension_count(c.hidden_size // c.num_attention_heads)
     w.add_vocab_size(c.vocab_size)
     if tokenizer is not None:
+        from llaf.gguf_file import copy_field
+
         for f in gguf.GGUFReader(str(tokenizer)).fields.values():
             if f.name.startswith("tokenizer."):
-                kind = f.types[0]
-                w.add_key_value(f.name, f.contents(), kind,
-                                sub_type=f.types[-1] if kind == gguf.GGUFValueType.ARRAY else None)
+                copy_field(w, f)
     state = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
     names = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
              "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
