@@ -140,11 +140,12 @@ WEB_SOURCES := $(wildcard web/src/*) web/build.mjs llaf/web.py llaf/storage.py l
 
 web: build/web/.built
 
-# Only the entry points the browser calls (llaf/web.py), without the
+# Only the entry points the browser calls (llaf/web.py), written by
+# llaf/entries.py from llaf's tables as src/llm.fut's are, compiled without the
 # compiler's warning that their results are opaque (the page keeps them as
 # handles). The program's file is rewritten only when its text changes, so
-# that other edits of llaf/web.py do not recompile the module (minutes).
-build/web/llm.fut: llaf/web.py llaf/entries.py | $(VENV)/.installed
+# that other edits of these files do not recompile the module (minutes).
+build/web/llm.fut: llaf/web.py llaf/entries.py llaf/llama.py llaf/storage.py | $(VENV)/.installed
 	@mkdir -p build/web
 	$(PY) -m llaf.web fut $@
 
