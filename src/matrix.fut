@@ -72,8 +72,8 @@ def f16_bits_to_f32 (h: u16) : f32 =
 -- there), and the code placed in the low bits of 2^23's significand, then
 -- 2^23 subtracted: the WebAssembly build's (LLVM's WebAssembly backend
 -- converts u8 lanes one by one, extracting and reinserting each lane; this
--- way is two SIMD instructions a vector, and the browser's products ran
--- twice as fast with it, docs/PERFORMANCE.md).
+-- way is a widening shuffle, an `or` and an add a vector, and the browser's
+-- products ran twice as fast with it, docs/PERFORMANCE.md).
 module type codes = {
   val u8 : u8 -> f32
   -- | A byte as a signed code.
