@@ -101,12 +101,24 @@ build/pyopencl/.built: $(ENGINE_SOURCES) $(FUTHARK) | $(VENV)/.installed
 # The C backends' runtime is patched so that a failed malloc is Futhark's
 # out-of-memory error rather than a segfault (scripts/patch-runtime.py,
 # docs/BACKENDS.md "Out of memory"); the GPU backends' runtimes are left alone.
+# The c and multicore backends are compiled from a copy of the engine's
+# sources in build/B/src/, with src/target.fut saying how many rows of a panel
+# the batched products take at a time for this CPU: `KERNEL_ROWS`, 32 where
+# the C compiler targets AVX-512 (32 vector registers), else 8 (AVX2 has 16:
+# whole panels spilled the running sums, docs/PERFORMANCE.md).
+KERNEL_ROWS ?= $(shell echo | $(LLAF_CC) $(CFLAGS) -dM -E - 2>/dev/null | grep -q __AVX512F__ && echo 32 || echo 8)
 build/%/.built: $(ENGINE_SOURCES) scripts/patch-runtime.py $(FUTHARK) | $(VENV)/.installed
-	@mkdir -p build/$*
-	$(FUTHARK) $* --library -o build/$*/llm src/llm.fut
+	@rm -rf build/$*/src && mkdir -p build/$*/src
+	cp $(ENGINE_SOURCES) build/$*/src/
+	case $* in c|multicore) rows=$(KERNEL_ROWS); \
+	  sed -i "s/^module kernel_rows = vec32$$/module kernel_rows = vec$$rows/" build/$*/src/target.fut && \
+	  grep -q "^module kernel_rows = vec$$rows$$" build/$*/src/target.fut;; esac
+	$(FUTHARK) $* --library -o build/$*/llm build/$*/src/llm.fut
 	case $* in c|multicore) $(PY) scripts/patch-runtime.py build/$*/llm.c;; esac
 	cd build/$* && rm -f _llm*.so && CC=$(LLAF_CC) ../../$(VENV)/bin/build_futhark_ffi llm >/dev/null
-	printf '%s\n%s\n' "$$($(LLAF_CC) --version | head -1)" "$(CFLAGS)" > build/$*/compiler.txt
+	printf '%s\n%s\n%s\n' "$$($(LLAF_CC) --version | head -1)" "$(CFLAGS)" \
+	  "$$(sed -n 's/^module kernel_rows = vec\([0-9]*\)$$/batched products over \1 rows of a panel/p' build/$*/src/target.fut)" \
+	  > build/$*/compiler.txt
 	touch $@
 
 # Fine-tuning (src/train.fut, `llaf finetune`): a program of its own, so that

@@ -40,6 +40,7 @@
 -- sequence decoded in a batch gets the logits it gets alone, bit for bit.
 
 import "vec"
+import "target"
 
 -- | Rows per panel: the lanes of a register vector.
 module lanes = vec32
@@ -99,8 +100,9 @@ def unit (U: i64) (i: i64) (u: i64) : i64 = ((i / P) * U + u) * P + i % P
 module type format = {
   -- | An `[m][n]` matrix with `kb` blocks of 32 columns per row.
   type mat [m][kb]
-  -- | Columns `32·b + j` and `32·b + 16 + j` (`j < 16`) of panel `t`, decoded.
-  val columns [m][kb] : mat [m][kb] -> i64 -> i64 -> i64 -> (lanes.t f32, lanes.t f32)
+  -- | Row `r` of panel `t`: its columns `32·b + j` and `32·b + 16 + j`
+  -- (`j < 16`), decoded.
+  val pair [m][kb] : mat [m][kb] -> i64 -> i64 -> i64 -> i64 -> (f32, f32)
   -- | Element `(i, c)`, decoded.  (The formats index flattened arrays here:
   -- indexing the panels directly inside a map over tokens made the compiler
   -- transpose the whole embedding on every call, to "coalesce" the reads.)
@@ -111,8 +113,8 @@ type f32_panel_arrays [m][kb] = {w: [(m + P - 1) / P][kb][32][P]f32, rows: [m]()
 
 module f32_panels : format with mat [m][kb] = f32_panel_arrays [m][kb] = {
   type mat [m][kb] = f32_panel_arrays [m][kb]
-  def columns [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) : (lanes.t f32, lanes.t f32) =
-    (lanes.tabulate (\r -> #[unsafe] a.w[t, b, j, r]), lanes.tabulate (\r -> #[unsafe] a.w[t, b, j + 16, r]))
+  def pair [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) (r: i64) : (f32, f32) =
+    (#[unsafe] a.w[t, b, j, r], #[unsafe] a.w[t, b, j + 16, r])
   def get [m][kb] (a: mat [m][kb]) (i: i64) (c: i64) : f32 =
     (flatten (flatten (flatten a.w)))[unit (kb * 32) i c]
 }
@@ -121,9 +123,8 @@ type f16_panel_arrays [m][kb] = {w: [(m + P - 1) / P][kb][32][P]u16, rows: [m]()
 
 module f16_panels : format with mat [m][kb] = f16_panel_arrays [m][kb] = {
   type mat [m][kb] = f16_panel_arrays [m][kb]
-  def columns [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) : (lanes.t f32, lanes.t f32) =
-    (lanes.tabulate (\r -> f16_bits_to_f32 (#[unsafe] a.w[t, b, j, r])),
-     lanes.tabulate (\r -> f16_bits_to_f32 (#[unsafe] a.w[t, b, j + 16, r])))
+  def pair [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) (r: i64) : (f32, f32) =
+    (f16_bits_to_f32 (#[unsafe] a.w[t, b, j, r]), f16_bits_to_f32 (#[unsafe] a.w[t, b, j + 16, r]))
   def get [m][kb] (a: mat [m][kb]) (i: i64) (c: i64) : f32 =
     f16_bits_to_f32 (flatten (flatten (flatten a.w)))[unit (kb * 32) i c]
 }
@@ -135,10 +136,9 @@ type q8_panel_arrays [m][kb] = {q: [(m + P - 1) / P][kb][32][P]u8, scale: [(m + 
 module q8_panels_with (C: codes) : format with mat [m][kb] = q8_panel_arrays [m][kb] = {
   type mat [m][kb] = q8_panel_arrays [m][kb]
   def decode (s: f32) (o: f32) (c: u8) : f32 = s * C.u8 c + o
-  def columns [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) : (lanes.t f32, lanes.t f32) =
-    let at r = (f16_bits_to_f32 (#[unsafe] a.scale[t, b, r]), f16_bits_to_f32 (#[unsafe] a.offset[t, b, r]))
-    in (lanes.tabulate (\r -> let (s, o) = at r in decode s o (#[unsafe] a.q[t, b, j, r])),
-        lanes.tabulate (\r -> let (s, o) = at r in decode s o (#[unsafe] a.q[t, b, j + 16, r])))
+  def pair [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) (r: i64) : (f32, f32) =
+    let (s, o) = (f16_bits_to_f32 (#[unsafe] a.scale[t, b, r]), f16_bits_to_f32 (#[unsafe] a.offset[t, b, r]))
+    in (decode s o (#[unsafe] a.q[t, b, j, r]), decode s o (#[unsafe] a.q[t, b, j + 16, r]))
   def get [m][kb] (a: mat [m][kb]) (i: i64) (c: i64) : f32 =
     let block = unit kb i (c / 32)
     in decode (f16_bits_to_f32 (flatten (flatten a.scale))[block]) (f16_bits_to_f32 (flatten (flatten a.offset))[block])
@@ -153,11 +153,10 @@ type q4_panel_arrays [m][kb] = {q: [(m + P - 1) / P][kb][16][P]u8, scale: [(m + 
 module q4_panels_with (C: codes) : format with mat [m][kb] = q4_panel_arrays [m][kb] = {
   type mat [m][kb] = q4_panel_arrays [m][kb]
   def decode (s: f32) (o: f32) (c: u8) : f32 = s * C.u8 c + o
-  def columns [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) : (lanes.t f32, lanes.t f32) =
-    let at r = (f16_bits_to_f32 (#[unsafe] a.scale[t, b, r]), f16_bits_to_f32 (#[unsafe] a.offset[t, b, r]),
-                #[unsafe] a.q[t, b, j, r])
-    in (lanes.tabulate (\r -> let (s, o, c) = at r in decode s o (c & 15)),
-        lanes.tabulate (\r -> let (s, o, c) = at r in decode s o (c >> 4)))
+  def pair [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) (r: i64) : (f32, f32) =
+    let (s, o, c) = (f16_bits_to_f32 (#[unsafe] a.scale[t, b, r]), f16_bits_to_f32 (#[unsafe] a.offset[t, b, r]),
+                     #[unsafe] a.q[t, b, j, r])
+    in (decode s o (c & 15), decode s o (c >> 4))
   def get [m][kb] (a: mat [m][kb]) (i: i64) (c: i64) : f32 =
     let (b, j) = (c / 32, c % 32)
     let code = (flatten (flatten (flatten a.q)))[unit (kb * 16) i (b * 16 + j % 16)]
@@ -184,8 +183,8 @@ module k8_panels_with (C: codes) : format with mat [m][kb] = k8_panel_arrays [m]
   def scales [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (h: i64) (r: i64) : (f32, f32) =
     (f16_bits_to_f32 (#[unsafe] a.d[t, b, r]) * code (#[unsafe] a.sc[t, b, h, r]),
      -(f16_bits_to_f32 (#[unsafe] a.dmin[t, b, r]) * C.u8 (#[unsafe] a.mn[t, b, h, r])))
-  def columns [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) : (lanes.t f32, lanes.t f32) =
-    let half h c = lanes.tabulate (\r -> let (s, o) = scales a t b h r in s * code (#[unsafe] a.q[t, b, c, r]) + o)
+  def pair [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) (r: i64) : (f32, f32) =
+    let half h c = let (s, o) = scales a t b h r in s * code (#[unsafe] a.q[t, b, c, r]) + o
     in (half 0 j, half 1 (j + 16))
   def get [m][kb] (a: mat [m][kb]) (i: i64) (c: i64) : f32 =
     let (b, j) = (c / 32, c % 32)
@@ -197,34 +196,60 @@ module k8_panels_with (C: codes) : format with mat [m][kb] = k8_panel_arrays [m]
 }
 module k8_panels = k8_panels_with native_codes
 
--- | One panel of `F` times `G.n` tokens: the core of every product.
--- `x g c` is column `c` of token `g` (zero past the last column).
-module panel_product (F: format) (G: vec) = {
+-- | Rows `r0 ..` (`R.n` of them) of panel `t` times `G.n` tokens: the core
+-- of every product.  `x g c` is column `c` of token `g` (zero past the
+-- last column).
+module slice_product (F: format) (R: vec) (G: vec) = {
   -- Blocks outside and a block's 16 column pairs inside, a constant trip
   -- count that clang unrolls, the block's scales decoded once.  `x` must be
   -- plain loads (one token, or tokens packed column by column): with a
   -- bounds test per value the unrolled loops spilled registers.
-  def run [m][kb] (a: F.mat [m][kb]) (t: i64) (x: i64 -> i64 -> f32) : G.t (lanes.t f32) =
-    let zero = G.tabulate (\_ -> lanes.tabulate (\_ -> 0f32))
-    let fma acc w g = G.map2 (\a x -> lanes.map2 (\a w -> a + w * x) a w) acc g
+  def run [m][kb] (a: F.mat [m][kb]) (t: i64) (r0: i64) (x: i64 -> i64 -> f32) : G.t (R.t f32) =
+    let zero = G.tabulate (\_ -> R.tabulate (\_ -> 0f32))
+    let fma acc w g = G.map2 (\a x -> R.map2 (\a w -> a + w * x) a w) acc g
     let step (lo, hi) b j =
-      let (wl, wh) = F.columns a t b j
+      -- (each column's lanes decoded in a tabulate of their own: the order
+      -- of the statements the whole-panel kernels had; pairs of lanes made
+      -- the browser's one-token product 10-20 % slower)
+      let (wl, wh) = (R.tabulate (\r -> (F.pair a t b j (r0 + r)).0), R.tabulate (\r -> (F.pair a t b j (r0 + r)).1))
       let c = 32 * b + j
       in (fma lo wl (G.tabulate (\g -> x g c)), fma hi wh (G.tabulate (\g -> x g (c + 16))))
     let (lo, hi) = loop acc = (zero, zero) for b < kb do loop acc for j < 16 do step acc b j
-    in G.map2 (lanes.map2 (+)) lo hi
+    in G.map2 (R.map2 (+)) lo hi
 }
 
--- | Tokens multiplied together by the batched products: enough running sums
--- to fill the vector registers (measured in docs/PERFORMANCE.md).
+-- | Tokens multiplied together by the batched products.
 module group = vec4
 def G : i64 = 4
+
+-- | The rows of a panel the batched products take at a time: their running
+-- sums (2 a row and token, `G` tokens) must fit in the vector registers.
+-- A whole panel (`lanes`, 32 rows: 8 zmm registers a token) suits AVX-512's
+-- 32 registers; AVX2 has 16, where 32 rows spilled the sums to the stack and
+-- 8 rows (8 ymm registers for 4 tokens) made batched decoding and prefill
+-- faster there (docs/PERFORMANCE.md).  The native builds choose for their
+-- CPU: the Makefile's `KERNEL_ROWS`, through src/target.fut.
+module type slice = vec
 
 -- | Above this many tokens a product decodes the whole matrix once (`dense`)
 -- and multiplies the f32 copy: decoding per group of `G` tokens costs more.
 def dense_above : i64 = 16
 
-module f32_group = panel_product f32_panels group
+-- | The batched products' kernel over slices of `R.n` rows of a panel.
+module batched (F: format) (R: slice) = {
+  module kernel = slice_product F R group
+
+  -- | Tile `t` (a panel's rows) of `G.n` tokens' results, each slice's
+  -- results written with constant indices through `put` (as small arrays
+  -- they were the runtime's copy calls).
+  #[inline]
+  def tile [m][kb] 'o (a: F.mat [m][kb]) (t: i64) (x: i64 -> i64 -> f32)
+                      (put: *o -> i64 -> i64 -> f32 -> *o) (out: *o) : *o =
+    loop out for s < P / R.n do
+      let r0 = s * R.n
+      let row (out: *o) i (y: R.t f32) : *o = R.foldi (\(out: *o) r v : *o -> put out i (r0 + r) v) out y
+      in group.foldi row out (kernel.run a t r0 x)
+}
 
 -- | `xs Wᵀ` with the f32 panels `a`.  The tokens go in blocks of up to 16
 -- groups of `G` (at least 8 blocks when there are tokens enough, for the
@@ -233,28 +258,28 @@ module f32_group = panel_product f32_panels group
 -- block's rows of the result are written in place, panel after panel, so
 -- the result needs no transposition (which cost as much as the products'
 -- arithmetic, docs/PERFORMANCE.md).
-#[inline]
-def f32_matmul [m][kb][b][n] (a: f32_panels.mat [m][kb]) (xs: [b][n]f32) : [b][m]f32 =
-  let TB = G * i64.max 1 (i64.min 16 ((b + 8 * G - 1) / (8 * G)))
-  let (blocks, groups, np) = ((b + TB - 1) / TB, TB / G, panels m)
-  let rows = tabulate blocks (\blk ->
-    -- (each token's value a scalar store: built as `[G]` rows, it was a
-    -- call of the runtime's general copy per 4 values)
-    let xp = tabulate groups (\g -> tabulate (kb * 32 * G) (\f ->
-               let (c, k) = (f / G, blk * TB + g * G + f % G)
-               in if k < b && c < n then #[unsafe] xs[k, c] else 0))
-    in loop out = replicate TB (replicate m 0f32) for t < np do
-         loop out for g < groups do
-           -- each result written with constant lane indices: stores, not
-           -- the runtime's copies of small arrays; rows `m` wide, the last
-           -- panel's padding not stored, so that the blocks' rows are the
-           -- result as they are (trimmed to `m` afterwards, they were copied)
-           let put (out: *[TB][m]f32) i y : *[TB][m]f32 =
-             lanes.foldi (\(out: *[TB][m]f32) r v : *[TB][m]f32 ->
-                            if t * P + r < m then out with [g * G + i, t * P + r] = v else out)
-                         out y
-           in group.foldi put out (f32_group.run a t (\i c -> #[unsafe] xp[g, c * G + i])))
-  in flatten rows |> take b
+module f32_products (R: slice) = {
+  module B = batched f32_panels R
+  #[inline]
+  def matmul [m][kb][b][n] (a: f32_panels.mat [m][kb]) (xs: [b][n]f32) : [b][m]f32 =
+    let TB = G * i64.max 1 (i64.min 16 ((b + 8 * G - 1) / (8 * G)))
+    let (blocks, groups, np) = ((b + TB - 1) / TB, TB / G, panels m)
+    let rows = tabulate blocks (\blk ->
+      -- (each token's value a scalar store: built as `[G]` rows, it was a
+      -- call of the runtime's general copy per 4 values)
+      let xp = tabulate groups (\g -> tabulate (kb * 32 * G) (\f ->
+                 let (c, k) = (f / G, blk * TB + g * G + f % G)
+                 in if k < b && c < n then #[unsafe] xs[k, c] else 0))
+      in loop out = replicate TB (replicate m 0f32) for t < np do
+           loop out for g < groups do
+             -- rows `m` wide, the last panel's padding not stored, so that
+             -- the blocks' rows are the result as they are (trimmed to `m`
+             -- afterwards, they were copied)
+             let put (out: *[TB][m]f32) i r v : *[TB][m]f32 =
+               if t * P + r < m then out with [g * G + i, t * P + r] = v else out
+             in B.tile a t (\i c -> #[unsafe] xp[g, c * G + i]) put out)
+    in flatten rows |> take b
+}
 
 -- | The products of a format: what the models use.
 module type matrix = {
@@ -275,17 +300,18 @@ module type matrix = {
   val dense [m][kb] : mat [m][kb] -> f32_panels.mat [m][kb]
 }
 
-module matrix (F: format) : matrix with mat [m][kb] = F.mat [m][kb] = {
+module matrix_with (R: slice) (F: format) : matrix with mat [m][kb] = F.mat [m][kb] = {
   type mat [m][kb] = F.mat [m][kb]
-  module one = panel_product F lane
-  module some = panel_product F group
+  module one = slice_product F lanes lane
+  module some = batched F R
+  module dense_f32 = f32_products R
 
   #[inline]
   def matvec [m][kb][n] (a: mat [m][kb]) (x: [n]f32) : [m]f32 =
     -- x padded with zeros to whole blocks: no bounds test in the inner loop
     let xp = tabulate (kb * 32) (\c -> if c < n then #[unsafe] x[c] else 0)
     let at _ c = #[unsafe] xp[c]
-    in tabulate (panels m) (\t -> one.run a t at |> lanes.to_array) |> flatten |> take m
+    in tabulate (panels m) (\t -> one.run a t 0 at |> lanes.to_array) |> flatten |> take m
 
   #[inline]
   def dense [m][kb] (a: mat [m][kb]) : f32_panels.mat [m][kb] =
@@ -295,7 +321,7 @@ module matrix (F: format) : matrix with mat [m][kb] = F.mat [m][kb] = {
     let block t b : [32][P]f32 =
       let put (j: i64) (o: *[32][P]f32) (r: i64) (v: f32) : *[32][P]f32 = o with [j, r] = v
       in loop o = replicate 32 (replicate P 0f32) for c < 16 do
-           let (lo, hi) = F.columns a t b c
+           let (lo, hi) = (lanes.tabulate (\r -> (F.pair a t b c r).0), lanes.tabulate (\r -> (F.pair a t b c r).1))
            in lanes.foldi (put (c + 16)) (lanes.foldi (put c) o lo) hi
     in {w = tabulate (panels m) (\t -> tabulate kb (block t))
             :> [(m + P - 1) / P][kb][32][P]f32,
@@ -304,7 +330,7 @@ module matrix (F: format) : matrix with mat [m][kb] = F.mat [m][kb] = {
   #[inline]
   def matmul [m][kb][b][n] (a: mat [m][kb]) (xs: [b][n]f32) : [b][m]f32 =
     if b == 1 then [matvec a xs[0]] :> [b][m]f32
-    else if b > dense_above then f32_matmul (dense a) xs
+    else if b > dense_above then dense_f32.matmul (dense a) xs
     else let groups = (b + G - 1) / G
          -- the tokens packed column by column (the last repeated to fill
          -- the last group), so the kernel's loads are plain and its
@@ -313,12 +339,9 @@ module matrix (F: format) : matrix with mat [m][kb] = F.mat [m][kb] = {
          -- loop decoded each block's scales 16 times)
          let xp = tabulate groups (\g -> tabulate (kb * 32 * G) (\f ->
                     let c = f / G in if c < n then #[unsafe] xs[i64.min (g * G + f % G) (b - 1), c] else 0))
-         -- a tile's results stored with constant indices (as `[G][P]`
-         -- arrays they were runtime copy calls)
          let tile t g : [G * P]f32 =
-           let put (o: *[G * P]f32) i y : *[G * P]f32 =
-             lanes.foldi (\(o: *[G * P]f32) r v : *[G * P]f32 -> o with [i * P + r] = v) o y
-           in group.foldi put (replicate (G * P) 0) (some.run a t (\i c -> #[unsafe] xp[g, c * G + i]))
+           let put (o: *[G * P]f32) i r v : *[G * P]f32 = o with [i * P + r] = v
+           in some.tile a t (\i c -> #[unsafe] xp[g, c * G + i]) put (replicate (G * P) 0)
          in tabulate (panels m) (\t -> tabulate groups (tile t))
             |> map (\r -> unflatten (flatten r :> [groups * G * P]f32) : [groups * G][P]f32)
             |> transpose |> take b |> map (flatten >-> take m)
@@ -332,6 +355,9 @@ module matrix (F: format) : matrix with mat [m][kb] = F.mat [m][kb] = {
   #[inline]
   def row [m][kb] (n: i64) (a: mat [m][kb]) (i: i64) : [n]f32 = tabulate n (F.get a i)
 }
+
+-- | A format's products as this build's target wants them (src/target.fut).
+module matrix (F: format) = matrix_with kernel_rows F
 
 -- | The products of a format written for reverse-mode differentiation
 -- (src/train.fut): maps of dot products over the matrix decoded, which
@@ -358,10 +384,11 @@ module q8_matrix = matrix q8_panels
 module q4_matrix = matrix q4_panels
 module k8_matrix = matrix k8_panels
 
--- The WebAssembly build's (llaf/web.py): the block formats with `wasm_codes`.
-module q8_wasm_matrix = matrix (q8_panels_with wasm_codes)
-module q4_wasm_matrix = matrix (q4_panels_with wasm_codes)
-module k8_wasm_matrix = matrix (k8_panels_with wasm_codes)
+-- The WebAssembly build's (llaf/web.py): the block formats with `wasm_codes`,
+-- whole panels (narrower slices made the browser's products no faster).
+module q8_wasm_matrix = matrix_with lanes (q8_panels_with wasm_codes)
+module q4_wasm_matrix = matrix_with lanes (q4_panels_with wasm_codes)
+module k8_wasm_matrix = matrix_with lanes (k8_panels_with wasm_codes)
 
 -- Building matrices from their panels (the entry points' arrays) ------------
 
@@ -408,6 +435,12 @@ module products_k8 = products k8_matrix
 module products_q8_wasm = products q8_wasm_matrix
 module products_q4_wasm = products q4_wasm_matrix
 module products_k8_wasm = products k8_wasm_matrix
+-- the batched products over 8-row slices (what AVX2's builds use,
+-- src/target.fut); f16 and q8 differ from f32 and q4 only in `pair`, which
+-- every path uses
+module products_f32_slices = products (matrix_with vec8 f32_panels)
+module products_q4_slices = products (matrix_with vec8 q4_panels)
+module products_k8_slices = products (matrix_with vec8 k8_panels)
 
 -- ==
 -- entry: test_f32
@@ -479,6 +512,32 @@ entry test_k8_wasm [t][kb][b][n] (m: i64) (q: [t][kb][32][P]u8) (d: [t][kb][P]u1
     (sc: [t][kb][2][P]u8) (mn: [t][kb][2][P]u8)
     (xs: [b][n]f32) =
   products_k8_wasm.all (k8_mat m q d dmin sc mn) xs
+
+-- The batched products over 8-row slices: the same data, the same results as test_f32's.
+-- ==
+-- entry: test_f32_slices
+-- input @ ../tests/data/f32_panels.in
+-- output @ ../tests/data/f32_panels.out
+entry test_f32_slices [t][kb][b][n] (m: i64) (w: [t][kb][32][P]f32) (xs: [b][n]f32) =
+  products_f32_slices.all (f32_mat m w) xs
+
+-- The batched products over 8-row slices: the same data, the same results as test_q4's.
+-- ==
+-- entry: test_q4_slices
+-- input @ ../tests/data/q4_panels.in
+-- output @ ../tests/data/q4_panels.out
+entry test_q4_slices [t][kb][b][n] (m: i64) (q: [t][kb][16][P]u8) (s: [t][kb][P]u16) (o: [t][kb][P]u16)
+    (xs: [b][n]f32) =
+  products_q4_slices.all (q4_mat m q s o) xs
+
+-- The batched products over 8-row slices: the same data, the same results as test_k8's.
+-- ==
+-- entry: test_k8_slices
+-- input @ ../tests/data/k8_panels.in
+-- output @ ../tests/data/k8_panels.out
+entry test_k8_slices [t][kb][b][n] (m: i64) (q: [t][kb][32][P]u8) (d: [t][kb][P]u16) (dmin: [t][kb][P]u16)
+    (sc: [t][kb][2][P]u8) (mn: [t][kb][2][P]u8) (xs: [b][n]f32) =
+  products_k8_slices.all (k8_mat m q d dmin sc mn) xs
 
 -- ==
 -- entry: test_f16_bits
