@@ -204,14 +204,18 @@ module slice_product (F: format) (R: vec) (G: vec) = {
   -- count that clang unrolls, the block's scales decoded once.  `x` must be
   -- plain loads (one token, or tokens packed column by column): with a
   -- bounds test per value the unrolled loops spilled registers.
+  -- | Columns `32·b + j` and `32·b + 16 + j` of the slice, decoded: each
+  -- column's lanes in a tabulate of their own (the order of the statements
+  -- the whole-panel kernels had; pairs of lanes made the browser's
+  -- one-token product 10-20 % slower).
+  def columns [m][kb] (a: F.mat [m][kb]) (t: i64) (r0: i64) (b: i64) (j: i64) : (R.t f32, R.t f32) =
+    (R.tabulate (\r -> (F.pair a t b j (r0 + r)).0), R.tabulate (\r -> (F.pair a t b j (r0 + r)).1))
+
   def run [m][kb] (a: F.mat [m][kb]) (t: i64) (r0: i64) (x: i64 -> i64 -> f32) : G.t (R.t f32) =
     let zero = G.tabulate (\_ -> R.tabulate (\_ -> 0f32))
     let fma acc w g = G.map2 (\a x -> R.map2 (\a w -> a + w * x) a w) acc g
     let step (lo, hi) b j =
-      -- (each column's lanes decoded in a tabulate of their own: the order
-      -- of the statements the whole-panel kernels had; pairs of lanes made
-      -- the browser's one-token product 10-20 % slower)
-      let (wl, wh) = (R.tabulate (\r -> (F.pair a t b j (r0 + r)).0), R.tabulate (\r -> (F.pair a t b j (r0 + r)).1))
+      let (wl, wh) = columns a t r0 b j
       let c = 32 * b + j
       in (fma lo wl (G.tabulate (\g -> x g c)), fma hi wh (G.tabulate (\g -> x g (c + 16))))
     let (lo, hi) = loop acc = (zero, zero) for b < kb do loop acc for j < 16 do step acc b j
@@ -321,7 +325,7 @@ module matrix_with (R: slice) (F: format) : matrix with mat [m][kb] = F.mat [m][
     let block t b : [32][P]f32 =
       let put (j: i64) (o: *[32][P]f32) (r: i64) (v: f32) : *[32][P]f32 = o with [j, r] = v
       in loop o = replicate 32 (replicate P 0f32) for c < 16 do
-           let (lo, hi) = (lanes.tabulate (\r -> (F.pair a t b c r).0), lanes.tabulate (\r -> (F.pair a t b c r).1))
+           let (lo, hi) = one.columns a t 0 b c
            in lanes.foldi (put (c + 16)) (lanes.foldi (put c) o lo) hi
     in {w = tabulate (panels m) (\t -> tabulate kb (block t))
             :> [(m + P - 1) / P][kb][32][P]f32,
