@@ -14,7 +14,7 @@ import "../src/matrix"
 import "../src/llama"
 import "../src/attention"
 
-module m = llama q4_matrix q8_matrix
+module m = llama (uniform q4_matrix q8_matrix)
 
 def model [L][Vt][d][dt][kt][Ft][dk][Fk][R]
     (embed_q: [Vt][dk][32][P]u8) (embed_s: [Vt][dk][P]u16) (attn_norm: [L][d]f32)
@@ -30,7 +30,7 @@ def model [L][Vt][d][dt][kt][Ft][dk][Fk][R]
   let embed_s = half embed_s
   let (V, F, kvd) = (Vt * P, Ft * P, kt * P)
   let none = replicate L []   -- no biases or query/key norms (SmolLM2 has none)
-  in m.init 9 3 1024 1e-5 0 1 silu_gated (q8_mat V embed_q embed_s embed_s) attn_norm
+  in m.init 9 3 1024 1e-5 0 1 silu_gated () (q8_mat V embed_q embed_s embed_s) attn_norm
             (q4s d wq s_d) (q4s kvd wk s_kvd) (q4s kvd wv s_kvd) none none none none none (q4s d wo s_d) attn_norm
             (q4s F w_gate s_F) (q4s F w_up s_F) (q4s d w_down s_down) attn_norm[0]
             (q8_mat 0 (replicate 0 (replicate dk (replicate 32 (replicate P 0))))

@@ -16,7 +16,7 @@ current).
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +58,7 @@ class Model:
         self.arch = module
         self.storage = storage
         self.prefix = storage_mod.entry_prefix(module.ARCHITECTURE, storage)  # type: ignore[attr-defined]
-        layers, head = storage_mod.STORAGES[storage]
+        layers, head = storage_mod.STORAGES.get(storage, (storage, storage))
         self.formats = {"layers": layers, "head": head}
 
     def format(self, name: str) -> str:
@@ -92,14 +92,40 @@ def init_params(model: Model, shapes: dict[str, object]) -> Iterator[str]:
             yield f"({name}: {shape})"
             continue
         fmt = model.format(name)
-        lead = ("[L]" if model.arch.MATRICES[name] == "layers" else "") + f"[{shape[0]}][{shape[1]}]"  # type: ignore[attr-defined]
+        stacked = model.arch.MATRICES[name] == "layers"  # type: ignore[attr-defined]
+        if fmt == storage_mod.MIXED:  # each matrix's format and its place in the format's pool
+            count = "L" if stacked else f"{name}_n"
+            yield f"({name}_which: [{count}]u8)"
+            yield f"({name}_at: [{count}]i64)"
+            continue
+        lead = ("[L]" if stacked else "") + f"[{shape[0]}][{shape[1]}]"
         for part, typ in zip(part_names(fmt, name), panel_types(fmt), strict=True):
             yield f"({part}: {lead}{typ})"
+    if model.storage == storage_mod.MIXED:  # the pools, each format's panel blocks
+        for f in storage_mod.FORMATS:
+            for field, typ in pool_fields(f):
+                yield f"({f}_{field}: [{pool_size(f)}]{typ})"
+
+
+def pool_size(fmt: str) -> str:
+    """The size of format `fmt`'s pool (mixed storage): its panel blocks."""
+    return f"n_{fmt}"
+
+
+def pool_fields(fmt: str) -> list[tuple[str, str]]:
+    """A format's pool arrays (src/llm.fut `mixed`): the fields of its
+    matrices' record (src/matrix.fut), and their types after the blocks."""
+    names = [p.rpartition(".")[2] if "." in p else "w" for p in storage_mod.FORMATS[fmt].parts("m")]
+    return list(zip(names, panel_types(fmt), strict=True))
 
 
 def matrix(model: Model, name: str, rows: str) -> str:
     """The Futhark expression building matrix `name` from its parts."""
     fmt = model.format(name)
+    if fmt == storage_mod.MIXED:
+        blocks = LLAMA_SHAPES[name][1]
+        make = "stack" if model.arch.MATRICES[name] == "layers" else "one"  # type: ignore[attr-defined]
+        return f"(mixed.{make} store {rows} {blocks} {name}_which {name}_at)"
     parts = " ".join(part_names(fmt, name))
     make = MODULES[fmt][1]
     if model.arch.MATRICES[name] != "layers":  # type: ignore[attr-defined]
@@ -127,15 +153,31 @@ def llama_init(m: Model, p: str, mod: str, params: str) -> list[str]:
     the parameters (type `<params>_params`) of Futhark module `mod` (an
     instance of src/llama.fut's `llama`)."""
     args = [matrix(m, n, LLAMA_ROWS[n]) if n in llama.MATRICES else n for n in llama.ARRAYS]
-    return [
-        f"entry {p}_init [L][Vt][Vot][d][qt][dt][kt][Ft][dk][qk][Fk][R][Bq][Bk][Nn]",
+    mixed = m.storage == storage_mod.MIXED
+    sizes = "[L][Vt][Vot][d][qt][dt][kt][Ft][dk][qk][Fk][R][Bq][Bk][Nn]"
+    vo = "  let Vo = if Vot == 0 then 0 else vocab"
+    store, blocks = "()", "[dk][qk][Fk]"
+    if mixed:  # no matrix arrays to give the sizes: the pools' and the heads' counts instead
+        sizes = "[L][d][R][Bq][Bk][Nn]" + "".join(f"[{pool_size(f)}]" for f in storage_mod.FORMATS) + \
+            "".join(f"[{n}_n]" for n, role in llama.MATRICES.items() if role == "head")
+        vo = "  let Vo = if lm_head_n == 0 then 0 else vocab"
+        store, blocks = "store", "[] [] []"
+    lines = [
+        f"entry {p}_init {sizes}",
         wrap(list(init_params(m, LLAMA_SHAPES)), "    "),
-        f"    : {params}_params [L][vocab][] [d][] [] [ff][R][Bq][Bk][Nn][dk][qk][Fk] =",
+        f"    : {params}_params [L][vocab][] [d][] [] [ff][R][Bq][Bk][Nn]{blocks} =",
         "  let (qd, kvd) = (heads * head_dim, kv_heads * head_dim)",
-        "  let Vo = if Vot == 0 then 0 else vocab",
-        wrap([f"in {mod}.init heads kv_heads context eps window embedding_scale activation", *args],
-             "  ").replace("\n  ", "\n       "),
-        ""]
+        vo]
+    if mixed:
+        lines += ["  let (dk, qk, Fk) = ((d + 31) / 32, (qd + 31) / 32, (ff + 31) / 32)",
+                  wrap(["  let store : mixed.store = {"]
+                       + [f"in_{f} = {{" + ", ".join(f"{field} = {f}_{field}" for field, _ in pool_fields(f)) + "}"
+                          + ("," if f != list(storage_mod.FORMATS)[-1] else "}")
+                          for f in storage_mod.FORMATS], "").replace("\n", "\n      ")]
+    return [*lines,
+            wrap([f"in {mod}.init heads kv_heads context eps window embedding_scale activation {store}", *args],
+                 "  ").replace("\n  ", "\n       "),
+            ""]
 
 
 def llama_head(m: Model, p: str, module: str, model: str, params: str | None = None) -> list[str]:
@@ -144,7 +186,7 @@ def llama_head(m: Model, p: str, module: str, model: str, params: str | None = N
     of `model`: the `llama` instance) and `<p>_init`."""
     params = params or p
     return [f"-- {params} " + "-" * (73 - len(params)), "", module,
-            f"type {params}_params {LLAMA_SIZES} = {model}.params {LLAMA_SIZES}", "",
+            f"type~ {params}_params {LLAMA_SIZES} = {model}.params {LLAMA_SIZES}", "",
             *llama_init(m, p, model, params)]
 
 
@@ -163,7 +205,11 @@ def llama_section(storage: str, variant: str = "", entries: tuple[str, ...] = ("
     p = m.prefix
     mod, params = (f"llama_{storage}_{variant}", f"{p}_{variant}") if variant else (f"llama_{storage}", p)
     sizes = LLAMA_SIZES
-    W, E = (f"{m.formats[r]}_{variant}_matrix" if variant else MODULES[m.formats[r]][0] for r in ("layers", "head"))
+    if storage == storage_mod.MIXED:
+        weights = "mixed"
+    else:
+        W, E = (f"{m.formats[r]}_{variant}_matrix" if variant else MODULES[m.formats[r]][0] for r in ("layers", "head"))
+        weights = f"(uniform {W} {E})"
     blocks = {
         "cache": [
             f"entry {p}_cache {sizes} (p: {params}_params {sizes})",
@@ -206,8 +252,70 @@ def llama_section(storage: str, variant: str = "", entries: tuple[str, ...] = ("
             "  let (slots, pos) = layout N lens",
             f"  in ({mod}.run p g (replicate (cache_size g) 0f32) ids slots pos).0",
             ""]}
-    head = llama_head(m, p, f"module {mod} = llama {W} {E}", mod, params)
+    head = llama_head(m, p, f"module {mod} = llama {weights}", mod, params)
     return "\n".join([*head, *(line for e in LLAMA_ENTRIES if e in entries for line in blocks[e])])
+
+
+def mixed_section() -> str:
+    """src/llm.fut's `mixed` weights: each matrix in its own format, the
+    formats those of llaf/storage.py's `FORMATS`, a matrix's `which` the
+    index of its format there and `at` its first panel block in that
+    format's pool."""
+    fmts = list(storage_mod.FORMATS)
+    pools = [f"in_{f}: {{" + ", ".join(f"{field}: [{pool_size(f)}]{typ}" for field, typ in pool_fields(f)) + "}"
+             for f in fmts]
+
+    def matrix(f: str) -> str:
+        slabs = " ".join(f"(slab s.in_{f}.{field} at t kb)" for field, _ in pool_fields(f))
+        return f"({MODULES[f][1]} m {slabs})"
+
+    def cases(call: Callable[[str], str]) -> list[str]:
+        return [wrap([f"       {'case _' if i == len(fmts) - 1 else f'case {i}'} ->", *call(f).split(" ")], "")
+                .replace("\n", "\n           ") for i, f in enumerate(fmts)]
+
+    return "\n".join([
+        "-- mixed " + "-" * 68,
+        "",
+        "-- | Each weight matrix in its own format (llaf/storage.py `Mixed`): the",
+        "-- store holds a pool of panel blocks for each format, and a stack of",
+        "-- matrices says each one's format (`which`, an index of `FORMATS`) and",
+        "-- its first block in that format's pool (`at`).  A product picks its",
+        "-- format once, outside the kernels, and multiplies a view of the pool.",
+        "module mixed = {",
+        wrap([f"type~ store = ?{''.join(f'[{pool_size(f)}]' for f in fmts)}.{{" + pools[0] + ",",
+              *[x + "," for x in pools[1:-1]], pools[-1] + "}"], "  ").replace("\n  ", "\n    "),
+        "  type layers [L][m][kb] = {which: [L]u8, at: [L]i64, rows: [m](), blocks: [kb]()}",
+        "  type mat [m][kb] = layers [1][m][kb]",
+        "",
+        "  #[noinline]",
+        "  def layer_matmul [L][m][kb][b][n] (s: store) (w: layers [L][m][kb]) (l: i64) (xs: [b][n]f32) : [b][m]f32 =",
+        "    let (at, t) = (w.at[l], (m + P - 1) / P)",
+        "    in match w.which[l]",
+        *cases(lambda f: f"{MODULES[f][0]}.matmul {matrix(f)} xs"),
+        "",
+        "  def matmul_once [m][kb][b][n] (s: store) (a: mat [m][kb]) (xs: [b][n]f32) : [b][m]f32 =",
+        "    layer_matmul s a 0 xs",
+        "",
+        "  def rows [m][kb][N] (s: store) (n: i64) (a: mat [m][kb]) (ids: [N]i64) : [N][n]f32 =",
+        "    let (at, t) = (a.at[0], (m + P - 1) / P)",
+        "    in match a.which[0]",
+        *cases(lambda f: f"map ({MODULES[f][0]}.row n {matrix(f)}) ids"),
+        "",
+        "  -- | Matrices of `m` rows and `kb` blocks at `at` of the pools of formats",
+        "  -- `which`, checked to lie inside them.",
+        "  def stack [L] (s: store) (m: i64) (kb: i64) (which: [L]u8) (at: [L]i64) : layers [L][m][kb] =",
+        "    let size (f: u8) : i64 =",
+        "      match f",
+        *cases(lambda f: f"length s.in_{f}.{pool_fields(f)[0][0]}"),
+        "    let blocks = (m + P - 1) / P * kb",
+        f"    let inside = all (\\(f, a) -> f < {len(fmts)} && a >= 0 && a + blocks <= size f) (zip which at)",
+        "    in {which = assert inside which, at, rows = replicate m (), blocks = replicate kb ()}",
+        "",
+        "  -- | One matrix, or none (`k` = 0: a head tied to the embedding, `m` = 0).",
+        "  def one [k] (s: store) (m: i64) (kb: i64) (which: [k]u8) (at: [k]i64) : mat [m][kb] =",
+        "    stack s m kb (take 1 (which ++ [0])) (take 1 (at ++ [0]))",
+        "}",
+        ""])
 
 
 def gpt2_section() -> str:
@@ -312,7 +420,7 @@ TRAIN_STORAGES = ("f32", "q4")
 
 
 def generated() -> str:
-    return "\n".join([gpt2_section(), *(llama_section(s) for s in llama.STORAGES)])
+    return "\n".join([gpt2_section(), mixed_section(), *(llama_section(s) for s in llama.STORAGES)])
 
 
 def train_generated() -> str:

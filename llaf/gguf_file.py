@@ -597,35 +597,51 @@ def _arrays(g: GGUFFile, m: _Model, storage: str | None) -> tuple[dict[str, np.n
     head_names = [n for n in (tensor_name("embed"), tensor_name("lm_head")) if n in g.tensors]
     storage = storage_mod.check_storage(storage) if storage else storage_mod.choose(
         layer_types, {g.kind(n) for n in head_names})
-    layer_fmt, head_fmt = storage_mod.STORAGES[storage]
+    mixed = storage == storage_mod.MIXED
+    layer_fmt, head_fmt = storage_mod.STORAGES.get(storage, (storage, storage))
+
+    def fmt(key: str, name: str, role: str) -> str:
+        """The format of tensor `name` holding llaf array `key`: a matrix
+        kept as the storage says, or in mixed storage in its own form."""
+        if key not in llama.MATRICES:
+            return "f32"
+        return storage_mod.smallest(g.kind(name)) if mixed else role
 
     def finite(name: str, fmt: str, key: str, parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if not storage_mod.finite(parts, key, fmt):
             raise LlafError(f"{g.path.name}: tensor {name!r} holds values that are not finite (NaN or infinity)")
         return parts
 
-    def layer_arrays(key: str, i: int) -> dict[str, np.ndarray]:
+    def layer_arrays(key: str, i: int) -> tuple[str, dict[str, np.ndarray]]:
         name, rows = _sources(m, key, i)
-        fmt = layer_fmt if key in llama.MATRICES else "f32"
-        parts = finite(name, fmt, key, g.matrix(name, fmt, key, rows))
+        f = fmt(key, name, layer_fmt)
+        parts = finite(name, f, key, g.matrix(name, f, key, rows))
         if key in ("wq", "wk") and m.layout.permuted:
             heads = m.hparams["heads"] if key == "wq" else m.hparams["kv_heads"]
-            return {k: unpermute(v, heads) for k, v in parts.items()}
-        return parts
+            return f, {k: unpermute(v, heads) for k, v in parts.items()}
+        return f, parts
 
     arrays: dict[str, np.ndarray] = {}
     for key in filter(per_layer, TENSORS | VARIATIONS):
         if key in VARIATIONS and tensor_name(key, 0) not in g.tensors:
             continue
         stack = [layer_arrays(key, i) for i in range(layers)]
-        arrays |= {part: np.stack([p[part] for p in stack]) for part in stack[0]}
+        if mixed and key in llama.MATRICES:
+            arrays |= storage_mod.Mixed.stack(key, stack)
+        else:
+            arrays |= {part: np.stack([p[part] for _, p in stack]) for part in stack[0][1]}
     for key in ("embed", "final_norm", "lm_head"):
-        name, fmt = tensor_name(key), "f32" if key == "final_norm" else head_fmt
+        name = tensor_name(key)
         if name in g.tensors:
-            arrays |= finite(name, fmt, key, g.matrix(name, fmt, key))
+            f = fmt(key, name, head_fmt)
+            parts = finite(name, f, key, g.matrix(name, f, key))
+            arrays |= storage_mod.Mixed.stack(key, [(f, parts)]) if mixed and key != "final_norm" \
+                else parts
     if tensor_name("lm_head") not in g.tensors:  # tied to the embedding: an empty head
-        empty = storage_mod.FORMATS[head_fmt].shapes("lm_head", (0, d))
-        arrays |= {k: np.zeros(shape, dtype) for k, (shape, dtype) in empty.items()}
+        f = "f32" if mixed else head_fmt
+        shapes = storage_mod.FORMATS[f].shapes("lm_head", (0, d))
+        empty = {k: np.zeros(shape, dtype) for k, (shape, dtype) in shapes.items()}
+        arrays |= storage_mod.Mixed.stack("lm_head", [(f, empty)]) if mixed else empty
     return arrays, storage
 
 

@@ -38,7 +38,7 @@ OPTIONAL = ("bq", "bk", "bv", "q_norm", "k_norm")
 # `gelu_gated`, by their transformers names.
 ACTIVATIONS = {"silu": 0, "swish": 0, "gelu_pytorch_tanh": 1, "gelu_new": 1}
 HF_TYPES = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma")
-STORAGES = tuple(storage.STORAGES)
+STORAGES = storage.NAMES
 # The weight matrices, by role in a storage: per-layer projections or embedding/head.
 MATRICES = {"embed": "head", "wq": "layers", "wk": "layers", "wv": "layers", "wo": "layers",
             "w_gate": "layers", "w_up": "layers", "w_down": "layers", "lm_head": "head"}

@@ -84,7 +84,7 @@ def init(source: Any, backend: str | None = None, progress: bool = True, storage
     check_threads(threads, backend)
     w = weights_mod.load(source, progress=progress, storage=storage)
     engine = Engine(backend, threads)
-    total = sum(len(w.format(name).parts(name)) if name in w.module.MATRICES else 1 for name in w.module.ARRAYS)
+    total = w.array_count
     args, done = [], 0
     for a in w.init_args():
         if isinstance(a, np.ndarray):

@@ -8,7 +8,9 @@ model's per-layer projections and the one of its embedding and head:
     f16       f16      f16              F16 GGUF
     q8        q8       q8               Q8_0, Q5_0, Q5_1 GGUF (also mixed with Q4_0/Q4_1)
     q4        q4       q8               Q4_0/Q4_1 GGUF (SmolLM2's embedding is Q8_0)
-    k8        k8       k8               Q2_K..Q6_K GGUF (also mixed with Q8_0, Q5_0, Q5_1, Q4_0, Q4_1)
+    mixed     each matrix in the smallest format holding its type exactly:
+              K-quant files (Q4_K as q4k, Q2_K..Q6_K as k8, with Q8_0/Q5_x
+              as q8 and Q4_x as q4), and any other mix of types (`Mixed`)
 
 Every format holds exactly the values the file means: a GGUF block is
 re-laid-out, never re-quantized.  A matrix `name` in a non-f32 format is
@@ -16,7 +18,9 @@ several arrays in `Weights.arrays`: ``name`` itself for f16 (IEEE half bits
 as uint16), ``name.q``, ``name.scale``, ``name.offset`` for q8 and q4
 (codes, one scale and one offset per block of 32 values, both IEEE half
 bits as uint16, as in the file's blocks), ``name.q``, ``.d``, ``.dmin``,
-``.sc``, ``.mn`` for k8 (see `FORMATS`).  These arrays
+``.sc``, ``.mn`` for k8 and q4k (see `FORMATS`); in the mixed storage, ``name.which``
+(each matrix's format) and each format's stack under ``name.<format>``
+(see `Mixed`).  These arrays
 keep the file's row order; `Format.panels` lays them out for the engine
 (src/matrix.fut: panels of `PANEL` rows, each column of a panel contiguous)
 when they are handed to it.
@@ -24,7 +28,7 @@ when they are handed to it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,6 +61,12 @@ class Format:
     @property
     def blocked(self) -> bool:
         return bool(self.blocks)
+
+    @property
+    def bytes_per_value(self) -> float:
+        if not self.blocked:
+            return float(np.dtype(self.dtype).itemsize)
+        return sum(np.dtype(p.dtype).itemsize * int(np.prod(p.per_block)) for p in self.blocks) / BLOCK
 
     @property
     def code_bytes(self) -> int:
@@ -116,17 +126,24 @@ FORMATS = {
     # sub-scales) and every other block type exactly (docs/FORMATS.md)
     "k8": Format("k8", blocks=(Part("q", np.uint8, (32,)), Part("d", np.uint16), Part("dmin", np.uint16),
                                Part("sc", np.uint8, (2,)), Part("mn", np.uint8, (2,)))),
+    # Q4_K compactly: q4's nibbles, and for each block of 32 values the half
+    # d and dmin of its super-block and its 6-bit scale and minimum as bytes:
+    # value = d · sc · code - dmin · mn, as k8 computes it (0.6875 bytes a value)
+    "q4k": Format("q4k", blocks=(Part("q", np.uint8, (16,)), Part("d", np.uint16), Part("dmin", np.uint16),
+                                 Part("sc", np.uint8), Part("mn", np.uint8))),
 }
 
 # storage -> (format of the per-layer matrices, format of the embedding and head)
-STORAGES = {"f32": ("f32", "f32"), "f16": ("f16", "f16"), "q8": ("q8", "q8"), "q4": ("q4", "q8"),
-            "k8": ("k8", "k8")}
+STORAGES = {"f32": ("f32", "f32"), "f16": ("f16", "f16"), "q8": ("q8", "q8"), "q4": ("q4", "q8")}
+# The storage whose every matrix keeps a format of its own (`Mixed`).
+MIXED = "mixed"
+NAMES = (*STORAGES, MIXED)
 
 # The GGUF tensor types each format holds exactly.
 _BLOCKS = {"Q8_0", "Q5_0", "Q5_1", "Q4_0", "Q4_1"}  # blocks of 32 values, a half scale (and offset)
 _K_QUANTS = {"Q6_K", "Q5_K", "Q4_K", "Q3_K", "Q2_K"}  # super-blocks of 256 values, 6- or 8-bit sub-scales of a half
 EXACT = {"f32": {"F32", "F16", "BF16"} | _BLOCKS | _K_QUANTS, "f16": {"F16"}, "q8": _BLOCKS, "q4": {"Q4_0", "Q4_1"},
-         "k8": _BLOCKS | _K_QUANTS}
+         "k8": _BLOCKS | _K_QUANTS, "q4k": {"Q4_K"}}
 
 
 def entry_prefix(architecture: str, storage: str) -> str:
@@ -136,18 +153,138 @@ def entry_prefix(architecture: str, storage: str) -> str:
 
 
 def check_storage(storage: str) -> str:
-    if storage not in STORAGES:
-        raise LlafError(f"unknown weight storage {storage!r}: choose one of {', '.join(STORAGES)}")
+    if storage not in NAMES:
+        raise LlafError(f"unknown weight storage {storage!r}: choose one of {', '.join(NAMES)}")
     return storage
 
 
 def choose(layer_types: set[str], head_types: set[str]) -> str:
-    """The smallest storage holding these GGUF tensor types exactly."""
-    for storage in ("q4", "q8", "k8", "f16"):
+    """The storage for a file of these GGUF tensor types: one format for the
+    layers and one for the embedding and head when that holds them exactly
+    in their file's form, else each matrix in its own (`MIXED`)."""
+    for storage in ("q4", "q8", "f16"):
         layers, head = STORAGES[storage]
         if layer_types <= EXACT[layers] and head_types <= EXACT[head]:
             return storage
-    return "f32"
+    return "f32" if layer_types | head_types <= {"F32", "BF16"} else MIXED
+
+
+def smallest(kind: str) -> str:
+    """The smallest format holding GGUF tensor type `kind` exactly."""
+    return min((f for f in FORMATS if kind in EXACT[f]), key=lambda f: FORMATS[f].bytes_per_value)
+
+
+@dataclass(frozen=True)
+class Mixed:
+    """A matrix, or a model's stack of them, each in a format of its own (the
+    mixed storage): ``name.which`` (uint8, one a matrix: the index of its
+    format in `FORMATS`) and, for each format used, the stack of the matrices
+    in it, in order, as that format's arrays of matrix ``name.<format>``
+    (``wq.q4.q``, ``wq.k8.d``).  The embedding and the head are stacks of one
+    (a head tied to the embedding: an f32 matrix of no rows).  The engine
+    takes each format's matrices in one pool of panel blocks (`pools`) and
+    each stack as its formats and places in the pools (`places`)."""
+
+    which: tuple[str, ...]  # each matrix's format
+    stacked: bool           # a model's layers (`[L]` matrices), or one matrix
+
+    name = MIXED
+
+    @staticmethod
+    def of(arrays: Mapping[str, np.ndarray], name: str, stacked: bool) -> Mixed:
+        codes = arrays.get(f"{name}.which")
+        if codes is None:
+            raise LlafError(f"weights lack tensor {name + '.which'!r}")
+        if codes.dtype != np.uint8 or codes.ndim != 1 or (not stacked and codes.shape != (1,)):
+            raise LlafError(f"tensor {name + '.which'!r} has dtype {codes.dtype} and shape {codes.shape}, "
+                            f"expected uint8 and {'one a layer' if stacked else '(1,)'}")
+        order = list(FORMATS)
+        if codes.size and int(codes.max()) >= len(order):
+            raise LlafError(f"tensor {name + '.which'!r} names format {int(codes.max())}: there are {len(order)}")
+        return Mixed(tuple(order[c] for c in codes), stacked)
+
+    @property
+    def used(self) -> list[str]:
+        return [f for f in FORMATS if f in self.which]
+
+    @property
+    def blocked(self) -> bool:
+        return any(FORMATS[f].blocked for f in self.used)
+
+    def parts(self, name: str) -> list[str]:
+        return [f"{name}.which", *(p for f in self.used for p in FORMATS[f].parts(f"{name}.{f}"))]
+
+    def shapes(self, name: str, shape: tuple[int, ...]) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        """The arrays storing a matrix (a stack) of logical `shape`."""
+        out = {f"{name}.which": ((shape[0] if self.stacked else 1,), np.dtype(np.uint8))}
+        for f in self.used:
+            out |= FORMATS[f].shapes(f"{name}.{f}", (self.which.count(f), *shape[-2:]))
+        return out
+
+    def logical_shape(self, arrays: Mapping[str, np.ndarray], name: str) -> tuple[int, ...]:
+        f = self.used[0]
+        matrix = FORMATS[f].logical_shape(arrays, f"{name}.{f}")[1:]
+        return (len(self.which), *matrix) if self.stacked else matrix
+
+    def decode(self, arrays: Mapping[str, np.ndarray], name: str) -> np.ndarray:
+        stacks = {f: decode(arrays, f"{name}.{f}", f) for f in self.used}
+        seen = dict.fromkeys(self.used, 0)
+        out = []
+        for f in self.which:
+            out.append(stacks[f][seen[f]])
+            seen[f] += 1
+        return np.stack(out) if self.stacked else out[0]
+
+    def finite(self, arrays: Mapping[str, np.ndarray], name: str) -> bool:
+        return all(finite(arrays, f"{name}.{f}", f) for f in self.used)
+
+    @staticmethod
+    def stack(name: str, matrices: list[tuple[str, dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
+        """The arrays of matrices `(format, arrays of matrix name)`, in order."""
+        order = list(FORMATS)
+        out = {f"{name}.which": np.array([order.index(f) for f, _ in matrices], np.uint8)}
+        for f in order:
+            group = [a for g, a in matrices if g == f]
+            for part in FORMATS[f].parts(name) if group else []:
+                out[f"{name}.{f}" + part.removeprefix(name)] = np.stack([a[part] for a in group])
+        return out
+
+
+def panel_blocks(rows: int, columns: int) -> int:
+    """The panel blocks (`PANEL` rows by `BLOCK` columns) of a matrix."""
+    return -(-rows // PANEL) * -(-columns // BLOCK)
+
+
+def places(arrays: Mapping[str, np.ndarray], matrices: Mapping[str, Mixed]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each matrix stack's `which` and `at` for src/llm.fut's `mixed.stack`:
+    the place of each matrix in its format's pool (`pools`: the stacks'
+    matrices in the order of `matrices`, each stack's in order), in panel
+    blocks.  A head of no rows (tied to the embedding) is no matrix at all."""
+    start = dict.fromkeys(FORMATS, 0)
+    out = {}
+    for name, mixed in matrices.items():
+        rows, columns = mixed.logical_shape(arrays, name)[-2:]
+        which, at = [], []
+        for f in mixed.which if rows else ():
+            which.append(list(FORMATS).index(f))
+            at.append(start[f])
+            start[f] += panel_blocks(rows, columns)
+        out[name] = (np.array(which, np.uint8), np.array(at, np.int64))
+    return out
+
+
+def pools(arrays: Mapping[str, np.ndarray], matrices: Mapping[str, Mixed]) -> Iterator[np.ndarray]:
+    """Every format's pool, in `FORMATS` order and each format's parts' order:
+    the panels (`Format.panels`) of its matrices, in the order of `places`,
+    one panel block after another.  Made a format at a time."""
+    for f, fmt in FORMATS.items():
+        stacks = [fmt.panels(arrays, f"{name}.{f}") for name, mixed in matrices.items() if f in mixed.which]
+        empty = [np.zeros((0, *a.shape[2:]), a.dtype)
+                 for a in fmt.panels({k: np.zeros(shape, dtype) for k, (shape, dtype) in
+                                      fmt.shapes("m", (PANEL, BLOCK)).items()}, "m")]
+        for part, none in enumerate(empty):
+            # a stack's panels are [matrices][panels][blocks] .. [P]: blocks in a row
+            yield np.concatenate([none] + [s[part].reshape(-1, *none.shape[1:]) for s in stacks])
 
 
 def _pad(a: np.ndarray, axis: int, extra: int) -> np.ndarray:
@@ -193,6 +330,11 @@ def encode_gguf(kind: str, raw: np.ndarray, shape: tuple[int, ...], fmt: str, na
     if fmt == "k8":
         parts = zip(FORMATS["k8"].blocks, _k8_blocks(kind, b), strict=True)
         return {f"{name}.{p.suffix}": a.reshape(*blocks, *p.per_block) for p, a in parts}
+    if fmt == "q4k":  # k8's blocks of Q4_K, whose halves share their scale: codes as q4 packs them
+        codes, d, dmin, sc, mn = _k8_blocks(kind, b)
+        arrays = (codes[:, :16] | (codes[:, 16:] << 4), d, dmin, sc[:, 0], mn[:, 0])
+        return {f"{name}.{p.suffix}": a.reshape(*blocks, *p.per_block)
+                for p, a in zip(FORMATS["q4k"].blocks, arrays, strict=True)}
     scale = _half_bits(b[:, 0:2])
     if kind == "Q8_0":  # value = d · q, q a signed byte: code q + 128, offset -128 d
         codes = (b[:, 2:].view(np.int8).astype(np.int16) + 128).astype(np.uint8)
@@ -299,9 +441,15 @@ def decode(arrays: Mapping[str, np.ndarray], name: str, fmt: str) -> np.ndarray:
         codes = q.view(np.int8).astype(np.float32).reshape(*q.shape[:-1], 2, 16)
         values = scale[..., None] * codes + offset[..., None]
         return values.reshape(f.logical_shape(arrays, name)).astype(np.float32)
-    q, scale, offset = arrays[f"{name}.q"], arrays[f"{name}.scale"], arrays[f"{name}.offset"]
-    codes = np.concatenate([q & 15, q >> 4], axis=-1) if fmt == "q4" else q
-    scale, offset = (a.view(np.float16).astype(np.float32) for a in (scale, offset))
+    if fmt == "q4k":
+        q, d, dmin, sc, mn = (arrays[part] for part in f.parts(name))
+        codes = np.concatenate([q & 15, q >> 4], axis=-1)
+        half = lambda a: a.view(np.float16).astype(np.float32)  # noqa: E731
+        scale, offset = half(d) * sc.astype(np.float32), -(half(dmin) * mn.astype(np.float32))  # exact
+    else:
+        q, scale, offset = arrays[f"{name}.q"], arrays[f"{name}.scale"], arrays[f"{name}.offset"]
+        codes = np.concatenate([q & 15, q >> 4], axis=-1) if fmt == "q4" else q
+        scale, offset = (a.view(np.float16).astype(np.float32) for a in (scale, offset))
     values = scale[..., None] * codes.astype(np.float32) + offset[..., None]
     return values.reshape(f.logical_shape(arrays, name)).astype(np.float32)
 

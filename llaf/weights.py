@@ -38,8 +38,8 @@ class Weights:
     """A model's weights in llaf's layout, ready for ``<entry>_init``.
 
     `storage` says how the weight matrices are stored (llaf/storage.py):
-    ``f32``, or for Llama models from GGUF files ``f16``, ``q8`` or ``q4``,
-    where a matrix is kept in its file's own (quantized) form."""
+    ``f32``, or for Llama models from GGUF files ``f16``, ``q8``, ``q4`` or
+    ``mixed``, where a matrix is kept in its file's own (quantized) form."""
 
     architecture: str
     hparams: dict[str, Any]
@@ -56,11 +56,14 @@ class Weights:
         """The prefix of this model's entry points in src/llm.fut."""
         return storage_mod.entry_prefix(self.architecture, self.storage)
 
-    def format(self, name: str) -> storage_mod.Format:
-        """The format array or matrix `name` is stored in."""
+    def format(self, name: str) -> storage_mod.Format | storage_mod.Mixed:
+        """The format array or matrix `name` is stored in (in the mixed
+        storage, the formats of each of its matrices)."""
         role = self.module.MATRICES.get(name)
         if role is None:
             return storage_mod.FORMATS["f32"]
+        if self.storage == storage_mod.MIXED:
+            return storage_mod.Mixed.of(self.arrays, name, role == "layers")
         layers, head = storage_mod.STORAGES[self.storage]
         return storage_mod.FORMATS[layers if role == "layers" else head]
 
@@ -84,20 +87,42 @@ class Weights:
 
     def init_args(self) -> Iterator[Any]:
         """The arguments of ``<entry>_init`` in src/llm.fut: the scalars, then
-        every array, a weight matrix as its panels (llaf/storage.py).  One
-        matrix's panels are made at a time, so that the caller can hand each
-        array to the engine and free it before the next is made."""
+        every array, a weight matrix as its panels (llaf/storage.py), or in
+        the mixed storage as its formats and places in the pools, which
+        follow.  One matrix's panels (one pool) are made at a time, so that
+        the caller can hand each array to the engine and free it before the
+        next is made."""
         values = self.hparams | self.module.sizes(self.shapes, self.hparams)
         yield from (kind(values[name]) for name, kind in self.module.SCALARS)
+        if self.storage == storage_mod.MIXED:  # each stack's formats and places, the pools last
+            matrices = {name: storage_mod.Mixed.of(self.arrays, name, role == "layers")
+                        for name, role in self.module.MATRICES.items()}
+            places = storage_mod.places(self.arrays, matrices)
+            for name in self.module.ARRAYS:
+                yield from places[name] if name in places else (self.arrays[name],)
+            yield from storage_mod.pools(self.arrays, matrices)
+            return
         for name in self.module.ARRAYS:
-            if name in self.module.MATRICES:
-                yield from self.format(name).panels(self.arrays, name)
+            fmt = self.format(name)
+            if name in self.module.MATRICES and isinstance(fmt, storage_mod.Format):
+                yield from fmt.panels(self.arrays, name)
             else:
                 yield self.arrays[name]
 
+    @property
+    def array_count(self) -> int:
+        """How many arrays `init_args` gives."""
+        if self.storage == storage_mod.MIXED:  # `which` and `at` a matrix stack, the pools' arrays
+            pools = sum(len(f.parts("m")) for f in storage_mod.FORMATS.values())
+            return len(self.module.ARRAYS) + len(self.module.MATRICES) + pools
+        return sum(len(self.format(name).parts(name)) for name in self.module.ARRAYS)
+
     def dense(self, name: str) -> np.ndarray:
         """Array `name` as float32 values, whatever its storage."""
-        return storage_mod.decode(self.arrays, name, self.format(name).name)
+        fmt = self.format(name)
+        if isinstance(fmt, storage_mod.Mixed):
+            return fmt.decode(self.arrays, name)
+        return storage_mod.decode(self.arrays, name, fmt.name)
 
     def check(self) -> None:
         """A LlafError naming the first missing, mistyped or misshapen array."""

@@ -18,9 +18,9 @@
 -- (rotation pairs `i` and `i + R`).  Per-layer weights are stacked along a
 -- leading `[L]` axis.
 --
--- The model is written once over its weight formats (src/matrix.fut): `W`
--- stores the per-layer projections, `E` the token embedding and output
--- head.  A matrix with `n` columns has `kb` blocks of 32 columns per row:
+-- The model is written once over its weights (src/matrix.fut `weights`):
+-- stacks of the per-layer projections, and the token embedding and output
+-- head, in one format each or each matrix in its own.  A matrix with `n` columns has `kb` blocks of 32 columns per row:
 -- `dk` for the `d`-column matrices, `qk` for the output projection, `Fk`
 -- for the MLP's down projection.
 
@@ -44,25 +44,26 @@ def rope [R][hd] (inv_freq: [R]f32) (pos: i64) (x: [hd]f32) : [hd]f32 =
 def silu_gated = 0i64
 def gelu_gated = 1i64
 
-module llama (W: matrix) (E: matrix) = {
-  type params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk] =
-    { embed: E.mat [V][dk],                 -- token embedding
+module llama (W: weights) = {
+  type~ params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk] =
+    { store: W.store,                       -- the matrices' data (src/matrix.fut `weights`)
+      embed: W.mat [V][dk],                 -- token embedding
       attn_norm: [L][d]f32,                 -- RMSNorm before attention
-      wq: [L](W.mat [qd][dk]),              -- query projection (heads · head size = qd)
-      wk: [L](W.mat [kvd][dk]),             -- key and value projections
-      wv: [L](W.mat [kvd][dk]),
+      wq: W.layers [L][qd][dk],             -- query projection (heads · head size = qd)
+      wk: W.layers [L][kvd][dk],            -- key and value projections
+      wv: W.layers [L][kvd][dk],
       bq: [L][Bq]f32,                       -- their biases (Qwen2); empty without
       bk: [L][Bk]f32,
       bv: [L][Bk]f32,
       q_norm: [L][Nn]f32,                   -- per-head RMSNorm of queries and keys (Qwen3); empty without
       k_norm: [L][Nn]f32,
-      wo: [L](W.mat [d][qk]),               -- attention output projection
+      wo: W.layers [L][d][qk],              -- attention output projection
       mlp_norm: [L][d]f32,                  -- RMSNorm before the MLP
-      w_gate: [L](W.mat [F][dk]),           -- SwiGLU: down (silu (gate x) · up x)
-      w_up: [L](W.mat [F][dk]),
-      w_down: [L](W.mat [d][Fk]),
+      w_gate: W.layers [L][F][dk],          -- SwiGLU: down (silu (gate x) · up x)
+      w_up: W.layers [L][F][dk],
+      w_down: W.layers [L][d][Fk],
       final_norm: [d]f32,
-      lm_head: E.mat [Vo][dk],              -- output head; empty (Vo = 0) when tied to `embed`
+      lm_head: W.mat [Vo][dk],              -- output head; empty (Vo = 0) when tied to `embed`
       inv_freq: [R]f32,                     -- rotary frequencies θ^(-2i/hd), scaling applied
       heads: i64, kv_heads: i64,
       context: i64,                         -- the model's context length
@@ -98,8 +99,8 @@ module llama (W: matrix) (E: matrix) = {
             (g: geometry) (slots: [N]i64) (pos: [N]i64) (l: i64) (cl: i64)
             (x: [N][d]f32) (cache: *[n]f32) : ([N][d]f32, *[n]f32) =
     let (Q, H, hd) = (p.heads, p.kv_heads, qd / p.heads)
-    let project [m][kb][k] (w: [L](W.mat [m][kb])) (a: lora.adapter [L][r][k][m]) (h: [N][k]f32) : [N][m]f32 =
-      W.layer_matmul w l h |> lora.apply a ad.scale l h
+    let project [m][kb][k] (w: W.layers [L][m][kb]) (a: lora.adapter [L][r][k][m]) (h: [N][k]f32) : [N][m]f32 =
+      W.layer_matmul p.store w l h |> lora.apply a ad.scale l h
     let biased [m] [B] (b: [L][B]f32) (y: [N][m]f32) =
       if B == 0 then y else map (vadd (b[l] :> [m]f32)) y
     let normed [m] (w: [L][Nn]f32) (hs: [N][m][hd]f32) =
@@ -122,7 +123,7 @@ module llama (W: matrix) (E: matrix) = {
   -- | The embeddings of tokens `ids`.
   def embed [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][N]
             (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (ids: [N]i64) : [N][d]f32 =
-    let x = map (E.row d p.embed) ids
+    let x = W.rows p.store d p.embed ids
     in if p.embedding_scale == 1 then x else map (map (* p.embedding_scale)) x
 
   -- | The final hidden states of `N` tokens (`ids`, at positions `pos` of
@@ -152,18 +153,18 @@ module llama (W: matrix) (E: matrix) = {
   -- | Next-token logits from final hidden states.
   def logits [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][M]
              (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (h: [M][d]f32) : [M][V]f32 =
-    if Vo == 0 then E.matmul_once p.embed h else E.matmul_once p.lm_head h :> [M][V]f32
+    if Vo == 0 then W.matmul_once p.store p.embed h else W.matmul_once p.store p.lm_head h :> [M][V]f32
 
   -- | The parameter record, after checking that the sizes fit together.
   def init [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]
            (heads: i64) (kv_heads: i64) (context: i64) (eps: f32)
-           (window: i64) (embedding_scale: f32) (activation: i64)
-           (embed: E.mat [V][dk]) (attn_norm: [L][d]f32)
-           (wq: [L](W.mat [qd][dk])) (wk: [L](W.mat [kvd][dk])) (wv: [L](W.mat [kvd][dk]))
+           (window: i64) (embedding_scale: f32) (activation: i64) (store: W.store)
+           (embed: W.mat [V][dk]) (attn_norm: [L][d]f32)
+           (wq: W.layers [L][qd][dk]) (wk: W.layers [L][kvd][dk]) (wv: W.layers [L][kvd][dk])
            (bq: [L][Bq]f32) (bk: [L][Bk]f32) (bv: [L][Bk]f32) (q_norm: [L][Nn]f32) (k_norm: [L][Nn]f32)
-           (wo: [L](W.mat [d][qk])) (mlp_norm: [L][d]f32)
-           (w_gate: [L](W.mat [F][dk])) (w_up: [L](W.mat [F][dk])) (w_down: [L](W.mat [d][Fk]))
-           (final_norm: [d]f32) (lm_head: E.mat [Vo][dk]) (inv_freq: [R]f32)
+           (wo: W.layers [L][d][qk]) (mlp_norm: [L][d]f32)
+           (w_gate: W.layers [L][F][dk]) (w_up: W.layers [L][F][dk]) (w_down: W.layers [L][d][Fk])
+           (final_norm: [d]f32) (lm_head: W.mat [Vo][dk]) (inv_freq: [R]f32)
            : params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk] =
     let heads = assert (heads > 0 && kv_heads > 0 && heads % kv_heads == 0 && qd % heads == 0) heads
     let hd = qd / heads
@@ -172,7 +173,7 @@ module llama (W: matrix) (E: matrix) = {
     let heads = assert ((Vo == 0 || Vo == V) && context > 0 && window >= 0) heads
     let heads = assert (activation == silu_gated || activation == gelu_gated) heads
     let heads = assert (dk == (d + 31) / 32 && qk == (qd + 31) / 32 && Fk == (F + 31) / 32) heads
-    in { embed, attn_norm, wq, wk, wv, bq, bk, bv, q_norm, k_norm, wo, mlp_norm, w_gate, w_up, w_down,
+    in { store, embed, attn_norm, wq, wk, wv, bq, bk, bv, q_norm, k_norm, wo, mlp_norm, w_gate, w_up, w_down,
          final_norm, lm_head, inv_freq, heads, kv_heads, context, eps, window, embedding_scale, activation }
 }
 

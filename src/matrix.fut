@@ -21,6 +21,8 @@
 --                             byte code per value, value = d · sc · code -
 --                             dmin · mn, with half d and dmin a block and
 --                             byte sc and mn per half block of 16 values
+--   q4k   0.6875 bytes a value Q4_K: q4's nibbles, with k8's decoding a
+--                             block (half d and dmin, byte sc and mn)
 --
 -- A block's scale and offset are IEEE half bits, as in the file: decode is
 -- bound by the bytes it reads (docs/PERFORMANCE.md), and f32 scales made
@@ -146,6 +148,14 @@ module q8_panels_with (C: codes) : format with mat [m][kb] = q8_panel_arrays [m]
 }
 module q8_panels = q8_panels_with native_codes
 
+-- | The 4-bit code of element `(i, c)` of nibble-packed panels (q4, q4k):
+-- column `j` of a block in the low nibble of its byte `j`, `j + 16` in the
+-- high one.
+def nibble [t][kb] (q: [t][kb][16][P]u8) (i: i64) (c: i64) : u8 =
+  let (b, j) = (c / 32, c % 32)
+  let code = (flatten (flatten (flatten q)))[unit (kb * 16) i (b * 16 + j % 16)]
+  in if j < 16 then code & 15 else code >> 4
+
 -- | Blocks of 32 4-bit codes, two to a byte, sharing a scale and an offset.
 type q4_panel_arrays [m][kb] = {q: [(m + P - 1) / P][kb][16][P]u8, scale: [(m + P - 1) / P][kb][P]u16,
                                offset: [(m + P - 1) / P][kb][P]u16, rows: [m]()}
@@ -158,11 +168,9 @@ module q4_panels_with (C: codes) : format with mat [m][kb] = q4_panel_arrays [m]
                      #[unsafe] a.q[t, b, j, r])
     in (decode s o (c & 15), decode s o (c >> 4))
   def get [m][kb] (a: mat [m][kb]) (i: i64) (c: i64) : f32 =
-    let (b, j) = (c / 32, c % 32)
-    let code = (flatten (flatten (flatten a.q)))[unit (kb * 16) i (b * 16 + j % 16)]
-    let block = unit kb i b
+    let block = unit kb i (c / 32)
     in decode (f16_bits_to_f32 (flatten (flatten a.scale))[block]) (f16_bits_to_f32 (flatten (flatten a.offset))[block])
-              (if j < 16 then code & 15 else code >> 4)
+              (nibble a.q i c)
 }
 module q4_panels = q4_panels_with native_codes
 
@@ -195,6 +203,35 @@ module k8_panels_with (C: codes) : format with mat [m][kb] = k8_panel_arrays [m]
     in s * code (flatten (flatten (flatten a.q)))[unit (kb * 32) i c] + o
 }
 module k8_panels = k8_panels_with native_codes
+
+-- | Q4_K's blocks of 32 4-bit codes (packed as q4's), each block with the
+-- half `d` and `dmin` of its super-block and its 6-bit scale `sc` and
+-- minimum `mn` as bytes: value = d · sc · code - dmin · mn, computed as
+-- k8 computes it, so exactly as gguf-py's dequantization rounds it.
+type q4k_panel_arrays [m][kb] = {q: [(m + P - 1) / P][kb][16][P]u8, d: [(m + P - 1) / P][kb][P]u16,
+                                 dmin: [(m + P - 1) / P][kb][P]u16, sc: [(m + P - 1) / P][kb][P]u8,
+                                 mn: [(m + P - 1) / P][kb][P]u8, rows: [m]()}
+
+module q4k_panels_with (C: codes) : format with mat [m][kb] = q4k_panel_arrays [m][kb] = {
+  type mat [m][kb] = q4k_panel_arrays [m][kb]
+  def decode (s: f32) (o: f32) (c: u8) : f32 = s * C.u8 c + o
+  -- (inlined: as a function, it was called for every value, a sixth of a
+  -- batched step's time)
+  #[inline]
+  def scales (d: u16) (dmin: u16) (sc: u8) (mn: u8) : (f32, f32) =
+    (f16_bits_to_f32 d * C.u8 sc, -(f16_bits_to_f32 dmin * C.u8 mn))
+  def pair [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) (r: i64) : (f32, f32) =
+    let (s, o) = scales (#[unsafe] a.d[t, b, r]) (#[unsafe] a.dmin[t, b, r]) (#[unsafe] a.sc[t, b, r])
+                        (#[unsafe] a.mn[t, b, r])
+    let c = #[unsafe] a.q[t, b, j, r]
+    in (decode s o (c & 15), decode s o (c >> 4))
+  def get [m][kb] (a: mat [m][kb]) (i: i64) (c: i64) : f32 =
+    let block = unit kb i (c / 32)
+    let (s, o) = scales (flatten (flatten a.d))[block] (flatten (flatten a.dmin))[block]
+                        (flatten (flatten a.sc))[block] (flatten (flatten a.mn))[block]
+    in decode s o (nibble a.q i c)
+}
+module q4k_panels = q4k_panels_with native_codes
 
 -- | Rows `r0 ..` (`R.n` of them) of panel `t` times `G.n` tokens: the core
 -- of every product.  `x g c` is column `c` of token `g` (zero past the
@@ -363,6 +400,46 @@ module matrix_with (R: slice) (F: format) : matrix with mat [m][kb] = F.mat [m][
 -- | A format's products as this build's target wants them (src/target.fut).
 module matrix (F: format) = matrix_with kernel_rows F
 
+-- | A model's weight matrices as the models use them (src/llama.fut): stacks
+-- of per-layer matrices, and single ones (the embedding, the head), in one
+-- format each (`uniform`), or each matrix in its own, held in a `store` of
+-- one pool per format (src/llm.fut's `mixed`: a file mixing tensor types
+-- keeps each tensor in its form).
+module type weights = {
+  -- | The matrices' data, where the stacks do not hold it themselves.
+  type~ store
+  -- | `L` matrices of `[m]` rows and `kb` blocks of columns.
+  type layers [L][m][kb]
+  -- | One matrix.
+  type mat [m][kb]
+  -- | `xs W[l]ᵀ` for matrix `l` of a stack.
+  val layer_matmul [L][m][kb][b][n] : store -> layers [L][m][kb] -> i64 -> [b][n]f32 -> [b][m]f32
+  -- | `xs Wᵀ`, one copy of its code however many call sites.
+  val matmul_once [m][kb][b][n] : store -> mat [m][kb] -> [b][n]f32 -> [b][m]f32
+  -- | Rows `ids` decoded (`n` columns): the embedding of tokens.
+  val rows [m][kb][N] : store -> (n: i64) -> mat [m][kb] -> [N]i64 -> [N][n]f32
+}
+
+-- | The layers in the products `W`, the embedding and head in `E`; the
+-- stacks hold their matrices, the store is empty.
+module uniform (W: matrix) (E: matrix) : weights with store = ()
+                                                  with layers [L][m][kb] = [L](W.mat [m][kb])
+                                                  with mat [m][kb] = E.mat [m][kb] = {
+  type store = ()
+  type layers [L][m][kb] = [L](W.mat [m][kb])
+  type mat [m][kb] = E.mat [m][kb]
+  def layer_matmul [L][m][kb][b][n] () (ws: layers [L][m][kb]) (l: i64) (xs: [b][n]f32) : [b][m]f32 =
+    W.layer_matmul ws l xs
+  def matmul_once [m][kb][b][n] () (a: mat [m][kb]) (xs: [b][n]f32) : [b][m]f32 = E.matmul_once a xs
+  def rows [m][kb][N] () (n: i64) (a: mat [m][kb]) (ids: [N]i64) : [N][n]f32 = map (E.row n a) ids
+}
+
+-- | Panels `at ..` of a format's pool (src/llm.fut's `mixed`): `t` panels
+-- of `kb` blocks each.  Inlined, the slice is a view of the pool, not a copy.
+#[inline]
+def slab [n] 'a (pool: [n]a) (at: i64) (t: i64) (kb: i64) : [t][kb]a =
+  unflatten (pool[at : at + t * kb] :> [t * kb]a)
+
 -- | The products of a format written for reverse-mode differentiation
 -- (src/train.fut): maps of dot products over the matrix decoded, which
 -- `vjp` differentiates as maps and sums.  (Differentiating the panel
@@ -387,6 +464,7 @@ module f16_matrix = matrix f16_panels
 module q8_matrix = matrix q8_panels
 module q4_matrix = matrix q4_panels
 module k8_matrix = matrix k8_panels
+module q4k_matrix = matrix q4k_panels
 
 -- The WebAssembly build's (llaf/web.py): the block formats with `wasm_codes`,
 -- whole panels (narrower slices made the browser's products no faster).
@@ -420,6 +498,12 @@ def k8_mat [t][kb] (m: i64) (q: [t][kb][32][P]u8) (d: [t][kb][P]u16) (dmin: [t][
   in {q = q :> [t'][kb][32][P]u8, d = d :> [t'][kb][P]u16, dmin = dmin :> [t'][kb][P]u16,
       sc = sc :> [t'][kb][2][P]u8, mn = mn :> [t'][kb][2][P]u8, rows = replicate m ()}
 
+def q4k_mat [t][kb] (m: i64) (q: [t][kb][16][P]u8) (d: [t][kb][P]u16) (dmin: [t][kb][P]u16)
+    (sc: [t][kb][P]u8) (mn: [t][kb][P]u8) : q4k_matrix.mat [m][kb] =
+  let t' = (m + P - 1) / P
+  in {q = q :> [t'][kb][16][P]u8, d = d :> [t'][kb][P]u16, dmin = dmin :> [t'][kb][P]u16,
+      sc = sc :> [t'][kb][P]u8, mn = mn :> [t'][kb][P]u8, rows = replicate m ()}
+
 -- Tests: every product path and the rows, for each format, against NumPy
 -- (tests/make_futhark_data.py packs the panels).  The rows are decoded
 -- values, which must be exact: they are compared as bits, since `futhark
@@ -436,6 +520,7 @@ module products_f16 = products f16_matrix
 module products_q8 = products q8_matrix
 module products_q4 = products q4_matrix
 module products_k8 = products k8_matrix
+module products_q4k = products q4k_matrix
 module products_q8_wasm = products q8_wasm_matrix
 module products_q4_wasm = products q4_wasm_matrix
 module products_k8_wasm = products k8_wasm_matrix
@@ -445,6 +530,7 @@ module products_k8_wasm = products k8_wasm_matrix
 module products_f32_slices = products (matrix_with vec8 f32_panels)
 module products_q4_slices = products (matrix_with vec8 q4_panels)
 module products_k8_slices = products (matrix_with vec8 k8_panels)
+module products_q4k_slices = products (matrix_with vec8 q4k_panels)
 
 -- ==
 -- entry: test_f32
@@ -488,6 +574,19 @@ entry test_k8 [t][kb][b][n] (m: i64) (q: [t][kb][32][P]u8) (d: [t][kb][P]u16) (d
     (sc: [t][kb][2][P]u8) (mn: [t][kb][2][P]u8) (xs: [b][n]f32) =
   let a = k8_mat m q d dmin sc mn
   in products_k8.all a xs
+
+-- ==
+-- entry: test_q4k test_q4k_slices
+-- input @ ../tests/data/q4k_panels.in
+-- output @ ../tests/data/q4k_panels.out
+entry test_q4k [t][kb][b][n] (m: i64) (q: [t][kb][16][P]u8) (d: [t][kb][P]u16) (dmin: [t][kb][P]u16)
+    (sc: [t][kb][P]u8) (mn: [t][kb][P]u8) (xs: [b][n]f32) =
+  products_q4k.all (q4k_mat m q d dmin sc mn) xs
+
+-- The batched products over 8-row slices (what AVX2's builds use).
+entry test_q4k_slices [t][kb][b][n] (m: i64) (q: [t][kb][16][P]u8) (d: [t][kb][P]u16) (dmin: [t][kb][P]u16)
+    (sc: [t][kb][P]u8) (mn: [t][kb][P]u8) (xs: [b][n]f32) =
+  products_q4k_slices.all (q4k_mat m q d dmin sc mn) xs
 
 -- The WebAssembly build's codes: the same data, the same results as test_q8's.
 -- ==

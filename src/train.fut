@@ -40,7 +40,7 @@ module lora = import "lora"
 module optim = import "optim"
 
 module trainer (W: matrix) (E: matrix) = {
-  module model = llama W E
+  module model = llama (uniform W E)
 
   -- | The adapters of rank `r` on the projections that `mask` names, read from `theta`.
   def adapters [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][T]
@@ -177,7 +177,7 @@ entry train_rates (o: optim.adamw) : []f32 = map (optim.rate o) (iota o.steps)
 -- train_f32 ----------------------------------------------------------------
 
 module train_f32 = trainer (differentiable f32_panels) (differentiable f32_panels)
-type train_f32_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk] = train_f32.model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]
+type~ train_f32_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk] = train_f32.model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]
 
 entry train_f32_init [L][Vt][Vot][d][qt][dt][kt][Ft][dk][qk][Fk][R][Bq][Bk][Nn]
     (heads: i64) (kv_heads: i64) (context: i64) (eps: f32) (window: i64) (embedding_scale: f32)
@@ -189,7 +189,7 @@ entry train_f32_init [L][Vt][Vot][d][qt][dt][kt][Ft][dk][qk][Fk][R][Bq][Bk][Nn]
     : train_f32_params [L][vocab][] [d][] [] [ff][R][Bq][Bk][Nn][dk][qk][Fk] =
   let (qd, kvd) = (heads * head_dim, kv_heads * head_dim)
   let Vo = if Vot == 0 then 0 else vocab
-  in train_f32.model.init heads kv_heads context eps window embedding_scale activation (f32_mat vocab embed)
+  in train_f32.model.init heads kv_heads context eps window embedding_scale activation () (f32_mat vocab embed)
        attn_norm (map (f32_mat qd) wq) (map (f32_mat kvd) wk) (map (f32_mat kvd) wv) bq bk bv q_norm k_norm
        (map (f32_mat d) wo) mlp_norm (map (f32_mat ff) w_gate) (map (f32_mat ff) w_up) (map (f32_mat d) w_down)
        final_norm (f32_mat Vo lm_head) inv_freq
@@ -222,7 +222,7 @@ entry train_f32_full_step [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][T
 -- train_q4 -----------------------------------------------------------------
 
 module train_q4 = trainer (differentiable q4_panels) (differentiable q8_panels)
-type train_q4_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk] = train_q4.model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]
+type~ train_q4_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk] = train_q4.model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]
 
 entry train_q4_init [L][Vt][Vot][d][qt][dt][kt][Ft][dk][qk][Fk][R][Bq][Bk][Nn]
     (heads: i64) (kv_heads: i64) (context: i64) (eps: f32) (window: i64) (embedding_scale: f32)
@@ -241,7 +241,7 @@ entry train_q4_init [L][Vt][Vot][d][qt][dt][kt][Ft][dk][qk][Fk][R][Bq][Bk][Nn]
     : train_q4_params [L][vocab][] [d][] [] [ff][R][Bq][Bk][Nn][dk][qk][Fk] =
   let (qd, kvd) = (heads * head_dim, kv_heads * head_dim)
   let Vo = if Vot == 0 then 0 else vocab
-  in train_q4.model.init heads kv_heads context eps window embedding_scale activation
+  in train_q4.model.init heads kv_heads context eps window embedding_scale activation ()
        (q8_mat vocab embed_q embed_scale embed_offset) attn_norm (map3 (q4_mat qd) wq_q wq_scale wq_offset)
        (map3 (q4_mat kvd) wk_q wk_scale wk_offset) (map3 (q4_mat kvd) wv_q wv_scale wv_offset) bq bk bv q_norm
        k_norm (map3 (q4_mat d) wo_q wo_scale wo_offset) mlp_norm

@@ -143,6 +143,23 @@ def main() -> None:
         save(f"{fmt}_panels", [np.array(m, np.int64), *panels, xs],
              [f32(ys[0]), f32(ys), f32(ys[:3]), f32(ys[:1]), f32(dense).view(np.uint32)])
 
+    # q4k (after the others, with a generator of its own: their data stay as
+    # they were): nibbles, a half d and dmin, a 6-bit scale and minimum a block
+    rng = np.random.default_rng(14)
+    nibbles = rng.integers(0, 16, (m, 3, 32), dtype=np.uint8)
+    d_bits = np.float16(rng.uniform(0.0005, 0.005, (m, 3))).view(np.uint16)
+    d_bits[7, 1] = 0x0203  # subnormal
+    dmin_bits = np.float16(rng.uniform(0, 0.01, (m, 3))).view(np.uint16)
+    sc, mn = rng.integers(0, 64, (m, 3), dtype=np.uint8), rng.integers(0, 64, (m, 3), dtype=np.uint8)
+    halves = (d_bits.view(np.float16).astype(np.float32), dmin_bits.view(np.float16).astype(np.float32))
+    dense = ((halves[0] * sc)[..., None] * nibbles - (halves[1] * mn)[..., None]).reshape(m, 96)
+    arrays = {"w.q": nibbles[..., :16] | (nibbles[..., 16:] << 4), "w.d": d_bits, "w.dmin": dmin_bits, "w.sc": sc,
+              "w.mn": mn}
+    xs = f32(rng.normal(0, 1, (21, 96)))
+    ys = xs.astype(np.float64) @ dense.astype(np.float64).T
+    save("q4k_panels", [np.array(m, np.int64), *FORMATS["q4k"].panels(arrays, "w"), xs],
+         [f32(ys[0]), f32(ys), f32(ys[:3]), f32(ys[:1]), f32(dense).view(np.uint32)])
+
 
 def rope(inv_freq: np.ndarray, xs: np.ndarray) -> np.ndarray:
     """Rotary embedding, "rotate half" convention, token i at position i."""

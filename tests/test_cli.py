@@ -253,7 +253,7 @@ def test_bench_help_is_plain_text() -> None:
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--backend", "nope"], "unknown backend 'nope': choose one of pyopencl, c, multicore, opencl, cuda"),
-    (["--storage", "q4,q5"], "unknown weight storage 'q5': choose one of f32, f16, q8, q4, k8"),
+    (["--storage", "q4,q5"], "unknown weight storage 'q5': choose one of f32, f16, q8, q4, mixed"),
     (["--reps", "0"], "--reps must be at least 1, got 0"),
     (["--model", "/nonexistent/model.gguf"], "no such file or directory: /nonexistent/model.gguf"),
     # a backend that is not built: checked before anything runs

@@ -25,8 +25,8 @@ def test_the_browsers_program_runs_the_webassembly_products() -> None:
     from llaf import web
 
     text = web.futhark_program("../../src/llm")
-    assert "module llama_q4_wasm = llama q4_wasm_matrix q8_wasm_matrix" in text
-    assert "module llama_q8_wasm = llama q8_wasm_matrix q8_wasm_matrix" in text
+    assert "module llama_q4_wasm = llama (uniform q4_wasm_matrix q8_wasm_matrix)" in text
+    assert "module llama_q8_wasm = llama (uniform q8_wasm_matrix q8_wasm_matrix)" in text
     entry_lines = sorted(line.split()[1] for line in text.splitlines() if line.startswith("entry "))
     called = ("init", "cache", "run")  # what web/src/engine.js calls
     assert entry_lines == sorted(f"llama_{s}_{e}" for s in ("q4", "q8") for e in called)

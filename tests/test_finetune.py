@@ -426,8 +426,10 @@ def test_cli_finetune_then_chat_and_merge(tmp_path: Path) -> None:
     merge = subprocess.run([*cli, "merge", "--adapter", str(out), "--out", str(merged_file)],
                            capture_output=True, text=True, timeout=300)
     assert merge.returncode == 0, merge.stderr
-    # (its F32 projections: no smaller storage holds them)
-    assert weights_mod.load(merged_file, progress=False).storage == "f32"
+    # (its merged projections F32, the others Q4_1 as they were: each kept in its own form)
+    merged = weights_mod.load(merged_file, progress=False)
+    assert merged.storage == "mixed"
+    assert set(merged.format("wq").which) == {"f32"} and set(merged.format("wk").which) == {"q4"}
     bad = subprocess.run([*cli, "finetune", "--data", str(tmp_path / "missing.jsonl"), "--out", str(out)],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and bad.stderr.strip().startswith("llaf: ") and "missing.jsonl" in bad.stderr

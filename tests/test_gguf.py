@@ -59,7 +59,7 @@ def test_f32_gguf_equals_the_original_model(gguf_dir: Path, model: torch.nn.Modu
 
 
 STORAGES = [("F32", None, "f32"), ("F16", None, "f16"), ("Q8_0", None, "q8"), ("Q4_0", None, "q4"),
-            ("Q4_1", None, "q4"), ("Q4_1", "Q8_0", "q4"), ("Q8_0", "Q4_1", "q8"), ("Q4_0", "F16", "f32"),
+            ("Q4_1", None, "q4"), ("Q4_1", "Q8_0", "q4"), ("Q8_0", "Q4_1", "q8"), ("Q4_0", "F16", "mixed"),
             # Q5_0 and Q5_1 blocks are kept as q8 blocks (a byte code a value), the head of q4 storage too
             ("Q5_0", None, "q8"), ("Q5_1", "Q5_0", "q8"), ("Q4_1", "Q5_1", "q4")]
 
@@ -107,19 +107,42 @@ def k_model() -> torch.nn.Module:
     return random_llama(8, **K_CONFIG)
 
 
+def tensor_formats(path: Path, layers: int) -> dict[str, tuple[str, ...]]:
+    """Each llaf matrix's formats as the file's tensor types ask: the
+    smallest format holding each exactly (Q4_K q4k, the other K-quants k8,
+    Q8_0 and Q5_x q8, Q4_x q4, F16 f16, F32 f32), read with gguf-py."""
+    import gguf
+
+    from llaf.gguf_file import tensor_name
+    from llaf.llama import MATRICES
+
+    kinds = {t.name: t.tensor_type.name for t in gguf.GGUFReader(str(path)).tensors}
+    smallest = {"Q8_0": "q8", "Q5_0": "q8", "Q5_1": "q8", "Q4_0": "q4", "Q4_1": "q4", "Q4_K": "q4k", "F16": "f16",
+                "F32": "f32"}
+    out = {}
+    for key, role in MATRICES.items():
+        names = [tensor_name(key, i) for i in range(layers)] if role == "layers" else [tensor_name(key)]
+        out[key] = tuple(smallest.get(kinds[n], "k8") if n in kinds else "f32" for n in names)
+    return out
+
+
 @pytest.mark.parametrize(("qtype", "head_qtype", "types"),
                          [*K_FILES, *((name, None, None) for name in ("Q4_K_M", "Q3_K_M", "Q2_K"))])
 def test_k_quants_keep_their_values_exactly(tmp_path: Path, k_model: torch.nn.Module, qtype: str,
                                             head_qtype: str | None, types: dict[str, str] | None) -> None:
     """Files with K-quant tensors, mixed with other block types within one
-    role as llama.cpp mixes them, are stored as k8, each matrix decoding to
-    the very floats of gguf-py's dequantization."""
+    role as llama.cpp mixes them, keep each tensor in its own form (mixed
+    storage): Q4_K as q4k, the other K-quants as k8, 32-value blocks as q8
+    or q4, each matrix
+    decoding to the very floats of gguf-py's dequantization."""
     from llaf.weights import load
 
     path = (k_quant_file(tmp_path, k_model, qtype) if qtype in LLAMA_CPP_FILES
             else write_gguf(k_model, tmp_path / "m.gguf", qtype, head_qtype, types=types))
     native, f32 = load(path), load(path, storage="f32")
-    assert (native.storage, f32.storage) == ("k8", "f32")
+    assert (native.storage, f32.storage) == ("mixed", "f32")
+    for name, formats in tensor_formats(path, K_CONFIG["num_hidden_layers"]).items():
+        assert native.format(name).which == formats, name
     for name in f32.arrays:
         np.testing.assert_array_equal(native.dense(name), f32.arrays[name], err_msg=name)
 
@@ -129,10 +152,11 @@ HALVES = {"Q8_0": [0], "Q4_0": [0], "Q5_0": [0], "Q4_1": [0, 2], "Q5_1": [0, 2],
           "Q6_K": [208], "Q3_K": [108], "Q2_K": [80, 82]}
 
 
-@pytest.mark.parametrize("kind", HALVES)
-def test_k8_holds_every_code_and_scale_of_each_block_type(kind: str) -> None:
+@pytest.mark.parametrize(("kind", "fmt"), [*((kind, "k8") for kind in HALVES), ("Q4_K", "q4k")])
+def test_formats_hold_every_code_and_scale_of_each_block_type(kind: str, fmt: str) -> None:
     """Random blocks (every code and sub-scale occurs), their halves finite:
-    k8 decodes each value to the bits of gguf-py's dequantization."""
+    k8 (every type) and q4k (Q4_K) decode each value to the bits of gguf-py's
+    dequantization."""
     import gguf
 
     from llaf import storage
@@ -145,29 +169,77 @@ def test_k8_holds_every_code_and_scale_of_each_block_type(kind: str) -> None:
         halves = rng.uniform(-2, 2, (64, 4)).astype(np.float16)
         halves[0, 0] = np.float16(6e-8)  # a subnormal half
         raw.reshape(64, 4, size)[..., at:at + 2] = halves.view(np.uint8).reshape(64, 4, 2)
-    arrays = storage.encode_gguf(kind, raw, (64, 4 * block), "k8", "w")
+    arrays = storage.encode_gguf(kind, raw, (64, 4 * block), fmt, "w")
     expected = gguf.quants.dequantize(raw, qtype).reshape(64, 4 * block)
-    np.testing.assert_array_equal(storage.decode(arrays, "w", "k8").view(np.uint32), expected.view(np.uint32))
+    np.testing.assert_array_equal(storage.decode(arrays, "w", fmt).view(np.uint32), expected.view(np.uint32))
 
 
 def k_quant_file(tmp_path: Path, k_model: torch.nn.Module, which: str) -> Path:
     """A file made by llama.cpp's quantizer (tests/make_k_quant_files.py), or
-    written here with a mix of types within roles (K_MIXED)."""
+    written here with a mix of types within roles (K_MIXED), or Q4_1 layers
+    with a Q6_K head (as llama.cpp's Q4_0/Q4_1 files of wide models are)."""
     if which == "mixed":
         return write_gguf(k_model, tmp_path / "m.gguf", "Q4_K", "Q6_K", types=K_MIXED)
+    if which == "q4-head-k":
+        return write_gguf(k_model, tmp_path / "m.gguf", "Q4_1", "Q6_K")
     return Path(__file__).parent / "data" / f"llama-{which}.gguf"
 
 
-@pytest.mark.parametrize("which", [*LLAMA_CPP_FILES, "mixed"])
+@pytest.mark.parametrize("which", [*LLAMA_CPP_FILES, "mixed", "q4-head-k"])
 def test_k_quant_gguf_matches_transformers_reading_the_same_file(backend: str, tmp_path: Path,
                                                                 k_model: torch.nn.Module, which: str) -> None:
     path = k_quant_file(tmp_path, k_model, which)
     params = llaf.init(str(path), backend=backend, progress=False)
-    assert params.storage == "k8"
+    assert params.storage == "mixed"
     hf = hf_from_gguf(path)
     ids = np.random.default_rng(2).integers(0, 512, 24)
     assert_logits_close(llaf.forward(params, ids), hf_logits(hf, ids))
     np.testing.assert_array_equal(llaf.gen(ids[:5], params, 40), hf_greedy(hf, ids[:5], 40))
+
+
+@pytest.mark.parametrize(("qtype", "head_qtype"), [("Q4_1", "Q8_0"), ("Q8_0", None), ("F16", None), ("F32", None)])
+def test_mixed_storage_computes_what_the_uniform_one_computes(backend: str, tmp_path: Path,
+                                                              model: torch.nn.Module, qtype: str,
+                                                              head_qtype: str | None) -> None:
+    """A file of one type per role, each matrix in its own form (the mixed
+    storage's pools and places): the very logits and tokens of the storage
+    of those formats (the products are the same code); and so once saved
+    as a llaf weight file and read back."""
+    from llaf.weights import load, save
+
+    path = write_gguf(model, tmp_path / "m.gguf", qtype, head_qtype)
+    uniform = llaf.init(str(path), backend=backend, progress=False)
+    mixed = llaf.init(str(path), backend=backend, progress=False, storage="mixed")
+    assert (uniform.storage, mixed.storage) == ({"Q4_1": "q4", "Q8_0": "q8", "F16": "f16", "F32": "f32"}[qtype],
+                                                "mixed")
+    saved = llaf.init(str(save(load(path, storage="mixed"), tmp_path / "m.safetensors")), backend=backend,
+                      progress=False)
+    ids = np.random.default_rng(4).integers(0, 512, 20)
+    expected = llaf.forward(uniform, ids)
+    for params in (mixed, saved):
+        np.testing.assert_array_equal(llaf.forward(params, ids), expected)
+        np.testing.assert_array_equal(llaf.gen(ids[:4], params, 24), llaf.gen(ids[:4], uniform, 24))
+
+
+def test_damaged_mixed_weight_files_are_refused(tmp_path: Path, model: torch.nn.Module) -> None:
+    """A llaf weight file of the mixed storage whose formats do not match its
+    stacks, or name no format, is refused with the tensor's name."""
+    from dataclasses import replace
+
+    from llaf.weights import Weights, load
+
+    w = load(write_gguf(model, tmp_path / "m.gguf", "Q4_1", "Q8_0"), storage="mixed")
+    assert w.format("wq").which == ("q4", "q4") and w.format("embed").which == ("q8",)
+
+    def damaged(which: list[int]) -> Weights:
+        return replace(w, arrays=w.arrays | {"wq.which": np.array(which, np.uint8)})
+
+    with pytest.raises(LlafError, match=r"^tensor 'wq\.which' names format 7: there are 6$"):
+        damaged([3, 7]).check()
+    with pytest.raises(LlafError, match=r"^llama weights lack tensor 'wq\.q8\.q'$"):
+        damaged([3, 2]).check()
+    with pytest.raises(LlafError, match=r"^tensor 'wq\.which' has shape \(1,\), expected \(2,\)$"):
+        damaged([3]).check()
 
 
 def test_bf16_gguf_is_the_model_rounded_to_bfloat16(tmp_path: Path, model: torch.nn.Module) -> None:
@@ -223,7 +295,7 @@ def test_rope_freqs_gguf_computes_what_transformers_computes_with_rope_scaling(b
 
 
 def test_storage_errors(gguf_dir: Path) -> None:
-    with pytest.raises(LlafError, match=r"^unknown weight storage 'q5': choose one of f32, f16, q8, q4, k8$"):
+    with pytest.raises(LlafError, match=r"^unknown weight storage 'q5': choose one of f32, f16, q8, q4, mixed$"):
         llaf.init(str(gguf_dir / "model-F32.gguf"), storage="q5")
     message = r"^model-F32\.gguf: tensor 'blk\.0\.attn_q\.weight' of type F32 cannot be stored as q4 exactly$"
     with pytest.raises(LlafError, match=message):
