@@ -36,14 +36,9 @@ MODULES = {name: (f"{name}_matrix", f"{name}_mat") for name in storage_mod.FORMA
 
 def panel_types(fmt: str) -> list[str]:
     """The Futhark element types of a matrix's panel arrays after `[panels][blocks]`,
-    read off the arrays llaf/storage.py makes for a one-panel, one-block matrix."""
-    f = storage_mod.FORMATS[fmt]
-    example = {part: np.zeros(shape, dtype) for part, (shape, dtype) in
-               f.shapes("m", (storage_mod.PANEL, storage_mod.BLOCK)).items()}
-    types = []
-    for a in f.panels(example, "m"):  # [panels][blocks] .. [P]: a panel's rows last
-        types.append("".join(f"[{n}]" for n in a.shape[2:-1]) + "[P]" + FUTHARK_TYPES[a.dtype])
-    return types
+    read off the arrays llaf/storage.py makes for one panel block."""
+    return ["".join(f"[{n}]" for n in a.shape[:-1]) + "[P]" + FUTHARK_TYPES[a.dtype]  # a panel's rows last
+            for a in storage_mod.FORMATS[fmt].block_panels()]
 
 
 def part_names(fmt: str, name: str) -> list[str]:

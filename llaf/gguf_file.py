@@ -600,12 +600,12 @@ def _arrays(g: GGUFFile, m: _Model, storage: str | None) -> tuple[dict[str, np.n
     mixed = storage == storage_mod.MIXED
     layer_fmt, head_fmt = storage_mod.STORAGES.get(storage, (storage, storage))
 
-    def fmt(key: str, name: str, role: str) -> str:
-        """The format of tensor `name` holding llaf array `key`: a matrix
-        kept as the storage says, or in mixed storage in its own form."""
+    def fmt(key: str, name: str, stored: str) -> str:
+        """The format of tensor `name` holding llaf array `key`: a matrix's
+        as the storage says (`stored`), or in mixed storage its own."""
         if key not in llama.MATRICES:
             return "f32"
-        return storage_mod.smallest(g.kind(name)) if mixed else role
+        return storage_mod.smallest(g.kind(name)) if mixed else stored
 
     def finite(name: str, fmt: str, key: str, parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if not storage_mod.finite(parts, key, fmt):

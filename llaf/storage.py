@@ -103,6 +103,13 @@ class Format:
             out.append(np.ascontiguousarray(np.moveaxis(a, axis, -1)))
         return out
 
+    def block_panels(self) -> list[np.ndarray]:
+        """Each part's panels for one panel block (a matrix of `PANEL` rows
+        and `BLOCK` columns), zeros: their shapes after `[panels][blocks]`
+        and their dtypes are those of every matrix's panels."""
+        example = {part: np.zeros(shape, dtype) for part, (shape, dtype) in self.shapes("m", (PANEL, BLOCK)).items()}
+        return [a[0, 0] for a in self.panels(example, "m")]
+
     def logical_shape(self, arrays: Mapping[str, np.ndarray], name: str) -> tuple[int, ...]:
         """The `[rows][columns]` shape the stored arrays of `name` mean."""
         if not self.blocked:
@@ -132,6 +139,9 @@ FORMATS = {
     "q4k": Format("q4k", blocks=(Part("q", np.uint8, (16,)), Part("d", np.uint16), Part("dmin", np.uint16),
                                  Part("sc", np.uint8), Part("mn", np.uint8))),
 }
+
+# A format's code in the mixed storage (`Mixed`, src/llm.fut's `mixed`): its place in `FORMATS`.
+CODES = tuple(FORMATS)
 
 # storage -> (format of the per-layer matrices, format of the embedding and head)
 STORAGES = {"f32": ("f32", "f32"), "f16": ("f16", "f16"), "q8": ("q8", "q8"), "q4": ("q4", "q8")}
@@ -198,10 +208,9 @@ class Mixed:
         if codes.dtype != np.uint8 or codes.ndim != 1 or (not stacked and codes.shape != (1,)):
             raise LlafError(f"tensor {name + '.which'!r} has dtype {codes.dtype} and shape {codes.shape}, "
                             f"expected uint8 and {'one a layer' if stacked else '(1,)'}")
-        order = list(FORMATS)
-        if codes.size and int(codes.max()) >= len(order):
-            raise LlafError(f"tensor {name + '.which'!r} names format {int(codes.max())}: there are {len(order)}")
-        return Mixed(tuple(order[c] for c in codes), stacked)
+        if codes.size and int(codes.max()) >= len(CODES):
+            raise LlafError(f"tensor {name + '.which'!r} names format {int(codes.max())}: there are {len(CODES)}")
+        return Mixed(tuple(CODES[c] for c in codes), stacked)
 
     @property
     def used(self) -> list[str]:
@@ -235,15 +244,11 @@ class Mixed:
             seen[f] += 1
         return np.stack(out) if self.stacked else out[0]
 
-    def finite(self, arrays: Mapping[str, np.ndarray], name: str) -> bool:
-        return all(finite(arrays, f"{name}.{f}", f) for f in self.used)
-
     @staticmethod
     def stack(name: str, matrices: list[tuple[str, dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
         """The arrays of matrices `(format, arrays of matrix name)`, in order."""
-        order = list(FORMATS)
-        out = {f"{name}.which": np.array([order.index(f) for f, _ in matrices], np.uint8)}
-        for f in order:
+        out = {f"{name}.which": np.array([CODES.index(f) for f, _ in matrices], np.uint8)}
+        for f in CODES:
             group = [a for g, a in matrices if g == f]
             for part in FORMATS[f].parts(name) if group else []:
                 out[f"{name}.{f}" + part.removeprefix(name)] = np.stack([a[part] for a in group])
@@ -266,7 +271,7 @@ def places(arrays: Mapping[str, np.ndarray], matrices: Mapping[str, Mixed]) -> d
         rows, columns = mixed.logical_shape(arrays, name)[-2:]
         which, at = [], []
         for f in mixed.which if rows else ():
-            which.append(list(FORMATS).index(f))
+            which.append(CODES.index(f))
             at.append(start[f])
             start[f] += panel_blocks(rows, columns)
         out[name] = (np.array(which, np.uint8), np.array(at, np.int64))
@@ -279,12 +284,10 @@ def pools(arrays: Mapping[str, np.ndarray], matrices: Mapping[str, Mixed]) -> It
     one panel block after another.  Made a format at a time."""
     for f, fmt in FORMATS.items():
         stacks = [fmt.panels(arrays, f"{name}.{f}") for name, mixed in matrices.items() if f in mixed.which]
-        empty = [np.zeros((0, *a.shape[2:]), a.dtype)
-                 for a in fmt.panels({k: np.zeros(shape, dtype) for k, (shape, dtype) in
-                                      fmt.shapes("m", (PANEL, BLOCK)).items()}, "m")]
-        for part, none in enumerate(empty):
+        for part, block in enumerate(fmt.block_panels()):
             # a stack's panels are [matrices][panels][blocks] .. [P]: blocks in a row
-            yield np.concatenate([none] + [s[part].reshape(-1, *none.shape[1:]) for s in stacks])
+            yield np.concatenate([np.zeros((0, *block.shape), block.dtype)]
+                                 + [s[part].reshape(-1, *block.shape) for s in stacks])
 
 
 def _pad(a: np.ndarray, axis: int, extra: int) -> np.ndarray:
