@@ -20,9 +20,10 @@
 --
 -- The model is written once over its weights (src/matrix.fut `weights`):
 -- stacks of the per-layer projections, and the token embedding and output
--- head, in one format each or each matrix in its own.  A matrix with `n` columns has `kb` blocks of 32 columns per row:
--- `dk` for the `d`-column matrices, `qk` for the output projection, `Fk`
--- for the MLP's down projection.
+-- head, in one format each or each matrix in its own.  A matrix with `n`
+-- columns has `kb` blocks of 32 columns per row: `dk` for the `d`-column
+-- matrices, `qk` for the output projection, `Fk` for the MLP's down
+-- projection.
 
 import "nn"
 import "attention"
