@@ -89,9 +89,10 @@ def _keep_contexts_at_exit() -> None:
         fut.ctx = fut.ffi.gc(fut.ctx, None)  # drops the destructor that frees the context
 
 
-# Futhark's names of the element types llaf passes.
-_ELEMENTS = {np.dtype(np.float32): "f32", np.dtype(np.uint8): "u8", np.dtype(np.uint16): "u16",
-             np.dtype(np.int64): "i64"}
+# Futhark's names of the element types llaf passes (the entry points'
+# parameter types too, llaf/entries.py).
+ELEMENTS = {np.dtype(np.float32): "f32", np.dtype(np.uint32): "u32", np.dtype(np.uint16): "u16",
+            np.dtype(np.uint8): "u8", np.dtype(np.int64): "i64"}
 
 
 def _first_line(error: Exception) -> str:
@@ -291,7 +292,7 @@ class Engine:
 
                 return cl_array.to_device(self._fut.queue, a)
             ffi = self._fut.ffi
-            kind = ffi.typeof(f"struct futhark_{_ELEMENTS[a.dtype]}_{a.ndim}d *")
+            kind = ffi.typeof(f"struct futhark_{ELEMENTS[a.dtype]}_{a.ndim}d *")
             return self._fut.to_futhark(self._fut.types[kind], a)
         except Exception as e:
             oom = _out_of_memory(e, f"taking an array of {a.nbytes / 2**20:.1f} MiB")

@@ -330,10 +330,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", "-m", default=None, help="a GGUF file (default: SmolLM2-135M-Instruct)")
     ap.add_argument("--backend", "-b", default=None,
                     help="llaf backend(s), comma-separated (default: the default backend)")
-    from .storage import NAMES
+    from .storage import CHOICES
 
     ap.add_argument("--storage", "-s", default=None,
-                    help=f"llaf weight storage(s), comma-separated: {', '.join(NAMES)} (default: the file's own form)")
+                    help=f"llaf weight storage(s), comma-separated: {', '.join(CHOICES)} "
+                         "(default: the file's own form)")
     ap.add_argument("--reps", type=int, default=3, help="repetitions of each measurement (default 3)")
     ap.add_argument("--out", default="bench", help="directory for results.json and bench.png (default bench)")
     ap.add_argument("--engine", default=None, help=argparse.SUPPRESS)

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     from .generation import DEFAULT_CONTEXT
-    from .storage import STORAGES
+    from .storage import CHOICES
 
     p.add_argument("--model", "-m", default=None,
                    help="a GGUF file or a directory holding one, a model's name (SmolLM2-135M-Instruct, the default), "
@@ -48,8 +48,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", "-b", default=None, help="pyopencl, c, multicore, opencl or cuda")
     p.add_argument("--context", type=int, default=DEFAULT_CONTEXT,
                    help=f"context length cap (default {DEFAULT_CONTEXT}, or the model's if smaller)")
-    p.add_argument("--storage", default=None, choices=list(STORAGES),
-                   help="how the engine keeps the weights (default: a GGUF file's own form, else f32)")
+    p.add_argument("--storage", default=None, choices=list(CHOICES),
+                   help="how the engine keeps the weights (default: a GGUF file's own form, else f32; "
+                        "compact: a GGUF file's every tensor in its smallest exact format)")
     p.add_argument("--adapter", default=None, metavar="ADAPTER",
                    help="LoRA adapters to merge into the weights (a directory from `llaf finetune` or peft)")
 

@@ -597,6 +597,8 @@ def _arrays(g: GGUFFile, m: _Model, storage: str | None) -> tuple[dict[str, np.n
     head_names = [n for n in (tensor_name("embed"), tensor_name("lm_head")) if n in g.tensors]
     storage = storage_mod.check_storage(storage) if storage else storage_mod.choose(
         layer_types, {g.kind(n) for n in head_names})
+    compact = storage == storage_mod.COMPACT
+    storage = storage_mod.MIXED if compact else storage
     mixed = storage == storage_mod.MIXED
     layer_fmt, head_fmt = storage_mod.STORAGES.get(storage, (storage, storage))
 
@@ -605,7 +607,7 @@ def _arrays(g: GGUFFile, m: _Model, storage: str | None) -> tuple[dict[str, np.n
         as the storage says (`stored`), or in mixed storage its own."""
         if key not in llama.MATRICES:
             return "f32"
-        return storage_mod.smallest(g.kind(name)) if mixed else stored
+        return storage_mod.kept(g.kind(name), compact) if mixed else stored
 
     def finite(name: str, fmt: str, key: str, parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if not storage_mod.finite(parts, key, fmt):

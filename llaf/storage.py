@@ -8,9 +8,12 @@ model's per-layer projections and the one of its embedding and head:
     f16       f16      f16              F16 GGUF
     q8        q8       q8               Q8_0, Q5_0, Q5_1 GGUF (also mixed with Q4_0/Q4_1)
     q4        q4       q8               Q4_0/Q4_1 GGUF (SmolLM2's embedding is Q8_0)
-    mixed     each matrix in the smallest format holding its type exactly:
-              K-quant files (Q4_K as q4k, Q2_K..Q6_K as k8, with Q8_0/Q5_x
-              as q8 and Q4_x as q4), and any other mix of types (`Mixed`)
+    mixed     each matrix in the smallest format holding its type exactly
+              among those decoded fastest (`kept`): K-quant files (Q4_K as
+              q4k, the other K-quants as k8, Q8_0 and Q5_x as q8, Q4_x as
+              q4), and any other mix of types (`Mixed`); asked for as
+              `COMPACT` ("compact"), among all formats: Q5_K as q5k, Q6_K
+              as q6k, Q5_x as q5, less memory and slower steps
 
 Every format holds exactly the values the file means: a GGUF block is
 re-laid-out, never re-quantized.  A matrix `name` in a non-f32 format is
@@ -18,9 +21,10 @@ several arrays in `Weights.arrays`: ``name`` itself for f16 (IEEE half bits
 as uint16), ``name.q``, ``name.scale``, ``name.offset`` for q8 and q4
 (codes, one scale and one offset per block of 32 values, both IEEE half
 bits as uint16, as in the file's blocks), ``name.q``, ``.d``, ``.dmin``,
-``.sc``, ``.mn`` for k8 and q4k (see `FORMATS`); in the mixed storage, ``name.which``
-(each matrix's format) and each format's stack under ``name.<format>``
-(see `Mixed`).  These arrays
+``.sc``, ``.mn`` for k8 and q4k, and the planes of high bits ``name.h``
+besides for q5, q5k and q6k (see `FORMATS`); in the mixed storage,
+``name.which`` (each matrix's format) and each format's stack under
+``name.<format>`` (see `Mixed`).  These arrays
 keep the file's row order; `Format.panels` lays them out for the engine
 (src/matrix.fut: panels of `PANEL` rows, each column of a panel contiguous)
 when they are handed to it.
@@ -57,6 +61,7 @@ class Format:
     name: str
     dtype: type = np.float32
     blocks: tuple[Part, ...] = ()
+    fast: bool = True  # decoded as fast as the byte codes (see `kept`)
 
     @property
     def blocked(self) -> bool:
@@ -138,6 +143,17 @@ FORMATS = {
     # value = d · sc · code - dmin · mn, as k8 computes it (0.6875 bytes a value)
     "q4k": Format("q4k", blocks=(Part("q", np.uint8, (16,)), Part("d", np.uint16), Part("dmin", np.uint16),
                                  Part("sc", np.uint8), Part("mn", np.uint8))),
+    # Codes of 5 and 6 bits: q4's nibbles and planes `h` of the high bits, 4
+    # bytes a high bit (`_wide`).  Q5_0 and Q5_1 as q4 (value = scale · code
+    # + offset, 0.75 bytes a value), Q5_K as q4k (0.8125), Q6_K with a half d
+    # a block and a signed byte sc a half block: value = d · sc · (code - 32)
+    # (0.875).  Slower to decode than q8's and k8's byte codes: the mixed
+    # storage keeps them for `COMPACT` (`kept`)
+    "q5": Format("q5", blocks=(Part("q", np.uint8, (16,)), Part("h", np.uint8, (4,)), *_HALF_SCALES), fast=False),
+    "q5k": Format("q5k", blocks=(Part("q", np.uint8, (16,)), Part("h", np.uint8, (4,)), Part("d", np.uint16),
+                                 Part("dmin", np.uint16), Part("sc", np.uint8), Part("mn", np.uint8)), fast=False),
+    "q6k": Format("q6k", blocks=(Part("q", np.uint8, (16,)), Part("h", np.uint8, (8,)), Part("d", np.uint16),
+                                 Part("sc", np.uint8, (2,))), fast=False),
 }
 
 # A format's code in the mixed storage (`Mixed`, src/llm.fut's `mixed`): its place in `FORMATS`.
@@ -148,12 +164,17 @@ STORAGES = {"f32": ("f32", "f32"), "f16": ("f16", "f16"), "q8": ("q8", "q8"), "q
 # The storage whose every matrix keeps a format of its own (`Mixed`).
 MIXED = "mixed"
 NAMES = (*STORAGES, MIXED)
+# Asked of a GGUF file's load: the mixed storage with every matrix in the
+# smallest format holding it, the slower ones too (`kept`).
+COMPACT = "compact"
+# What a load can be asked for.
+CHOICES = (*NAMES, COMPACT)
 
 # The GGUF tensor types each format holds exactly.
 _BLOCKS = {"Q8_0", "Q5_0", "Q5_1", "Q4_0", "Q4_1"}  # blocks of 32 values, a half scale (and offset)
 _K_QUANTS = {"Q6_K", "Q5_K", "Q4_K", "Q3_K", "Q2_K"}  # super-blocks of 256 values, 6- or 8-bit sub-scales of a half
 EXACT = {"f32": {"F32", "F16", "BF16"} | _BLOCKS | _K_QUANTS, "f16": {"F16"}, "q8": _BLOCKS, "q4": {"Q4_0", "Q4_1"},
-         "k8": _BLOCKS | _K_QUANTS, "q4k": {"Q4_K"}}
+         "k8": _BLOCKS | _K_QUANTS, "q4k": {"Q4_K"}, "q5": {"Q5_0", "Q5_1"}, "q5k": {"Q5_K"}, "q6k": {"Q6_K"}}
 
 
 def entry_prefix(architecture: str, storage: str) -> str:
@@ -163,25 +184,31 @@ def entry_prefix(architecture: str, storage: str) -> str:
 
 
 def check_storage(storage: str) -> str:
-    if storage not in NAMES:
-        raise LlafError(f"unknown weight storage {storage!r}: choose one of {', '.join(NAMES)}")
+    """`storage` if a load can be asked for it (`CHOICES`)."""
+    if storage not in CHOICES:
+        raise LlafError(f"unknown weight storage {storage!r}: choose one of {', '.join(CHOICES)}")
     return storage
 
 
 def choose(layer_types: set[str], head_types: set[str]) -> str:
     """The storage for a file of these GGUF tensor types: one format for the
-    layers and one for the embedding and head when that holds them exactly
-    in their file's form, else each matrix in its own (`MIXED`)."""
+    layers and one for the embedding and head when the layers' format is the
+    one each of their types keeps in the mixed storage (`kept`) and the
+    head's holds its, else each matrix in its own (`MIXED`)."""
     for storage in ("q4", "q8", "f16"):
         layers, head = STORAGES[storage]
-        if layer_types <= EXACT[layers] and head_types <= EXACT[head]:
+        if all(kept(t) == layers for t in layer_types) and head_types <= EXACT[head]:
             return storage
     return "f32" if layer_types | head_types <= {"F32", "BF16"} else MIXED
 
 
-def smallest(kind: str) -> str:
-    """The smallest format holding GGUF tensor type `kind` exactly."""
-    return min((f for f in FORMATS if kind in EXACT[f]), key=lambda f: FORMATS[f].bytes_per_value)
+def kept(kind: str, compact: bool = False) -> str:
+    """The format a tensor of GGUF type `kind` keeps in the mixed storage:
+    the smallest holding it exactly among the `fast` formats, or among all
+    when `compact` (docs/FORMATS.md: q5, q5k and q6k take less memory than
+    q8 and k8, and the one-sequence step more time)."""
+    return min((f for f in FORMATS if kind in EXACT[f] and (compact or FORMATS[f].fast)),
+               key=lambda f: FORMATS[f].bytes_per_value)
 
 
 @dataclass(frozen=True)
@@ -330,26 +357,67 @@ def encode_gguf(kind: str, raw: np.ndarray, shape: tuple[int, ...], fmt: str, na
 
     size = GGML_QUANT_SIZES[GGMLQuantizationType[kind]][1]  # bytes a block
     b = np.ascontiguousarray(raw).view(np.uint8).reshape(-1, size)
-    if fmt == "k8":
-        parts = zip(FORMATS["k8"].blocks, _k8_blocks(kind, b), strict=True)
-        return {f"{name}.{p.suffix}": a.reshape(*blocks, *p.per_block) for p, a in parts}
-    if fmt == "q4k":  # k8's blocks of Q4_K, whose halves share their scale: codes as q4 packs them
-        codes, d, dmin, sc, mn = _k8_blocks(kind, b)
-        arrays = (codes[:, :16] | (codes[:, 16:] << 4), d, dmin, sc[:, 0], mn[:, 0])
+
+    def stored(*arrays: np.ndarray) -> dict[str, np.ndarray]:  # one row a block -> the format's arrays
         return {f"{name}.{p.suffix}": a.reshape(*blocks, *p.per_block)
-                for p, a in zip(FORMATS["q4k"].blocks, arrays, strict=True)}
+                for p, a in zip(FORMATS[fmt].blocks, arrays, strict=True)}
+
+    if kind in _K_QUANTS or fmt == "k8":
+        codes, d, dmin, sc, mn = _k8_blocks(kind, b)
+        if fmt == "k8":
+            return stored(codes, d, dmin, sc, mn)
+        if fmt == "q6k":  # k8's signed codes back to Q6_K's, code - 32
+            return stored(*_wide((codes + np.uint8(32)) & 63, fmt), d, sc)
+        # Q4_K, Q5_K: a scale and minimum a block (k8 repeats them for its halves)
+        return stored(*_wide(codes, fmt), d, dmin, sc[:, 0], mn[:, 0])
     scale = _half_bits(b[:, 0:2])
     if kind == "Q8_0":  # value = d · q, q a signed byte: code q + 128, offset -128 d
         codes = (b[:, 2:].view(np.int8).astype(np.int16) + 128).astype(np.uint8)
-        offset = _scaled_half(scale, -128, name)
-    elif kind in ("Q5_0", "Q5_1"):  # value = d · q - 16 d (Q5_0) or d · q + m (Q5_1), q of 5 bits
-        codes = _codes(kind, b)
-        offset = _scaled_half(scale, -16, name) if kind == "Q5_0" else _half_bits(b[:, 2:4])
-    else:  # value = d · nibble - 8 d (Q4_0) or d · nibble + m (Q4_1)
-        offset = _scaled_half(scale, -8, name) if kind == "Q4_0" else _half_bits(b[:, 2:4])
-        codes = b[:, _HEAD[kind]:] if fmt == "q4" else _codes(kind, b)
-    return {f"{name}.q": codes.reshape(*blocks, codes.shape[-1]),
-            f"{name}.scale": scale.reshape(blocks), f"{name}.offset": offset.reshape(blocks)}
+        return stored(codes, scale, _scaled_half(scale, -128, name))
+    # value = d · q - 16 d (Q5_0), d · q - 8 d (Q4_0) or d · q + m (Q5_1, Q4_1)
+    factor = {"Q5_0": -16, "Q4_0": -8}.get(kind)
+    offset = _scaled_half(scale, factor, name) if factor else _half_bits(b[:, 2:4])
+    if fmt == "q4":  # the file's nibbles as they are
+        return stored(b[:, _HEAD[kind]:], scale, offset)
+    codes = _codes(kind, b)
+    return stored(*(_wide(codes, fmt) if fmt != "q8" else (codes,)), scale, offset)
+
+
+def _high_bits(fmt: str) -> int:
+    """Bits above the nibble of a code of block format `fmt` (its planes `h`: 4 bytes a bit)."""
+    return next((p.per_block[0] // 4 for p in FORMATS[fmt].blocks if p.suffix == "h"), 0)
+
+
+def _plane_shifts(hb: int) -> np.ndarray:
+    """Where each of a plane byte's `4 // hb` column pairs starts."""
+    return (np.arange(4 // hb) * 2 * hb).astype(np.uint8)
+
+
+def _wide(codes: np.ndarray, fmt: str) -> tuple[np.ndarray, ...]:
+    """Codes `[blocks][32]` of format `fmt`'s 4 + hb bits (`_high_bits`) as
+    its arrays `q` and, if hb > 0, `h` (src/matrix.fut `wide_pair`): value j
+    of a block in the low nibble of byte j of `q`, value j + 16 in the high
+    one; the pair's high bits, value j's hb bits then value j + 16's, in
+    plane byte j // (4 // hb) of `h`, from bit (j % (4 // hb)) · 2·hb."""
+    q = (codes[:, :16] & 15) | ((codes[:, 16:] & 15) << 4)
+    hb = _high_bits(fmt)
+    if not hb:
+        return (q,)
+    pairs = (codes[:, :16] >> 4) | ((codes[:, 16:] >> 4) << hb)
+    planes = pairs.reshape(-1, 4 * hb, 4 // hb) << _plane_shifts(hb)
+    return q, np.bitwise_or.reduce(planes, axis=-1).astype(np.uint8)
+
+
+def _unwide(arrays: Mapping[str, np.ndarray], name: str, fmt: str) -> np.ndarray:
+    """The codes `[..][blocks][32]` of matrix `name` in nibble format `fmt` (q4, q4k, q5, q5k, q6k)."""
+    q = arrays[f"{name}.q"]
+    codes = np.concatenate([q & 15, q >> 4], axis=-1)
+    hb = _high_bits(fmt)
+    if hb:
+        pairs = (arrays[f"{name}.h"][..., None] >> _plane_shifts(hb)).reshape(q.shape)  # [..][16], 2·hb bits each
+        mask = np.uint8((1 << hb) - 1)
+        codes |= np.concatenate([pairs & mask, (pairs >> hb) & mask], axis=-1) << 4
+    return codes
 
 
 def _k8_blocks(kind: str, b: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -444,16 +512,17 @@ def decode(arrays: Mapping[str, np.ndarray], name: str, fmt: str) -> np.ndarray:
         codes = q.view(np.int8).astype(np.float32).reshape(*q.shape[:-1], 2, 16)
         values = scale[..., None] * codes + offset[..., None]
         return values.reshape(f.logical_shape(arrays, name)).astype(np.float32)
-    if fmt == "q4k":
-        q, d, dmin, sc, mn = (arrays[part] for part in f.parts(name))
-        codes = np.concatenate([q & 15, q >> 4], axis=-1)
-        half = lambda a: a.view(np.float16).astype(np.float32)  # noqa: E731
-        scale, offset = half(d) * sc.astype(np.float32), -(half(dmin) * mn.astype(np.float32))  # exact
+    half = lambda a: a.view(np.float16).astype(np.float32)  # noqa: E731
+    part = lambda suffix: arrays[f"{name}.{suffix}"]  # noqa: E731
+    codes = (part("q") if fmt == "q8" else _unwide(arrays, name, fmt)).astype(np.float32)
+    if fmt == "q6k":  # d · sc a half block (exact) times code - 32, as gguf-py computes it
+        values = (half(part("d"))[..., None] * part("sc").view(np.int8)).repeat(16, axis=-1) * (codes - 32)
+        return values.reshape(f.logical_shape(arrays, name))
+    if fmt in ("q4k", "q5k"):
+        scale, offset = half(part("d")) * part("sc"), -(half(part("dmin")) * part("mn"))  # exact
     else:
-        q, scale, offset = arrays[f"{name}.q"], arrays[f"{name}.scale"], arrays[f"{name}.offset"]
-        codes = np.concatenate([q & 15, q >> 4], axis=-1) if fmt == "q4" else q
-        scale, offset = (a.view(np.float16).astype(np.float32) for a in (scale, offset))
-    values = scale[..., None] * codes.astype(np.float32) + offset[..., None]
+        scale, offset = half(part("scale")), half(part("offset"))
+    values = scale[..., None] * codes + offset[..., None]
     return values.reshape(f.logical_shape(arrays, name)).astype(np.float32)
 
 

@@ -311,7 +311,8 @@ def load(source: Any, progress: bool = True, storage: str | None = None) -> Weig
     """Weights from anything `llaf.init` accepts (see `resolve` for names and
     directories).  `storage` (llaf/storage.py): by default a GGUF file's
     matrices keep their file's form and other sources are f32; ``"f32"``
-    decodes quantized matrices to float32."""
+    decodes quantized matrices to float32; ``"compact"`` keeps a GGUF file's
+    every matrix in the smallest format holding it (mixed storage)."""
     if storage is not None:
         storage_mod.check_storage(storage)
     source = resolve(source)

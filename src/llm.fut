@@ -150,11 +150,14 @@ entry gpt2_hidden [L][V][C][d][F][dk][Fk][N][B] (p: gpt2_params [L][V][C][d][F][
 -- its first block in that format's pool (`at`).  A product picks its
 -- format once, outside the kernels, and multiplies a view of the pool.
 module mixed = {
-  type~ store = ?[n_f32][n_f16][n_q8][n_q4][n_k8][n_q4k].{in_f32: {w: [n_f32][32][P]f32},
+  type~ store = ?[n_f32][n_f16][n_q8][n_q4][n_k8][n_q4k][n_q5][n_q5k][n_q6k].{in_f32: {w: [n_f32][32][P]f32},
     in_f16: {w: [n_f16][32][P]u16}, in_q8: {q: [n_q8][32][P]u8, scale: [n_q8][P]u16, offset: [n_q8][P]u16},
     in_q4: {q: [n_q4][16][P]u8, scale: [n_q4][P]u16, offset: [n_q4][P]u16},
     in_k8: {q: [n_k8][32][P]u8, d: [n_k8][P]u16, dmin: [n_k8][P]u16, sc: [n_k8][2][P]u8, mn: [n_k8][2][P]u8},
-    in_q4k: {q: [n_q4k][16][P]u8, d: [n_q4k][P]u16, dmin: [n_q4k][P]u16, sc: [n_q4k][P]u8, mn: [n_q4k][P]u8}}
+    in_q4k: {q: [n_q4k][16][P]u8, d: [n_q4k][P]u16, dmin: [n_q4k][P]u16, sc: [n_q4k][P]u8, mn: [n_q4k][P]u8},
+    in_q5: {q: [n_q5][16][P]u8, h: [n_q5][4][P]u8, scale: [n_q5][P]u16, offset: [n_q5][P]u16},
+    in_q5k: {q: [n_q5k][16][P]u8, h: [n_q5k][4][P]u8, d: [n_q5k][P]u16, dmin: [n_q5k][P]u16, sc: [n_q5k][P]u8, mn: [n_q5k][P]u8},
+    in_q6k: {q: [n_q6k][16][P]u8, h: [n_q6k][8][P]u8, d: [n_q6k][P]u16, sc: [n_q6k][2][P]u8}}
   type layers [L][m][kb] = {which: [L]u8, at: [L]i64, rows: [m](), blocks: [kb]()}
   type mat [m][kb] = layers [1][m][kb]
 
@@ -170,8 +173,14 @@ module mixed = {
            s.in_q4.offset at t kb)) xs
        case 4 -> k8_matrix.matmul (k8_mat m (slab s.in_k8.q at t kb) (slab s.in_k8.d at t kb) (slab
            s.in_k8.dmin at t kb) (slab s.in_k8.sc at t kb) (slab s.in_k8.mn at t kb)) xs
-       case _ -> q4k_matrix.matmul (q4k_mat m (slab s.in_q4k.q at t kb) (slab s.in_q4k.d at t kb) (slab
+       case 5 -> q4k_matrix.matmul (q4k_mat m (slab s.in_q4k.q at t kb) (slab s.in_q4k.d at t kb) (slab
            s.in_q4k.dmin at t kb) (slab s.in_q4k.sc at t kb) (slab s.in_q4k.mn at t kb)) xs
+       case 6 -> q5_matrix.matmul (q5_mat m (slab s.in_q5.q at t kb) (slab s.in_q5.h at t kb) (slab
+           s.in_q5.scale at t kb) (slab s.in_q5.offset at t kb)) xs
+       case 7 -> q5k_matrix.matmul (q5k_mat m (slab s.in_q5k.q at t kb) (slab s.in_q5k.h at t kb) (slab
+           s.in_q5k.d at t kb) (slab s.in_q5k.dmin at t kb) (slab s.in_q5k.sc at t kb) (slab s.in_q5k.mn at t kb)) xs
+       case _ -> q6k_matrix.matmul (q6k_mat m (slab s.in_q6k.q at t kb) (slab s.in_q6k.h at t kb) (slab
+           s.in_q6k.d at t kb) (slab s.in_q6k.sc at t kb)) xs
 
   def matmul_once [m][kb][b][n] (s: store) (a: mat [m][kb]) (xs: [b][n]f32) : [b][m]f32 =
     layer_matmul s a 0 xs
@@ -187,8 +196,14 @@ module mixed = {
            s.in_q4.offset at t kb))) ids
        case 4 -> map (k8_matrix.row n (k8_mat m (slab s.in_k8.q at t kb) (slab s.in_k8.d at t kb) (slab
            s.in_k8.dmin at t kb) (slab s.in_k8.sc at t kb) (slab s.in_k8.mn at t kb))) ids
-       case _ -> map (q4k_matrix.row n (q4k_mat m (slab s.in_q4k.q at t kb) (slab s.in_q4k.d at t kb) (slab
+       case 5 -> map (q4k_matrix.row n (q4k_mat m (slab s.in_q4k.q at t kb) (slab s.in_q4k.d at t kb) (slab
            s.in_q4k.dmin at t kb) (slab s.in_q4k.sc at t kb) (slab s.in_q4k.mn at t kb))) ids
+       case 6 -> map (q5_matrix.row n (q5_mat m (slab s.in_q5.q at t kb) (slab s.in_q5.h at t kb) (slab
+           s.in_q5.scale at t kb) (slab s.in_q5.offset at t kb))) ids
+       case 7 -> map (q5k_matrix.row n (q5k_mat m (slab s.in_q5k.q at t kb) (slab s.in_q5k.h at t kb) (slab
+           s.in_q5k.d at t kb) (slab s.in_q5k.dmin at t kb) (slab s.in_q5k.sc at t kb) (slab s.in_q5k.mn at t kb))) ids
+       case _ -> map (q6k_matrix.row n (q6k_mat m (slab s.in_q6k.q at t kb) (slab s.in_q6k.h at t kb) (slab
+           s.in_q6k.d at t kb) (slab s.in_q6k.sc at t kb))) ids
 
   -- | Matrices of `m` rows and `kb` blocks at `at` of the pools of formats
   -- `which`, checked to lie inside them.
@@ -200,9 +215,12 @@ module mixed = {
        case 2 -> length s.in_q8.q
        case 3 -> length s.in_q4.q
        case 4 -> length s.in_k8.q
-       case _ -> length s.in_q4k.q
+       case 5 -> length s.in_q4k.q
+       case 6 -> length s.in_q5.q
+       case 7 -> length s.in_q5k.q
+       case _ -> length s.in_q6k.q
     let blocks = (m + P - 1) / P * kb
-    let inside = all (\(f, a) -> f < 6 && a >= 0 && a + blocks <= size f) (zip which at)
+    let inside = all (\(f, a) -> f < 9 && a >= 0 && a + blocks <= size f) (zip which at)
     in {which = assert inside which, at, rows = replicate m (), blocks = replicate kb ()}
 
   -- | One matrix, or none (`k` = 0: a head tied to the embedding, `m` = 0).
@@ -463,7 +481,7 @@ entry llama_q4_hidden [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][N][B]
 module llama_mixed = llama mixed
 type~ llama_mixed_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk] = llama_mixed.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]
 
-entry llama_mixed_init [L][d][R][Bq][Bk][Nn][n_f32][n_f16][n_q8][n_q4][n_k8][n_q4k][embed_n][lm_head_n]
+entry llama_mixed_init [L][d][R][Bq][Bk][Nn][n_f32][n_f16][n_q8][n_q4][n_k8][n_q4k][n_q5][n_q5k][n_q6k][embed_n][lm_head_n]
     (heads: i64) (kv_heads: i64) (context: i64) (eps: f32) (window: i64) (embedding_scale: f32)
     (activation: i64) (vocab: i64) (ff: i64) (head_dim: i64) (embed_which: [embed_n]u8)
     (embed_at: [embed_n]i64) (attn_norm: [L][d]f32) (wq_which: [L]u8) (wq_at: [L]i64) (wk_which: [L]u8)
@@ -475,7 +493,11 @@ entry llama_mixed_init [L][d][R][Bq][Bk][Nn][n_f32][n_f16][n_q8][n_q4][n_k8][n_q
     (q8_scale: [n_q8][P]u16) (q8_offset: [n_q8][P]u16) (q4_q: [n_q4][16][P]u8) (q4_scale: [n_q4][P]u16)
     (q4_offset: [n_q4][P]u16) (k8_q: [n_k8][32][P]u8) (k8_d: [n_k8][P]u16) (k8_dmin: [n_k8][P]u16)
     (k8_sc: [n_k8][2][P]u8) (k8_mn: [n_k8][2][P]u8) (q4k_q: [n_q4k][16][P]u8) (q4k_d: [n_q4k][P]u16)
-    (q4k_dmin: [n_q4k][P]u16) (q4k_sc: [n_q4k][P]u8) (q4k_mn: [n_q4k][P]u8)
+    (q4k_dmin: [n_q4k][P]u16) (q4k_sc: [n_q4k][P]u8) (q4k_mn: [n_q4k][P]u8) (q5_q: [n_q5][16][P]u8)
+    (q5_h: [n_q5][4][P]u8) (q5_scale: [n_q5][P]u16) (q5_offset: [n_q5][P]u16) (q5k_q: [n_q5k][16][P]u8)
+    (q5k_h: [n_q5k][4][P]u8) (q5k_d: [n_q5k][P]u16) (q5k_dmin: [n_q5k][P]u16) (q5k_sc: [n_q5k][P]u8)
+    (q5k_mn: [n_q5k][P]u8) (q6k_q: [n_q6k][16][P]u8) (q6k_h: [n_q6k][8][P]u8) (q6k_d: [n_q6k][P]u16)
+    (q6k_sc: [n_q6k][2][P]u8)
     : llama_mixed_params [L][vocab][] [d][] [] [ff][R][Bq][Bk][Nn][] [] [] =
   let (qd, kvd) = (heads * head_dim, kv_heads * head_dim)
   let Vo = if lm_head_n == 0 then 0 else vocab
@@ -484,7 +506,10 @@ entry llama_mixed_init [L][d][R][Bq][Bk][Nn][n_f32][n_f16][n_q8][n_q4][n_k8][n_q
       in_q8 = {q = q8_q, scale = q8_scale, offset = q8_offset},
       in_q4 = {q = q4_q, scale = q4_scale, offset = q4_offset},
       in_k8 = {q = k8_q, d = k8_d, dmin = k8_dmin, sc = k8_sc, mn = k8_mn},
-      in_q4k = {q = q4k_q, d = q4k_d, dmin = q4k_dmin, sc = q4k_sc, mn = q4k_mn}}
+      in_q4k = {q = q4k_q, d = q4k_d, dmin = q4k_dmin, sc = q4k_sc, mn = q4k_mn},
+      in_q5 = {q = q5_q, h = q5_h, scale = q5_scale, offset = q5_offset},
+      in_q5k = {q = q5k_q, h = q5k_h, d = q5k_d, dmin = q5k_dmin, sc = q5k_sc, mn = q5k_mn},
+      in_q6k = {q = q6k_q, h = q6k_h, d = q6k_d, sc = q6k_sc}}
   in llama_mixed.init heads kv_heads context eps window embedding_scale activation store
        (mixed.one store vocab dk embed_which embed_at) attn_norm (mixed.stack store qd dk wq_which wq_at)
        (mixed.stack store kvd dk wk_which wk_at) (mixed.stack store kvd dk wv_which wv_at) bq bk bv q_norm k_norm

@@ -23,6 +23,16 @@
 --                             byte sc and mn per half block of 16 values
 --   q4k   0.6875 bytes a value Q4_K: q4's nibbles, with k8's decoding a
 --                             block (half d and dmin, byte sc and mn)
+--   q5    0.75 bytes a value  Q5_0 and Q5_1: q4's nibbles and planes of
+--                             the fifth bits, q4's scale and offset
+--   q5k   0.8125 bytes a value Q5_K: q4k with planes of the fifth bits
+--   q6k   0.875 bytes a value Q6_K: nibbles and planes of the two high
+--                             bits, value = d · sc · (code - 32), half d a
+--                             block and signed byte sc a half block
+--
+-- q5, q5k and q6k take less memory than q8 and k8 and more time to decode
+-- (a shift, a mask and an `or` a value): llaf keeps them when asked for
+-- the `compact` storage (llaf/storage.py `kept`, docs/FORMATS.md).
 --
 -- A block's scale and offset are IEEE half bits, as in the file: decode is
 -- bound by the bytes it reads (docs/PERFORMANCE.md), and f32 scales made
@@ -174,6 +184,52 @@ module q4_panels_with (C: codes) : format with mat [m][kb] = q4_panel_arrays [m]
 }
 module q4_panels = q4_panels_with native_codes
 
+-- | The plane byte of a block holding the high bits of column pair `j`
+-- (`wide_pair`).
+#[inline]
+def plane_byte (hb: i64) (j: i64) : i64 = j / (4 / hb)
+
+-- | The codes of columns `32·b + j` and `32·b + 16 + j` (`j < 16`) of a
+-- row of a format with codes of 4 + `hb` bits (q5, q5k: 1, q6k: 2): the
+-- nibbles of byte `q` (as q4 packs them) and, above them, the high bits of
+-- plane byte `h`, which holds those of `4 / hb` such pairs: pair `j`'s in
+-- byte `j / (4 / hb)` (`plane_byte`), from bit `(j % (4 / hb)) · 2·hb`,
+-- column `j`'s `hb` bits first.  (`hb` a literal at each call: a size
+-- would be a variable in the C, the shifts computed at run time.)
+#[inline]
+def wide_pair (hb: i64) (q: u8) (h: u8) (j: i64) : (u8, u8) =
+  let s = u8.i64 (j % (4 / hb) * 2 * hb)
+  let mask = (1 << u8.i64 hb) - 1
+  in ((q & 15) | (((h >> s) & mask) << 4), (q >> 4) | (((h >> (s + u8.i64 hb)) & mask) << 4))
+
+-- | The code of element `(i, c)` of panels of codes of 4 + `hb` bits
+-- (`H` = 4·hb plane bytes a block).
+def wide [t][kb][H] (hb: i64) (q: [t][kb][16][P]u8) (h: [t][kb][H][P]u8) (i: i64) (c: i64) : u8 =
+  let (b, j) = (c / 32, c % 16)
+  let byte = (flatten (flatten (flatten h)))[unit (kb * H) i (b * H + plane_byte hb j)]
+  let s = u8.i64 (j % (4 / hb) * 2 * hb + (if c % 32 < 16 then 0 else hb))
+  in nibble q i c | (((byte >> s) & ((1 << u8.i64 hb) - 1)) << 4)
+
+-- | Blocks of 32 5-bit codes (nibbles and a plane of fifth bits, `wide`)
+-- sharing a scale and an offset: Q5_0 (offset -16 · scale) and Q5_1.
+type q5_panel_arrays [m][kb] = {q: [(m + P - 1) / P][kb][16][P]u8, h: [(m + P - 1) / P][kb][4][P]u8,
+                               scale: [(m + P - 1) / P][kb][P]u16, offset: [(m + P - 1) / P][kb][P]u16,
+                               rows: [m]()}
+
+module q5_panels_with (C: codes) : format with mat [m][kb] = q5_panel_arrays [m][kb] = {
+  type mat [m][kb] = q5_panel_arrays [m][kb]
+  def decode (s: f32) (o: f32) (c: u8) : f32 = s * C.u8 c + o
+  def pair [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) (r: i64) : (f32, f32) =
+    let (s, o) = (f16_bits_to_f32 (#[unsafe] a.scale[t, b, r]), f16_bits_to_f32 (#[unsafe] a.offset[t, b, r]))
+    let (lo, hi) = wide_pair 1 (#[unsafe] a.q[t, b, j, r]) (#[unsafe] a.h[t, b, plane_byte 1 j, r]) j
+    in (decode s o lo, decode s o hi)
+  def get [m][kb] (a: mat [m][kb]) (i: i64) (c: i64) : f32 =
+    let block = unit kb i (c / 32)
+    in decode (f16_bits_to_f32 (flatten (flatten a.scale))[block]) (f16_bits_to_f32 (flatten (flatten a.offset))[block])
+              (wide 1 a.q a.h i c)
+}
+module q5_panels = q5_panels_with native_codes
+
 -- | Blocks of 32 signed byte codes with a half `d` and `dmin` and, for each
 -- half block of 16 values, a signed byte scale `sc` and a byte `mn`: the
 -- K-quants' super-blocks (a half scale, 6- or 8-bit sub-scales) re-laid
@@ -212,14 +268,19 @@ type q4k_panel_arrays [m][kb] = {q: [(m + P - 1) / P][kb][16][P]u8, d: [(m + P -
                                  dmin: [(m + P - 1) / P][kb][P]u16, sc: [(m + P - 1) / P][kb][P]u8,
                                  mn: [(m + P - 1) / P][kb][P]u8, rows: [m]()}
 
-module q4k_panels_with (C: codes) : format with mat [m][kb] = q4k_panel_arrays [m][kb] = {
-  type mat [m][kb] = q4k_panel_arrays [m][kb]
+-- | The decoding of Q4_K's and Q5_K's blocks (q4k, q5k).
+module k_blocks (C: codes) = {
   def decode (s: f32) (o: f32) (c: u8) : f32 = s * C.u8 c + o
-  -- (inlined: as a function, it was called for every value, a sixth of a
-  -- batched step's time)
+  -- | A block's scale and offset.  (Inlined: as a function, it was called
+  -- for every value, a sixth of a batched step's time.)
   #[inline]
   def scales (d: u16) (dmin: u16) (sc: u8) (mn: u8) : (f32, f32) =
     (f16_bits_to_f32 d * C.u8 sc, -(f16_bits_to_f32 dmin * C.u8 mn))
+}
+
+module q4k_panels_with (C: codes) : format with mat [m][kb] = q4k_panel_arrays [m][kb] = {
+  type mat [m][kb] = q4k_panel_arrays [m][kb]
+  open k_blocks C
   def pair [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) (r: i64) : (f32, f32) =
     let (s, o) = scales (#[unsafe] a.d[t, b, r]) (#[unsafe] a.dmin[t, b, r]) (#[unsafe] a.sc[t, b, r])
                         (#[unsafe] a.mn[t, b, r])
@@ -232,6 +293,51 @@ module q4k_panels_with (C: codes) : format with mat [m][kb] = q4k_panel_arrays [
     in decode s o (nibble a.q i c)
 }
 module q4k_panels = q4k_panels_with native_codes
+
+-- | Q5_K's blocks: q4k's with a plane of fifth bits (`wide`).
+type q5k_panel_arrays [m][kb] = {q: [(m + P - 1) / P][kb][16][P]u8, h: [(m + P - 1) / P][kb][4][P]u8,
+                                 d: [(m + P - 1) / P][kb][P]u16, dmin: [(m + P - 1) / P][kb][P]u16,
+                                 sc: [(m + P - 1) / P][kb][P]u8, mn: [(m + P - 1) / P][kb][P]u8, rows: [m]()}
+
+module q5k_panels_with (C: codes) : format with mat [m][kb] = q5k_panel_arrays [m][kb] = {
+  type mat [m][kb] = q5k_panel_arrays [m][kb]
+  module K = k_blocks C
+  def pair [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) (r: i64) : (f32, f32) =
+    let (s, o) = K.scales (#[unsafe] a.d[t, b, r]) (#[unsafe] a.dmin[t, b, r]) (#[unsafe] a.sc[t, b, r])
+                          (#[unsafe] a.mn[t, b, r])
+    let (lo, hi) = wide_pair 1 (#[unsafe] a.q[t, b, j, r]) (#[unsafe] a.h[t, b, plane_byte 1 j, r]) j
+    in (K.decode s o lo, K.decode s o hi)
+  def get [m][kb] (a: mat [m][kb]) (i: i64) (c: i64) : f32 =
+    let block = unit kb i (c / 32)
+    let (s, o) = K.scales (flatten (flatten a.d))[block] (flatten (flatten a.dmin))[block]
+                          (flatten (flatten a.sc))[block] (flatten (flatten a.mn))[block]
+    in K.decode s o (wide 1 a.q a.h i c)
+}
+module q5k_panels = q5k_panels_with native_codes
+
+-- | Q6_K's blocks: 6-bit codes (nibbles and two planes of high bits,
+-- `wide`), a half `d` a block and a signed byte scale `sc` a half block of
+-- 16 values; value = d · sc · (code - 32), computed as gguf-py's
+-- dequantization computes it, the same bits: `s = d · sc`, exact (an 11-bit
+-- half times a 7-bit scale), times the signed code, exact too.
+type q6k_panel_arrays [m][kb] = {q: [(m + P - 1) / P][kb][16][P]u8, h: [(m + P - 1) / P][kb][8][P]u8,
+                                 d: [(m + P - 1) / P][kb][P]u16, sc: [(m + P - 1) / P][kb][2][P]u8, rows: [m]()}
+
+module q6k_panels_with (C: codes) : format with mat [m][kb] = q6k_panel_arrays [m][kb] = {
+  type mat [m][kb] = q6k_panel_arrays [m][kb]
+  def decode (s: f32) (c: u8) : f32 = s * C.i8 (c - 32)  -- (the byte wraps: a signed code)
+  #[inline]
+  def scale (d: u16) (sc: u8) : f32 = f16_bits_to_f32 d * C.i8 sc
+  def pair [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) (r: i64) : (f32, f32) =
+    let d = #[unsafe] a.d[t, b, r]
+    let (lo, hi) = wide_pair 2 (#[unsafe] a.q[t, b, j, r]) (#[unsafe] a.h[t, b, plane_byte 2 j, r]) j
+    in (decode (scale d (#[unsafe] a.sc[t, b, 0, r])) lo, decode (scale d (#[unsafe] a.sc[t, b, 1, r])) hi)
+  def get [m][kb] (a: mat [m][kb]) (i: i64) (c: i64) : f32 =
+    let (b, j) = (c / 32, c % 32)
+    let s = scale (flatten (flatten a.d))[unit kb i b] (flatten (flatten (flatten a.sc)))[unit (kb * 2) i (b * 2 + j / 16)]
+    in decode s (wide 2 a.q a.h i c)
+}
+module q6k_panels = q6k_panels_with native_codes
 
 -- | Rows `r0 ..` (`R.n` of them) of panel `t` times `G.n` tokens: the core
 -- of every product.  `x g c` is column `c` of token `g` (zero past the
@@ -465,6 +571,9 @@ module q8_matrix = matrix q8_panels
 module q4_matrix = matrix q4_panels
 module k8_matrix = matrix k8_panels
 module q4k_matrix = matrix q4k_panels
+module q5_matrix = matrix q5_panels
+module q5k_matrix = matrix q5k_panels
+module q6k_matrix = matrix q6k_panels
 
 -- The WebAssembly build's (llaf/web.py): the block formats with `wasm_codes`,
 -- whole panels (narrower slices made the browser's products no faster).
@@ -504,6 +613,24 @@ def q4k_mat [t][kb] (m: i64) (q: [t][kb][16][P]u8) (d: [t][kb][P]u16) (dmin: [t]
   in {q = q :> [t'][kb][16][P]u8, d = d :> [t'][kb][P]u16, dmin = dmin :> [t'][kb][P]u16,
       sc = sc :> [t'][kb][P]u8, mn = mn :> [t'][kb][P]u8, rows = replicate m ()}
 
+def q5_mat [t][kb] (m: i64) (q: [t][kb][16][P]u8) (h: [t][kb][4][P]u8) (scale: [t][kb][P]u16)
+    (offset: [t][kb][P]u16) : q5_matrix.mat [m][kb] =
+  let t' = (m + P - 1) / P
+  in {q = q :> [t'][kb][16][P]u8, h = h :> [t'][kb][4][P]u8, scale = scale :> [t'][kb][P]u16,
+      offset = offset :> [t'][kb][P]u16, rows = replicate m ()}
+
+def q5k_mat [t][kb] (m: i64) (q: [t][kb][16][P]u8) (h: [t][kb][4][P]u8) (d: [t][kb][P]u16) (dmin: [t][kb][P]u16)
+    (sc: [t][kb][P]u8) (mn: [t][kb][P]u8) : q5k_matrix.mat [m][kb] =
+  let t' = (m + P - 1) / P
+  in {q = q :> [t'][kb][16][P]u8, h = h :> [t'][kb][4][P]u8, d = d :> [t'][kb][P]u16,
+      dmin = dmin :> [t'][kb][P]u16, sc = sc :> [t'][kb][P]u8, mn = mn :> [t'][kb][P]u8, rows = replicate m ()}
+
+def q6k_mat [t][kb] (m: i64) (q: [t][kb][16][P]u8) (h: [t][kb][8][P]u8) (d: [t][kb][P]u16)
+    (sc: [t][kb][2][P]u8) : q6k_matrix.mat [m][kb] =
+  let t' = (m + P - 1) / P
+  in {q = q :> [t'][kb][16][P]u8, h = h :> [t'][kb][8][P]u8, d = d :> [t'][kb][P]u16,
+      sc = sc :> [t'][kb][2][P]u8, rows = replicate m ()}
+
 -- Tests: every product path and the rows, for each format, against NumPy
 -- (tests/make_futhark_data.py packs the panels).  The rows are decoded
 -- values, which must be exact: they are compared as bits, since `futhark
@@ -521,12 +648,15 @@ module products_q8 = products q8_matrix
 module products_q4 = products q4_matrix
 module products_k8 = products k8_matrix
 module products_q4k = products q4k_matrix
+module products_q5 = products q5_matrix
+module products_q5k = products q5k_matrix
+module products_q6k = products q6k_matrix
 module products_q8_wasm = products q8_wasm_matrix
 module products_q4_wasm = products q4_wasm_matrix
 module products_k8_wasm = products k8_wasm_matrix
 -- the batched products over 8-row slices (what AVX2's builds use,
--- src/target.fut); f16 and q8 differ from f32 and q4 only in `pair`, which
--- every path uses
+-- src/target.fut); f16, q8, q5, q5k and q6k differ from f32, q4 and q4k
+-- only in `pair`, which every path uses
 module products_f32_slices = products (matrix_with vec8 f32_panels)
 module products_q4_slices = products (matrix_with vec8 q4_panels)
 module products_k8_slices = products (matrix_with vec8 k8_panels)
@@ -587,6 +717,30 @@ entry test_q4k [t][kb][b][n] (m: i64) (q: [t][kb][16][P]u8) (d: [t][kb][P]u16) (
 entry test_q4k_slices [t][kb][b][n] (m: i64) (q: [t][kb][16][P]u8) (d: [t][kb][P]u16) (dmin: [t][kb][P]u16)
     (sc: [t][kb][P]u8) (mn: [t][kb][P]u8) (xs: [b][n]f32) =
   products_q4k_slices.all (q4k_mat m q d dmin sc mn) xs
+
+-- ==
+-- entry: test_q5
+-- input @ ../tests/data/q5_panels.in
+-- output @ ../tests/data/q5_panels.out
+entry test_q5 [t][kb][b][n] (m: i64) (q: [t][kb][16][P]u8) (h: [t][kb][4][P]u8) (s: [t][kb][P]u16)
+    (o: [t][kb][P]u16) (xs: [b][n]f32) =
+  products_q5.all (q5_mat m q h s o) xs
+
+-- ==
+-- entry: test_q5k
+-- input @ ../tests/data/q5k_panels.in
+-- output @ ../tests/data/q5k_panels.out
+entry test_q5k [t][kb][b][n] (m: i64) (q: [t][kb][16][P]u8) (h: [t][kb][4][P]u8) (d: [t][kb][P]u16)
+    (dmin: [t][kb][P]u16) (sc: [t][kb][P]u8) (mn: [t][kb][P]u8) (xs: [b][n]f32) =
+  products_q5k.all (q5k_mat m q h d dmin sc mn) xs
+
+-- ==
+-- entry: test_q6k
+-- input @ ../tests/data/q6k_panels.in
+-- output @ ../tests/data/q6k_panels.out
+entry test_q6k [t][kb][b][n] (m: i64) (q: [t][kb][16][P]u8) (h: [t][kb][8][P]u8) (d: [t][kb][P]u16)
+    (sc: [t][kb][2][P]u8) (xs: [b][n]f32) =
+  products_q6k.all (q6k_mat m q h d sc) xs
 
 -- The WebAssembly build's codes: the same data, the same results as test_q8's.
 -- ==

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from llaf.storage import FORMATS
+from llaf.storage import FORMATS, encode_gguf
 
 DATA = Path(__file__).parent / "data"
 TYPES = {np.dtype(np.float32): b" f32", np.dtype(np.int64): b" i64", np.dtype(np.uint8): b"  u8",
@@ -159,6 +159,46 @@ def main() -> None:
     ys = xs.astype(np.float64) @ dense.astype(np.float64).T
     save("q4k_panels", [np.array(m, np.int64), *FORMATS["q4k"].panels(arrays, "w"), xs],
          [f32(ys[0]), f32(ys), f32(ys[:3]), f32(ys[:1]), f32(dense).view(np.uint32)])
+
+    # q5, q5k, q6k (each with a generator of its own): random GGUF blocks of
+    # the types they hold (their half fields finite, one subnormal), laid out
+    # by llaf/storage.py, the values gguf-py's dequantization (q5: Q5_0 rows
+    # then Q5_1 rows; its offsets make Q5_0's zeros +0 where gguf-py's are -0)
+    for seed, (fmt, kinds) in enumerate({"q5": ("Q5_0", "Q5_1"), "q5k": ("Q5_K",), "q6k": ("Q6_K",)}.items()):
+        rng = np.random.default_rng(15 + seed)
+        columns = 96 if fmt == "q5" else 256
+        arrays, dense = {}, []
+        for kind, rows in zip(kinds, (23, m - 23) if len(kinds) == 2 else (m,), strict=True):
+            raw, values = gguf_blocks(rng, kind, rows, columns)
+            dense.append(values + np.float32(0) if kind == "Q5_0" else values)
+            for part, a in encode_gguf(kind, raw, (rows, columns), fmt, "w").items():
+                arrays[part] = np.concatenate([arrays[part], a]) if part in arrays else a
+        dense = np.concatenate(dense)
+        xs = f32(rng.normal(0, 1, (21, columns)))
+        ys = xs.astype(np.float64) @ dense.astype(np.float64).T
+        save(f"{fmt}_panels", [np.array(m, np.int64), *FORMATS[fmt].panels(arrays, "w"), xs],
+             [f32(ys[0]), f32(ys), f32(ys[:3]), f32(ys[:1]), f32(dense).view(np.uint32)])
+
+
+# Where each GGUF block type keeps its half-precision fields (d, and m or dmin)
+HALF_FIELDS = {"Q5_0": [0], "Q5_1": [0, 2], "Q5_K": [0, 2], "Q6_K": [208]}
+
+
+def gguf_blocks(rng: np.random.Generator, kind: str, rows: int, columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random GGUF blocks of type `kind` for a `[rows][columns]` matrix (every
+    code and sub-scale occurs; the halves small and finite, one subnormal),
+    and their values by gguf-py."""
+    import gguf
+
+    qtype = gguf.GGMLQuantizationType[kind]
+    block, size = gguf.GGML_QUANT_SIZES[qtype]
+    raw = rng.integers(0, 256, (rows, columns // block, size), dtype=np.uint8)
+    for at in HALF_FIELDS[kind]:
+        halves = np.float16(rng.uniform(-0.01, 0.01, raw.shape[:2]))
+        halves[1, 0] = np.float16(6e-8)
+        raw[..., at:at + 2] = halves.view(np.uint8).reshape(*raw.shape[:2], 2)
+    raw = raw.reshape(rows, -1)
+    return raw, gguf.quants.dequantize(raw, qtype).reshape(rows, columns)
 
 
 def rope(inv_freq: np.ndarray, xs: np.ndarray) -> np.ndarray:

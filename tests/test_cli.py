@@ -69,6 +69,12 @@ def test_generate_keeps_the_weights_in_the_storage_asked_for() -> None:
     assert out.returncode == 1
     assert re.fullmatch(r"llaf: SmolLM2-135M-Instruct\.Q4_1\.gguf: tensor '[\w.]+' of type Q(4_1|8_0) "
                         r"cannot be stored as f16 exactly", out.stderr.strip()), out.stderr
+    # each tensor in its own format (the CLI's choices once lacked these two)
+    for storage in ("mixed", "compact"):
+        out = llaf("generate", "The capital of France is", "-n", "6", "--backend", SERVER_BACKEND,
+                   "--storage", storage)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.startswith("The capital of France is Paris")
 
 
 class CachedLoads:
@@ -253,7 +259,7 @@ def test_bench_help_is_plain_text() -> None:
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--backend", "nope"], "unknown backend 'nope': choose one of pyopencl, c, multicore, opencl, cuda"),
-    (["--storage", "q4,q5"], "unknown weight storage 'q5': choose one of f32, f16, q8, q4, mixed"),
+    (["--storage", "q4,q5"], "unknown weight storage 'q5': choose one of f32, f16, q8, q4, mixed, compact"),
     (["--reps", "0"], "--reps must be at least 1, got 0"),
     (["--model", "/nonexistent/model.gguf"], "no such file or directory: /nonexistent/model.gguf"),
     # a backend that is not built: checked before anything runs

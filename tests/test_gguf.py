@@ -11,6 +11,7 @@ import torch
 
 import llaf
 from llaf import LlafError
+from llaf.storage import EXACT, FORMATS
 
 from .conftest import random_llama
 from .gguf_models import TYPES, write_gguf
@@ -95,7 +96,7 @@ def test_quantized_storage_computes_what_f32_computes(backend: str, tmp_path: Pa
 K_CONFIG = CONFIG | dict(hidden_size=256, intermediate_size=512)
 # as llama.cpp's Q4_K_M and Q5_K_M mix them: some layers' attn_v and ffn_down Q6_K
 K_MIXED = {"blk.0.attn_v.weight": "Q6_K", "blk.1.ffn_down.weight": "Q6_K", "blk.1.attn_q.weight": "Q8_0",
-           "blk.0.ffn_up.weight": "Q5_0"}
+           "blk.0.ffn_up.weight": "Q5_0", "blk.1.ffn_gate.weight": "Q5_1"}
 # Files llama.cpp's quantizer made (tests/make_k_quant_files.py), in tests/data
 LLAMA_CPP_FILES = ("Q4_K_M", "Q5_K_M", "Q3_K_M", "Q2_K")
 K_FILES = [("Q4_K", None, None), ("Q5_K", "Q6_K", None), ("Q6_K", "Q8_0", None), ("Q4_K", "Q6_K", K_MIXED),
@@ -107,22 +108,26 @@ def k_model() -> torch.nn.Module:
     return random_llama(8, **K_CONFIG)
 
 
-def tensor_formats(path: Path, layers: int) -> dict[str, tuple[str, ...]]:
-    """Each llaf matrix's formats as the file's tensor types ask: the
-    smallest format holding each exactly (Q4_K q4k, the other K-quants k8,
-    Q8_0 and Q5_x q8, Q4_x q4, F16 f16, F32 f32), read with gguf-py."""
+# The format each GGUF type keeps in the mixed storage: the smallest holding
+# it exactly of those decoded as fast as byte codes, or of all (compact)
+KEPT = {"Q8_0": "q8", "Q5_0": "q8", "Q5_1": "q8", "Q4_0": "q4", "Q4_1": "q4", "Q4_K": "q4k", "F16": "f16",
+        "F32": "f32"}
+COMPACT = KEPT | {"Q5_0": "q5", "Q5_1": "q5", "Q5_K": "q5k", "Q6_K": "q6k"}
+
+
+def tensor_formats(path: Path, layers: int, kept: dict[str, str] = KEPT) -> dict[str, tuple[str, ...]]:
+    """Each llaf matrix's formats as the file's tensor types ask (`kept`, the
+    other types k8), read with gguf-py."""
     import gguf
 
     from llaf.gguf_file import tensor_name
     from llaf.llama import MATRICES
 
     kinds = {t.name: t.tensor_type.name for t in gguf.GGUFReader(str(path)).tensors}
-    smallest = {"Q8_0": "q8", "Q5_0": "q8", "Q5_1": "q8", "Q4_0": "q4", "Q4_1": "q4", "Q4_K": "q4k", "F16": "f16",
-                "F32": "f32"}
     out = {}
     for key, role in MATRICES.items():
         names = [tensor_name(key, i) for i in range(layers)] if role == "layers" else [tensor_name(key)]
-        out[key] = tuple(smallest.get(kinds[n], "k8") if n in kinds else "f32" for n in names)
+        out[key] = tuple(kept.get(kinds[n], "k8") if n in kinds else "f32" for n in names)
     return out
 
 
@@ -133,18 +138,20 @@ def test_k_quants_keep_their_values_exactly(tmp_path: Path, k_model: torch.nn.Mo
     """Files with K-quant tensors, mixed with other block types within one
     role as llama.cpp mixes them, keep each tensor in its own form (mixed
     storage): Q4_K as q4k, the other K-quants as k8, 32-value blocks as q8
-    or q4, each matrix
+    or q4; asked for compact, Q5_K as q5k, Q6_K as q6k, Q5_x as q5; each matrix
     decoding to the very floats of gguf-py's dequantization."""
     from llaf.weights import load
 
     path = (k_quant_file(tmp_path, k_model, qtype) if qtype in LLAMA_CPP_FILES
             else write_gguf(k_model, tmp_path / "m.gguf", qtype, head_qtype, types=types))
-    native, f32 = load(path), load(path, storage="f32")
-    assert (native.storage, f32.storage) == ("mixed", "f32")
-    for name, formats in tensor_formats(path, K_CONFIG["num_hidden_layers"]).items():
-        assert native.format(name).which == formats, name
-    for name in f32.arrays:
-        np.testing.assert_array_equal(native.dense(name), f32.arrays[name], err_msg=name)
+    f32 = load(path, storage="f32")
+    for storage, kept in ((None, KEPT), ("compact", COMPACT)):
+        native = load(path, storage=storage)
+        assert (native.storage, f32.storage) == ("mixed", "f32")
+        for name, formats in tensor_formats(path, K_CONFIG["num_hidden_layers"], kept).items():
+            assert native.format(name).which == formats, (storage, name)
+        for name in f32.arrays:
+            np.testing.assert_array_equal(native.dense(name), f32.arrays[name], err_msg=f"{storage} {name}")
 
 
 # Where each block type keeps its half-precision fields (the rest: codes and sub-scales)
@@ -152,11 +159,14 @@ HALVES = {"Q8_0": [0], "Q4_0": [0], "Q5_0": [0], "Q4_1": [0, 2], "Q5_1": [0, 2],
           "Q6_K": [208], "Q3_K": [108], "Q2_K": [80, 82]}
 
 
-@pytest.mark.parametrize(("kind", "fmt"), [*((kind, "k8") for kind in HALVES), ("Q4_K", "q4k")])
+@pytest.mark.parametrize(("kind", "fmt"), [(kind, fmt) for kind in HALVES for fmt in FORMATS
+                                           if fmt not in ("f32", "f16") and kind in EXACT[fmt]])
 def test_formats_hold_every_code_and_scale_of_each_block_type(kind: str, fmt: str) -> None:
     """Random blocks (every code and sub-scale occurs), their halves finite:
-    k8 (every type) and q4k (Q4_K) decode each value to the bits of gguf-py's
-    dequantization."""
+    each block format holding a type decodes each value to the bits of
+    gguf-py's dequantization (q8, q5 and q4 decode with an offset, -128 d,
+    -16 d or -8 d for Q8_0, Q5_0 and Q4_0: their zeros are +0 where gguf-py
+    multiplies a negative d by a zero code)."""
     import gguf
 
     from llaf import storage
@@ -171,6 +181,8 @@ def test_formats_hold_every_code_and_scale_of_each_block_type(kind: str, fmt: st
         raw.reshape(64, 4, size)[..., at:at + 2] = halves.view(np.uint8).reshape(64, 4, 2)
     arrays = storage.encode_gguf(kind, raw, (64, 4 * block), fmt, "w")
     expected = gguf.quants.dequantize(raw, qtype).reshape(64, 4 * block)
+    if fmt in ("q8", "q5", "q4") and kind in ("Q8_0", "Q5_0", "Q4_0"):
+        expected = expected + np.float32(0)
     np.testing.assert_array_equal(storage.decode(arrays, "w", fmt).view(np.uint32), expected.view(np.uint32))
 
 
@@ -185,11 +197,15 @@ def k_quant_file(tmp_path: Path, k_model: torch.nn.Module, which: str) -> Path:
     return Path(__file__).parent / "data" / f"llama-{which}.gguf"
 
 
-@pytest.mark.parametrize("which", [*LLAMA_CPP_FILES, "mixed", "q4-head-k"])
+@pytest.mark.parametrize(("which", "storage"), [*((w, None) for w in (*LLAMA_CPP_FILES, "mixed", "q4-head-k")),
+                                                 ("Q5_K_M", "compact"), ("mixed", "compact")])
 def test_k_quant_gguf_matches_transformers_reading_the_same_file(backend: str, tmp_path: Path,
-                                                                k_model: torch.nn.Module, which: str) -> None:
+                                                                k_model: torch.nn.Module, which: str,
+                                                                storage: str | None) -> None:
+    """Files of K-quants (the compact ones: Q5_K as q5k, Q6_K as q6k, and the
+    mixed file's Q5_0 and Q5_1 tensors as q5) against transformers."""
     path = k_quant_file(tmp_path, k_model, which)
-    params = llaf.init(str(path), backend=backend, progress=False)
+    params = llaf.init(str(path), backend=backend, progress=False, storage=storage)
     assert params.storage == "mixed"
     hf = hf_from_gguf(path)
     ids = np.random.default_rng(2).integers(0, 512, 24)
@@ -295,7 +311,8 @@ def test_rope_freqs_gguf_computes_what_transformers_computes_with_rope_scaling(b
 
 
 def test_storage_errors(gguf_dir: Path) -> None:
-    with pytest.raises(LlafError, match=r"^unknown weight storage 'q5': choose one of f32, f16, q8, q4, mixed$"):
+    unknown = r"^unknown weight storage 'q5': choose one of f32, f16, q8, q4, mixed, compact$"
+    with pytest.raises(LlafError, match=unknown):
         llaf.init(str(gguf_dir / "model-F32.gguf"), storage="q5")
     message = r"^model-F32\.gguf: tensor 'blk\.0\.attn_q\.weight' of type F32 cannot be stored as q4 exactly$"
     with pytest.raises(LlafError, match=message):
