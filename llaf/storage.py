@@ -502,18 +502,17 @@ def decode(arrays: Mapping[str, np.ndarray], name: str, fmt: str) -> np.ndarray:
     f = FORMATS[fmt]
     if fmt == "f32":
         return arrays[name]
+    half = lambda a: a.view(np.float16).astype(np.float32)  # noqa: E731
+    part = lambda suffix: arrays[f"{name}.{suffix}"]  # noqa: E731
     if fmt == "f16":
-        return arrays[name].view(np.float16).astype(np.float32)
+        return half(arrays[name])
     if fmt == "k8":
-        q, d, dmin, sc, mn = (arrays[part] for part in f.parts(name))
-        half = lambda a: a.view(np.float16).astype(np.float32)[..., None]  # noqa: E731
-        scale = half(d) * sc.view(np.int8).astype(np.float32)  # [..][blocks][2], exact
-        offset = -(half(dmin) * mn.astype(np.float32))
+        q = part("q")
+        scale = half(part("d"))[..., None] * part("sc").view(np.int8).astype(np.float32)  # [..][blocks][2], exact
+        offset = -(half(part("dmin"))[..., None] * part("mn").astype(np.float32))
         codes = q.view(np.int8).astype(np.float32).reshape(*q.shape[:-1], 2, 16)
         values = scale[..., None] * codes + offset[..., None]
         return values.reshape(f.logical_shape(arrays, name)).astype(np.float32)
-    half = lambda a: a.view(np.float16).astype(np.float32)  # noqa: E731
-    part = lambda suffix: arrays[f"{name}.{suffix}"]  # noqa: E731
     codes = (part("q") if fmt == "q8" else _unwide(arrays, name, fmt)).astype(np.float32)
     if fmt == "q6k":  # d · sc a half block (exact) times code - 32, as gguf-py computes it
         values = (half(part("d"))[..., None] * part("sc").view(np.int8)).repeat(16, axis=-1) * (codes - 32)

@@ -203,12 +203,13 @@ def wide_pair (hb: i64) (q: u8) (h: u8) (j: i64) : (u8, u8) =
   in ((q & 15) | (((h >> s) & mask) << 4), (q >> 4) | (((h >> (s + u8.i64 hb)) & mask) << 4))
 
 -- | The code of element `(i, c)` of panels of codes of 4 + `hb` bits
--- (`H` = 4·hb plane bytes a block).
+-- (`H` = 4·hb plane bytes a block): `wide_pair`'s of its column pair.
 def wide [t][kb][H] (hb: i64) (q: [t][kb][16][P]u8) (h: [t][kb][H][P]u8) (i: i64) (c: i64) : u8 =
   let (b, j) = (c / 32, c % 16)
-  let byte = (flatten (flatten (flatten h)))[unit (kb * H) i (b * H + plane_byte hb j)]
-  let s = u8.i64 (j % (4 / hb) * 2 * hb + (if c % 32 < 16 then 0 else hb))
-  in nibble q i c | (((byte >> s) & ((1 << u8.i64 hb) - 1)) << 4)
+  let byte = (flatten (flatten (flatten q)))[unit (kb * 16) i (b * 16 + j)]
+  let plane = (flatten (flatten (flatten h)))[unit (kb * H) i (b * H + plane_byte hb j)]
+  let (lo, hi) = wide_pair hb byte plane j
+  in if c % 32 < 16 then lo else hi
 
 -- | Blocks of 32 5-bit codes (nibbles and a plane of fifth bits, `wide`)
 -- sharing a scale and an offset: Q5_0 (offset -16 · scale) and Q5_1.
