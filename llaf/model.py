@@ -18,6 +18,7 @@ clear `LlafError`.
 
 from __future__ import annotations
 
+import ctypes
 import resource
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -94,7 +95,24 @@ def init(source: Any, backend: str | None = None, progress: bool = True, storage
                 each_array(done, total)
         args.append(a)
     handle = engine.call(f"{w.entry}_init", *args)
-    return Params(engine, w.architecture, handle, w.vocab, w.context, dict(w.hparams), w.storage, w.kv_width)
+    params = Params(engine, w.architecture, handle, w.vocab, w.context, dict(w.hparams), w.storage, w.kv_width)
+    del w, args  # the arrays made on the way, now in the engine
+    _release_freed_memory()
+    return params
+
+
+def _release_freed_memory() -> None:
+    """Give the system back the memory a load freed.  glibc's malloc keeps
+    freed blocks in its heap, and after each large array freed it takes
+    arrays of up to that size (up to 32 MB) from the heap too: after a load,
+    the process held the weights' intermediate copies as well, twice the
+    weights of a K-quant file (docs/PERFORMANCE.md).  Other C libraries
+    have no `malloc_trim`, and nothing to do here."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
 
 
 def prompt_ids(ids: Any, params: Params, what: str = "the prompt") -> np.ndarray:

@@ -92,12 +92,17 @@ class Format:
         """Matrix `name`'s arrays in the engine's panel layout, in the order of
         its `parts`: rows padded to whole panels (and f32/f16 columns to
         whole blocks) with zeros; a panel's values for one column contiguous."""
+        return [np.ascontiguousarray(a) for a in self.panel_views(arrays, name)]
+
+    def panel_views(self, arrays: Mapping[str, np.ndarray], name: str) -> list[np.ndarray]:
+        """`panels`, as views of the arrays where no padding is needed (for
+        the caller to copy where it wants them)."""
         if not self.blocked:
             w = arrays[name]
             *lead, m, n = w.shape
             w = _pad(_pad(w, -1, -n % BLOCK), -2, -m % PANEL)
             w = w.reshape(*lead, w.shape[-2] // PANEL, PANEL, w.shape[-1] // BLOCK, BLOCK)
-            return [np.ascontiguousarray(np.moveaxis(w, -3, -1))]  # [..][T][kb][32][P]
+            return [np.moveaxis(w, -3, -1)]  # [..][T][kb][32][P]
         out = []
         for p in self.blocks:  # [..][rows][kb](per_block) -> [..][T][kb](per_block)[P]
             a = arrays[f"{name}.{p.suffix}"]
@@ -105,7 +110,7 @@ class Format:
             a = _pad(a, axis, -a.shape[axis] % PANEL)
             rows = a.shape[axis]
             a = a.reshape(*a.shape[:axis], rows // PANEL, PANEL, *a.shape[axis + 1:])
-            out.append(np.ascontiguousarray(np.moveaxis(a, axis, -1)))
+            out.append(np.moveaxis(a, axis, -1))
         return out
 
     def block_panels(self) -> list[np.ndarray]:
@@ -308,14 +313,19 @@ def places(arrays: Mapping[str, np.ndarray], matrices: Mapping[str, Mixed]) -> d
 def pools(arrays: Mapping[str, np.ndarray], matrices: Mapping[str, Mixed]) -> Iterator[np.ndarray]:
     """Every format's pool, in `FORMATS` order and each format's parts' order:
     the panels (`Format.panels`) of its matrices, in the order of `places`,
-    one panel block after another.  Made a format at a time."""
+    one panel block after another.  Made a pool at a time, each matrix
+    stack's panels written into it where they go (no copy of them beside)."""
     for f, fmt in FORMATS.items():
-        stacks = [fmt.panels(arrays, f"{name}.{f}") for name, mixed in matrices.items() if f in mixed.which]
+        stacks = [fmt.panel_views(arrays, f"{name}.{f}") for name, mixed in matrices.items() if f in mixed.which]
         for part, block in enumerate(fmt.block_panels()):
             # a stack's panels are [matrices][panels][blocks] .. [P]: blocks in a row
-            yield np.concatenate([np.zeros((0, *block.shape), block.dtype)]
-                                 + [s[part].reshape(-1, *block.shape) for s in stacks])
-
+            views = [s[part] for s in stacks]
+            pool = np.empty((sum(v.size for v in views) // block.size, *block.shape), block.dtype)
+            at = 0
+            for v in views:
+                np.copyto(pool[at:at + v.size // block.size].reshape(v.shape), v)
+                at += v.size // block.size
+            yield pool
 
 def _pad(a: np.ndarray, axis: int, extra: int) -> np.ndarray:
     """`a` with `extra` zeros appended along `axis`."""
@@ -399,13 +409,16 @@ def _wide(codes: np.ndarray, fmt: str) -> tuple[np.ndarray, ...]:
     of a block in the low nibble of byte j of `q`, value j + 16 in the high
     one; the pair's high bits, value j's hb bits then value j + 16's, in
     plane byte j // (4 // hb) of `h`, from bit (j % (4 // hb)) · 2·hb."""
-    q = (codes[:, :16] & 15) | ((codes[:, 16:] & 15) << 4)
+    first, second = codes[:, :16], codes[:, 16:]
+    q = (first & 15) | _shifted(second, 4)
     hb = _high_bits(fmt)
     if not hb:
         return (q,)
-    pairs = (codes[:, :16] >> 4) | ((codes[:, 16:] >> 4) << hb)
-    planes = pairs.reshape(-1, 4 * hb, 4 // hb) << _plane_shifts(hb)
-    return q, np.bitwise_or.reduce(planes, axis=-1).astype(np.uint8)
+    pairs = ((first >> 4) | _shifted(second >> 4, hb)).reshape(-1, 4 * hb, 4 // hb)
+    planes = pairs[..., 0].copy()
+    for k, shift in enumerate(_plane_shifts(hb)[1:], 1):  # a loop over 1 to 3 pairs a byte: whole arrays each
+        planes |= _shifted(pairs[..., k], int(shift))
+    return q, planes
 
 
 def _unwide(arrays: Mapping[str, np.ndarray], name: str, fmt: str) -> np.ndarray:
@@ -416,8 +429,24 @@ def _unwide(arrays: Mapping[str, np.ndarray], name: str, fmt: str) -> np.ndarray
     if hb:
         pairs = (arrays[f"{name}.h"][..., None] >> _plane_shifts(hb)).reshape(q.shape)  # [..][16], 2·hb bits each
         mask = np.uint8((1 << hb) - 1)
-        codes |= np.concatenate([pairs & mask, (pairs >> hb) & mask], axis=-1) << 4
+        codes |= _shifted(np.concatenate([pairs & mask, (pairs >> hb) & mask], axis=-1), 4)
     return codes
+
+
+def _shifted(a: np.ndarray, bits: int) -> np.ndarray:
+    """Bytes `a` shifted left by `bits`, the high bits dropped: as a
+    multiplication, which numpy vectorizes (its byte shift left it does not:
+    ten times slower, measured)."""
+    return a * np.uint8(1 << bits)
+
+
+# Bit fields of bytes, as separate codes: the bytes `packed` [..][w] as
+# [..][fields][w], field k of each byte at k.  Whole arrays at a time (a
+# broadcast shift over a small axis costs numpy a loop per 32 bytes).
+def _fields(packed: np.ndarray, bits: int) -> np.ndarray:
+    p = np.ascontiguousarray(packed)
+    mask = np.uint8((1 << bits) - 1)
+    return np.stack([(p >> np.uint8(k)) & mask for k in range(0, 8, bits)], axis=-2)
 
 
 def _k8_blocks(kind: str, b: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -427,46 +456,42 @@ def _k8_blocks(kind: str, b: np.ndarray) -> tuple[np.ndarray, ...]:
     values gguf-py's dequantization gives, d · sc · code - dmin · mn, are
     exact in f32 for every type: at most 24 significant bits before the one
     subtraction (Q6_K: an 11-bit half times an 8-bit scale times a 6-bit
-    code)."""
+    code).  Codes are bytes throughout: a signed code is its byte, wrapped."""
     n = b.shape[0]
     if kind in _K_QUANTS:
         from gguf import quants
 
+        halves = lambda a: np.repeat(a[..., None], 2, -1)  # noqa: E731  (one per half block)
         if kind == "Q2_K":  # scales 16 (a 4-bit scale and minimum per 16 values), qs 64 (2-bit), d, dmin
-            scales, qs = b[:, :16], b[:, 16:80]
-            codes = ((qs.reshape(n, 2, 1, 32) >> np.array([0, 2, 4, 6], np.uint8).reshape(1, 1, 4, 1)) & 3)
-            codes = codes.reshape(n, 8, 32)
+            scales = b[:, :16]
+            codes = _fields(b[:, 16:80].reshape(n, 2, 32), 2).reshape(n, 8, 32)
             d, dmin = _half_bits(b[:, 80:82]), _half_bits(b[:, 82:84])
             sc, mn = (scales & 15).reshape(n, 8, 2), (scales >> 4).reshape(n, 8, 2)
         elif kind == "Q3_K":  # hmask 32, qs 64, 12 bytes of 6-bit scales (less 32: signed), d
-            hmask, qs, packed = b[:, :32], b[:, 32:96], b[:, 96:108]
+            hmask, packed = b[:, :32], b[:, 96:108]
             low = (packed[:, :8].reshape(n, 1, 8) >> np.array([0, 4], np.uint8).reshape(1, 2, 1)).reshape(n, 16)
             high = (packed[:, 8:].reshape(n, 1, 4) >> np.array([0, 2, 4, 6], np.uint8).reshape(1, 4, 1)).reshape(n, 16)
-            sc = (((low & 15) | ((high & 3) << 4)).astype(np.int16) - 32).reshape(n, 8, 2)
-            two = (qs.reshape(n, 2, 1, 32) >> np.array([0, 2, 4, 6], np.uint8).reshape(1, 1, 4, 1)) & 3
-            third = (hmask.reshape(n, 1, 32) >> np.arange(8, dtype=np.uint8).reshape(1, 8, 1)) & 1
-            codes = two.reshape(n, 8, 32).astype(np.int16) - 4 * (1 - third.astype(np.int16))  # -4 .. 3
+            sc = (((low & 15) | ((high & 3) << 4)) - np.uint8(32)).reshape(n, 8, 2)
+            third = _fields(hmask, 1)  # [n][8][32]: a block's third bits
+            codes = (_fields(b[:, 32:96].reshape(n, 2, 32), 2).reshape(n, 8, 32) | _shifted(third, 2)) - np.uint8(4)
             d, dmin = _half_bits(b[:, 108:110]), np.zeros(n, np.uint16)
             mn = np.zeros((n, 8, 2), np.uint8)
         elif kind == "Q6_K":  # ql 128, qh 64, scales 16 (signed, one per 16 values), d
-            ql, qh, sc, d = b[:, :128], b[:, 128:192], b[:, 192:208], b[:, 208:210]
-            low = (ql.reshape(n, 2, 1, 64) >> np.array([0, 4], np.uint8).reshape(1, 1, 2, 1)) & 15
-            high = (qh.reshape(n, 2, 1, 32) >> np.array([0, 2, 4, 6], np.uint8).reshape(1, 1, 4, 1)) & 3
-            codes = (low.reshape(n, 8, 32) | (high.reshape(n, 8, 32) << 4)).astype(np.int16) - 32
-            d, dmin = _half_bits(d), np.zeros(n, np.uint16)
-            sc, mn = sc.reshape(n, 8, 2), np.zeros((n, 8, 2), np.uint8)
+            low = _fields(b[:, :128].reshape(n, 2, 64), 4).reshape(n, 8, 32)
+            high = _fields(b[:, 128:192].reshape(n, 2, 32), 2).reshape(n, 8, 32)
+            codes = (low | _shifted(high, 4)) - np.uint8(32)
+            d, dmin = _half_bits(b[:, 208:210]), np.zeros(n, np.uint16)
+            sc, mn = b[:, 192:208].reshape(n, 8, 2), np.zeros((n, 8, 2), np.uint8)
         else:  # d, dmin, 12 bytes of 6-bit scales and minima (one per 32 values), [qh 32,] qs 128
             d, dmin, scales = _half_bits(b[:, 0:2]), _half_bits(b[:, 2:4]), b[:, 4:16]
-            qs = b[:, -128:]
-            codes = ((qs.reshape(n, 4, 1, 32) >> np.array([0, 4], np.uint8).reshape(1, 1, 2, 1)) & 15).reshape(n, 8, 32)
+            codes = _fields(b[:, -128:].reshape(n, 4, 32), 4).reshape(n, 8, 32)
             if kind == "Q5_K":
-                fifth = (b[:, 16:48].reshape(n, 1, 32) >> np.arange(8, dtype=np.uint8).reshape(1, 8, 1)) & 1
-                codes = codes | (fifth << 4)
+                codes |= _shifted(_fields(b[:, 16:48], 1), 4)
             sc8, mn8 = quants.Q4_K.get_scale_min(scales)
-            sc, mn = np.repeat(sc8[..., None], 2, -1), np.repeat(mn8[..., None], 2, -1)
-        sub = lambda a: a.reshape(n * 8, *a.shape[2:])  # noqa: E731  (a super-block's 8 blocks of 32)
-        return (sub(codes.astype(np.uint8)), np.repeat(d, 8), np.repeat(dmin, 8),
-                sub(sc.astype(np.uint8)), sub(mn.astype(np.uint8)))
+            sc, mn = halves(sc8), halves(mn8)
+        blocks = lambda a: a.reshape(n * 8, *a.shape[2:])  # noqa: E731  (a super-block's 8 blocks of 32)
+        return (blocks(codes), np.repeat(d, 8), np.repeat(dmin, 8),
+                blocks(sc.astype(np.uint8, copy=False)), blocks(mn.astype(np.uint8, copy=False)))
     ones, zeros = np.ones((n, 2), np.uint8), np.zeros((n, 2), np.uint8)
     d, none = _half_bits(b[:, 0:2]), np.zeros(n, np.uint16)
     if kind == "Q8_0":  # value = d · q, q a signed byte
@@ -494,7 +519,7 @@ def _codes(kind: str, b: np.ndarray) -> np.ndarray:
         start += 4
     packed = b[:, start:]
     codes = np.concatenate([packed & 15, packed >> 4], axis=1)
-    return codes if fifth is None else codes | (fifth << 4)
+    return codes if fifth is None else codes | _shifted(fifth, 4)
 
 
 def decode(arrays: Mapping[str, np.ndarray], name: str, fmt: str) -> np.ndarray:
