@@ -632,6 +632,8 @@ def _arrays(g: GGUFFile, m: _Model, storage: str | None) -> tuple[dict[str, np.n
             arrays |= storage_mod.Mixed.stack(key, stack)
         else:
             arrays |= {part: np.stack([p[part] for _, p in stack]) for part in stack[0][1]}
+        del stack
+        g.drop_pages()  # the file's pages read for this stack: not the process's memory from here on
     for key in ("embed", "final_norm", "lm_head"):
         name = tensor_name(key)
         if name in g.tensors:

@@ -85,9 +85,9 @@ def init(source: Any, backend: str | None = None, progress: bool = True, storage
     check_threads(threads, backend)
     w = weights_mod.load(source, progress=progress, storage=storage)
     engine = Engine(backend, threads)
-    total = w.array_count
+    total, vocab, context, kv_width = w.array_count, w.vocab, w.context, w.kv_width  # (off the arrays released below)
     args, done = [], 0
-    for a in w.init_args():
+    for a in w.init_args(release=w is not source):  # the caller's own Weights stay whole
         if isinstance(a, np.ndarray):
             a = engine.put(a)
             done += 1
@@ -95,7 +95,7 @@ def init(source: Any, backend: str | None = None, progress: bool = True, storage
                 each_array(done, total)
         args.append(a)
     handle = engine.call(f"{w.entry}_init", *args)
-    params = Params(engine, w.architecture, handle, w.vocab, w.context, dict(w.hparams), w.storage, w.kv_width)
+    params = Params(engine, w.architecture, handle, vocab, context, dict(w.hparams), w.storage, kv_width)
     del w, args  # the arrays made on the way, now in the engine
     _release_freed_memory()
     return params

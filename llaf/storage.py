@@ -92,26 +92,25 @@ class Format:
         """Matrix `name`'s arrays in the engine's panel layout, in the order of
         its `parts`: rows padded to whole panels (and f32/f16 columns to
         whole blocks) with zeros; a panel's values for one column contiguous."""
-        return [np.ascontiguousarray(a) for a in self.panel_views(arrays, name)]
+        return [np.ascontiguousarray(self.panel_view(arrays[part], i)) for i, part in enumerate(self.parts(name))]
 
-    def panel_views(self, arrays: Mapping[str, np.ndarray], name: str) -> list[np.ndarray]:
-        """`panels`, as views of the arrays where no padding is needed (for
-        the caller to copy where it wants them)."""
+    def panel_view(self, a: np.ndarray, part: int) -> np.ndarray:
+        """Array `a`, part `part` of a matrix (its values for f32 and f16), in
+        the panel layout of `panels`: a view of it where no padding is needed."""
         if not self.blocked:
-            w = arrays[name]
-            *lead, m, n = w.shape
-            w = _pad(_pad(w, -1, -n % BLOCK), -2, -m % PANEL)
-            w = w.reshape(*lead, w.shape[-2] // PANEL, PANEL, w.shape[-1] // BLOCK, BLOCK)
-            return [np.moveaxis(w, -3, -1)]  # [..][T][kb][32][P]
-        out = []
-        for p in self.blocks:  # [..][rows][kb](per_block) -> [..][T][kb](per_block)[P]
-            a = arrays[f"{name}.{p.suffix}"]
-            axis = -2 - len(p.per_block)  # the rows
-            a = _pad(a, axis, -a.shape[axis] % PANEL)
-            rows = a.shape[axis]
-            a = a.reshape(*a.shape[:axis], rows // PANEL, PANEL, *a.shape[axis + 1:])
-            out.append(np.moveaxis(a, axis, -1))
-        return out
+            *lead, m, n = a.shape
+            a = _pad(_pad(a, -1, -n % BLOCK), -2, -m % PANEL)
+            a = a.reshape(*lead, a.shape[-2] // PANEL, PANEL, a.shape[-1] // BLOCK, BLOCK)
+            return np.moveaxis(a, -3, -1)  # [..][T][kb][32][P]
+        axis = -2 - len(self.blocks[part].per_block)  # the rows: [..][rows][kb](per_block) -> [..][T][kb](per_block)[P]
+        a = _pad(a, axis, -a.shape[axis] % PANEL)
+        a = a.reshape(*a.shape[:axis], a.shape[axis] // PANEL, PANEL, *a.shape[axis + 1:])
+        return np.moveaxis(a, axis, -1)
+
+    def panel_count(self, arrays: Mapping[str, np.ndarray], name: str) -> int:
+        """Panel blocks (`PANEL` rows by `BLOCK` columns) of matrix (stack) `name`."""
+        *lead, rows, columns = self.logical_shape(arrays, name)
+        return int(np.prod(lead, dtype=np.int64)) * panel_blocks(rows, columns)
 
     def block_panels(self) -> list[np.ndarray]:
         """Each part's panels for one panel block (a matrix of `PANEL` rows
@@ -310,21 +309,26 @@ def places(arrays: Mapping[str, np.ndarray], matrices: Mapping[str, Mixed]) -> d
     return out
 
 
-def pools(arrays: Mapping[str, np.ndarray], matrices: Mapping[str, Mixed]) -> Iterator[np.ndarray]:
+def pools(arrays: dict[str, np.ndarray], matrices: Mapping[str, Mixed], release: bool = False) -> Iterator[np.ndarray]:
     """Every format's pool, in `FORMATS` order and each format's parts' order:
     the panels (`Format.panels`) of its matrices, in the order of `places`,
     one panel block after another.  Made a pool at a time, each matrix
-    stack's panels written into it where they go (no copy of them beside)."""
+    stack's panels written into it where they go; with `release`, each
+    stack's array is dropped from `arrays` once in its pool, so that a load
+    holds no second copy of the weights."""
     for f, fmt in FORMATS.items():
-        stacks = [fmt.panel_views(arrays, f"{name}.{f}") for name, mixed in matrices.items() if f in mixed.which]
+        names = [f"{name}.{f}" for name, mixed in matrices.items() if f in mixed.which]
+        counts = [fmt.panel_count(arrays, name) for name in names]
         for part, block in enumerate(fmt.block_panels()):
-            # a stack's panels are [matrices][panels][blocks] .. [P]: blocks in a row
-            views = [s[part] for s in stacks]
-            pool = np.empty((sum(v.size for v in views) // block.size, *block.shape), block.dtype)
+            pool = np.empty((sum(counts), *block.shape), block.dtype)
             at = 0
-            for v in views:
-                np.copyto(pool[at:at + v.size // block.size].reshape(v.shape), v)
-                at += v.size // block.size
+            for name, count in zip(names, counts, strict=True):
+                key = fmt.parts(name)[part]
+                view = fmt.panel_view(arrays[key], part)
+                np.copyto(pool[at:at + count].reshape(view.shape), view)
+                at += count
+                if release:
+                    del view, arrays[key]
             yield pool
 
 def _pad(a: np.ndarray, axis: int, extra: int) -> np.ndarray:

@@ -85,13 +85,14 @@ class Weights:
         """Keys the key/value cache holds per position (values: as many)."""
         return int(self.module.kv_width(self.shapes, self.hparams))
 
-    def init_args(self) -> Iterator[Any]:
+    def init_args(self, release: bool = False) -> Iterator[Any]:
         """The arguments of ``<entry>_init`` in src/llm.fut: the scalars, then
         every array, a weight matrix as its panels (llaf/storage.py), or in
         the mixed storage as its formats and places in the pools, which
         follow.  One matrix's panels (one pool) are made at a time, so that
         the caller can hand each array to the engine and free it before the
-        next is made."""
+        next is made; with `release`, each of these weights' arrays is
+        dropped from them once given (loading then holds no second copy)."""
         values = self.hparams | self.module.sizes(self.shapes, self.hparams)
         yield from (kind(values[name]) for name, kind in self.module.SCALARS)
         if self.storage == storage_mod.MIXED:  # each stack's formats and places, the pools last
@@ -100,14 +101,18 @@ class Weights:
             places = storage_mod.places(self.arrays, matrices)
             for name in self.module.ARRAYS:
                 yield from places[name] if name in places else (self.arrays[name],)
-            yield from storage_mod.pools(self.arrays, matrices)
+            yield from storage_mod.pools(self.arrays, matrices, release)
             return
         for name in self.module.ARRAYS:
             fmt = self.format(name)
             if name in self.module.MATRICES and isinstance(fmt, storage_mod.Format):
+                parts = fmt.parts(name)
                 yield from fmt.panels(self.arrays, name)
             else:
+                parts = [name]
                 yield self.arrays[name]
+            for part in parts if release else ():
+                del self.arrays[part]
 
     @property
     def array_count(self) -> int:

@@ -29,8 +29,10 @@ def test_weight_file_round_trip(tmp_path: Path, small: Weights, backend: str) ->
     for name, value in small.arrays.items():
         np.testing.assert_array_equal(again.arrays[name], value)
     ids = [1, 2, 3]
+    names = set(small.arrays)
     np.testing.assert_array_equal(llaf.gen(ids, llaf.init(path, backend=backend), 10),
                                   llaf.gen(ids, llaf.init(small, backend=backend), 10))
+    assert set(small.arrays) == names  # a load drops only the arrays it made itself
 
 
 def test_truncated_weight_file(tmp_path: Path, small: Weights) -> None:
