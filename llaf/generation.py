@@ -28,7 +28,7 @@ from .assets import default_model_path
 from .backend import check_threads, resolve_backend
 from .errors import LlafError
 from .logprobs import MAX_TOP_LOGPROBS, TokenLogprob, token_logprob
-from .model import Params, check_fits, embed, init, prefill, prompt_ids, step
+from .model import Params, check_fits, embed, into_engine, prefill, prompt_ids, step
 from .sampling import GREEDY, Sampler, SamplingParams, sampling_params
 from .tokenizer import Message, Tokenizer, chat_messages, for_model
 
@@ -382,7 +382,10 @@ def load(model: str | Path | None = None, backend: str | None = None,
     name = Path(str(source)).name
     bar = _LoadingBar(name, progress)
     try:
-        w = with_context(weights_mod.load(source, progress=progress, storage=storage), context)
+        loaded = weights_mod.load(source, progress=progress, storage=storage)
+        own = loaded is not source  # read here, not the caller's Weights: spent by the engine (`into_engine`)
+        w = with_context(loaded, context)
+        del loaded
         if adapter is not None:
             from .lora import Adapters, merged
 
@@ -390,7 +393,7 @@ def load(model: str | Path | None = None, backend: str | None = None,
         bar.step("tokenizer")
         tokenizer = for_model(source, w.architecture)
         bar.step(f"into the {backend} engine")
-        params = init(w, backend=backend, progress=progress, threads=threads, each_array=bar.array)
+        params = into_engine(w, backend, threads, each_array=bar.array, release=own)
     finally:
         bar.close()
     return Model(name, params, tokenizer)

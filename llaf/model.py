@@ -84,10 +84,19 @@ def init(source: Any, backend: str | None = None, progress: bool = True, storage
     backend = resolve_backend(backend)  # a wrong name is refused before minutes of loading
     check_threads(threads, backend)
     w = weights_mod.load(source, progress=progress, storage=storage)
+    return into_engine(w, backend, threads, each_array, release=w is not source)  # a caller's Weights stay whole
+
+
+def into_engine(w: weights_mod.Weights, backend: str, threads: int | None = None,
+                each_array: Callable[[int, int], object] | None = None, release: bool = False) -> Params:
+    """Weights `w` handed to a new engine of `backend` (checked by the
+    caller), as `init` and `llaf.load` do.  With `release`, each of `w`'s
+    arrays is dropped from it once the engine has it (`w` is spent), so that
+    a load holds no second copy of the weights."""
     engine = Engine(backend, threads)
     total, vocab, context, kv_width = w.array_count, w.vocab, w.context, w.kv_width  # (off the arrays released below)
     args, done = [], 0
-    for a in w.init_args(release=w is not source):  # the caller's own Weights stay whole
+    for a in w.init_args(release=release):
         if isinstance(a, np.ndarray):
             a = engine.put(a)
             done += 1
