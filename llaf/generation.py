@@ -385,7 +385,6 @@ def load(model: str | Path | None = None, backend: str | None = None,
         loaded = weights_mod.load(source, progress=progress, storage=storage)
         own = loaded is not source  # read here, not the caller's Weights: spent by the engine (`into_engine`)
         w = with_context(loaded, context)
-        del loaded
         if adapter is not None:
             from .lora import Adapters, merged
 

@@ -105,7 +105,7 @@ def into_engine(w: weights_mod.Weights, backend: str, threads: int | None = None
         args.append(a)
     handle = engine.call(f"{w.entry}_init", *args)
     params = Params(engine, w.architecture, handle, vocab, context, dict(w.hparams), w.storage, kv_width)
-    del w, args  # the arrays made on the way, now in the engine
+    del args  # the engine's handles of the arrays given: its params hold what they need
     _release_freed_memory()
     return params
 

@@ -331,6 +331,7 @@ def pools(arrays: dict[str, np.ndarray], matrices: Mapping[str, Mixed], release:
                     del view, arrays[key]
             yield pool
 
+
 def _pad(a: np.ndarray, axis: int, extra: int) -> np.ndarray:
     """`a` with `extra` zeros appended along `axis`."""
     if extra == 0:
@@ -444,10 +445,11 @@ def _shifted(a: np.ndarray, bits: int) -> np.ndarray:
     return a * np.uint8(1 << bits)
 
 
-# Bit fields of bytes, as separate codes: the bytes `packed` [..][w] as
-# [..][fields][w], field k of each byte at k.  Whole arrays at a time (a
-# broadcast shift over a small axis costs numpy a loop per 32 bytes).
 def _fields(packed: np.ndarray, bits: int) -> np.ndarray:
+    """Bit fields of `bits` bits of bytes, as separate codes: the bytes
+    `packed` [..][w] as [..][fields][w], field k of each byte at k.  Whole
+    arrays at a time (a broadcast shift over a small axis costs numpy a loop
+    per 32 bytes)."""
     p = np.ascontiguousarray(packed)
     mask = np.uint8((1 << bits) - 1)
     return np.stack([(p >> np.uint8(k)) & mask for k in range(0, 8, bits)], axis=-2)
@@ -465,7 +467,6 @@ def _k8_blocks(kind: str, b: np.ndarray) -> tuple[np.ndarray, ...]:
     if kind in _K_QUANTS:
         from gguf import quants
 
-        halves = lambda a: np.repeat(a[..., None], 2, -1)  # noqa: E731  (one per half block)
         if kind == "Q2_K":  # scales 16 (a 4-bit scale and minimum per 16 values), qs 64 (2-bit), d, dmin
             scales = b[:, :16]
             codes = _fields(b[:, 16:80].reshape(n, 2, 32), 2).reshape(n, 8, 32)
@@ -473,9 +474,8 @@ def _k8_blocks(kind: str, b: np.ndarray) -> tuple[np.ndarray, ...]:
             sc, mn = (scales & 15).reshape(n, 8, 2), (scales >> 4).reshape(n, 8, 2)
         elif kind == "Q3_K":  # hmask 32, qs 64, 12 bytes of 6-bit scales (less 32: signed), d
             hmask, packed = b[:, :32], b[:, 96:108]
-            low = (packed[:, :8].reshape(n, 1, 8) >> np.array([0, 4], np.uint8).reshape(1, 2, 1)).reshape(n, 16)
-            high = (packed[:, 8:].reshape(n, 1, 4) >> np.array([0, 2, 4, 6], np.uint8).reshape(1, 4, 1)).reshape(n, 16)
-            sc = (((low & 15) | ((high & 3) << 4)) - np.uint8(32)).reshape(n, 8, 2)
+            low, high = _fields(packed[:, :8], 4).reshape(n, 16), _fields(packed[:, 8:], 2).reshape(n, 16)
+            sc = ((low | _shifted(high, 4)) - np.uint8(32)).reshape(n, 8, 2)
             third = _fields(hmask, 1)  # [n][8][32]: a block's third bits
             codes = (_fields(b[:, 32:96].reshape(n, 2, 32), 2).reshape(n, 8, 32) | _shifted(third, 2)) - np.uint8(4)
             d, dmin = _half_bits(b[:, 108:110]), np.zeros(n, np.uint16)
@@ -491,11 +491,9 @@ def _k8_blocks(kind: str, b: np.ndarray) -> tuple[np.ndarray, ...]:
             codes = _fields(b[:, -128:].reshape(n, 4, 32), 4).reshape(n, 8, 32)
             if kind == "Q5_K":
                 codes |= _shifted(_fields(b[:, 16:48], 1), 4)
-            sc8, mn8 = quants.Q4_K.get_scale_min(scales)
-            sc, mn = halves(sc8), halves(mn8)
+            sc, mn = (np.repeat(a[..., None], 2, -1) for a in quants.Q4_K.get_scale_min(scales))  # one a half block
         blocks = lambda a: a.reshape(n * 8, *a.shape[2:])  # noqa: E731  (a super-block's 8 blocks of 32)
-        return (blocks(codes), np.repeat(d, 8), np.repeat(dmin, 8),
-                blocks(sc.astype(np.uint8, copy=False)), blocks(mn.astype(np.uint8, copy=False)))
+        return blocks(codes), np.repeat(d, 8), np.repeat(dmin, 8), blocks(sc), blocks(mn)
     ones, zeros = np.ones((n, 2), np.uint8), np.zeros((n, 2), np.uint8)
     d, none = _half_bits(b[:, 0:2]), np.zeros(n, np.uint16)
     if kind == "Q8_0":  # value = d · q, q a signed byte
