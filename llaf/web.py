@@ -30,7 +30,7 @@ from urllib.parse import quote
 
 from . import checks, entries, gguf_file, llama
 from . import storage as storage_mod
-from .backend import build_dir
+from .backend import ELEMENTS, build_dir
 from .errors import LlafError, cannot_listen
 from .generation import DEFAULT_CONTEXT
 from .tokenizer import END_OF_TURN, PRE_TOKENIZER_SPLITS
@@ -39,9 +39,11 @@ from .weights import resolve
 ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
 # Where the page fetches the model from (web/src/page.js reads it from the page's URL).
 MODEL_PATH = "/model.gguf"
-# The storages (llaf/storage.py) the browser runs: the block-quantized ones,
-# which GGUF files of small models use, laid out by web/src/model.js.
-STORAGES = ("q4", "q8")
+# The storages (llaf/storage.py) the browser runs, laid out by
+# web/src/model.js: the block-quantized ones of Q4_x/Q8_0 files, and the
+# mixed one for every other file (K-quants, F16, F32, ...), each tensor in
+# the format it keeps in Python (`storage.kept`).
+STORAGES = ("q4", "q8", storage_mod.MIXED)
 ENTRIES = ("init", "cache", "run")
 # The products src/matrix.fut builds for WebAssembly (`X_wasm_matrix`).
 VARIANT = "wasm"
@@ -49,9 +51,20 @@ VARIANT = "wasm"
 
 def tables() -> dict[str, Any]:
     """What web/src/*.js needs of llaf's tables."""
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    types = [GGMLQuantizationType[t] for t in gguf_file.SUPPORTED_TYPES]
     return {
         "PANEL": storage_mod.PANEL, "BLOCK": storage_mod.BLOCK,
         "CODE_BYTES": {name: f.code_bytes for name, f in storage_mod.FORMATS.items()},
+        # each format's arrays (codes first) of a panel block: [suffix, element type, shape before the panel's rows]
+        "FORMATS": {name: [[p.rpartition(".")[2], ELEMENTS[a.dtype], list(a.shape[:-1])]
+                           for p, a in zip(f.parts("m"), f.block_panels(), strict=True)]
+                    for name, f in storage_mod.FORMATS.items()},
+        "CODES": list(storage_mod.CODES), "MIXED": storage_mod.MIXED,
+        "KEPT": {t: storage_mod.kept(t) for t in gguf_file.SUPPORTED_TYPES},
+        # GGML tensor types llaf reads: type number -> [name, values a block, bytes a block]
+        "GGUF_TYPES": {int(t): [t.name, *GGML_QUANT_SIZES[t]] for t in types},
         "STORAGES": storage_mod.STORAGES, "EXACT": {k: sorted(v) for k, v in storage_mod.EXACT.items()},
         "SCALARS": [[name, str(kind.__name__)] for name, kind in llama.SCALARS],
         "ARRAYS": list(llama.ARRAYS), "MATRICES": llama.MATRICES,
@@ -72,6 +85,7 @@ def futhark_program(llm: str) -> str:
     src = llm.rpartition("/")[0] + "/" if "/" in llm else ""
     lines = ["-- Written by `python -m llaf.web fut` (make web): the entry points the browser calls.",
              *(f'import "{src}{name}"' for name in ("matrix", "llama")), f'import "{llm}"', ""]
+    lines += [entries.mixed_section(VARIANT)]
     lines += [entries.llama_section(storage, variant=VARIANT, entries=ENTRIES) for storage in STORAGES]
     return "\n".join(lines)
 

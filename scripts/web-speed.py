@@ -1,9 +1,9 @@
 """Decode speed of llaf in the browser beside native llaf, in one run
 (docs/PERFORMANCE.md, "In the browser"):
 
-    .venv/bin/python scripts/web-speed.py [--tokens 64] [--threads 2] [--runs 5]
+    .venv/bin/python scripts/web-speed.py [--model FILE.gguf] [--tokens 64] [--threads 2] [--runs 5]
 
-The browser: `llaf web` on the default model in headless Chromium (Debian's
+The browser: `llaf web` on the model (default: llaf's) in headless Chromium (Debian's
 chromium and chromium-driver), the page's engine on `--threads` threads
 (`?threads=N`), `window.llaf.generate` greedy, the worker's own timing of the
 decode steps.  Native: the multicore backend on as many threads, the same
@@ -60,12 +60,13 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2, help="native threads, and the browser engine's")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--model", help="a GGUF file (default: llaf's default model)")
     args = ap.parse_args()
 
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    httpd = server(host="127.0.0.1", port=0)
+    httpd = server(args.model, host="127.0.0.1", port=0)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
@@ -74,7 +75,7 @@ def main() -> None:
     service = Service("/usr/bin/chromedriver")
     driver = webdriver.Chrome(service=service, options=options)
     chromium = psutil.Process(service.process.pid).children(recursive=True)
-    model = llaf.load(backend="multicore", threads=args.threads)
+    model = llaf.load(args.model, backend="multicore", threads=args.threads)
     ids = model.tokenizer.encode(PROMPT)
     try:
         driver.set_script_timeout(900)

@@ -576,11 +576,18 @@ module q5_matrix = matrix q5_panels
 module q5k_matrix = matrix q5k_panels
 module q6k_matrix = matrix q6k_panels
 
--- The WebAssembly build's (llaf/web.py): the block formats with `wasm_codes`,
--- whole panels (narrower slices made the browser's products no faster).
+-- The WebAssembly build's (llaf/web.py): every format, the block formats
+-- with `wasm_codes`, whole panels (narrower slices made the browser's
+-- products no faster).
+module f32_wasm_matrix = matrix_with lanes f32_panels
+module f16_wasm_matrix = matrix_with lanes f16_panels
 module q8_wasm_matrix = matrix_with lanes (q8_panels_with wasm_codes)
 module q4_wasm_matrix = matrix_with lanes (q4_panels_with wasm_codes)
 module k8_wasm_matrix = matrix_with lanes (k8_panels_with wasm_codes)
+module q4k_wasm_matrix = matrix_with lanes (q4k_panels_with wasm_codes)
+module q5_wasm_matrix = matrix_with lanes (q5_panels_with wasm_codes)
+module q5k_wasm_matrix = matrix_with lanes (q5k_panels_with wasm_codes)
+module q6k_wasm_matrix = matrix_with lanes (q6k_panels_with wasm_codes)
 
 -- Building matrices from their panels (the entry points' arrays) ------------
 

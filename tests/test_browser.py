@@ -25,6 +25,7 @@ from llaf.backend import build_dir
 
 from .conftest import ROOT, SERVER_BACKEND
 from .test_cli import llaf, llaf_on_a_busy_port
+from .test_gguf import K_MIXED
 from .test_web import browser  # noqa: F401 (the headless Chromium fixture)
 
 PROMPTS = ["Once upon a time", "The three most useful things to know about the Moon are",
@@ -45,41 +46,62 @@ def require(ok: bool, message: str) -> None:
         pytest.skip(message)
 
 
-def test_the_glue_makes_what_python_makes(tmp_path: Path) -> None:
-    """web/src's GGUF reader, panel layout and tokenizer, run in Node on
-    SmolLM2's file: init's arguments bit for bit those of llaf/storage.py
-    (but the rotary frequencies: web/src/model.js), and the same token ids."""
-    from llaf.generation import with_context
-    from llaf.tokenizer import from_gguf
+def glue(tmp_path: Path, model: Path, texts: list[str] | None = None) -> dict[str, Any]:
+    """What web/src's GGUF reader and panel layout (and tokenizer, given
+    `texts`) make of GGUF file `model`, run in Node by web/test/dump.mjs:
+    its meta.json, init's arrays beside it in tmp_path (argN.bin)."""
     from llaf.web import tables
-    from llaf.weights import load
 
     esbuild = WEB / "node_modules" / ".bin" / "esbuild"
     require(esbuild.exists(), "no web/node_modules: make web")
     (tmp_path / "tables.json").write_text(json.dumps(tables()))
-    (tmp_path / "texts.json").write_text(json.dumps(TEXTS))
     subprocess.run([str(esbuild), "test/dump.mjs", "--bundle", "--platform=node", "--format=esm", "--log-level=warning",
                     f"--outfile={tmp_path / 'dump.mjs'}", f"--alias:llaf-tables={tmp_path / 'tables.json'}"],
                    cwd=WEB, check=True)
-    path = default_model_path()
-    subprocess.run(["node", str(tmp_path / "dump.mjs"), str(path), str(tmp_path / "texts.json"), str(tmp_path)],
-                   check=True)
-    got = json.loads((tmp_path / "meta.json").read_text())
+    command = ["node", str(tmp_path / "dump.mjs"), str(model), str(tmp_path)]
+    if texts is not None:
+        (tmp_path / "texts.json").write_text(json.dumps(texts))
+        command.append(str(tmp_path / "texts.json"))
+    subprocess.run(command, check=True)
+    return json.loads((tmp_path / "meta.json").read_text())
 
-    weights = with_context(load(path), tables()["DEFAULT_CONTEXT"])
-    assert got["storage"] == weights.storage
+
+def assert_python_args(tmp_path: Path, got: dict[str, Any], model: Path) -> int:
+    """The glue's init arguments for `model` (`glue`) are llaf's Python
+    side's, bit for bit (but the rotary frequencies: web/src/model.js), in
+    the same storage: the count of arrays."""
+    from llaf.generation import with_context
+    from llaf.web import tables
+    from llaf.weights import load
+
+    weights = with_context(load(model, progress=False, storage=got["storage"]), tables()["DEFAULT_CONTEXT"])
+    inv_freq = len(weights.module.SCALARS) + weights.module.ARRAYS.index("inv_freq") + (
+        len(weights.module.MATRICES) if weights.storage == "mixed" else 0)  # `which` and `at` before it
     arrays = 0
     for i, (want, js) in enumerate(zip(weights.init_args(), got["args"], strict=True)):
         if "scalar" in js:
             assert js["scalar"] == float(want), i
             continue
         a = np.fromfile(tmp_path / f"arg{i}.bin", dtype=want.dtype).reshape(js["shape"])
-        if i == len(got["args"]) - 1:  # inv_freq: equal to the last place or two
+        if i == inv_freq:  # equal to the last place or two
             np.testing.assert_allclose(a, want, rtol=5e-7)
         else:
-            assert np.array_equal(a, want), i
+            assert a.shape == want.shape and np.array_equal(a, want), i
         arrays += 1
-    assert arrays == 36  # 9 matrices of 3 q4 or q8 parts, 9 other arrays (the 5 optional ones empty here)
+    return arrays
+
+
+def test_the_glue_makes_what_python_makes(tmp_path: Path) -> None:
+    """web/src's GGUF reader, panel layout and tokenizer, run in Node on
+    SmolLM2's file: init's arguments bit for bit those of llaf/storage.py
+    (but the rotary frequencies: web/src/model.js), and the same token ids."""
+    from llaf.tokenizer import from_gguf
+    from llaf.weights import load
+
+    path = default_model_path()
+    got = glue(tmp_path, path, TEXTS)
+    assert got["storage"] == load(path, progress=False).storage == "q4"
+    assert assert_python_args(tmp_path, got, path) == 36  # 9 matrices of 3 q4 or q8 parts, 9 other arrays
 
     tokenizer = from_gguf(path)
     assert got["ids"] == [tokenizer.encode(t) for t in TEXTS]
@@ -90,6 +112,38 @@ def test_the_glue_makes_what_python_makes(tmp_path: Path) -> None:
         else:
             assert chat == tokenizer.chat([{"role": "user", "content": text}])
     assert set(got["eos"]) == set(tokenizer.eos_ids)
+
+
+# Files whose types no one-format storage the browser runs holds: llama.cpp's
+# K-quant mixes (tests/make_k_quant_files.py), and files written here with
+# every other type llaf reads.
+K_FILES = ["llama-Q4_K_M", "llama-Q5_K_M", "llama-Q3_K_M", "llama-Q2_K"]
+WRITTEN = {"Q5_0/Q5_1/Q6_K/F16": dict(qtype="Q5_0", head_qtype="F16", types=K_MIXED | {"blk.0.attn_k.weight": "Q5_1"}),
+           "F32 tied": dict(qtype="F32", tied=True), "BF16": dict(qtype="BF16", head_qtype="Q8_0"),
+           "Q4_1 with a Q6_K head": dict(qtype="Q4_1", head_qtype="Q6_K")}
+
+
+@pytest.mark.parametrize("name", K_FILES + list(WRITTEN))
+def test_the_glue_lays_out_every_type_as_python_does(tmp_path: Path, name: str) -> None:
+    """The mixed storage in the browser: every matrix in the format its type
+    keeps (llaf/storage.py `kept`), laid out in its format's pool as
+    llaf/storage.py lays it out, bit for bit."""
+    from llaf.weights import load
+    from tests.conftest import random_llama
+    from tests.gguf_models import write_gguf
+    from tests.test_gguf import K_CONFIG
+
+    if name in WRITTEN:
+        options = dict(WRITTEN[name])
+        tied = options.pop("tied", False)
+        model = random_llama(8, **K_CONFIG | {"tie_word_embeddings": tied})
+        path = write_gguf(model, tmp_path / "model.gguf", **options)
+    else:
+        path = ROOT / "tests" / "data" / f"{name}.gguf"
+    got = glue(tmp_path, path)
+    # the storage Python chooses, where the browser runs it (F32 files: f32, which it does not)
+    assert got["storage"] == "mixed" and load(path, progress=False).storage in ("mixed", "f32")
+    assert assert_python_args(tmp_path, got, path) > 18
 
 
 def test_llaf_web_refuses_an_address_it_cannot_listen_on() -> None:
@@ -227,3 +281,43 @@ def test_a_bad_file_picked_by_the_user_gets_a_message(page: Any, tmp_path: Path,
     got = browser_generate(driver, "Hello", {"max_new_tokens": 4})
     assert "error" not in got, got
     assert len(got["ids"]) == 1 + 4  # "Hello" is one token
+
+
+@pytest.fixture(scope="module")
+def k_quant_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight Llama with SmolLM2's tokenizer, its matrices of the
+    types llama.cpp's Q4_K_M files mix (Q4_K, some Q6_K, Q5_0, Q5_1, Q8_0)
+    and a Q6_K embedding and head: in the mixed storage, the formats q4k, k8
+    and q8."""
+    from tests.conftest import random_llama
+    from tests.gguf_models import write_gguf
+    from tests.test_gguf import K_CONFIG
+
+    model = random_llama(8, **K_CONFIG | {"vocab_size": 49152})
+    return write_gguf(model, tmp_path_factory.mktemp("k") / "k-quants.gguf", qtype="Q4_K", head_qtype="Q6_K",
+                      types=K_MIXED, tokenizer=default_model_path())
+
+
+# (Last in this module: it leaves the page with the picked model loaded.)
+def test_a_k_quant_file_picked_by_the_user_runs_as_natively(page: Any, k_quant_file: Path) -> None:
+    """A file of K-quants picked from disk loads in the page (the mixed
+    storage, each matrix in its own format) and gives native llaf's greedy tokens."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    import llaf
+
+    model = llaf.load(k_quant_file, backend=SERVER_BACKEND, progress=False)
+    eos = set(model.tokenizer.eos_ids)
+    page.find_element(By.ID, "file").send_keys(str(k_quant_file))
+    label, error = page.find_element(By.ID, "model"), page.find_element(By.ID, "error")
+    WebDriverWait(page, 300).until(lambda d: label.text.startswith("k-quants.gguf (") or error.is_displayed())
+    assert not error.is_displayed(), error.text
+    assert label.text == "k-quants.gguf (mixed, context 96)"
+    for prompt in PROMPTS:
+        ids = model.tokenizer.encode(prompt)
+        new = llaf.gen(ids, model.params, NEW_TOKENS)[len(ids):].tolist()
+        new = new[:next((i for i, t in enumerate(new) if t in eos), len(new))]
+        got = browser_generate(page, prompt, {"max_new_tokens": NEW_TOKENS, "temperature": 0})
+        assert "error" not in got, got
+        assert got["ids"] == ids + new, prompt

@@ -21,18 +21,24 @@ def test_panel_types_follow_the_storage_table() -> None:
 
 def test_the_browsers_program_runs_the_webassembly_products() -> None:
     """The browser's entry points (llaf/web.py) keep src/llm.fut's names and
-    argument lists, over src/matrix.fut's `wasm_codes` instances."""
-    from llaf import web
+    argument lists, over src/matrix.fut's `wasm_codes` instances: the mixed
+    storage's too, with every format's."""
+    from llaf import storage, web
 
     text = web.futhark_program("../../src/llm")
     assert "module llama_q4_wasm = llama (uniform q4_wasm_matrix q8_wasm_matrix)" in text
     assert "module llama_q8_wasm = llama (uniform q8_wasm_matrix q8_wasm_matrix)" in text
+    assert "module llama_mixed_wasm = llama mixed_wasm" in text
+    mixed = text[text.index("module mixed_wasm = {"):text.index("module llama_q4_wasm")]
+    for f in storage.FORMATS:  # each format's products in the browser's instance, none of the native ones
+        assert f"{f}_wasm_matrix.matmul" in mixed and f"{f}_matrix." not in mixed, f
     entry_lines = sorted(line.split()[1] for line in text.splitlines() if line.startswith("entry "))
     called = ("init", "cache", "run")  # what web/src/engine.js calls
-    assert entry_lines == sorted(f"llama_{s}_{e}" for s in ("q4", "q8") for e in called)
-    native = entries.llama_section("q4")
-    for e in called:  # the same parameters as the native entry point's
-        signature = {line for line in native.split("\n\n") if line.startswith(f"entry llama_q4_{e} ")}
-        assert signature, e
-        params = next(iter(signature)).split(" =\n")[0].replace("llama_q4_params", "llama_q4_wasm_params")
-        assert params in text, e
+    assert entry_lines == sorted(f"llama_{s}_{e}" for s in ("q4", "q8", "mixed") for e in called)
+    for s in ("q4", "mixed"):
+        native = entries.llama_section(s)
+        for e in called:  # the same parameters as the native entry point's
+            signature = {line for line in native.split("\n\n") if line.startswith(f"entry llama_{s}_{e} ")}
+            assert signature, e
+            params = next(iter(signature)).split(" =\n")[0].replace(f"llama_{s}_params", f"llama_{s}_wasm_params")
+            assert params in text, (s, e)

@@ -6,13 +6,14 @@
 // bytes there so that a damaged or truncated file gives a clear message (as
 // llaf/gguf_file.py does) rather than a huge allocation or a hung tab.
 
+import tables from "llaf-tables";
+
 const MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
 
-// GGML tensor types llaf reads: [name, values per block, bytes per block].
-export const TYPES = {
-  0: ["F32", 1, 4], 1: ["F16", 1, 2], 2: ["Q4_0", 32, 18], 3: ["Q4_1", 32, 20],
-  8: ["Q8_0", 32, 34], 30: ["BF16", 1, 2],
-};
+// GGML tensor types llaf reads, by number: [name, values per block, bytes
+// per block] (llaf/web.py, from gguf-py's table).
+const TYPES = tables.GGUF_TYPES;
+const READS = Object.values(TYPES).map(([name]) => name).join(", ");
 
 export class GGUFError extends Error {}
 
@@ -123,7 +124,7 @@ export function readGGUF(bytes, name = "the file") {
     if (tname in tensors) r.fail(`tensor ${tname} appears twice`);
     const type = TYPES[kind];
     if (!type) {
-      throw new GGUFError(`${name}: tensor ${tname} has type ${kind}; llaf reads F32, F16, BF16, Q8_0, Q4_0 and Q4_1`);
+      throw new GGUFError(`${name}: tensor ${tname} has type ${kind}; llaf reads ${READS}`);
     }
     const [typeName, block, blockBytes] = type;
     if (block > 1 && (!dims.length || dims[0] % block)) {

@@ -2,7 +2,10 @@
 // `llama_<storage>_init`, made from the file's bytes as llaf/gguf_file.py
 // and llaf/storage.py make them in Python: the file's blocks re-laid-out in
 // panels, never re-quantized.  The browser runs the block storages (q4:
-// Q4_0/Q4_1 layers with a Q8_0 embedding, as SmolLM2's Q4_1 file; q8).
+// Q4_0/Q4_1 layers with a Q8_0 embedding, as SmolLM2's Q4_1 file; q8) and,
+// for every other file (K-quants, F16, F32, mixes), the mixed storage: each
+// matrix in the format its type keeps in Python (`KEPT`), in that format's
+// pool of panel blocks.
 //
 // The names, orders and sizes shared with Python (init's scalars and arrays,
 // which matrices are per-layer, GGUF tensor names, the panel and block
@@ -13,6 +16,8 @@ import tables from "llaf-tables";
 import { GGUFError } from "./gguf.js";
 
 const { PANEL, BLOCK } = tables;
+// GGUF type name -> [values a block, bytes a block]
+const TYPE_SIZES = Object.fromEntries(Object.values(tables.GGUF_TYPES).map(([name, ...sizes]) => [name, sizes]));
 
 // Half-precision bits <-> numbers, for the exact scaling of a block's scale
 // into its offset (llaf/storage.py `_scaled_half`).
@@ -31,6 +36,7 @@ function exactHalf(x) {
   const sign = x < 0 || Object.is(x, -0) ? 0x8000 : 0;
   const a = Math.abs(x);
   if (a === 0) return sign;
+  if (a === Infinity) return sign | 0x7c00;
   if (a > 65504) return -1;
   if (a < 2 ** -14) { // subnormal: a multiple of 2^-24
     const m = a * 2 ** 24;
@@ -44,16 +50,19 @@ function exactHalf(x) {
 
 const notFinite = (bits) => (bits & 0x7c00) === 0x7c00;
 
-// The smallest storage the browser runs that holds these GGUF types exactly
-// (llaf/storage.py `choose`).
+// The storage the browser runs for a file of these GGUF types (llaf/storage.py
+// `choose`): a one-format storage when the layers' types all keep its layers'
+// format and its head's holds the head's types, else each matrix in its own
+// format (the mixed storage).
 function chooseStorage(layerTypes, headTypes) {
   for (const storage of tables.BROWSER_STORAGES) {
+    if (storage === tables.MIXED) continue;
     const [layers, head] = tables.STORAGES[storage];
-    const fits = (types, fmt) => [...types].every((t) => tables.EXACT[fmt].includes(t));
-    if (fits(layerTypes, layers) && fits(headTypes, head)) return storage;
+    if ([...layerTypes].every((t) => tables.KEPT[t] === layers) && [...headTypes].every((t) => tables.EXACT[head].includes(t))) {
+      return storage;
+    }
   }
-  const types = [...new Set([...layerTypes, ...headTypes])].join(", ");
-  throw new GGUFError(`the browser runs block-quantized models (Q4_0, Q4_1, Q8_0); this file's matrices are ${types}`);
+  return tables.MIXED;
 }
 
 // The f32 values of an F32 tensor (a norm's weights).
@@ -64,69 +73,207 @@ function f32Tensor(g, t) {
   return out;
 }
 
-// Matrix `t` ([rows][cols], a GGUF block type) in format `fmt` ("q4" or
-// "q8"), written in panels into `out` (its q, scale and offset arrays) at
-// matrix index `layer`: out.q [..][T][kb][codes][P], scale and offset
-// [..][T][kb][P]; rows past the matrix's (padding) stay zero.  `rowOf(r)`:
-// the file's row that is the engine's row `r` (the query/key unpermutation).
-function putBlocks(g, t, fmt, out, layer, rowOf) {
-  const [cols, rows] = t.dims;
-  const kb = cols / BLOCK;
-  const T = Math.ceil(rows / PANEL);
-  const codes = tables.CODE_BYTES[fmt];
-  const size = { Q8_0: 34, Q4_0: 18, Q4_1: 20 }[t.type];
-  if (!tables.EXACT[fmt].includes(t.type)) {
-    throw new GGUFError(`${g.name}: tensor ${t.name} of type ${t.type} cannot be stored as ${fmt} exactly`);
-  }
-  const b = g.bytes;
-  const qBase = layer * T * kb * codes * PANEL;
-  const sBase = layer * T * kb * PANEL;
-  for (let r = 0; r < rows; r++) {
-    const src = rowOf(r);
-    const tile = Math.floor(r / PANEL);
-    const p = r % PANEL;
-    for (let k = 0; k < kb; k++) {
-      const at = t.start + (src * kb + k) * size;
-      const scale = b[at] | (b[at + 1] << 8);
-      let offset;
-      if (t.type === "Q4_1") offset = b[at + 2] | (b[at + 3] << 8);
-      else offset = exactHalf((t.type === "Q8_0" ? -128 : -8) * halfToNumber(scale));
-      if (offset < 0) {
-        throw new GGUFError(`${g.name}: tensor ${t.name} has a block scale too large to store its offset as a half`);
+const ARRAY = { u8: Uint8Array, u16: Uint16Array, f32: Float32Array };
+const half = (b, at) => b[at] | (b[at + 1] << 8);
+
+// Format `fmt`'s arrays (llaf/storage.py `FORMATS`, codes first) for `count`
+// panel blocks (`PANEL` rows by `BLOCK` columns), zeros: each a block's
+// values `per` ([...per][PANEL] after the block's index).
+function panelArrays(fmt, count) {
+  return tables.FORMATS[fmt].map(([, type, per]) => {
+    const n = per.reduce((a, b) => a * b, 1);
+    return { data: new ARRAY[type](count * n * PANEL), per, n, type };
+  });
+}
+
+// The half bits of `factor` times half `bits`, or a GGUFError when a half
+// cannot hold it (llaf/storage.py `_scaled_half`).
+function scaledHalf(g, t, bits, factor) {
+  const h = exactHalf(factor * halfToNumber(bits));
+  if (h < 0) throw new GGUFError(`${g.name}: tensor ${t.name} has a block scale too large to store its offset as a half`);
+  return h;
+}
+
+// The unsigned code j of a 4-bit block whose nibbles start at `at`: value j
+// in the low nibble of byte j, value j + 16 in the high one.
+const nibble = (b, at, j) => (j < 16 ? b[at + j] & 15 : b[at + j - 16] >> 4);
+
+// A K-quant super-block of 256 values at `at` as k8 holds it (llaf/storage.py
+// `_k8_blocks`): `k.codes` (bytes; a signed code wraps), the super-block's
+// half `d` and `dmin`, and `k.sc` (a byte, signed) and `k.mn` for each half
+// block of 16 values ([8 blocks][2 halves]); value = d·sc·code - dmin·mn.
+function kBlocks(kind, b, at, k) {
+  const { codes, sc, mn } = k;
+  if (kind === "Q2_K") { // scales 16 (a 4-bit scale and minimum per 16 values), qs 64 (2-bit), d, dmin
+    for (let i = 0; i < 16; i++) { sc[i] = b[at + i] & 15; mn[i] = b[at + i] >> 4; }
+    for (let blk = 0; blk < 8; blk++) {
+      const qs = at + 16 + (blk >> 2) * 32;
+      const shift = 2 * (blk & 3);
+      for (let j = 0; j < 32; j++) codes[blk * 32 + j] = (b[qs + j] >> shift) & 3;
+    }
+    k.d = half(b, at + 80);
+    k.dmin = half(b, at + 82);
+  } else if (kind === "Q3_K") { // hmask 32, qs 64, 12 bytes of 6-bit scales (less 32: signed), d
+    const s = at + 96;
+    for (let i = 0; i < 16; i++) {
+      const low = i < 8 ? b[s + i] & 15 : b[s + i - 8] >> 4;
+      const high = (b[s + 8 + (i & 3)] >> (2 * (i >> 2))) & 3;
+      sc[i] = ((low | (high << 4)) - 32) & 255;
+      mn[i] = 0;
+    }
+    for (let blk = 0; blk < 8; blk++) {
+      const qs = at + 32 + (blk >> 2) * 32;
+      const shift = 2 * (blk & 3);
+      for (let j = 0; j < 32; j++) {
+        codes[blk * 32 + j] = ((((b[qs + j] >> shift) & 3) | (((b[at + j] >> blk) & 1) << 2)) - 4) & 255;
       }
-      if (notFinite(scale) || notFinite(offset)) {
-        throw new GGUFError(`${g.name}: tensor ${t.name} holds values that are not finite (NaN or infinity)`);
+    }
+    k.d = half(b, at + 108);
+    k.dmin = 0;
+  } else if (kind === "Q6_K") { // ql 128, qh 64, scales 16 (signed, one per 16 values), d
+    for (let blk = 0; blk < 8; blk++) {
+      const half128 = blk >> 2;
+      const ql = at + half128 * 64 + (blk & 1) * 32;
+      const lowShift = 4 * ((blk & 3) >> 1);
+      const qh = at + 128 + half128 * 32;
+      const highShift = 2 * (blk & 3);
+      for (let j = 0; j < 32; j++) {
+        const low = (b[ql + j] >> lowShift) & 15;
+        const high = (b[qh + j] >> highShift) & 3;
+        codes[blk * 32 + j] = ((low | (high << 4)) - 32) & 255;
       }
-      const s = sBase + (tile * kb + k) * PANEL + p;
-      out.scale[s] = scale;
-      out.offset[s] = offset;
-      const q = qBase + (tile * kb + k) * codes * PANEL + p;
-      const data = at + (t.type === "Q4_1" ? 4 : 2);
-      if (t.type === "Q8_0") { // a signed byte q: code q + 128
-        for (let c = 0; c < 32; c++) out.q[q + c * PANEL] = b[data + c] ^ 0x80;
-      } else if (fmt === "q4") { // two codes a byte, as the file packs them
-        for (let c = 0; c < 16; c++) out.q[q + c * PANEL] = b[data + c];
-      } else { // q8 from 4-bit blocks: the low nibbles, then the high ones
-        for (let c = 0; c < 16; c++) {
-          out.q[q + c * PANEL] = b[data + c] & 15;
-          out.q[q + (c + 16) * PANEL] = b[data + c] >> 4;
-        }
+    }
+    for (let i = 0; i < 16; i++) { sc[i] = b[at + 192 + i]; mn[i] = 0; }
+    k.d = half(b, at + 208);
+    k.dmin = 0;
+  } else { // Q4_K, Q5_K: d, dmin, 12 bytes of 6-bit scales and minima (one per 32 values), [qh 32,] qs 128
+    k.d = half(b, at);
+    k.dmin = half(b, at + 2);
+    const s = at + 4;
+    for (let blk = 0; blk < 8; blk++) { // gguf-py's Q4_K.get_scale_min
+      const [scale, min] = blk < 4 ? [b[s + blk] & 63, b[s + 4 + blk] & 63]
+        : [(b[s + 4 + blk] & 15) | ((b[s + blk - 4] >> 2) & 0x30), (b[s + 4 + blk] >> 4) | ((b[s + blk] >> 2) & 0x30)];
+      sc[2 * blk] = sc[2 * blk + 1] = scale;
+      mn[2 * blk] = mn[2 * blk + 1] = min;
+    }
+    const qs = at + (kind === "Q5_K" ? 48 : 16);
+    for (let blk = 0; blk < 8; blk++) {
+      const q = qs + (blk >> 1) * 32;
+      const shift = 4 * (blk & 1);
+      for (let j = 0; j < 32; j++) {
+        const fifth = kind === "Q5_K" ? ((b[at + 16 + j] >> blk) & 1) << 4 : 0;
+        codes[blk * 32 + j] = ((b[q + j] >> shift) & 15) | fifth;
       }
     }
   }
 }
 
-// Empty q, scale and offset arrays for `count` matrices of `rows` x `cols` in `fmt`.
-function blockArrays(fmt, count, rows, cols) {
-  const T = Math.ceil(rows / PANEL);
-  const kb = cols / BLOCK;
-  const codes = tables.CODE_BYTES[fmt];
-  return {
-    q: new Uint8Array(count * T * kb * codes * PANEL),
-    scale: new Uint16Array(count * T * kb * PANEL),
-    offset: new Uint16Array(count * T * kb * PANEL),
-    shapes: [[T, kb, codes, PANEL], [T, kb, PANEL], [T, kb, PANEL]],
+// How a GGUF block of each type becomes the blocks of 32 values of a
+// format, keyed "TYPE>format": encode(b, at, parts, k, n) writes the parts
+// (the format's arrays, codes first) of the GGUF block at byte `at` (F32,
+// F16, BF16: of `n` values, at most 32, from `at`); `k` is scratch.  Each as
+// llaf/storage.py `encode_gguf` makes them, never re-quantized.
+function blockEncoders(g, t) {
+  const scales = (b, at, s, o, factor, offsetAt) => {
+    s[0] = half(b, at);
+    o[0] = offsetAt ? half(b, at + offsetAt) : scaledHalf(g, t, s[0], factor);
   };
+  const fourBit = { Q4_0: [2, -8, 0], Q4_1: [4, 0, 2], Q5_0: [6, -16, 0], Q5_1: [8, 0, 2] }; // codes at, factor, offset at
+  const code = (kind, b, at, j) => {
+    const [data] = fourBit[kind];
+    const q = nibble(b, at + data, j);
+    if (kind === "Q4_0" || kind === "Q4_1") return q;
+    const qh = at + data - 4; // Q5: the fifth bits, bit j of a little-endian word value j's
+    return q | (((b[qh + (j >> 3)] >> (j & 7)) & 1) << 4);
+  };
+  const floats = (bytes) => (b, at, [w], k, n) => {
+    w.data8.fill(0);
+    w.data8.set(b.subarray(at, at + n * bytes));
+  };
+  const k8 = (b, at, [q, d, dmin, sc, mn], k) => {
+    kBlocks(t.type, b, at, k);
+    q.set(k.codes);
+    d.fill(k.d);
+    dmin.fill(k.dmin);
+    sc.set(k.sc);
+    mn.set(k.mn);
+  };
+  const enc = {
+    "F32>f32": floats(4),
+    "F16>f16": floats(2),
+    "BF16>f32": (b, at, [w], k, n) => {
+      w.data32.fill(0);
+      for (let c = 0; c < n; c++) w.data32[c] = half(b, at + 2 * c) << 16;
+    },
+    "Q8_0>q8": (b, at, [q, s, o]) => { // a signed byte q: code q + 128
+      scales(b, at, s, o, -128, 0);
+      for (let c = 0; c < 32; c++) q[c] = b[at + 2 + c] ^ 0x80;
+    },
+    "Q4_K>q4k": (b, at, [q, d, dmin, sc, mn], k) => { // q4's nibbles, a scale and minimum a block
+      kBlocks("Q4_K", b, at, k);
+      for (let blk = 0; blk < 8; blk++) {
+        for (let j = 0; j < 16; j++) q[blk * 16 + j] = k.codes[blk * 32 + j] | (k.codes[blk * 32 + j + 16] << 4);
+        sc[blk] = k.sc[2 * blk];
+        mn[blk] = k.mn[2 * blk];
+      }
+      d.fill(k.d);
+      dmin.fill(k.dmin);
+    },
+  };
+  for (const kind of ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"]) enc[`${kind}>k8`] = k8;
+  for (const [kind, [data, factor, offsetAt]] of Object.entries(fourBit)) {
+    enc[`${kind}>q8`] = (b, at, [q, s, o]) => {
+      scales(b, at, s, o, factor, offsetAt);
+      for (let j = 0; j < 32; j++) q[j] = code(kind, b, at, j);
+    };
+    if (kind === "Q4_0" || kind === "Q4_1") { // two codes a byte, as the file packs them
+      enc[`${kind}>q4`] = (b, at, [q, s, o]) => {
+        scales(b, at, s, o, factor, offsetAt);
+        q.set(b.subarray(at + data, at + data + 16));
+      };
+    }
+  }
+  return enc;
+}
+
+// Matrix `t` ([rows][cols], a GGUF type) in format `fmt`, written in panels
+// into `arrays` (panelArrays) from panel block `at` on; rows past the
+// matrix's (padding) stay zero.  `rowOf(r)`: the file's row that is the
+// engine's row `r` (the query/key unpermutation).
+function putMatrix(g, t, fmt, arrays, at, rowOf) {
+  const encode = blockEncoders(g, t)[`${t.type}>${fmt}`];
+  if (!encode) throw new GGUFError(`${g.name}: tensor ${t.name} of type ${t.type} cannot be stored as ${fmt} in the browser`);
+  const [cols, rows] = t.dims;
+  const [block, size] = TYPE_SIZES[t.type];
+  const group = Math.max(block, BLOCK); // values encoded at once: a GGUF block, or 32 floats
+  const sub = group / BLOCK;
+  const kb = Math.ceil(cols / BLOCK);
+  const rowBytes = (cols / block) * size;
+  const parts = arrays.map((a) => {
+    const v = new ARRAY[a.type](sub * a.n);
+    return Object.assign(v, { data8: new Uint8Array(v.buffer), data32: new Uint32Array(v.buffer.byteLength % 4 ? 0 : v.buffer) });
+  });
+  const k = { codes: new Uint8Array(256), sc: new Uint8Array(16), mn: new Uint8Array(16), d: 0, dmin: 0 };
+  const b = g.bytes;
+  for (let r = 0; r < rows; r++) {
+    const src = t.start + rowOf(r) * rowBytes;
+    const tile = at + Math.floor(r / PANEL) * kb;
+    const lane = r % PANEL;
+    for (let k0 = 0; k0 * group < cols; k0++) {
+      encode(b, src + (k0 * group / block) * size, parts, k, Math.min(group, cols - k0 * group));
+      for (let p = 0; p < parts.length; p++) {
+        const { data, n, type } = arrays[p];
+        const v = parts[p];
+        if (type === "u16" ? v.some(notFinite) : type === "f32" && !v.every(Number.isFinite)) {
+          throw new GGUFError(`${g.name}: tensor ${t.name} holds values that are not finite (NaN or infinity)`);
+        }
+        for (let s = 0; s < sub; s++) {
+          const base = ((tile + k0 * sub + s) * n) * PANEL + lane;
+          for (let c = 0; c < n; c++) data[base + c * PANEL] = v[s * n + c];
+        }
+      }
+    }
+  }
 }
 
 // Rotary frequencies θ^(-2i/hd) in float32, as llaf/llama.py `inv_freq`
@@ -194,7 +341,7 @@ export function llamaModel(g, maxContext) {
   const headTypes = new Set([g.tensors[tables.GLOBAL.embed].type]);
   if (!tied) headTypes.add(tensor(g, tables.GLOBAL.lm_head, [d, vocab]).type);
   const storage = chooseStorage(layerTypes, headTypes);
-  const [layerFmt, headFmt] = tables.STORAGES[storage];
+  const [layerFmt, headFmt] = tables.STORAGES[storage] ?? [];
 
   // The engine's row r of a query/key matrix is the file's row `unpermute(r)`:
   // llama.cpp interleaves each head's two halves (llaf/gguf_file.py `unpermute`).
@@ -206,21 +353,48 @@ export function llamaModel(g, maxContext) {
   };
   const same = (r) => r;
 
+  // Each matrix (stack) of init's: its tensors (a layer's each, one, or none
+  // for a head tied to the embedding), its rows and columns, its row order.
+  const matrices = Object.entries(tables.MATRICES).map(([key, role]) => {
+    const none = key === "lm_head" && tied;
+    const names = role === "layers" ? Array.from({ length: layers }, (_, i) => layerName(key, i))
+      : none ? [] : [tables.GLOBAL[key]];
+    return { key, role, tensors: names.map((n) => g.tensors[n]), rows: role === "layers" ? rows[key] : none ? 0 : vocab,
+             cols: role === "layers" ? cols[key] : d, rowOf: key === "wq" || key === "wk" ? unpermute : same };
+  });
+  const panels = (m) => [Math.ceil(m.rows / PANEL), Math.ceil(m.cols / BLOCK)];
+  const blocks = (m) => panels(m)[0] * panels(m)[1];
   const arrays = {};
-  const parts = (key, fmt, a) => {
-    const lead = tables.MATRICES[key] === "layers" ? [layers] : [];
-    return [
-      { data: a.q, shape: [...lead, ...a.shapes[0]], type: "u8" },
-      { data: a.scale, shape: [...lead, ...a.shapes[1]], type: "u16" },
-      { data: a.offset, shape: [...lead, ...a.shapes[2]], type: "u16" },
-    ];
-  };
-  for (const key of Object.keys(rows)) {
-    const a = blockArrays(layerFmt, layers, rows[key], cols[key]);
-    for (let i = 0; i < layers; i++) {
-      putBlocks(g, g.tensors[layerName(key, i)], layerFmt, a, i, key === "wq" || key === "wk" ? unpermute : same);
+  const pools = [];
+  if (storage === tables.MIXED) {
+    // Each matrix in the format its type keeps, at its first panel block in
+    // that format's pool (llaf/storage.py `places` and `pools`), the pools
+    // after init's other arrays.
+    const count = Object.fromEntries(tables.CODES.map((f) => [f, 0]));
+    const placed = matrices.map((m) => m.tensors.map((t) => {
+      const f = tables.KEPT[t.type];
+      count[f] += blocks(m);
+      return [f, count[f] - blocks(m)];
+    }));
+    const pool = Object.fromEntries(tables.CODES.map((f) => [f, panelArrays(f, count[f])]));
+    matrices.forEach((m, i) => {
+      m.tensors.forEach((t, l) => putMatrix(g, t, placed[i][l][0], pool[placed[i][l][0]], placed[i][l][1], m.rowOf));
+      const n = m.tensors.length;
+      arrays[m.key] = [
+        { data: Uint8Array.from(placed[i], ([f]) => tables.CODES.indexOf(f)), shape: [n], type: "u8" },
+        { data: BigInt64Array.from(placed[i], ([, at]) => BigInt(at)), shape: [n], type: "i64" }];
+    });
+    for (const f of tables.CODES) {
+      for (const a of pool[f]) pools.push({ data: a.data, shape: [count[f], ...a.per, PANEL], type: a.type });
     }
-    arrays[key] = parts(key, layerFmt, a);
+  } else {
+    for (const m of matrices) {
+      const fmt = m.role === "layers" ? layerFmt : headFmt;
+      const lead = m.role === "layers" ? [layers] : [];
+      const a = panelArrays(fmt, (lead[0] ?? 1) * blocks(m));
+      m.tensors.forEach((t, l) => putMatrix(g, t, fmt, a, l * blocks(m), m.rowOf));
+      arrays[m.key] = a.map((p) => ({ data: p.data, shape: [...lead, ...panels(m), ...p.per, PANEL], type: p.type }));
+    }
   }
   for (const key of ["attn_norm", "mlp_norm"]) {
     const data = new Float32Array(layers * d);
@@ -228,12 +402,6 @@ export function llamaModel(g, maxContext) {
     arrays[key] = [{ data, shape: [layers, d], type: "f32" }];
   }
   arrays.final_norm = [{ data: f32Tensor(g, tensor(g, tables.GLOBAL.final_norm, [d])), shape: [d], type: "f32" }];
-  for (const key of ["embed", "lm_head"]) {
-    const n = key === "lm_head" && tied ? 0 : vocab;
-    const a = blockArrays(headFmt, 1, n, d);
-    if (n) putBlocks(g, g.tensors[tables.GLOBAL[key]], headFmt, a, 0, same);
-    arrays[key] = parts(key, headFmt, a);
-  }
   if (tables.GLOBAL.inv_freq in g.tensors) {
     throw new GGUFError(`${g.name}: long-context rope scaling (rope_freqs.weight) is not supported in the browser`);
   }
@@ -254,5 +422,6 @@ export function llamaModel(g, maxContext) {
   const args = [];
   for (const [name] of tables.SCALARS) args.push(scalars[name]);
   for (const name of tables.ARRAYS) args.push(...arrays[name]);
+  args.push(...pools);
   return { storage, hparams: scalars, vocab, context, args };
 }

@@ -1,9 +1,9 @@
 // For tests/test_browser.py: what the page's glue makes of a GGUF file, in
 // Node, to compare with llaf's Python side without a browser.
-//   node dump.mjs MODEL.gguf TEXTS.json OUT
-// writes OUT/meta.json (init's scalars, each array's shape and type, the
-// texts' ids and the chat ids of each text as a user message) and
-// OUT/argN.bin (init's array N, its raw bytes).
+//   node dump.mjs MODEL.gguf OUT [TEXTS.json]
+// writes OUT/meta.json (the storage, init's scalars, each array's shape and
+// type and, given TEXTS.json, the texts' ids and the chat ids of each text
+// as a user message) and OUT/argN.bin (init's array N, its raw bytes).
 import { readFileSync, writeFileSync } from "node:fs";
 import { basename } from "node:path";
 import { readGGUF } from "../src/gguf.js";
@@ -11,26 +11,29 @@ import { llamaModel } from "../src/model.js";
 import { ModelTokenizer } from "../src/tokenizer.js";
 import tables from "llaf-tables";
 
-const [model, texts, out] = process.argv.slice(2);
+const [model, out, texts] = process.argv.slice(2);
 const g = readGGUF(new Uint8Array(readFileSync(model)), basename(model));
-const tokenizer = new ModelTokenizer(g);
 const m = llamaModel(g, tables.DEFAULT_CONTEXT);
 const args = m.args.map((a, i) => {
   if (typeof a === "number") return { scalar: a };
   writeFileSync(`${out}/arg${i}.bin`, new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength));
   return { shape: a.shape, type: a.type };
 });
-const inputs = JSON.parse(readFileSync(texts, "utf8"));
-writeFileSync(`${out}/meta.json`, JSON.stringify({
-  storage: m.storage, args,
-  ids: inputs.map((t) => tokenizer.encode(t)),
-  chat: inputs.map((t) => {
-    try {
-      return tokenizer.chat([{ role: "user", content: t }]);
-    } catch (err) {
-      return { error: err.message };
-    }
-  }),
-  decoded: inputs.map((t) => tokenizer.decode(tokenizer.encode(t))),
-  eos: [...tokenizer.eosIds],
-}));
+const meta = { storage: m.storage, args };
+if (texts) {
+  const tokenizer = new ModelTokenizer(g);
+  const inputs = JSON.parse(readFileSync(texts, "utf8"));
+  Object.assign(meta, {
+    ids: inputs.map((t) => tokenizer.encode(t)),
+    chat: inputs.map((t) => {
+      try {
+        return tokenizer.chat([{ role: "user", content: t }]);
+      } catch (err) {
+        return { error: err.message };
+      }
+    }),
+    decoded: inputs.map((t) => tokenizer.decode(tokenizer.encode(t))),
+    eos: [...tokenizer.eosIds],
+  });
+}
+writeFileSync(`${out}/meta.json`, JSON.stringify(meta));
