@@ -35,7 +35,8 @@ NEW_TOKENS = 32
 
 WEB = ROOT / "web"
 TEXTS = ["Once upon a time", "Hello, world! It's 2024: café ☕ naïve\n\n  spaces   and\ttabs 12345678",
-         "Ünïcödé 日本語のテキスト 🚀 emoji, <|im_start|> spelled in text", "def f(x):\n    return x ** 2  # squares"]
+         "Ünïcödé 日本語のテキスト 🚀 emoji, <|im_start|> spelled in text", "def f(x):\n    return x ** 2  # squares",
+         ""]  # (no ids: as a reply whose first token ends it)
 
 
 def require(ok: bool, message: str) -> None:
@@ -283,6 +284,46 @@ def test_a_bad_file_picked_by_the_user_gets_a_message(page: Any, tmp_path: Path,
     assert len(got["ids"]) == 1 + 4  # "Hello" is one token
 
 
+def test_a_failure_inside_the_engine_says_what_failed(tmp_path: Path) -> None:
+    """The compiled module in Node, its init given heads that do not divide
+    the width (web/test/failure.mjs): the engine's assertion, as an internal
+    error (web/src/futhark.js; Futhark's own class said "HEAP8 is not defined")."""
+    require((build_dir("web") / "llm.mjs").exists(), f"no web module in {build_dir('web')}: make web")
+    from llaf.web import tables
+
+    esbuild = WEB / "node_modules" / ".bin" / "esbuild"
+    require(esbuild.exists(), "no web/node_modules: make web")
+    (tmp_path / "tables.json").write_text(json.dumps(tables()))
+    subprocess.run([str(esbuild), "test/failure.mjs", "--bundle", "--platform=node", "--format=esm",
+                    "--log-level=warning", f"--outfile={tmp_path / 'failure.mjs'}",
+                    f"--alias:llaf-tables={tmp_path / 'tables.json'}"], cwd=WEB, check=True)
+    out = subprocess.run(["node", str(tmp_path / "failure.mjs"), str(build_dir("web")),
+                          str(ROOT / "tests" / "data" / "llama-Q4_K_M.gguf")],
+                         capture_output=True, text=True, timeout=300, check=True)
+    assert json.loads(out.stdout) == {
+        "name": "EngineError", "message": "internal error in the engine: Assertion is false: "
+        "(heads > 0 && kv_heads > 0 && heads % kv_heads == 0 && qd % heads == 0)"}
+
+
+def test_a_tokenizer_larger_than_the_model_gets_a_message(page: Any, tmp_path: Path) -> None:
+    """A file whose tokenizer has ids past its embedding's rows: the page says
+    which id, as llaf's Python side does (llaf/checks.py), not the engine."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.conftest import random_llama
+    from tests.gguf_models import write_gguf
+    from tests.test_gguf import K_CONFIG
+
+    path = write_gguf(random_llama(8, **K_CONFIG), tmp_path / "small-vocabulary.gguf", qtype="Q8_0",
+                      tokenizer=default_model_path())
+    page.find_element(By.ID, "file").send_keys(str(path))
+    label = page.find_element(By.ID, "model")
+    WebDriverWait(page, 300).until(lambda d: label.text.startswith("small-vocabulary.gguf ("))
+    got = browser_generate(page, "Hello world", {"max_new_tokens": 4})
+    assert got == {"error": "token id 19556 at position 0 is outside the vocabulary [0, 512)"}
+
+
 @pytest.fixture(scope="module")
 def k_quant_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-weight Llama with SmolLM2's tokenizer, its matrices of the
@@ -298,7 +339,7 @@ def k_quant_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
                       types=K_MIXED, tokenizer=default_model_path())
 
 
-# (Last in this module: it leaves the page with the picked model loaded.)
+# (Last in this module, as the test before it: it leaves the page with the picked model loaded.)
 def test_a_k_quant_file_picked_by_the_user_runs_as_natively(page: Any, k_quant_file: Path) -> None:
     """A file of K-quants picked from disk loads in the page (the mixed
     storage, each matrix in its own format) and gives native llaf's greedy tokens."""

@@ -7,7 +7,8 @@
 //        {type: "token", id, token, text}        one per new token, `text` the new text
 //        {type: "done", id, ids, text, stats}    the prompt's and new ids, the new text
 
-import loadWASM, { FutharkContext } from "./llm.mjs";
+import loadWASM, { FutharkContext as Generated } from "./llm.mjs";
+import { withErrors } from "./futhark.js";
 import { readGGUF } from "./gguf.js";
 import { llamaModel } from "./model.js";
 import { ModelTokenizer } from "./tokenizer.js";
@@ -18,6 +19,7 @@ let engine = null; // {ctx, params, prefix, tokenizer, vocab, context, name}
 let busy = Promise.resolve();
 let context = null; // the Futhark context: one WebAssembly instance and its threads, made once
 
+const FutharkContext = withErrors(Generated);
 const post = (message) => self.postMessage(message);
 
 // The bytes of `source` (a URL or a File), reporting progress as they come.
@@ -147,6 +149,8 @@ function generate({ id, prompt, messages, options = {} }) {
   const pick = sampler(options);
   const ids = messages ? e.tokenizer.chat(messages) : e.tokenizer.encode(prompt);
   if (!ids.length) throw new Error("the prompt is empty");
+  const outside = ids.findIndex((t) => t >= e.vocab); // a tokenizer larger than the model's vocabulary (llaf/checks.py)
+  if (outside >= 0) throw new Error(`token id ${ids[outside]} at position ${outside} is outside the vocabulary [0, ${e.vocab})`);
   if (ids.length + maxNew > e.context) {
     throw new Error(`the prompt (${ids.length} tokens) and ${maxNew} new tokens exceed the context of ${e.context}`);
   }

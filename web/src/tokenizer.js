@@ -88,7 +88,8 @@ export class ModelTokenizer {
   }
 
   decode(ids) {
-    return this.backend.decode(ids, { skip_special_tokens: false });
+    // (the library refuses no ids: a reply whose first token ends it is empty)
+    return ids.length ? this.backend.decode(ids, { skip_special_tokens: false }) : "";
   }
 
   // The ids of a conversation in the chat template, ready for the reply.

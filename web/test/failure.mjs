@@ -1,0 +1,35 @@
+// For tests/test_browser.py: a failure inside the engine, in Node: the
+// compiled module's init given a model whose heads do not divide its width
+// (the page's glue refuses such a file; here the number is changed after
+// it), and what the error says.
+//   node failure.mjs MODULE_DIR MODEL.gguf
+// prints {name, message} of the error init throws.
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { basename, resolve } from "node:path";
+import { readGGUF } from "../src/gguf.js";
+import { llamaModel } from "../src/model.js";
+import { withErrors } from "../src/futhark.js";
+import tables from "llaf-tables";
+
+const [dir, model] = process.argv.slice(2);
+globalThis.require = createRequire(import.meta.url); // what emscripten's module expects in Node
+globalThis.__dirname = resolve(dir);
+globalThis.navigator ??= { hardwareConcurrency: 2 }; // Node 20 has none; the module sizes its pool with it
+const { default: loadWASM, FutharkContext } = await import(resolve(dir, "llm.mjs"));
+withErrors(FutharkContext);
+const ctx = new FutharkContext(await loadWASM({ locateFile: (p) => resolve(dir, p), wasmBinary: readFileSync(resolve(dir, "llm.wasm")) }), 1);
+const m = llamaModel(readGGUF(new Uint8Array(readFileSync(model)), basename(model)), tables.DEFAULT_CONTEXT);
+const heads = tables.SCALARS.findIndex(([name]) => name === "heads");
+const args = m.args.map((a, i) => {
+  if (i === heads) return BigInt(a + 1);
+  if (typeof a === "number") return tables.SCALARS[i][1] === "int64" ? BigInt(a) : a;
+  return ctx[`new_${a.type}_${a.shape.length}d`](a.data, ...a.shape.map(BigInt));
+});
+try {
+  ctx[`llama_${m.storage}_init`](...args);
+  console.log(JSON.stringify({ name: "none" }));
+} catch (err) {
+  console.log(JSON.stringify({ name: err.constructor.name, message: String(err.message ?? err) }));
+}
+process.exit(0);
