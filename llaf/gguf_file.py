@@ -63,7 +63,7 @@ LAYOUTS = {"llama": Layout(permuted=True), "qwen2": Layout(), "qwen3": Layout(),
 
 
 @functools.cache
-def _templates() -> dict[str, str]:
+def templates() -> dict[str, str]:
     """Each llaf array's GGUF tensor name, `{bid}` standing for the layer (gguf is imported when needed)."""
     from gguf import MODEL_TENSOR, TENSOR_NAMES
 
@@ -76,12 +76,12 @@ def _templates() -> dict[str, str]:
 
 def per_layer(key: str) -> bool:
     """Whether llaf array `key` is one GGUF tensor a layer."""
-    return "{bid}" in _templates()[key]
+    return "{bid}" in templates()[key]
 
 
 def tensor_name(key: str, layer: int = 0) -> str:
     """The GGUF tensor holding llaf array `key` (of layer `layer`, for a per-layer one)."""
-    return _templates()[key].format(bid=layer)
+    return templates()[key].format(bid=layer)
 
 
 def field_name(key: str, arch: str = "llama") -> str:

@@ -68,10 +68,13 @@ def tables() -> dict[str, Any]:
         "STORAGES": storage_mod.STORAGES, "EXACT": {k: sorted(v) for k, v in storage_mod.EXACT.items()},
         "SCALARS": [[name, str(kind.__name__)] for name, kind in llama.SCALARS],
         "ARRAYS": list(llama.ARRAYS), "MATRICES": llama.MATRICES,
-        # GGUF tensor names: a per-layer one as the part between "blk.N." and ".weight"
-        "PER_LAYER": {k: gguf_file.tensor_name(k, 0).removeprefix("blk.0.").removesuffix(".weight")
-                      for k in gguf_file.TENSORS if gguf_file.per_layer(k)},
-        "GLOBAL": {k: gguf_file.tensor_name(k) for k in gguf_file.TENSORS if not gguf_file.per_layer(k)},
+        # GGUF tensor names, "{bid}" standing for the layer; the variations'
+        # (biases, query/key norms), the fused matrices and their parts
+        "TENSORS": gguf_file.templates(), "VARIATIONS": list(gguf_file.VARIATIONS),
+        "FUSED": {k: list(parts) for k, (_, parts) in gguf_file.FUSED.items()},
+        # each architecture's layout (llaf/gguf_file.py), its activation as src/llama.fut numbers them
+        "LAYOUTS": {arch: {"permuted": x.permuted, "fused": x.fused, "scaled": x.scaled,
+                           "activation": llama.ACTIVATIONS[x.activation]} for arch, x in gguf_file.LAYOUTS.items()},
         "PRE_TOKENIZER_SPLITS": PRE_TOKENIZER_SPLITS, "END_OF_TURN": list(END_OF_TURN),
         "DEFAULT_CONTEXT": DEFAULT_CONTEXT, "BROWSER_STORAGES": list(STORAGES),
     }

@@ -72,12 +72,14 @@ def assert_python_args(tmp_path: Path, got: dict[str, Any], model: Path) -> int:
     side's, bit for bit (but the rotary frequencies: web/src/model.js), in
     the same storage: the count of arrays."""
     from llaf.generation import with_context
+    from llaf.storage import FORMATS, MIXED
     from llaf.web import tables
     from llaf.weights import load
 
     weights = with_context(load(model, progress=False, storage=got["storage"]), tables()["DEFAULT_CONTEXT"])
-    inv_freq = len(weights.module.SCALARS) + weights.module.ARRAYS.index("inv_freq") + (
-        len(weights.module.MATRICES) if weights.storage == "mixed" else 0)  # `which` and `at` before it
+    # the last of the arrays but the mixed storage's pools
+    pools = sum(len(f.parts("m")) for f in FORMATS.values()) if weights.storage == MIXED else 0
+    inv_freq = len(got["args"]) - 1 - pools
     arrays = 0
     for i, (want, js) in enumerate(zip(weights.init_args(), got["args"], strict=True)):
         if "scalar" in js:
@@ -324,6 +326,18 @@ def test_a_tokenizer_larger_than_the_model_gets_a_message(page: Any, tmp_path: P
     assert got == {"error": "token id 19556 at position 0 is outside the vocabulary [0, 512)"}
 
 
+@pytest.mark.parametrize("arch", ["qwen2", "qwen3", "phi3", "gemma"])
+def test_the_glue_reads_every_architecture_as_python_does(tmp_path: Path, arch: str) -> None:
+    """The Llama family's descendants in the browser (tests/data's files of
+    tests/make_arch_files.py): biases (Qwen2), query/key norms and heads of
+    their own size (Qwen3), fused projections, partial rotary and a sliding
+    window (Phi-3), GeGLU and a scaled embedding (Gemma): init's arguments
+    bit for bit Python's."""
+    path = ROOT / "tests" / "data" / f"{arch}.gguf"
+    got = glue(tmp_path, path)
+    assert assert_python_args(tmp_path, got, path) > 18
+
+
 @pytest.fixture(scope="module")
 def k_quant_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-weight Llama with SmolLM2's tokenizer, its matrices of the
@@ -339,22 +353,21 @@ def k_quant_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
                       types=K_MIXED, tokenizer=default_model_path())
 
 
-# (Last in this module, as the test before it: it leaves the page with the picked model loaded.)
-def test_a_k_quant_file_picked_by_the_user_runs_as_natively(page: Any, k_quant_file: Path) -> None:
-    """A file of K-quants picked from disk loads in the page (the mixed
-    storage, each matrix in its own format) and gives native llaf's greedy tokens."""
+def picked_runs_as_natively(page: Any, path: Path, storage: str) -> None:
+    """GGUF file `path`, picked from disk in the page, loads in `storage` and
+    gives native llaf's greedy tokens on PROMPTS."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     import llaf
 
-    model = llaf.load(k_quant_file, backend=SERVER_BACKEND, progress=False)
+    model = llaf.load(path, backend=SERVER_BACKEND, progress=False)
     eos = set(model.tokenizer.eos_ids)
-    page.find_element(By.ID, "file").send_keys(str(k_quant_file))
+    page.find_element(By.ID, "file").send_keys(str(path))
     label, error = page.find_element(By.ID, "model"), page.find_element(By.ID, "error")
-    WebDriverWait(page, 300).until(lambda d: label.text.startswith("k-quants.gguf (") or error.is_displayed())
+    WebDriverWait(page, 300).until(lambda d: label.text.startswith(f"{path.name} (") or error.is_displayed())
     assert not error.is_displayed(), error.text
-    assert label.text == "k-quants.gguf (mixed, context 96)"
+    assert label.text == f"{path.name} ({storage}, context {model.params.context})"
     for prompt in PROMPTS:
         ids = model.tokenizer.encode(prompt)
         new = llaf.gen(ids, model.params, NEW_TOKENS)[len(ids):].tolist()
@@ -362,3 +375,28 @@ def test_a_k_quant_file_picked_by_the_user_runs_as_natively(page: Any, k_quant_f
         got = browser_generate(page, prompt, {"max_new_tokens": NEW_TOKENS, "temperature": 0})
         assert "error" not in got, got
         assert got["ids"] == ids + new, prompt
+
+
+# (The tests from here on leave the page with the model they picked loaded.)
+@pytest.mark.parametrize(("arch", "storage"), [("qwen2", "q8"), ("qwen3", "mixed")])
+def test_the_llama_familys_descendants_run_in_the_page(page: Any, arch: str, storage: str) -> None:
+    """Qwen2 (query/key/value biases) and Qwen3 (query/key norms, heads of
+    their own size; F16, so the mixed storage's f16) picked from disk."""
+    picked_runs_as_natively(page, ROOT / "tests" / "data" / f"{arch}.gguf", storage)
+
+
+def test_a_sentencepiece_file_gets_a_message(page: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page.find_element(By.ID, "file").send_keys(str(ROOT / "tests" / "data" / "gemma.gguf"))
+    error = page.find_element(By.ID, "error")
+    WebDriverWait(page, 120).until(lambda d: error.is_displayed())
+    assert error.text == ("Cannot load the model: gemma.gguf: the browser builds byte-level BPE (gpt2) tokenizers; "
+                          "this file's is llama")
+
+
+def test_a_k_quant_file_picked_by_the_user_runs_as_natively(page: Any, k_quant_file: Path) -> None:
+    """A file of K-quants picked from disk loads in the page (the mixed
+    storage, each matrix in its own format) and gives native llaf's greedy tokens."""
+    picked_runs_as_natively(page, k_quant_file, "mixed")

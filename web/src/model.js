@@ -1,5 +1,6 @@
-// A llama GGUF model's hyper-parameters and the arguments of src/llm.fut's
-// `llama_<storage>_init`, made from the file's bytes as llaf/gguf_file.py
+// A GGUF model's hyper-parameters and the arguments of src/llm.fut's
+// `llama_<storage>_init` (Llama and the descendants src/llama.fut runs:
+// Qwen2, Qwen3, Phi-3, Gemma), made from the file's bytes as llaf/gguf_file.py
 // and llaf/storage.py make them in Python: the file's blocks re-laid-out in
 // panels, never re-quantized.  The browser runs the block storages (q4:
 // Q4_0/Q4_1 layers with a Q8_0 embedding, as SmolLM2's Q4_1 file; q8) and,
@@ -236,14 +237,15 @@ function blockEncoders(g, t) {
   return enc;
 }
 
-// Matrix `t` ([rows][cols], a GGUF type) in format `fmt`, written in panels
-// into `arrays` (panelArrays) from panel block `at` on; rows past the
-// matrix's (padding) stay zero.  `rowOf(r)`: the file's row that is the
-// engine's row `r` (the query/key unpermutation).
-function putMatrix(g, t, fmt, arrays, at, rowOf) {
+// The `rows` rows of a matrix held by tensor `t` ([rows][cols], a GGUF
+// type) in format `fmt`, written in panels into `arrays` (panelArrays) from
+// panel block `at` on; rows past the matrix's (padding) stay zero.
+// `rowOf(r)`: the tensor's row that is the engine's row `r` (the query/key
+// unpermutation, a part of a fused tensor).
+function putMatrix(g, t, fmt, arrays, at, rows, rowOf) {
   const encode = blockEncoders(g, t)[`${t.type}>${fmt}`];
   if (!encode) throw new GGUFError(`${g.name}: tensor ${t.name} of type ${t.type} cannot be stored as ${fmt} in the browser`);
-  const [cols, rows] = t.dims;
+  const [cols] = t.dims;
   const [block, size] = TYPE_SIZES[t.type];
   const group = Math.max(block, BLOCK); // values encoded at once: a GGUF block, or 32 floats
   const sub = group / BLOCK;
@@ -307,61 +309,89 @@ function tensor(g, name, dims) {
   return t;
 }
 
-// The model of GGUF file `g` (readGGUF): {storage, hparams, vocab, args},
-// `args` being init's arguments in order: numbers, and arrays as
-// {data, shape, type} (type: "f32", "u16", "u8").  `maxContext` caps the
-// context, as `llaf generate --context` does.
+// The model of GGUF file `g` (readGGUF) of any architecture llaf reads
+// (llaf/gguf_file.py `LAYOUTS`: the Llama family, all run by src/llama.fut):
+// {storage, hparams, vocab, args}, `args` being init's arguments in order:
+// numbers, and arrays as {data, shape, type} (type: "f32", "u16", "u8",
+// "i64").  `maxContext` caps the context, as `llaf generate --context` does.
 export function llamaModel(g, maxContext) {
   const arch = g.fields["general.architecture"];
-  if (arch !== "llama") throw new GGUFError(`${g.name}: GGUF architecture ${arch} is not supported (llaf reads llama)`);
-  const layers = integer(g, "llama.block_count", undefined, Object.keys(g.tensors).length);
-  const heads = integer(g, "llama.attention.head_count");
-  const kvHeads = integer(g, "llama.attention.head_count_kv", heads);
-  const context = Math.min(integer(g, "llama.context_length", undefined, 1 << 24), maxContext);
-  const eps = g.fields["llama.attention.layer_norm_rms_epsilon"];
-  const theta = g.fields["llama.rope.freq_base"] ?? 10000;
-  if (!(eps > 0 && Number.isFinite(Math.fround(eps)))) throw new GGUFError(`${g.name}: GGUF field llama.attention.layer_norm_rms_epsilon is ${eps}; it must be positive`);
-  if (!(theta > 1 && Number.isFinite(Math.fround(theta)))) throw new GGUFError(`${g.name}: GGUF field llama.rope.freq_base is ${theta}; it must be above 1`);
-  const [d, vocab] = tensor(g, tables.GLOBAL.embed).dims;
-  const ff = tensor(g, `blk.0.${tables.PER_LAYER.w_gate}.weight`).dims[1];
-  if (d % heads || heads % kvHeads || (d / heads) % 2) {
+  const layout = tables.LAYOUTS[arch];
+  if (!layout) {
+    throw new GGUFError(`${g.name}: GGUF architecture ${arch} is not supported (llaf reads ${Object.keys(tables.LAYOUTS).join(", ")})`);
+  }
+  const field = (key) => `${arch}.${key}`;
+  const name = (key, i = 0) => tables.TENSORS[key].replace("{bid}", i);
+  const layers = integer(g, field("block_count"), undefined, Object.keys(g.tensors).length);
+  const heads = integer(g, field("attention.head_count"));
+  const kvHeads = integer(g, field("attention.head_count_kv"), heads);
+  const context = Math.min(integer(g, field("context_length"), undefined, 1 << 24), maxContext);
+  const eps = g.fields[field("attention.layer_norm_rms_epsilon")];
+  const theta = g.fields[field("rope.freq_base")] ?? 10000;
+  if (!(eps > 0 && Number.isFinite(Math.fround(eps)))) throw new GGUFError(`${g.name}: GGUF field ${field("attention.layer_norm_rms_epsilon")} is ${eps}; it must be positive`);
+  if (!(theta > 1 && Number.isFinite(Math.fround(theta)))) throw new GGUFError(`${g.name}: GGUF field ${field("rope.freq_base")} is ${theta}; it must be above 1`);
+  const [d, vocab] = tensor(g, name("embed")).dims;
+  // the MLP's width from its gate (Phi-3's is fused with the up projection: from the down projection)
+  const ff = layout.fused ? tensor(g, name("w_down")).dims[0] : tensor(g, name("w_gate")).dims[1];
+  // heads of their own size (Qwen3, Gemma), else the width's share
+  const hd = field("attention.key_length") in g.fields ? integer(g, field("attention.key_length")) : d / heads;
+  if (!Number.isInteger(hd) || heads % kvHeads || (g.fields[field("attention.value_length")] ?? hd) !== hd) {
     throw new GGUFError(`${g.name}: heads=${heads}, kv_heads=${kvHeads} do not fit the model width ${d}`);
   }
-  const hd = d / heads;
-  const kvd = kvHeads * hd;
-  const rows = { wq: d, wk: kvd, wv: kvd, wo: d, w_gate: ff, w_up: ff, w_down: d };
-  const cols = { wq: d, wk: d, wv: d, wo: d, w_gate: d, w_up: d, w_down: ff };
-  const layerName = (key, i) => `blk.${i}.${tables.PER_LAYER[key]}.weight`;
-  const tied = !(tables.GLOBAL.lm_head in g.tensors);
-
-  const layerTypes = new Set();
-  for (const key of Object.keys(rows)) {
-    for (let i = 0; i < layers; i++) layerTypes.add(tensor(g, layerName(key, i), [cols[key], rows[key]]).type);
+  const rotated = integer(g, field("rope.dimension_count"), hd);
+  if (rotated % 2 || rotated > hd) {
+    throw new GGUFError(`${g.name}: GGUF field ${field("rope.dimension_count")} is ${rotated}: rotary embedding needs an even number of features, at most the head size ${hd}`);
   }
-  const headTypes = new Set([g.tensors[tables.GLOBAL.embed].type]);
-  if (!tied) headTypes.add(tensor(g, tables.GLOBAL.lm_head, [d, vocab]).type);
-  const storage = chooseStorage(layerTypes, headTypes);
-  const [layerFmt, headFmt] = tables.STORAGES[storage] ?? [];
+  const window = g.fields[field("attention.sliding_window")] ?? 0;
+  if (!Number.isInteger(window) || window < 0) {
+    throw new GGUFError(`${g.name}: GGUF field ${field("attention.sliding_window")} is ${window}; it must be a whole number, 0 for none`);
+  }
+  const qd = heads * hd;
+  const kvd = kvHeads * hd;
+  const rows = { wq: qd, wk: kvd, wv: kvd, wo: d, w_gate: ff, w_up: ff, w_down: d };
+  const cols = { wq: d, wk: d, wv: d, wo: qd, w_gate: d, w_up: d, w_down: ff };
+  const tied = !(name("lm_head") in g.tensors);
+  const used = new Set();
 
-  // The engine's row r of a query/key matrix is the file's row `unpermute(r)`:
-  // llama.cpp interleaves each head's two halves (llaf/gguf_file.py `unpermute`).
+  // The engine's row r of a query/key matrix is the file's row `unpermute(r)`
+  // in llama files: llama.cpp interleaves each head's two halves
+  // (llaf/gguf_file.py `unpermute`).
   const unpermute = (r) => {
     const h = Math.floor(r / hd);
     const i = Math.floor((r % hd) / (hd / 2));
     const j = r % (hd / 2);
     return h * hd + 2 * j + i;
   };
-  const same = (r) => r;
+  // Layer i's tensor holding matrix `key` and the engine's row r's row in it
+  // (a fused tensor holds several matrices one after the other by rows).
+  const source = (key, i) => {
+    for (const [fused, parts] of Object.entries(tables.FUSED)) {
+      if (layout.fused && parts.includes(key)) {
+        const start = parts.slice(0, parts.indexOf(key)).reduce((a, p) => a + rows[p], 0);
+        const all = parts.reduce((a, p) => a + rows[p], 0);
+        return { t: tensor(g, name(fused, i), [cols[key], all]), rowOf: (r) => start + r };
+      }
+    }
+    const t = tensor(g, name(key, i), [cols[key], rows[key]]);
+    return { t, rowOf: layout.permuted && (key === "wq" || key === "wk") ? unpermute : (r) => r };
+  };
 
   // Each matrix (stack) of init's: its tensors (a layer's each, one, or none
-  // for a head tied to the embedding), its rows and columns, its row order.
+  // for a head tied to the embedding), its rows and columns.
   const matrices = Object.entries(tables.MATRICES).map(([key, role]) => {
+    if (role === "layers") {
+      const sources = Array.from({ length: layers }, (_, i) => source(key, i));
+      return { key, role, sources, rows: rows[key], cols: cols[key] };
+    }
     const none = key === "lm_head" && tied;
-    const names = role === "layers" ? Array.from({ length: layers }, (_, i) => layerName(key, i))
-      : none ? [] : [tables.GLOBAL[key]];
-    return { key, role, tensors: names.map((n) => g.tensors[n]), rows: role === "layers" ? rows[key] : none ? 0 : vocab,
-             cols: role === "layers" ? cols[key] : d, rowOf: key === "wq" || key === "wk" ? unpermute : same };
+    return { key, role, sources: none ? [] : [{ t: tensor(g, name(key), [d, vocab]), rowOf: (r) => r }],
+             rows: none ? 0 : vocab, cols: d };
   });
+  for (const m of matrices) for (const { t } of m.sources) used.add(t.name);
+  const types = (role) => new Set(matrices.filter((m) => m.role === role).flatMap((m) => m.sources.map(({ t }) => t.type)));
+  const storage = chooseStorage(types("layers"), types("head"));
+  const [layerFmt, headFmt] = tables.STORAGES[storage] ?? [];
+
   const panels = (m) => [Math.ceil(m.rows / PANEL), Math.ceil(m.cols / BLOCK)];
   const blocks = (m) => panels(m)[0] * panels(m)[1];
   const arrays = {};
@@ -371,15 +401,18 @@ export function llamaModel(g, maxContext) {
     // that format's pool (llaf/storage.py `places` and `pools`), the pools
     // after init's other arrays.
     const count = Object.fromEntries(tables.CODES.map((f) => [f, 0]));
-    const placed = matrices.map((m) => m.tensors.map((t) => {
+    const placed = matrices.map((m) => m.sources.map(({ t }) => {
       const f = tables.KEPT[t.type];
       count[f] += blocks(m);
       return [f, count[f] - blocks(m)];
     }));
     const pool = Object.fromEntries(tables.CODES.map((f) => [f, panelArrays(f, count[f])]));
     matrices.forEach((m, i) => {
-      m.tensors.forEach((t, l) => putMatrix(g, t, placed[i][l][0], pool[placed[i][l][0]], placed[i][l][1], m.rowOf));
-      const n = m.tensors.length;
+      m.sources.forEach(({ t, rowOf }, l) => {
+        const [f, at] = placed[i][l];
+        putMatrix(g, t, f, pool[f], at, m.rows, rowOf);
+      });
+      const n = m.sources.length;
       arrays[m.key] = [
         { data: Uint8Array.from(placed[i], ([f]) => tables.CODES.indexOf(f)), shape: [n], type: "u8" },
         { data: BigInt64Array.from(placed[i], ([, at]) => BigInt(at)), shape: [n], type: "i64" }];
@@ -392,36 +425,38 @@ export function llamaModel(g, maxContext) {
       const fmt = m.role === "layers" ? layerFmt : headFmt;
       const lead = m.role === "layers" ? [layers] : [];
       const a = panelArrays(fmt, (lead[0] ?? 1) * blocks(m));
-      m.tensors.forEach((t, l) => putMatrix(g, t, fmt, a, l * blocks(m), m.rowOf));
+      m.sources.forEach(({ t, rowOf }, l) => putMatrix(g, t, fmt, a, l * blocks(m), m.rows, rowOf));
       arrays[m.key] = a.map((p) => ({ data: p.data, shape: [...lead, ...panels(m), ...p.per, PANEL], type: p.type }));
     }
   }
-  for (const key of ["attn_norm", "mlp_norm"]) {
-    const data = new Float32Array(layers * d);
-    for (let i = 0; i < layers; i++) data.set(f32Tensor(g, tensor(g, layerName(key, i), [d])), i * d);
-    arrays[key] = [{ data, shape: [layers, d], type: "f32" }];
+  // The per-layer vectors: the norms, and the variations some of the family
+  // have (biases, query/key norms), empty where the file has none.
+  const vectors = { attn_norm: d, mlp_norm: d, bq: qd, bk: kvd, bv: kvd, q_norm: hd, k_norm: hd };
+  for (const [key, n] of Object.entries(vectors)) {
+    const present = !tables.VARIATIONS.includes(key) || name(key) in g.tensors;
+    const data = new Float32Array(present ? layers * n : 0);
+    for (let i = 0; present && i < layers; i++) {
+      const t = tensor(g, name(key, i), [n]);
+      data.set(f32Tensor(g, t), i * n);
+      used.add(t.name);
+    }
+    arrays[key] = [{ data, shape: [layers, present ? n : 0], type: "f32" }];
   }
-  arrays.final_norm = [{ data: f32Tensor(g, tensor(g, tables.GLOBAL.final_norm, [d])), shape: [d], type: "f32" }];
-  if (tables.GLOBAL.inv_freq in g.tensors) {
+  arrays.final_norm = [{ data: f32Tensor(g, tensor(g, name("final_norm"), [d])), shape: [d], type: "f32" }];
+  used.add(name("final_norm"));
+  if (name("inv_freq") in g.tensors) {
     throw new GGUFError(`${g.name}: long-context rope scaling (rope_freqs.weight) is not supported in the browser`);
   }
-  arrays.inv_freq = [{ data: invFreq(hd, theta), shape: [hd / 2], type: "f32" }];
-  const known = new Set([...Object.values(tables.GLOBAL)]);
-  for (let i = 0; i < layers; i++) for (const key of Object.keys(tables.PER_LAYER)) known.add(layerName(key, i));
-  for (const name of Object.keys(g.tensors)) {
-    if (!known.has(name)) throw new GGUFError(`${g.name}: tensor ${name} is not one of a llama model's`);
+  arrays.inv_freq = [{ data: invFreq(rotated, theta), shape: [rotated / 2], type: "f32" }];
+  for (const tname of Object.keys(g.tensors)) {
+    if (!used.has(tname)) throw new GGUFError(`${g.name}: tensor ${tname} is not one of a ${arch} model's`);
   }
 
-  // A llama file has none of the variations of src/llama.fut: no biases or
-  // query/key norms (empty arrays), no window, no embedding scale, SiLU gating.
-  for (const key of ["bq", "bk", "bv", "q_norm", "k_norm"]) {
-    arrays[key] = [{ data: new Float32Array(0), shape: [layers, 0], type: "f32" }];
-  }
-  const scalars = { heads, kv_heads: kvHeads, context, eps, window: 0, embedding_scale: 1, activation: 0, vocab, ff,
-                    head_dim: hd };
+  const scalars = { heads, kv_heads: kvHeads, context, eps, window, activation: layout.activation, vocab, ff,
+                    embedding_scale: layout.scaled ? Math.fround(Math.sqrt(d)) : 1, head_dim: hd };
   const args = [];
-  for (const [name] of tables.SCALARS) args.push(scalars[name]);
-  for (const name of tables.ARRAYS) args.push(...arrays[name]);
+  for (const [key] of tables.SCALARS) args.push(scalars[key]);
+  for (const key of tables.ARRAYS) args.push(...arrays[key]);
   args.push(...pools);
   return { storage, hparams: scalars, vocab, context, args };
 }
