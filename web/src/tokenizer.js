@@ -1,8 +1,10 @@
 // A GGUF file's tokenizer and chat template, as llaf/tokenizer.py builds
 // them for Python (and transformers for its GGUF loader): the file's
-// vocabulary and merges as a byte-level BPE tokenizer.json, run by
-// @huggingface/tokenizers (transformers.js's tokenizers), and its chat
-// template rendered by @huggingface/jinja.
+// vocabulary and merges as a tokenizer.json, byte-level BPE ("gpt2": GPT-2,
+// Llama 3, Qwen, SmolLM2) or sentencepiece-style BPE with byte fallback
+// ("llama": Llama 2, Mistral, Phi-3, Gemma), run by @huggingface/tokenizers
+// (transformers.js's tokenizers), and its chat template rendered by
+// @huggingface/jinja.
 
 import { Tokenizer } from "@huggingface/tokenizers";
 import { Template } from "@huggingface/jinja";
@@ -15,27 +17,54 @@ const USER_DEFINED = 4;
 const added = (id, content, special) =>
   ({ id, content, special, single_word: false, lstrip: false, rstrip: false, normalized: false });
 
+// The merges of a sentencepiece vocabulary (its file has none): the ones its
+// tokens and scores imply, as transformers' `generate_merges` orders them
+// (llaf/tokenizer.py `_merges`).
+function impliedMerges(tokens, scores) {
+  const vocab = new Map(tokens.map((t, i) => [t, i]));
+  const scored = new Map(tokens.map((t, i) => [t, scores[i]])); // (a repeated token: its first place, its last score)
+  const merges = [];
+  scored.forEach((score, token) => {
+    const chars = [...token]; // code points, as Python's slices count them
+    const pairs = [];
+    for (let i = 1; i < chars.length; i++) {
+      const left = chars.slice(0, i).join("");
+      const right = chars.slice(i).join("");
+      if (vocab.has(left) && vocab.has(right)) pairs.push([left, right, score, i, chars.length - i]);
+    }
+    pairs.sort((a, b) => vocab.get(a[0]) - vocab.get(b[0]) || vocab.get(a[1]) - vocab.get(b[1]));
+    merges.push(...pairs);
+  });
+  // by score, then the left part's length, then the right's, all descending (a stable sort)
+  merges.sort((a, b) => b[2] - a[2] || b[3] - a[3] || b[4] - a[4]);
+  return merges.map(([left, right]) => [left, right]);
+}
+
 export class ModelTokenizer {
   constructor(g) {
     const f = g.fields;
-    if (f["tokenizer.ggml.model"] !== "gpt2") {
-      throw new GGUFError(`${g.name}: the browser builds byte-level BPE (gpt2) tokenizers; ` +
-        `this file's is ${f["tokenizer.ggml.model"]}`);
+    const model = f["tokenizer.ggml.model"];
+    if (model !== "gpt2" && model !== "llama") {
+      throw new GGUFError(`${g.name}: the browser builds byte-level BPE (gpt2) and sentencepiece-style (llama) ` +
+        `tokenizers; this file's is ${model}`);
     }
     const tokens = f["tokenizer.ggml.tokens"];
-    const merges = f["tokenizer.ggml.merges"];
+    const merges = model === "gpt2" ? f["tokenizer.ggml.merges"]
+      : f["tokenizer.ggml.merges"] ?? (Array.isArray(f["tokenizer.ggml.scores"]) && Array.isArray(tokens)
+        ? impliedMerges(tokens, f["tokenizer.ggml.scores"]) : undefined);
     if (!Array.isArray(tokens) || !Array.isArray(merges)) throw new GGUFError(`${g.name}: GGUF metadata lacks its tokenizer`);
     const vocab = {};
     tokens.forEach((t, i) => { vocab[t] = i; });
     const kinds = f["tokenizer.ggml.token_type"] ?? [];
-    // GPT2Tokenizer's default bos/eos/unk, the control tokens whole and
-    // special, user-defined ones whole (llaf/tokenizer.py `_gguf_backend`).
+    // The tokenizer class's default bos/eos/unk (GPT2Tokenizer's, LlamaTokenizer's),
+    // the control tokens whole and special, user-defined ones whole
+    // (llaf/tokenizer.py `_gguf_backend`).
     const addedTokens = [];
     const seen = new Set();
     const add = (id, special) => {
       if (id !== undefined && !seen.has(id)) { seen.add(id); addedTokens.push(added(id, tokens[id], special)); }
     };
-    add(vocab["<|endoftext|>"], true);
+    for (const t of model === "gpt2" ? ["<|endoftext|>"] : ["<s>", "</s>", "<unk>"]) add(vocab[t], true);
     kinds.forEach((k, i) => { if (k === CONTROL) add(i, true); });
     kinds.forEach((k, i) => { if (k === USER_DEFINED) add(i, false); });
     this.specials = {};
@@ -48,15 +77,34 @@ export class ModelTokenizer {
       add(id, true);
     }
     const byteLevel = { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true };
+    // sentencepiece's "dummy prefix" (a space before the text, taken off again
+    // when decoding), unless the file says otherwise (Gemma's); Phi-3's before
+    // each stretch of text between added tokens, as transformers gives it
+    const prefix = Boolean(f["tokenizer.ggml.add_space_prefix"] ?? true);
+    const phi3 = f["general.architecture"] === "phi3" && prefix;
+    let preTokenizer = model === "gpt2" ? byteLevel
+      : phi3 ? null : { type: "Metaspace", replacement: "\u2581", split: false, prepend_scheme: prefix ? "first" : "never" };
     const split = tables.PRE_TOKENIZER_SPLITS[f["tokenizer.ggml.pre"] ?? ""];
-    const preTokenizer = split === undefined ? byteLevel : {
+    if (split !== undefined) {
+      preTokenizer = {
+        type: "Sequence",
+        pretokenizers: [{ type: "Split", pattern: { Regex: split }, behavior: "Isolated", invert: false },
+          { ...byteLevel, use_regex: false }],
+      };
+    }
+    const normalizer = phi3 ? {
       type: "Sequence",
-      pretokenizers: [{ type: "Split", pattern: { Regex: split }, behavior: "Isolated", invert: false },
-        { ...byteLevel, use_regex: false }],
+      normalizers: [{ type: "Prepend", prepend: "\u2581" }, { type: "Replace", pattern: { String: " " }, content: "\u2581" }],
+    } : null;
+    const decoder = model === "gpt2" ? { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true } : {
+      type: "Sequence",
+      decoders: [{ type: "Replace", pattern: { String: "\u2581" }, content: " " }, { type: "ByteFallback" }, { type: "Fuse" },
+        ...(prefix ? [{ type: "Strip", content: " ", start: 1, stop: 0 }] : [])],
     };
     const bos = this.specials.bos_token;
     const eos = this.specials.eos_token;
-    const addBos = Boolean(f["tokenizer.ggml.add_bos_token"] ?? false) && bos !== undefined;
+    // llama.cpp adds BOS to a sentencepiece vocabulary whose file does not say otherwise
+    const addBos = Boolean(f["tokenizer.ggml.add_bos_token"] ?? model === "llama") && bos !== undefined;
     const addEos = Boolean(f["tokenizer.ggml.add_eos_token"] ?? false) && eos !== undefined;
     const single = [...(addBos ? [{ SpecialToken: { id: bos, type_id: 0 } }] : []), { Sequence: { id: "A", type_id: 0 } },
       ...(addEos ? [{ SpecialToken: { id: eos, type_id: 0 } }] : [])];
@@ -65,13 +113,16 @@ export class ModelTokenizer {
     this.backend = new Tokenizer({
       version: "1.0",
       added_tokens: addedTokens,
-      normalizer: null,
+      normalizer,
       pre_tokenizer: preTokenizer,
       post_processor: { type: "TemplateProcessing", single, pair: single, special_tokens: specialTokens },
-      decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
-      model: {
+      decoder,
+      model: model === "gpt2" ? {
         type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: "", end_of_word_suffix: "",
         fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges,
+      } : {
+        type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
+        fuse_unk: true, byte_fallback: true, ignore_merges: false, vocab, merges,
       },
     }, { clean_up_tokenization_spaces: false });
     this.controls = addedTokens.filter((t) => t.special).map((t) => t.content).sort((a, b) => b.length - a.length);

@@ -2,7 +2,7 @@
 // Node, to compare with llaf's Python side without a browser.
 //   node dump.mjs MODEL.gguf OUT [TEXTS.json]
 // writes OUT/meta.json (the storage, init's scalars, each array's shape and
-// type and, given TEXTS.json, the texts' ids and the chat ids of each text
+// type, but for a file of a tokenizer only, and, given TEXTS.json, the texts' ids and the chat ids of each text
 // as a user message) and OUT/argN.bin (init's array N, its raw bytes).
 import { readFileSync, writeFileSync } from "node:fs";
 import { basename } from "node:path";
@@ -13,13 +13,16 @@ import tables from "llaf-tables";
 
 const [model, out, texts] = process.argv.slice(2);
 const g = readGGUF(new Uint8Array(readFileSync(model)), basename(model));
-const m = llamaModel(g, tables.DEFAULT_CONTEXT);
-const args = m.args.map((a, i) => {
-  if (typeof a === "number") return { scalar: a };
-  writeFileSync(`${out}/arg${i}.bin`, new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength));
-  return { shape: a.shape, type: a.type };
-});
-const meta = { storage: m.storage, args };
+const meta = {};
+if (Object.keys(g.tensors).length) { // (a file of a tokenizer only has none)
+  const m = llamaModel(g, tables.DEFAULT_CONTEXT);
+  meta.storage = m.storage;
+  meta.args = m.args.map((a, i) => {
+    if (typeof a === "number") return { scalar: a };
+    writeFileSync(`${out}/arg${i}.bin`, new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength));
+    return { shape: a.shape, type: a.type };
+  });
+}
 if (texts) {
   const tokenizer = new ModelTokenizer(g);
   const inputs = JSON.parse(readFileSync(texts, "utf8"));
