@@ -79,6 +79,24 @@ def f16_bits_to_f32 (h: u16) : f32 =
           else f32.from_bits mag * f32.from_bits 0x77800000          -- 2^112
   in f32.from_bits (f32.to_bits v | sign)
 
+-- | The plane byte of a block holding the high bits of column pair `j`
+-- (`wide_pair`).
+#[inline]
+def plane_byte (hb: i64) (j: i64) : i64 = j / (4 / hb)
+
+-- | The codes of columns `32·b + j` and `32·b + 16 + j` (`j < 16`) of a
+-- row of a format with codes of 4 + `hb` bits (q5, q5k: 1, q6k: 2): the
+-- nibbles of byte `q` (as q4 packs them) and, above them, the high bits of
+-- plane byte `h`, which holds those of `4 / hb` such pairs: pair `j`'s in
+-- byte `j / (4 / hb)` (`plane_byte`), from bit `(j % (4 / hb)) · 2·hb`,
+-- column `j`'s `hb` bits first.  (`hb` a literal at each call: a size
+-- would be a variable in the C, the shifts computed at run time.)
+#[inline]
+def wide_pair (hb: i64) (q: u8) (h: u8) (j: i64) : (u8, u8) =
+  let s = u8.i64 (j % (4 / hb) * 2 * hb)
+  let mask = (1 << u8.i64 hb) - 1
+  in ((q & 15) | (((h >> s) & mask) << 4), (q >> 4) | (((h >> (s + u8.i64 hb)) & mask) << 4))
+
 -- | How the block formats widen their byte codes to f32, exactly.  Two
 -- ways, the same values: `f32.u8`, one conversion instruction a register on
 -- x86 (what the native builds use: the exponent trick below measured slower
@@ -91,17 +109,44 @@ module type codes = {
   val u8 : u8 -> f32
   -- | A byte as a signed code.
   val i8 : u8 -> f32
+  -- | Byte `q`'s two 4-bit codes, the low nibble first (q4, q4k).
+  val nibbles : u8 -> (f32, f32)
+  -- | The codes of a column pair of a format with `hb` high bits, less
+  -- `bias`: `wide_codes hb q h j bias` is `wide_pair hb q h j`'s as
+  -- numbers, minus `bias` (q5, q5k, q6k).
+  val wide_codes : i64 -> u8 -> u8 -> i64 -> i32 -> (f32, f32)
 }
 
 module native_codes : codes = {
   def u8 (c: u8) : f32 = f32.u8 c
   def i8 (c: u8) : f32 = f32.i8 (i8.u8 c)
+  -- Unpacked in 32-bit lanes: in byte lanes clang's AVX2 code masked and
+  -- shifted 8 codes at a time, in 8-byte registers; here the load widens
+  -- them at once (a q4 matrix-vector product 21 % faster, q5 and q6k 14
+  -- and 19 %, docs/PERFORMANCE.md).
+  def nibbles (q: u8) : (f32, f32) =
+    let q = i32.u8 q
+    in (f32.i32 (q & 15), f32.i32 (q >> 4))
+  #[inline]
+  def wide_codes (hb: i64) (q: u8) (h: u8) (j: i64) (bias: i32) : (f32, f32) =
+    let s = i32.i64 (j % (4 / hb) * 2 * hb)
+    let (q, h, mask) = (i32.u8 q, i32.u8 h, (1 << i32.i64 hb) - 1)
+    let (lo, hi) = ((q & 15) | (((h >> s) & mask) << 4), (q >> 4) | (((h >> (s + i32.i64 hb)) & mask) << 4))
+    in (f32.i32 (lo - bias), f32.i32 (hi - bias))
 }
 
 module wasm_codes : codes = {
-  def u8 (c: u8) : f32 = f32.from_bits (0x4b000000 | u32.u8 c) - 8388608f32  -- 2^23
+  def unsigned (c: u8) : f32 = f32.from_bits (0x4b000000 | u32.u8 c) - 8388608f32  -- 2^23
   -- (c xor 128 is the signed code plus 128)
-  def i8 (c: u8) : f32 = f32.from_bits (0x4b000000 | u32.u8 (c ^ 0x80)) - 8388736f32  -- 2^23 + 128
+  def signed (c: u8) : f32 = f32.from_bits (0x4b000000 | u32.u8 (c ^ 0x80)) - 8388736f32  -- 2^23 + 128
+  def nibbles (q: u8) : (f32, f32) = (unsigned (q & 15), unsigned (q >> 4))
+  #[inline]
+  def wide_codes (hb: i64) (q: u8) (h: u8) (j: i64) (bias: i32) : (f32, f32) =
+    let (lo, hi) = wide_pair hb q h j
+    -- (a biased code wraps as a byte: a signed one)
+    in if bias == 0 then (unsigned lo, unsigned hi) else (signed (lo - u8.i32 bias), signed (hi - u8.i32 bias))
+  def u8 = unsigned
+  def i8 = signed
 }
 
 -- | Where row `i`'s unit `u` (a column, a code byte or a block) is in a
@@ -174,33 +219,15 @@ module q4_panels_with (C: codes) : format with mat [m][kb] = q4_panel_arrays [m]
   type mat [m][kb] = q4_panel_arrays [m][kb]
   def decode (s: f32) (o: f32) (c: u8) : f32 = s * C.u8 c + o
   def pair [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) (r: i64) : (f32, f32) =
-    let (s, o, c) = (f16_bits_to_f32 (#[unsafe] a.scale[t, b, r]), f16_bits_to_f32 (#[unsafe] a.offset[t, b, r]),
-                     #[unsafe] a.q[t, b, j, r])
-    in (decode s o (c & 15), decode s o (c >> 4))
+    let (s, o) = (f16_bits_to_f32 (#[unsafe] a.scale[t, b, r]), f16_bits_to_f32 (#[unsafe] a.offset[t, b, r]))
+    let (lo, hi) = C.nibbles (#[unsafe] a.q[t, b, j, r])
+    in (s * lo + o, s * hi + o)
   def get [m][kb] (a: mat [m][kb]) (i: i64) (c: i64) : f32 =
     let block = unit kb i (c / 32)
     in decode (f16_bits_to_f32 (flatten (flatten a.scale))[block]) (f16_bits_to_f32 (flatten (flatten a.offset))[block])
               (nibble a.q i c)
 }
 module q4_panels = q4_panels_with native_codes
-
--- | The plane byte of a block holding the high bits of column pair `j`
--- (`wide_pair`).
-#[inline]
-def plane_byte (hb: i64) (j: i64) : i64 = j / (4 / hb)
-
--- | The codes of columns `32·b + j` and `32·b + 16 + j` (`j < 16`) of a
--- row of a format with codes of 4 + `hb` bits (q5, q5k: 1, q6k: 2): the
--- nibbles of byte `q` (as q4 packs them) and, above them, the high bits of
--- plane byte `h`, which holds those of `4 / hb` such pairs: pair `j`'s in
--- byte `j / (4 / hb)` (`plane_byte`), from bit `(j % (4 / hb)) · 2·hb`,
--- column `j`'s `hb` bits first.  (`hb` a literal at each call: a size
--- would be a variable in the C, the shifts computed at run time.)
-#[inline]
-def wide_pair (hb: i64) (q: u8) (h: u8) (j: i64) : (u8, u8) =
-  let s = u8.i64 (j % (4 / hb) * 2 * hb)
-  let mask = (1 << u8.i64 hb) - 1
-  in ((q & 15) | (((h >> s) & mask) << 4), (q >> 4) | (((h >> (s + u8.i64 hb)) & mask) << 4))
 
 -- | The code of element `(i, c)` of panels of codes of 4 + `hb` bits
 -- (`H` = 4·hb plane bytes a block): `wide_pair`'s of its column pair.
@@ -222,8 +249,8 @@ module q5_panels_with (C: codes) : format with mat [m][kb] = q5_panel_arrays [m]
   def decode (s: f32) (o: f32) (c: u8) : f32 = s * C.u8 c + o
   def pair [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) (r: i64) : (f32, f32) =
     let (s, o) = (f16_bits_to_f32 (#[unsafe] a.scale[t, b, r]), f16_bits_to_f32 (#[unsafe] a.offset[t, b, r]))
-    let (lo, hi) = wide_pair 1 (#[unsafe] a.q[t, b, j, r]) (#[unsafe] a.h[t, b, plane_byte 1 j, r]) j
-    in (decode s o lo, decode s o hi)
+    let (lo, hi) = C.wide_codes 1 (#[unsafe] a.q[t, b, j, r]) (#[unsafe] a.h[t, b, plane_byte 1 j, r]) j 0
+    in (s * lo + o, s * hi + o)
   def get [m][kb] (a: mat [m][kb]) (i: i64) (c: i64) : f32 =
     let block = unit kb i (c / 32)
     in decode (f16_bits_to_f32 (flatten (flatten a.scale))[block]) (f16_bits_to_f32 (flatten (flatten a.offset))[block])
@@ -285,8 +312,8 @@ module q4k_panels_with (C: codes) : format with mat [m][kb] = q4k_panel_arrays [
   def pair [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) (r: i64) : (f32, f32) =
     let (s, o) = scales (#[unsafe] a.d[t, b, r]) (#[unsafe] a.dmin[t, b, r]) (#[unsafe] a.sc[t, b, r])
                         (#[unsafe] a.mn[t, b, r])
-    let c = #[unsafe] a.q[t, b, j, r]
-    in (decode s o (c & 15), decode s o (c >> 4))
+    let (lo, hi) = C.nibbles (#[unsafe] a.q[t, b, j, r])
+    in (s * lo + o, s * hi + o)
   def get [m][kb] (a: mat [m][kb]) (i: i64) (c: i64) : f32 =
     let block = unit kb i (c / 32)
     let (s, o) = scales (flatten (flatten a.d))[block] (flatten (flatten a.dmin))[block]
@@ -306,8 +333,8 @@ module q5k_panels_with (C: codes) : format with mat [m][kb] = q5k_panel_arrays [
   def pair [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) (r: i64) : (f32, f32) =
     let (s, o) = K.scales (#[unsafe] a.d[t, b, r]) (#[unsafe] a.dmin[t, b, r]) (#[unsafe] a.sc[t, b, r])
                           (#[unsafe] a.mn[t, b, r])
-    let (lo, hi) = wide_pair 1 (#[unsafe] a.q[t, b, j, r]) (#[unsafe] a.h[t, b, plane_byte 1 j, r]) j
-    in (K.decode s o lo, K.decode s o hi)
+    let (lo, hi) = C.wide_codes 1 (#[unsafe] a.q[t, b, j, r]) (#[unsafe] a.h[t, b, plane_byte 1 j, r]) j 0
+    in (s * lo + o, s * hi + o)
   def get [m][kb] (a: mat [m][kb]) (i: i64) (c: i64) : f32 =
     let block = unit kb i (c / 32)
     let (s, o) = K.scales (flatten (flatten a.d))[block] (flatten (flatten a.dmin))[block]
@@ -331,8 +358,8 @@ module q6k_panels_with (C: codes) : format with mat [m][kb] = q6k_panel_arrays [
   def scale (d: u16) (sc: u8) : f32 = f16_bits_to_f32 d * C.i8 sc
   def pair [m][kb] (a: mat [m][kb]) (t: i64) (b: i64) (j: i64) (r: i64) : (f32, f32) =
     let d = #[unsafe] a.d[t, b, r]
-    let (lo, hi) = wide_pair 2 (#[unsafe] a.q[t, b, j, r]) (#[unsafe] a.h[t, b, plane_byte 2 j, r]) j
-    in (decode (scale d (#[unsafe] a.sc[t, b, 0, r])) lo, decode (scale d (#[unsafe] a.sc[t, b, 1, r])) hi)
+    let (lo, hi) = C.wide_codes 2 (#[unsafe] a.q[t, b, j, r]) (#[unsafe] a.h[t, b, plane_byte 2 j, r]) j 32
+    in (scale d (#[unsafe] a.sc[t, b, 0, r]) * lo, scale d (#[unsafe] a.sc[t, b, 1, r]) * hi)
   def get [m][kb] (a: mat [m][kb]) (i: i64) (c: i64) : f32 =
     let (b, j) = (c / 32, c % 32)
     let s = scale (flatten (flatten a.d))[unit kb i b] (flatten (flatten (flatten a.sc)))[unit (kb * 2) i (b * 2 + j / 16)]
