@@ -161,7 +161,7 @@ build/web/llm.fut: llaf/web.py llaf/entries.py llaf/llama.py llaf/storage.py | $
 	@mkdir -p build/web
 	$(PY) -m llaf.web fut $@
 
-# The compiled module is committed in web/module (about 1 MB), with a stamp
+# The compiled module is committed in web/module (about 4 MB), with a stamp
 # of what it was compiled from: the browser's program, src/*.fut, the Futhark
 # compiler's version and the flags. While the stamp matches, `make web` copies
 # it (CI needs no emscripten); else it compiles one with emscripten (several
