@@ -277,9 +277,6 @@ def mixed_section(variant: str = "") -> str:
         slabs = " ".join(f"(slab s.in_{f}.{field} at t kb)" for field, _ in pool_fields(f))
         return f"({MODULES[f][1]} m {slabs})"
 
-    def products(f: str) -> str:
-        return matrix_module(f, variant)
-
     def cases(call: Callable[[str], str]) -> list[str]:
         return [wrap([f"       {'case _' if i == len(fmts) - 1 else f'case {i}'} ->", *call(f).split(" ")], "")
                 .replace("\n", "\n           ") for i, f in enumerate(fmts)]
@@ -302,7 +299,7 @@ def mixed_section(variant: str = "") -> str:
         "  def layer_matmul [L][m][kb][b][n] (s: store) (w: layers [L][m][kb]) (l: i64) (xs: [b][n]f32) : [b][m]f32 =",
         "    let (at, t) = (w.at[l], (m + P - 1) / P)",
         "    in match w.which[l]",
-        *cases(lambda f: f"{products(f)}.matmul {matrix(f)} xs"),
+        *cases(lambda f: f"{matrix_module(f, variant)}.matmul {matrix(f)} xs"),
         "",
         "  def matmul_once [m][kb][b][n] (s: store) (a: mat [m][kb]) (xs: [b][n]f32) : [b][m]f32 =",
         "    layer_matmul s a 0 xs",
@@ -310,7 +307,7 @@ def mixed_section(variant: str = "") -> str:
         "  def rows [m][kb][N] (s: store) (n: i64) (a: mat [m][kb]) (ids: [N]i64) : [N][n]f32 =",
         "    let (at, t) = (a.at[0], (m + P - 1) / P)",
         "    in match a.which[0]",
-        *cases(lambda f: f"map ({products(f)}.row n {matrix(f)}) ids"),
+        *cases(lambda f: f"map ({matrix_module(f, variant)}.row n {matrix(f)}) ids"),
         "",
         "  -- | Matrices of `m` rows and `kb` blocks at `at` of the pools of formats",
         "  -- `which`, checked to lie inside them.",

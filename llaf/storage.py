@@ -73,11 +73,6 @@ class Format:
             return float(np.dtype(self.dtype).itemsize)
         return sum(np.dtype(p.dtype).itemsize * int(np.prod(p.per_block)) for p in self.blocks) / BLOCK
 
-    @property
-    def code_bytes(self) -> int:
-        """Code bytes per block of 32 values (block formats)."""
-        return self.blocks[0].per_block[0] if self.blocked else 0
-
     def parts(self, name: str) -> list[str]:
         return [f"{name}.{p.suffix}" for p in self.blocks] if self.blocked else [name]
 

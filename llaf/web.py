@@ -56,7 +56,6 @@ def tables() -> dict[str, Any]:
     types = [GGMLQuantizationType[t] for t in gguf_file.SUPPORTED_TYPES]
     return {
         "PANEL": storage_mod.PANEL, "BLOCK": storage_mod.BLOCK,
-        "CODE_BYTES": {name: f.code_bytes for name, f in storage_mod.FORMATS.items()},
         # each format's arrays (codes first) of a panel block: [suffix, element type, shape before the panel's rows]
         "FORMATS": {name: [[p.rpartition(".")[2], ELEMENTS[a.dtype], list(a.shape[:-1])]
                            for p, a in zip(f.parts("m"), f.block_panels(), strict=True)]

@@ -47,19 +47,25 @@ def require(ok: bool, message: str) -> None:
         pytest.skip(message)
 
 
-def glue(tmp_path: Path, model: Path, texts: list[str] | None = None) -> dict[str, Any]:
-    """What web/src's GGUF reader and panel layout (and tokenizer, given
-    `texts`) make of GGUF file `model`, run in Node by web/test/dump.mjs:
-    its meta.json, init's arrays beside it in tmp_path (argN.bin)."""
+def bundled(tmp_path: Path, script: str) -> Path:
+    """web/test/`script` bundled for Node into tmp_path with llaf's tables,
+    as `make web` bundles the page."""
     from llaf.web import tables
 
     esbuild = WEB / "node_modules" / ".bin" / "esbuild"
     require(esbuild.exists(), "no web/node_modules: make web")
     (tmp_path / "tables.json").write_text(json.dumps(tables()))
-    subprocess.run([str(esbuild), "test/dump.mjs", "--bundle", "--platform=node", "--format=esm", "--log-level=warning",
-                    f"--outfile={tmp_path / 'dump.mjs'}", f"--alias:llaf-tables={tmp_path / 'tables.json'}"],
-                   cwd=WEB, check=True)
-    command = ["node", str(tmp_path / "dump.mjs"), str(model), str(tmp_path)]
+    subprocess.run([str(esbuild), f"test/{script}", "--bundle", "--platform=node", "--format=esm",
+                    "--log-level=warning", f"--outfile={tmp_path / script}",
+                    f"--alias:llaf-tables={tmp_path / 'tables.json'}"], cwd=WEB, check=True)
+    return tmp_path / script
+
+
+def glue(tmp_path: Path, model: Path, texts: list[str] | None = None) -> dict[str, Any]:
+    """What web/src's GGUF reader and panel layout (and tokenizer, given
+    `texts`) make of GGUF file `model`, run in Node by web/test/dump.mjs:
+    its meta.json, init's arrays beside it in tmp_path (argN.bin)."""
+    command = ["node", str(bundled(tmp_path, "dump.mjs")), str(model), str(tmp_path)]
     if texts is not None:
         (tmp_path / "texts.json").write_text(json.dumps(texts))
         command.append(str(tmp_path / "texts.json"))
@@ -311,15 +317,7 @@ def test_a_failure_inside_the_engine_says_what_failed(tmp_path: Path) -> None:
     the width (web/test/failure.mjs): the engine's assertion, as an internal
     error (web/src/futhark.js; Futhark's own class said "HEAP8 is not defined")."""
     require((build_dir("web") / "llm.mjs").exists(), f"no web module in {build_dir('web')}: make web")
-    from llaf.web import tables
-
-    esbuild = WEB / "node_modules" / ".bin" / "esbuild"
-    require(esbuild.exists(), "no web/node_modules: make web")
-    (tmp_path / "tables.json").write_text(json.dumps(tables()))
-    subprocess.run([str(esbuild), "test/failure.mjs", "--bundle", "--platform=node", "--format=esm",
-                    "--log-level=warning", f"--outfile={tmp_path / 'failure.mjs'}",
-                    f"--alias:llaf-tables={tmp_path / 'tables.json'}"], cwd=WEB, check=True)
-    out = subprocess.run(["node", str(tmp_path / "failure.mjs"), str(build_dir("web")),
+    out = subprocess.run(["node", str(bundled(tmp_path, "failure.mjs")), str(build_dir("web")),
                           str(ROOT / "tests" / "data" / "llama-Q4_K_M.gguf")],
                          capture_output=True, text=True, timeout=300, check=True)
     assert json.loads(out.stdout) == {
