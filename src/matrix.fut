@@ -574,25 +574,6 @@ module uniform (W: matrix) (E: matrix) : weights with store = ()
 def slab [n] 'a (pool: [n]a) (at: i64) (t: i64) (kb: i64) : [t][kb]a =
   unflatten (pool[at : at + t * kb] :> [t * kb]a)
 
--- | The products of a format written for reverse-mode differentiation
--- (src/train.fut): maps of dot products over the matrix decoded, which
--- `vjp` differentiates as maps and sums.  (Differentiating the panel
--- kernels' loops would store their running sums at every iteration.)  The
--- same products as `matrix F`'s up to the order of the sums.
-module differentiable (F: format) : matrix with mat [m][kb] = F.mat [m][kb] = {
-  module fast = matrix F
-  type mat [m][kb] = F.mat [m][kb]
-  def decoded [m][kb] (n: i64) (a: mat [m][kb]) : [m][n]f32 = tabulate_2d m n (F.get a)
-  def matmul [m][kb][b][n] (a: mat [m][kb]) (xs: [b][n]f32) : [b][m]f32 =
-    let w = decoded n a
-    in map (\x -> map (\r -> f32.sum (map2 (*) r x)) w) xs
-  def matvec [m][kb][n] (a: mat [m][kb]) (x: [n]f32) : [m]f32 = (matmul a [x])[0]
-  def layer_matmul [L][m][kb][b][n] (ws: [L](mat [m][kb])) (l: i64) (xs: [b][n]f32) : [b][m]f32 = matmul ws[l] xs
-  def matmul_once [m][kb][b][n] (a: mat [m][kb]) (xs: [b][n]f32) : [b][m]f32 = matmul a xs
-  def row [m][kb] (n: i64) (a: mat [m][kb]) (i: i64) : [n]f32 = tabulate n (F.get a i)
-  def dense [m][kb] (a: mat [m][kb]) : f32_panels.mat [m][kb] = fast.dense a
-}
-
 module f32_matrix = matrix f32_panels
 module f16_matrix = matrix f16_panels
 module q8_matrix = matrix q8_panels

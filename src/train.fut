@@ -2,7 +2,7 @@
 -- model in its own storage, trained by AdamW (src/optim.fut) on the
 -- gradient that Futhark's `vjp` derives from the model of src/llama.fut —
 -- the engine's own definition, with products written for differentiation
--- (src/matrix.fut `differentiable`).  A program of its own: the engine's
+-- (src/differentiable.fut).  A program of its own: the engine's
 -- builds need none of this.
 --
 -- The loss is next-token cross-entropy over a batch of `B` sequences of
@@ -35,6 +35,7 @@
 
 import "nn"
 import "matrix"
+import "differentiable"
 import "llama"
 module lora = import "lora"
 module optim = import "optim"
