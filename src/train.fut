@@ -64,13 +64,15 @@ module trainer (W: matrix) (E: matrix) = {
            (ad: model.adapters [L][r][d][qd][kvd][F]) (tokens: [B][S]i64) (targets: [B][S]i64) : f32 =
     let seqs = flatten (map (\b -> replicate S b) (iota B))
     let pos = flatten (replicate B (iota S))
-    let logits = model.train_pass p ad B S (flatten tokens) seqs pos |> model.logits p
-    let count = i64.sum (map (\t -> i64.bool (t >= 0)) (flatten targets))
+    let h = model.train_pass p ad B S (flatten tokens) seqs pos
+    -- logits only where there is a target (a chat's prompts are most of its
+    -- tokens, and the head is the largest product)
+    let (learnt, ts) = zip (iota (B * S)) (flatten targets) |> filter (\(_, t) -> t >= 0) |> unzip
+    let logits = model.logits p (map (\i -> h[i]) learnt)
     let ce (l: [V]f32) (t: i64) =
-      if t < 0 then 0
-      else let top = f32.maximum l
-           in top + f32.log (f32.sum (map (\x -> f32.exp (x - top)) l)) - l[t]
-    in f32.sum (map2 ce logits (flatten targets)) / f32.i64 (i64.max 1 count)
+      let top = f32.maximum l
+      in top + f32.log (f32.sum (map (\x -> f32.exp (x - top)) l)) - l[t]
+    in f32.sum (map2 ce logits ts) / f32.i64 (i64.max 1 (length ts))
 
   -- | A batch checked against the vocabulary and the context.
   def checked [B][S] (V: i64) (context: i64) (tokens: [B][S]i64) (targets: [B][S]i64) : ([B][S]i64, [B][S]i64) =
