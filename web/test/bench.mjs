@@ -7,20 +7,12 @@
 //   node --cpu-prof /tmp/bench.mjs MODULE_DIR MODEL.gguf THREADS TOKENS ID...
 // MODULE_DIR: a `futhark wasm-multicore` build (add --profiling-funcs to
 // EMCFLAGS for function names in the profile).
-import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { basename, resolve } from "node:path";
-import { readGGUF } from "../src/gguf.js";
-import { llamaModel } from "../src/model.js";
+import { futharkContext, modelOf } from "./node.mjs";
 import tables from "llaf-tables";
 
 const [dir, model, threads, tokens, ...prompt] = process.argv.slice(2);
-globalThis.require = createRequire(import.meta.url); // what emscripten's module expects in Node
-globalThis.__dirname = resolve(dir);
-globalThis.navigator ??= { hardwareConcurrency: 2 }; // Node 20 has none; the module sizes its pool with it
-const { default: loadWASM, FutharkContext } = await import(resolve(dir, "llm.mjs"));
-const ctx = new FutharkContext(await loadWASM({ locateFile: (p) => resolve(dir, p), wasmBinary: readFileSync(resolve(dir, "llm.wasm")) }), Number(threads));
-const m = llamaModel(readGGUF(new Uint8Array(readFileSync(model)), basename(model)), tables.DEFAULT_CONTEXT);
+const ctx = await futharkContext(dir, Number(threads));
+const m = modelOf(model);
 const views = () => {
   const b = ctx.wasm.wasmMemory.buffer;
   if (ctx.wasm.HEAPU8.buffer !== b) {

@@ -4,22 +4,13 @@
 // it), and what the error says.
 //   node failure.mjs MODULE_DIR MODEL.gguf
 // prints {name, message} of the error init throws.
-import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { basename, resolve } from "node:path";
-import { readGGUF } from "../src/gguf.js";
-import { llamaModel } from "../src/model.js";
 import { withErrors } from "../src/futhark.js";
+import { futharkContext, modelOf } from "./node.mjs";
 import tables from "llaf-tables";
 
 const [dir, model] = process.argv.slice(2);
-globalThis.require = createRequire(import.meta.url); // what emscripten's module expects in Node
-globalThis.__dirname = resolve(dir);
-globalThis.navigator ??= { hardwareConcurrency: 2 }; // Node 20 has none; the module sizes its pool with it
-const { default: loadWASM, FutharkContext } = await import(resolve(dir, "llm.mjs"));
-withErrors(FutharkContext);
-const ctx = new FutharkContext(await loadWASM({ locateFile: (p) => resolve(dir, p), wasmBinary: readFileSync(resolve(dir, "llm.wasm")) }), 1);
-const m = llamaModel(readGGUF(new Uint8Array(readFileSync(model)), basename(model)), tables.DEFAULT_CONTEXT);
+const ctx = await futharkContext(dir, 1, withErrors);
+const m = modelOf(model);
 const heads = tables.SCALARS.findIndex(([name]) => name === "heads");
 const args = m.args.map((a, i) => {
   if (i === heads) return BigInt(a + 1);
