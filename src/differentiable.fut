@@ -59,7 +59,7 @@ module differentiable (F: format) : matrix with mat [m][kb] = F.mat [m][kb] = {
 -- Tests: the products and their derivatives with respect to both operands
 -- against plain dot products, for sizes that fill the groups of two rows
 -- and four tokens and sizes that do not (the values are reassociated sums:
--- equal within a relative 1e-5).
+-- each within 1e-5 · (1 + its plain value's magnitude)).
 -- ==
 -- entry: test_products
 -- input { 8i64 4i64 64i64 } output { true }
