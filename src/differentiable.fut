@@ -31,11 +31,9 @@ def products [m][n][b] (w: [m][n]f32) (xs: [b][n]f32) : [b][m]f32 =
          (zip w[r] w[r + mh]) (zip4 x[g] x[g + nq] x[g + 2 * nq] x[g + 3 * nq])
     |> reduce_comm add (0, 0, 0, 0, 0, 0, 0, 0)
   let ys = tabulate_2d nq mh sums
-  -- a quarter of the tokens' rows: sums `i` (row r) and `i + 4` (row r + m/2)
-  let rows (lo: [nq][mh]f32) (hi: [nq][mh]f32) : [nq][m]f32 = map2 (\l h -> take m (l ++ h)) lo hi
-  in (rows (map (map (.0)) ys) (map (map (.4)) ys) ++ rows (map (map (.1)) ys) (map (map (.5)) ys)
-      ++ rows (map (map (.2)) ys) (map (map (.6)) ys) ++ rows (map (map (.3)) ys) (map (map (.7)) ys))
-     |> take b
+  -- a quarter of the tokens' rows: sums `lo` (rows r) and `hi` (rows r + m/2)
+  let quarter (lo: sums -> f32) (hi: sums -> f32) : [nq][m]f32 = map (\y -> take m (map lo y ++ map hi y)) ys
+  in (quarter (.0) (.4) ++ quarter (.1) (.5) ++ quarter (.2) (.6) ++ quarter (.3) (.7)) |> take b
 
 module differentiable (F: format) : matrix with mat [m][kb] = F.mat [m][kb] = {
   module fast = matrix F
