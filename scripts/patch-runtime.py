@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Make a failed allocation in Futhark's generated C an error, not a segfault,
-and keep the multicore scheduler's idle worker awake between parallel loops.
+reuse the memory of function calls' scratch arrays from call to call, and
+keep the multicore scheduler's idle worker awake between parallel loops.
 
     scripts/patch-runtime.py build/c/llm.c
 
@@ -26,8 +27,8 @@ message).  The patches (docs/BACKENDS.md, "Out of memory"):
    arrays) goes through the runtime's free list as its other arrays do,
    where it had its own `realloc` and `free`: glibc maps a block of 32 MB or
    more fresh from the kernel at each call and unmaps it after, so every
-   call paid for zeroing those pages again (docs/PERFORMANCE.md,
-   "Fine-tuning").
+   call paid for zeroing those pages again (docs/BACKENDS.md, "Lexical
+   memory").
 5. Multicore only (docs/BACKENDS.md, "The multicore scheduler"): a worker
    that finds no task spins for up to LLAF_SPIN_US microseconds (default
    200) before it sleeps on its queue's condition variable.  A decode step
