@@ -409,3 +409,46 @@ def test_a_k_quant_file_picked_by_the_user_runs_as_natively(page: Any, k_quant_f
     """A file of K-quants picked from disk loads in the page (the mixed
     storage, each matrix in its own format) and gives native llaf's greedy tokens."""
     picked_runs_as_natively(page, k_quant_file, "mixed")
+
+
+@pytest.fixture(scope="module")
+def llama31_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A random-weight Llama with Llama 3.1's rope scaling, which its GGUF
+    file holds as rope_freqs.weight (divisors of the rotary frequencies), and
+    SmolLM2's tokenizer; and the same file with a zero among the divisors."""
+    from tests.conftest import random_llama
+    from tests.gguf_models import write_gguf
+    from tests.test_gguf import CONFIG, llama_cpp_rope_factors
+
+    scaling = {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 32}
+    model = random_llama(5, **CONFIG | {"vocab_size": 49152, "rope_theta": 500000.0,
+                                        "rope_scaling": {"rope_type": "llama3", **scaling}})
+    factors = llama_cpp_rope_factors(CONFIG["hidden_size"] // CONFIG["num_attention_heads"], 500000.0, scaling)
+    assert len(set(factors.tolist())) > 2  # unscaled, scaled and smoothed frequencies
+    zero = factors.copy()
+    zero[3] = 0
+    folder = tmp_path_factory.mktemp("llama31")
+    def write(name: str, divisors: np.ndarray) -> Path:
+        return write_gguf(model, folder / name, extra={"rope_freqs.weight": divisors}, tokenizer=default_model_path())
+
+    return write("llama31.gguf", factors), write("zero.gguf", zero)
+
+
+def test_the_glue_reads_rope_freqs_as_python_does(tmp_path: Path, llama31_files: tuple[Path, Path]) -> None:
+    """Llama 3.1's rope_freqs.weight divides the rotary frequencies in the
+    page as in llaf's Python side; a zero among them is refused with
+    Python's message."""
+    good, bad = llama31_files
+    got = glue(tmp_path, good)
+    assert assert_python_args(tmp_path, got, good) > 18
+    out = subprocess.run(["node", str(bundled(tmp_path, "dump.mjs")), str(bad), str(tmp_path)],
+                         capture_output=True, text=True)
+    assert out.returncode != 0
+    assert ("GGUFError: zero.gguf: tensor rope_freqs.weight holds zeros or values that are not finite: "
+            "the rotary frequencies it gives are not finite") in out.stderr, out.stderr
+
+
+def test_a_llama_31_file_picked_by_the_user_runs_as_natively(page: Any, llama31_files: tuple[Path, Path]) -> None:
+    """A file with Llama 3.1's rope scaling (rope_freqs.weight) loads in the
+    page and gives native llaf's greedy tokens."""
+    picked_runs_as_natively(page, llama31_files[0], "mixed")

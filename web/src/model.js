@@ -444,10 +444,18 @@ export function llamaModel(g, maxContext) {
   }
   arrays.final_norm = [{ data: f32Tensor(g, tensor(g, name("final_norm"), [d])), shape: [d], type: "f32" }];
   used.add(name("final_norm"));
+  const freq = invFreq(rotated, theta);
   if (name("inv_freq") in g.tensors) {
-    throw new GGUFError(`${g.name}: long-context rope scaling (rope_freqs.weight) is not supported in the browser`);
+    // Llama 3.1's long-context scaling, as per-frequency divisors (llaf/gguf_file.py `read`)
+    const t = tensor(g, name("inv_freq"), [rotated / 2]);
+    const divisors = f32Tensor(g, t);
+    for (let i = 0; i < freq.length; i++) freq[i] /= divisors[i];
+    if (!freq.every(Number.isFinite)) {
+      throw new GGUFError(`${g.name}: tensor ${t.name} holds zeros or values that are not finite: the rotary frequencies it gives are not finite`);
+    }
+    used.add(t.name);
   }
-  arrays.inv_freq = [{ data: invFreq(rotated, theta), shape: [rotated / 2], type: "f32" }];
+  arrays.inv_freq = [{ data: freq, shape: [rotated / 2], type: "f32" }];
   for (const tname of Object.keys(g.tensors)) {
     if (!used.has(tname)) throw new GGUFError(`${g.name}: tensor ${tname} is not one of a ${arch} model's`);
   }
