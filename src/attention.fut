@@ -119,6 +119,34 @@ def attend [n][N][Q][hd] (g: geometry) (window: i64) (cache: [n]f32) (l: i64) (s
                                  (lanes.tabulate (\r -> (#[unsafe] w[t, r], #[unsafe] cache[at + r])))
        in lanes.sum acc)
 
+-- | Causal attention of `B` whole sequences of `S` tokens (queries
+-- `[B][S][Q][hd]`, keys and values `[B][S][H][hd]`): the token at position
+-- `i` attends to positions `0 ..= i` of its own sequence, or with a sliding
+-- window of `window > 0` positions to the last `window` of them.  No cache:
+-- training's attention (src/llama.fut `train_pass`), written for
+-- differentiation with maps and sums only.  (`attend`'s loops over panels,
+-- differentiated as loops, kept each iteration's state for the reverse
+-- sweep: docs/PERFORMANCE.md, "Fine-tuning".)
+def attend_sequences [B][S][Q][H][hd] (window: i64) (q: [B][S][Q][hd]f32) (k: [B][S][H][hd]f32) (v: [B][S][H][hd]f32)
+                     : [B][S][Q][hd]f32 =
+  let group = Q / H
+  let scale = 1 / f32.sqrt (f32.i64 hd)
+  let seen i j = j <= i && (window == 0 || i - j < window)
+  -- one head of one sequence: its queries `[S][hd]`, keys `[S][hd]` and
+  -- values by feature `[hd][S]`
+  let head (q: [S][hd]f32) (k: [S][hd]f32) (v: [hd][S]f32) : [S][hd]f32 =
+    map2 (\i q ->
+            let scores = map2 (\j k -> if seen i j then scale * f32.sum (map2 (*) q k) else -f32.inf) (iota S) k
+            let top = f32.maximum scores
+            let e = map (\s -> f32.exp (s - top)) scores
+            let total = f32.sum e
+            in map (\v -> f32.sum (map2 (*) e v) / total) v)
+         (iota S) q
+  in map3 (\q k v ->
+             let (q, k, v) = (transpose q, transpose k, map transpose (transpose v))
+             in tabulate Q (\h -> head q[h] k[h / group] v[h / group]) |> transpose)
+          q k v
+
 -- ==
 -- entry: test_attention
 -- input @ ../tests/data/attention.in
@@ -171,3 +199,24 @@ entry test_attention_batched [n][Q][H][hd] (q: [n][Q][hd]f32) (k: [n][H][hd]f32)
   let cache = cache_write g cache 0 (replicate (n - m) 1) (m ..< n :> [n - m]i64) k[m:] v[m:]
   let rest = attend g 0 cache 0 (replicate (n - m) 1) (m ..< n :> [n - m]i64) q[m:]
   in first[:m] ++ rest :> [n][Q][hd]f32
+
+-- | Attention of whole sequences, without a cache: two copies of the
+-- sequence in one batch must each give the cached path's result, with and
+-- without a sliding window (within 1e-5 · (1 + magnitude): the sums run in
+-- another order).
+-- ==
+-- entry: test_attention_sequences
+-- input @ ../tests/data/attention.in
+-- output { true }
+-- input @ ../tests/data/attention_long.in
+-- output { true }
+entry test_attention_sequences [n][Q][H][hd] (q: [n][Q][hd]f32) (k: [n][H][hd]f32) (v: [n][H][hd]f32) : bool =
+  let g = {slots = 1, layers = 1, heads = H, panels = panels n, hd}
+  let cache = cache_write g (cache_empty g) 0 (replicate n 0) (iota n) k v
+  let close (a: [n][Q][hd]f32) (e: [n][Q][hd]f32) =
+    and (map2 (\a e -> f32.abs (a - e) <= 1e-5 * (1 + f32.abs e)) (flatten (flatten a)) (flatten (flatten e)))
+  let agree window =
+    let cached = attend g window cache 0 (replicate n 0) (iota n) q
+    let both = attend_sequences window [q, q] [k, k] [v, v]
+    in close both[0] cached && close both[1] cached
+  in agree 0 && agree 3 && agree (n / 2)
