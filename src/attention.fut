@@ -25,6 +25,7 @@
 import "nn"
 import "vec"
 import "matrix"
+import "differentiable"
 
 -- | The shape of a cache: `slots` sequences of `panels · P` positions, for
 -- `layers` layers of `heads` key/value heads of `hd` features.
@@ -124,27 +125,28 @@ def attend [n][N][Q][hd] (g: geometry) (window: i64) (cache: [n]f32) (l: i64) (s
 -- `i` attends to positions `0 ..= i` of its own sequence, or with a sliding
 -- window of `window > 0` positions to the last `window` of them.  No cache:
 -- training's attention (src/llama.fut `train_pass`), written for
--- differentiation with maps and sums only.  (`attend`'s loops over panels,
--- differentiated as loops, kept each iteration's state for the reverse
--- sweep: docs/PERFORMANCE.md, "Fine-tuning".)
+-- differentiation: the scores and the weighted sums are src/differentiable.fut's
+-- products, of each key/value head with the queries of its group.
+-- (`attend`'s loops over panels, differentiated as loops, kept each
+-- iteration's state for the reverse sweep: docs/PERFORMANCE.md, "Fine-tuning".)
 def attend_sequences [B][S][Q][H][hd] (window: i64) (q: [B][S][Q][hd]f32) (k: [B][S][H][hd]f32) (v: [B][S][H][hd]f32)
                      : [B][S][Q][hd]f32 =
   let group = Q / H
   let scale = 1 / f32.sqrt (f32.i64 hd)
   let seen i j = j <= i && (window == 0 || i - j < window)
-  -- one head of one sequence: its queries `[S][hd]`, keys `[S][hd]` and
-  -- values by feature `[hd][S]`
-  let head (q: [S][hd]f32) (k: [S][hd]f32) (v: [hd][S]f32) : [S][hd]f32 =
-    map2 (\i q ->
-            let scores = map2 (\j k -> if seen i j then scale * f32.sum (map2 (*) q k) else -f32.inf) (iota S) k
-            let top = f32.maximum scores
-            let e = map (\s -> f32.exp (s - top)) scores
-            let total = f32.sum e
-            in map (\v -> f32.sum (map2 (*) e v) / total) v)
-         (iota S) q
+  let softmax i (s: [S]f32) : [S]f32 =
+    let s = map2 (\j s -> if seen i j then scale * s else -f32.inf) (iota S) s
+    let top = f32.maximum s
+    let e = map (\s -> f32.exp (s - top)) s
+    let total = f32.sum e
+    in map (/ total) e
+  -- key/value head `[S][hd]` of one sequence and its group's queries `[group][S][hd]`
+  let heads (q: [group][S][hd]f32) (k: [S][hd]f32) (v: [S][hd]f32) : [group][S][hd]f32 =
+    let w = products k (flatten q) |> map2 softmax (flatten (replicate group (iota S)))
+    in products (transpose v) w |> unflatten
   in map3 (\q k v ->
-             let (q, k, v) = (transpose q, transpose k, map transpose (transpose v))
-             in tabulate Q (\h -> head q[h] k[h / group] v[h / group]) |> transpose)
+             let q = unflatten (transpose q :> [H * group][S][hd]f32)
+             in map3 heads q (transpose k) (transpose v) |> flatten |> transpose :> [S][Q][hd]f32)
           q k v
 
 -- ==
