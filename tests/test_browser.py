@@ -416,18 +416,14 @@ def llama31_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
     """A random-weight Llama with Llama 3.1's rope scaling, which its GGUF
     file holds as rope_freqs.weight (divisors of the rotary frequencies), and
     SmolLM2's tokenizer; and the same file with a zero among the divisors."""
-    from tests.conftest import random_llama
     from tests.gguf_models import write_gguf
-    from tests.test_gguf import CONFIG, llama_cpp_rope_factors
+    from tests.test_gguf import rope_scaled_llama
 
-    scaling = {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 32}
-    model = random_llama(5, **CONFIG | {"vocab_size": 49152, "rope_theta": 500000.0,
-                                        "rope_scaling": {"rope_type": "llama3", **scaling}})
-    factors = llama_cpp_rope_factors(CONFIG["hidden_size"] // CONFIG["num_attention_heads"], 500000.0, scaling)
-    assert len(set(factors.tolist())) > 2  # unscaled, scaled and smoothed frequencies
+    model, factors = rope_scaled_llama(5, vocab_size=49152)
     zero = factors.copy()
     zero[3] = 0
     folder = tmp_path_factory.mktemp("llama31")
+
     def write(name: str, divisors: np.ndarray) -> Path:
         return write_gguf(model, folder / name, extra={"rope_freqs.weight": divisors}, tokenizer=default_model_path())
 
@@ -436,8 +432,8 @@ def llama31_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
 
 def test_the_glue_reads_rope_freqs_as_python_does(tmp_path: Path, llama31_files: tuple[Path, Path]) -> None:
     """Llama 3.1's rope_freqs.weight divides the rotary frequencies in the
-    page as in llaf's Python side; a zero among them is refused with
-    Python's message."""
+    page as in llaf's Python side; a zero among them is refused, the page
+    saying which tensor, as Python does."""
     good, bad = llama31_files
     got = glue(tmp_path, good)
     assert assert_python_args(tmp_path, got, good) > 18

@@ -293,14 +293,23 @@ def llama_cpp_rope_factors(head_dim: int, theta: float, scaling: dict[str, float
     return np.array(factors, np.float32)
 
 
+def rope_scaled_llama(seed: int, **config: object) -> tuple[torch.nn.Module, np.ndarray]:
+    """A random-weight Llama (CONFIG, updated by `config`) with Llama 3.1's
+    rope scaling, and the rope_freqs.weight that llama.cpp's converter writes
+    for it."""
+    scaling = {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 32}
+    model = random_llama(seed, **CONFIG | config | {"rope_scaling": {"rope_type": "llama3", **scaling},
+                                                    "rope_theta": 500000.0})
+    factors = llama_cpp_rope_factors(CONFIG["hidden_size"] // CONFIG["num_attention_heads"], 500000.0, scaling)
+    assert len(set(factors.tolist())) > 2  # unscaled, scaled and smoothed frequencies
+    return model, factors
+
+
 def test_rope_freqs_gguf_computes_what_transformers_computes_with_rope_scaling(backend: str, tmp_path: Path) -> None:
     """Llama 3.1's rope scaling arrives in a GGUF file as rope_freqs.weight:
     llaf's logits equal transformers' on the model with that scaling, and
     differ from them when the tensor is left out."""
-    scaling = {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 32}
-    hf = random_llama(3, **{**CONFIG, "rope_scaling": {"rope_type": "llama3", **scaling}, "rope_theta": 500000.0})
-    factors = llama_cpp_rope_factors(CONFIG["hidden_size"] // CONFIG["num_attention_heads"], 500000.0, scaling)
-    assert len(set(factors.tolist())) > 2  # unscaled, scaled and smoothed frequencies
+    hf, factors = rope_scaled_llama(3)
     ids = np.random.default_rng(2).integers(0, 512, 60)
     expected = hf_logits(hf, ids)
     scaled = llaf.init(str(write_gguf(hf, tmp_path / "scaled.gguf", extra={"rope_freqs.weight": factors})),
