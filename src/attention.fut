@@ -25,6 +25,7 @@
 import "nn"
 import "vec"
 import "matrix"
+import "differentiable"
 
 -- | The shape of a cache: `slots` sequences of `panels · P` positions, for
 -- `layers` layers of `heads` key/value heads of `hd` features.
@@ -119,6 +120,35 @@ def attend [n][N][Q][hd] (g: geometry) (window: i64) (cache: [n]f32) (l: i64) (s
                                  (lanes.tabulate (\r -> (#[unsafe] w[t, r], #[unsafe] cache[at + r])))
        in lanes.sum acc)
 
+-- | Causal attention of `B` whole sequences of `S` tokens (queries
+-- `[B][S][Q][hd]`, keys and values `[B][S][H][hd]`): the token at position
+-- `i` attends to positions `0 ..= i` of its own sequence, or with a sliding
+-- window of `window > 0` positions to the last `window` of them.  No cache:
+-- training's attention (src/llama.fut `train_pass`), written for
+-- differentiation: the scores and the weighted sums are src/differentiable.fut's
+-- products, of each key/value head with the queries of its group.
+-- (`attend`'s loops over panels, differentiated as loops, kept each
+-- iteration's state for the reverse sweep: docs/PERFORMANCE.md, "Fine-tuning".)
+def attend_sequences [B][S][Q][H][hd] (window: i64) (q: [B][S][Q][hd]f32) (k: [B][S][H][hd]f32) (v: [B][S][H][hd]f32)
+                     : [B][S][Q][hd]f32 =
+  let group = Q / H
+  let scale = 1 / f32.sqrt (f32.i64 hd)
+  let seen i j = j <= i && (window == 0 || i - j < window)
+  let softmax i (s: [S]f32) : [S]f32 =
+    let s = map2 (\j s -> if seen i j then scale * s else -f32.inf) (iota S) s
+    let top = f32.maximum s
+    let e = map (\s -> f32.exp (s - top)) s
+    let total = f32.sum e
+    in map (/ total) e
+  -- key/value head `[S][hd]` of one sequence and its group's queries `[group][S][hd]`
+  let heads (q: [group][S][hd]f32) (k: [S][hd]f32) (v: [S][hd]f32) : [group][S][hd]f32 =
+    let w = products k (flatten q) |> map2 softmax (flatten (replicate group (iota S)))
+    in products (transpose v) w |> unflatten
+  in map3 (\q k v ->
+             let q = unflatten (transpose q :> [H * group][S][hd]f32)
+             in map3 heads q (transpose k) (transpose v) |> flatten |> transpose :> [S][Q][hd]f32)
+          q k v
+
 -- ==
 -- entry: test_attention
 -- input @ ../tests/data/attention.in
@@ -171,3 +201,24 @@ entry test_attention_batched [n][Q][H][hd] (q: [n][Q][hd]f32) (k: [n][H][hd]f32)
   let cache = cache_write g cache 0 (replicate (n - m) 1) (m ..< n :> [n - m]i64) k[m:] v[m:]
   let rest = attend g 0 cache 0 (replicate (n - m) 1) (m ..< n :> [n - m]i64) q[m:]
   in first[:m] ++ rest :> [n][Q][hd]f32
+
+-- | Attention of whole sequences, without a cache: two copies of the
+-- sequence in one batch must each give the cached path's result, with and
+-- without a sliding window (within 1e-5 · (1 + magnitude): the sums run in
+-- another order).
+-- ==
+-- entry: test_attention_sequences
+-- input @ ../tests/data/attention.in
+-- output { true }
+-- input @ ../tests/data/attention_long.in
+-- output { true }
+entry test_attention_sequences [n][Q][H][hd] (q: [n][Q][hd]f32) (k: [n][H][hd]f32) (v: [n][H][hd]f32) : bool =
+  let g = {slots = 1, layers = 1, heads = H, panels = panels n, hd}
+  let cache = cache_write g (cache_empty g) 0 (replicate n 0) (iota n) k v
+  let close (a: [n][Q][hd]f32) (e: [n][Q][hd]f32) =
+    and (map2 (\a e -> f32.abs (a - e) <= 1e-5 * (1 + f32.abs e)) (flatten (flatten a)) (flatten (flatten e)))
+  let agree window =
+    let cached = attend g window cache 0 (replicate n 0) (iota n) q
+    let both = attend_sequences window [q, q] [k, k] [v, v]
+    in close both[0] cached && close both[1] cached
+  in agree 0 && agree 3 && agree (n / 2)

@@ -2,8 +2,9 @@
 -- (src/train.fut): maps and sums only, which `vjp` differentiates as maps
 -- and sums.  (Differentiating the panel kernels of src/matrix.fut, loops
 -- over running sums, would store the sums of every iteration.)  The same
--- products as `matrix F`'s up to the order of the sums.  Training only:
--- the engine's builds leave this file out.
+-- products as `matrix F`'s up to the order of the sums.  Training's: the
+-- engine's builds compile it only for src/attention.fut's
+-- `attend_sequences`, which they do not call.
 
 import "matrix"
 

@@ -90,6 +90,46 @@ module llama (W: weights) = {
                (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (slots: i64) (capacity: i64) : geometry =
     {slots, layers = L, heads = p.kv_heads, panels = panels capacity, hd = kvd / p.kv_heads}
 
+  -- | Layer `l`'s projection `w` of the tokens' features `h`, with its adapter `a`.
+  #[inline]
+  def project [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N][m][kb][k]
+              (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (ad: adapters [L][r][d][qd][kvd][F])
+              (l: i64) (w: W.layers [L][m][kb]) (a: lora.adapter [L][r][k][m]) (h: [N][k]f32) : [N][m]f32 =
+    W.layer_matmul p.store w l h |> lora.apply a ad.scale l h
+
+  -- | Layer `l`'s queries, keys and values of `N` tokens at positions `pos`
+  -- (`[N][heads][hd]`, `[N][kv_heads][hd]`): the hidden states `x` normed,
+  -- projected, biased, the queries and keys normed per head and rotated.
+  #[inline]
+  def attention_inputs [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N]
+                       (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (ad: adapters [L][r][d][qd][kvd][F])
+                       (pos: [N]i64) (l: i64) (x: [N][d]f32) : ?[Q][H][hd].([N][Q][hd]f32, [N][H][hd]f32, [N][H][hd]f32) =
+    let (Q, H, hd) = (p.heads, p.kv_heads, qd / p.heads)
+    let biased [m] [B] (b: [L][B]f32) (y: [N][m]f32) =
+      if B == 0 then y else map (vadd (b[l] :> [m]f32)) y
+    let normed [m] (w: [L][Nn]f32) (hs: [N][m][hd]f32) =
+      if Nn == 0 then hs else map (map (rms_norm p.eps (w[l] :> [hd]f32))) hs
+    let turned [m] (hs: [N][m][hd]f32) = map2 (\at h -> map (rope p.inv_freq at) h) pos hs
+    let h = map (rms_norm p.eps p.attn_norm[l]) x
+    let q = project p ad l p.wq ad.q h |> biased p.bq |> map (\r -> unflatten (r :> [Q * hd]f32)) |> normed p.q_norm |> turned
+    let k = project p ad l p.wk ad.k h |> biased p.bk |> map (\r -> unflatten (r :> [H * hd]f32)) |> normed p.k_norm |> turned
+    let v = project p ad l p.wv ad.v h |> biased p.bv |> map (\r -> unflatten (r :> [H * hd]f32))
+    in (q, k, v)
+
+  -- | The rest of layer `l` given the tokens' attention `a`: `x + wo a`, then
+  -- `x + mlp (norm x)`.
+  #[inline]
+  def after_attention [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N][Q][hd]
+                      (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (ad: adapters [L][r][d][qd][kvd][F])
+                      (l: i64) (x: [N][d]f32) (a: [N][Q][hd]f32) : [N][d]f32 =
+    let x = map2 vadd x (project p ad l p.wo ad.o (map (\a -> flatten a :> [qd]f32) a))
+    let h = map (rms_norm p.eps p.mlp_norm[l]) x
+    let (gate, up) = (project p ad l p.w_gate ad.gate h, project p ad l p.w_up ad.up h)
+    let gated = if p.activation == gelu_gated
+                then map2 (map2 (\g u -> gelu_tanh g * u)) gate up
+                else map2 (map2 (\g u -> silu g * u)) gate up
+    in map2 vadd x (project p ad l p.w_down ad.down gated)
+
   -- | Transformer block `l` for `N` tokens at their slots and positions:
   -- `x + attn (norm x)`, then `x + mlp (norm x)`; the tokens' keys and
   -- values enter layer `cl` of the cache first, so each token attends to
@@ -99,27 +139,9 @@ module llama (W: weights) = {
             (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (ad: adapters [L][r][d][qd][kvd][F])
             (g: geometry) (slots: [N]i64) (pos: [N]i64) (l: i64) (cl: i64)
             (x: [N][d]f32) (cache: *[n]f32) : ([N][d]f32, *[n]f32) =
-    let (Q, H, hd) = (p.heads, p.kv_heads, qd / p.heads)
-    let project [m][kb][k] (w: W.layers [L][m][kb]) (a: lora.adapter [L][r][k][m]) (h: [N][k]f32) : [N][m]f32 =
-      W.layer_matmul p.store w l h |> lora.apply a ad.scale l h
-    let biased [m] [B] (b: [L][B]f32) (y: [N][m]f32) =
-      if B == 0 then y else map (vadd (b[l] :> [m]f32)) y
-    let normed [m] (w: [L][Nn]f32) (hs: [N][m][hd]f32) =
-      if Nn == 0 then hs else map (map (rms_norm p.eps (w[l] :> [hd]f32))) hs
-    let turned [m] (hs: [N][m][hd]f32) = map2 (\at h -> map (rope p.inv_freq at) h) pos hs
-    let h = map (rms_norm p.eps p.attn_norm[l]) x
-    let q = project p.wq ad.q h |> biased p.bq |> map (\r -> unflatten (r :> [Q * hd]f32)) |> normed p.q_norm |> turned
-    let k = project p.wk ad.k h |> biased p.bk |> map (\r -> unflatten (r :> [H * hd]f32)) |> normed p.k_norm |> turned
-    let v = project p.wv ad.v h |> biased p.bv |> map (\r -> unflatten (r :> [H * hd]f32))
+    let (q, k, v) = attention_inputs p ad pos l x
     let cache = cache_write g cache cl slots pos k v
-    let a = attend g p.window cache cl slots pos q |> map (\a -> flatten a :> [qd]f32)
-    let x = map2 vadd x (project p.wo ad.o a)
-    let h = map (rms_norm p.eps p.mlp_norm[l]) x
-    let (gate, up) = (project p.w_gate ad.gate h, project p.w_up ad.up h)
-    let gated = if p.activation == gelu_gated
-                then map2 (map2 (\g u -> gelu_tanh g * u)) gate up
-                else map2 (map2 (\g u -> silu g * u)) gate up
-    in (map2 vadd x (project p.w_down ad.down gated), cache)
+    in (after_attention p ad l x (attend g p.window cache cl slots pos q), cache)
 
   -- | The embeddings of tokens `ids`.
   def embed [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][N]
@@ -139,16 +161,20 @@ module llama (W: weights) = {
     let (x, cache) = loop (x, cache) = (embed p ids, cache) for l < L do block p ad g slots pos l l x cache
     in (map (rms_norm p.eps p.final_norm) x, cache)
 
-  -- | The final hidden states of `N` tokens of `slots` sequences of up to
-  -- `capacity` positions each, through projections with adapters `ad`: the
-  -- forward pass of training (src/train.fut).  Each layer has a cache of
-  -- its own, made inside the loop, so that differentiating the loop keeps
-  -- only the hidden states of each layer, not a whole cache per layer.
-  def train_pass [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N]
+  -- | The final hidden states of `B` sequences of `S` tokens (`ids`, each
+  -- sequence from position 0), through projections with adapters `ad`: the
+  -- forward pass of training (src/train.fut).  No cache: the tokens of a
+  -- sequence attend to each other (src/attention.fut `attend_sequences`,
+  -- written for differentiation), so differentiating the layer loop keeps
+  -- only the hidden states of each layer.
+  def train_pass [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][B][S]
                  (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (ad: adapters [L][r][d][qd][kvd][F])
-                 (slots: i64) (capacity: i64) (ids: [N]i64) (seqs: [N]i64) (pos: [N]i64) : [N][d]f32 =
-    let g = cache_shape p slots capacity with layers = 1
-    let x = loop x = embed p ids for l < L do (block p ad g seqs pos l 0 x (cache_empty g)).0
+                 (ids: [B][S]i64) : [B * S][d]f32 =
+    let pos = flatten (replicate B (iota S))
+    let layer l x =
+      let (q, k, v) = attention_inputs p ad pos l x
+      in attend_sequences p.window (unflatten q) (unflatten k) (unflatten v) |> flatten |> after_attention p ad l x
+    let x = loop x = embed p (flatten ids) for l < L do layer l x
     in map (rms_norm p.eps p.final_norm) x
 
   -- | Next-token logits from final hidden states.

@@ -62,9 +62,7 @@ module trainer (W: matrix) (E: matrix) = {
   def loss [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][B][S]
            (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
            (ad: model.adapters [L][r][d][qd][kvd][F]) (tokens: [B][S]i64) (targets: [B][S]i64) : f32 =
-    let seqs = flatten (map (\b -> replicate S b) (iota B))
-    let pos = flatten (replicate B (iota S))
-    let h = model.train_pass p ad B S (flatten tokens) seqs pos
+    let h = model.train_pass p ad tokens
     -- logits only where there is a target (a chat's prompts are most of its
     -- tokens, and the head is the largest product)
     let (learnt, ts) = zip (iota (B * S)) (flatten targets) |> filter (\(_, t) -> t >= 0) |> unzip
