@@ -100,7 +100,9 @@ build/pyopencl/.built: $(ENGINE_SOURCES) $(FUTHARK) | $(VENV)/.installed
 # replaces an older one.)
 # The C backends' runtime is patched so that a failed malloc is Futhark's
 # out-of-memory error rather than a segfault (scripts/patch-runtime.py,
-# docs/BACKENDS.md "Out of memory"); the GPU backends' runtimes are left alone.
+# docs/BACKENDS.md "Out of memory"), and that the engine's scratch arrays are
+# reused from call to call ("Lexical memory"; not fine-tuning's, below); the
+# GPU backends' runtimes are left alone.
 # The c and multicore backends are compiled from a copy of the engine's
 # sources in build/B/src/, with src/target.fut saying how many rows of a panel
 # the batched products take at a time for this CPU: `KERNEL_ROWS`, 32 where
@@ -114,7 +116,7 @@ build/%/.built: $(ENGINE_SOURCES) scripts/patch-runtime.py $(FUTHARK) | $(VENV)/
 	  sed -i "s/^module kernel_rows = vec32$$/module kernel_rows = vec$$rows/" build/$*/src/target.fut && \
 	  grep -q "^module kernel_rows = vec$$rows$$" build/$*/src/target.fut;; esac
 	$(FUTHARK) $* --library -o build/$*/llm build/$*/src/llm.fut
-	case $* in c|multicore) $(PY) scripts/patch-runtime.py build/$*/llm.c;; esac
+	case $* in c|multicore) $(PY) scripts/patch-runtime.py --lexical-memory build/$*/llm.c;; esac
 	cd build/$* && rm -f _llm*.so && CC=$(LLAF_CC) ../../$(VENV)/bin/build_futhark_ffi llm >/dev/null
 	printf '%s\n%s\n%s\n' "$$($(LLAF_CC) --version | head -1)" "$(CFLAGS)" \
 	  "$$(sed -n 's/^module kernel_rows = vec\([0-9]*\)$$/batched products over \1 rows of a panel/p' build/$*/src/target.fut)" \

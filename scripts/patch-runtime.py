@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Make a failed allocation in Futhark's generated C an error, not a segfault,
-and keep the multicore scheduler's idle worker awake between parallel loops.
+reuse the memory of function calls' scratch arrays from call to call, and
+keep the multicore scheduler's idle worker awake between parallel loops.
 
-    scripts/patch-runtime.py build/c/llm.c
+    scripts/patch-runtime.py [--lexical-memory] build/c/llm.c
 
 `make` runs this on the C that `futhark c --library` (or multicore) writes,
 before cffi compiles it.  Futhark 0.25's runtime (0.25.27, 0.25.32) stores what `malloc`
@@ -21,7 +22,16 @@ message).  The patches (docs/BACKENDS.md, "Out of memory"):
    frees what it had allocated.
 3. The `futhark_new_*` array constructors copy the caller's data only when
    the allocation succeeded (they did the copy regardless, into NULL).
-4. Multicore only (docs/BACKENDS.md, "The multicore scheduler"): a worker
+4. Memory that the generated code keeps for the length of a function call
+   ("lexical": scratch arrays of a loop, the derivative's intermediate
+   arrays) goes through the runtime's free list as its other arrays do,
+   where it had its own `realloc` and `free`: glibc maps a block of 32 MB or
+   more fresh from the kernel at each call and unmaps it after, so every
+   call paid for zeroing those pages again (docs/BACKENDS.md, "Lexical
+   memory").  Only with --lexical-memory, which the engine's builds pass
+   (prefill 6-8 % faster); fine-tuning's two engines trained slower with it
+   (docs/PERFORMANCE.md).
+5. Multicore only (docs/BACKENDS.md, "The multicore scheduler"): a worker
    that finds no task spins for up to LLAF_SPIN_US microseconds (default
    200) before it sleeps on its queue's condition variable.  A decode step
    runs hundreds of parallel loops; waking the sleeping worker for each
@@ -35,6 +45,7 @@ is harmless (the patched text no longer matches, and a marker says it is done).
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from pathlib import Path
@@ -80,6 +91,78 @@ ERROR_OLD = """(long long) ctx->cur_mem_usage_default, old_error);
         free(old_error);"""
 ERROR_NEW = """(long long) ctx->cur_mem_usage_default, old_error != NULL ? old_error : "");
         free(old_error);"""
+# Lexical memory: allocated through host_alloc (which takes a block from the
+# free list when one fits) and given back through host_free, under a tag that
+# names the variable (a block goes back to the variable that had it). The
+# block's size is what the generated code caches in `<name>_cached_sizze_<n>`.
+LEXICAL_AT = """\
+static int lexical_realloc(struct futhark_context *ctx,
+"""
+LEXICAL_FN = """\
+/* llaf: lexical memory through the free list (scripts/patch-runtime.py). */
+static int llaf_lexical_alloc(struct futhark_context *ctx, const char *tag, unsigned char **ptr,
+                              int64_t *size, int64_t new_size) {
+  if (*ptr != NULL)
+    host_free(ctx, (size_t) *size, tag, *ptr);
+  *ptr = NULL;
+  *size = 0;
+  size_t got = 0;
+  void *mem = NULL;
+  host_alloc(ctx, (size_t) new_size, tag, &got, &mem);
+  if (mem == NULL && new_size != 0) {
+    lexical_realloc_error(ctx, (size_t) new_size);
+    return FUTHARK_OUT_OF_MEMORY;
+  }
+  *ptr = (unsigned char *) mem;
+  *size = (int64_t) got;
+  return FUTHARK_SUCCESS;
+}
+
+static void llaf_lexical_free(struct futhark_context *ctx, const char *tag, unsigned char *mem, int64_t size) {
+  if (mem != NULL)
+    host_free(ctx, (size_t) size, tag, mem);
+}
+
+"""
+LEXICAL_DECLARATION = re.compile(r"int64_t ([A-Za-z0-9_]+)_cached_sizze_([0-9]+) = 0;")
+LEXICAL_USE = re.compile(r"int64_t ([A-Za-z0-9_]+)_cached_sizze_([0-9]+) = 0;"
+                         r"|lexical_realloc\(ctx, &([A-Za-z0-9_]+), &([A-Za-z0-9_]+), "
+                         r"|\bfree\(([A-Za-z0-9_]+)\);")
+
+
+def lexical(text: str) -> str:
+    """Lexical memory's allocations and frees through the free list. A
+    variable's name can be declared again in another function, with another
+    size variable: each use takes the latest declaration before it."""
+    sizes: dict[str, str] = {}
+    counts = {"realloc": 0, "free": 0}
+
+    def use(m: re.Match[str]) -> str:
+        if m.group(1) is not None:
+            sizes[m.group(1)] = f"{m.group(1)}_cached_sizze_{m.group(2)}"
+            return m.group(0)
+        if m.group(3) is not None:
+            if sizes.get(m.group(3)) != m.group(4):
+                raise SystemExit(f"patch-runtime: lexical_realloc of {m.group(3)} with an unknown size variable")
+            counts["realloc"] += 1
+            return f'llaf_lexical_alloc(ctx, "{m.group(3)}", &{m.group(3)}, &{m.group(4)}, '
+        name = m.group(5)
+        if name not in sizes:
+            return m.group(0)
+        counts["free"] += 1
+        return f'llaf_lexical_free(ctx, "{name}", {name}, {sizes[name]});'
+
+    declared = len(LEXICAL_DECLARATION.findall(text))
+    text = LEXICAL_USE.sub(use, text)
+    if counts["free"] != declared or counts["realloc"] < declared:
+        raise SystemExit(f"patch-runtime: {declared} lexical arrays, {counts['realloc']} allocations and "
+                         f"{counts['free']} frees patched: Futhark's runtime changed; see docs/BACKENDS.md")
+    if text.count(LEXICAL_AT) != 1:
+        raise SystemExit("patch-runtime: expected one lexical_realloc in the generated C: Futhark's runtime "
+                         "changed; see docs/BACKENDS.md")
+    return text.replace(LEXICAL_AT, LEXICAL_FN + LEXICAL_AT)
+
+
 # The multicore scheduler's idle worker: it spins a while before it sleeps.
 SPIN_AT = """\
 static inline void *scheduler_worker(void* args)
@@ -131,7 +214,7 @@ COPY = re.compile(r"(\n    if \()(\(size_t\) [^\n]* > 0\)\n"
                   r"        memmove\(arr->mem\.mem \+ 0, \(const unsigned char \*\) data)")
 
 
-def patch(text: str) -> str:
+def patch(text: str, lexical_memory: bool = False) -> str:
     if MARKER in text:
         return text
     for old, new in ((HOST_OLD, HOST_NEW), (ALLOC_OLD, ALLOC_NEW), (ERROR_OLD, ERROR_NEW)):
@@ -139,6 +222,8 @@ def patch(text: str) -> str:
             raise SystemExit(f"patch-runtime: expected one copy of {old.splitlines()[0].strip()!r} in the generated "
                              f"C, found {text.count(old)}: Futhark's runtime changed; see docs/BACKENDS.md")
         text = text.replace(old, new)
+    if lexical_memory:
+        text = lexical(text)
     if "scheduler_worker" in text:  # the multicore backend
         for old, new in ((SPIN_AT, SPIN_FN + SPIN_AT), (SLEEP_OLD, SLEEP_NEW)):
             if text.count(old) != 1:
@@ -156,10 +241,12 @@ def patch(text: str) -> str:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) != 2:
-        raise SystemExit("usage: scripts/patch-runtime.py build/B/llm.c")
-    path = Path(argv[1])
-    path.write_text(patch(path.read_text()))
+    parser = argparse.ArgumentParser(prog="scripts/patch-runtime.py")
+    parser.add_argument("--lexical-memory", action="store_true",
+                        help="send function calls' scratch arrays through the free list (patch 4)")
+    parser.add_argument("path", type=Path, help="the generated C, e.g. build/c/llm.c")
+    args = parser.parse_args(argv[1:])
+    args.path.write_text(patch(args.path.read_text(), args.lexical_memory))
 
 
 if __name__ == "__main__":

@@ -228,14 +228,31 @@ def test_the_multicore_runtime_patch_makes_idle_workers_spin_before_they_sleep()
     patched = (build_dir("multicore") / "llm.c").read_text()
     assert "if (llaf_spin(worker))" in patched
     # Futhark's text, recovered by undoing each patch.
-    original = patched.removeprefix(pr.MARKER).replace(pr.SPIN_FN, "")
+    original = patched.removeprefix(pr.MARKER).replace(pr.SPIN_FN, "").replace(pr.LEXICAL_FN, "")
+    original = re.sub(r'llaf_lexical_alloc\(ctx, "(\w+)", &', r"lexical_realloc(ctx, &", original)
+    original = re.sub(r'llaf_lexical_free\(ctx, "(\w+)", \w+, \w+\);', r"free(\1);", original)
     for old, new in ((pr.HOST_OLD, pr.HOST_NEW), (pr.ALLOC_OLD, pr.ALLOC_NEW), (pr.ERROR_OLD, pr.ERROR_NEW),
                      (pr.SLEEP_OLD, pr.SLEEP_NEW), ("\n    if ((size_t)", "\n    if (err == 0 && (size_t)")):
         original = original.replace(new, old)
     assert "llaf" not in original
-    assert pr.patch(original) == patched
+    assert pr.patch(original, lexical_memory=True) == patched
     with pytest.raises(SystemExit, match="in the multicore runtime, found 0: Futhark's runtime changed"):
         pr.patch(original.replace(pr.SLEEP_OLD, pr.SLEEP_OLD.replace("go back to sleep", "sleep")))
+
+
+def test_the_engine_reuses_its_scratch_arrays_but_training_does_not() -> None:
+    """The engines' C takes every scratch array of a function call
+    (`lexical_realloc`, the cleanup's `free`) through the free list; the
+    fine-tuning program's keeps Futhark's own (its two engines trained
+    slower with the free list, docs/PERFORMANCE.md)."""
+    pr = _runtime_patch()
+    for backend in sorted({"c", "multicore"} & set(BACKENDS_UNDER_TEST)):
+        engine = (build_dir(backend) / "llm.c").read_text()
+        allocations = len(re.findall(r'llaf_lexical_alloc\(ctx, "\w+", &', engine))
+        assert allocations > 0 and "lexical_realloc(ctx, &" not in engine, backend
+        assert len(pr.LEXICAL_DECLARATION.findall(engine)) == len(re.findall(r"llaf_lexical_free\(ctx,", engine))
+    training = (build_dir("c") / "train.c").read_text()
+    assert "lexical_realloc(ctx, &" in training and "llaf_lexical" not in training
 
 
 @pytest.mark.skipif("multicore" not in BACKENDS_UNDER_TEST, reason="multicore is not under test")
