@@ -125,8 +125,8 @@ static void llaf_lexical_free(struct futhark_context *ctx, const char *tag, unsi
 
 """
 LEXICAL_DECLARATION = re.compile(r"int64_t ([A-Za-z0-9_]+)_cached_sizze_([0-9]+) = 0;")
-LEXICAL_USE = re.compile(r"int64_t ([A-Za-z0-9_]+)_cached_sizze_([0-9]+) = 0;"
-                         r"|lexical_realloc\(ctx, &([A-Za-z0-9_]+), &([A-Za-z0-9_]+), "
+LEXICAL_USE = re.compile(LEXICAL_DECLARATION.pattern
+                         + r"|lexical_realloc\(ctx, &([A-Za-z0-9_]+), &([A-Za-z0-9_]+), "
                          r"|\bfree\(([A-Za-z0-9_]+)\);")
 
 
