@@ -405,7 +405,7 @@ def _plane_shifts(hb: int) -> np.ndarray:
 
 def _wide(codes: np.ndarray, fmt: str) -> tuple[np.ndarray, ...]:
     """Codes `[blocks][32]` of format `fmt`'s 4 + hb bits (`_high_bits`) as
-    its arrays `q` and, if hb > 0, `h` (src/matrix.fut `wide_pair`): value j
+    its arrays `q` and, if hb > 0, `h` (src/matrix.fut `wide_bits`): value j
     of a block in the low nibble of byte j of `q`, value j + 16 in the high
     one; the pair's high bits, value j's hb bits then value j + 16's, in
     plane byte j // (4 // hb) of `h`, from bit (j % (4 // hb)) · 2·hb."""

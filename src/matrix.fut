@@ -80,7 +80,7 @@ def f16_bits_to_f32 (h: u16) : f32 =
   in f32.from_bits (f32.to_bits v | sign)
 
 -- | The plane byte of a block holding the high bits of column pair `j`
--- (`wide_pair`).
+-- (`wide_bits`).
 #[inline]
 def plane_byte (hb: i64) (j: i64) : i64 = j / (4 / hb)
 
@@ -89,13 +89,22 @@ def plane_byte (hb: i64) (j: i64) : i64 = j / (4 / hb)
 -- nibbles of byte `q` (as q4 packs them) and, above them, the high bits of
 -- plane byte `h`, which holds those of `4 / hb` such pairs: pair `j`'s in
 -- byte `j / (4 / hb)` (`plane_byte`), from bit `(j % (4 / hb)) · 2·hb`,
--- column `j`'s `hb` bits first.  (`hb` a literal at each call: a size
--- would be a variable in the C, the shifts computed at run time.)
-#[inline]
-def wide_pair (hb: i64) (q: u8) (h: u8) (j: i64) : (u8, u8) =
-  let s = u8.i64 (j % (4 / hb) * 2 * hb)
-  let mask = (1 << u8.i64 hb) - 1
-  in ((q & 15) | (((h >> s) & mask) << 4), (q >> 4) | (((h >> (s + u8.i64 hb)) & mask) << 4))
+-- column `j`'s `hb` bits first.  In any integral type holding a byte: the
+-- browser's codes unpack them as bytes (`wide_bytes`), the native ones in
+-- 32-bit lanes (`wide_words`).  (`hb` a literal at each call: a size would
+-- be a variable in the C, the shifts computed at run time.  `>>>`: for a
+-- module's `I.t`, `>>` is the arithmetic shift even on `u8`.)
+module wide_bits (I: integral) = {
+  #[inline]
+  def pair (hb: i64) (q: I.t) (h: I.t) (j: i64) : (I.t, I.t) =
+    let s = I.i64 (j % (4 / hb) * 2 * hb)
+    let (bits, four, low) = (I.i64 hb, I.i64 4, I.i64 15)
+    let mask = I.((i64 1 << bits) - i64 1)
+    in (I.((q & low) | (((h >>> s) & mask) << four)),
+        I.((q >>> four) | (((h >>> (s + bits)) & mask) << four)))
+}
+module wide_bytes = wide_bits u8
+module wide_words = wide_bits i32
 
 -- | How the block formats widen their byte codes to f32, exactly.  Two
 -- ways, the same values: `f32.u8`, one conversion instruction a register on
@@ -112,7 +121,7 @@ module type codes = {
   -- | Byte `q`'s two 4-bit codes, the low nibble first (q4, q4k).
   val nibbles : u8 -> (f32, f32)
   -- | The codes of a column pair of a format with `hb` high bits, less
-  -- `bias`: `wide_codes hb q h j bias` is `wide_pair hb q h j`'s as
+  -- `bias`: `wide_codes hb q h j bias` is `wide_bits`'s `pair hb q h j` as
   -- numbers, minus `bias` (q5, q5k, q6k).
   val wide_codes : i64 -> u8 -> u8 -> i64 -> i32 -> (f32, f32)
 }
@@ -129,9 +138,7 @@ module native_codes : codes = {
     in (f32.i32 (q & 15), f32.i32 (q >> 4))
   #[inline]
   def wide_codes (hb: i64) (q: u8) (h: u8) (j: i64) (bias: i32) : (f32, f32) =
-    let s = i32.i64 (j % (4 / hb) * 2 * hb)
-    let (q, h, mask) = (i32.u8 q, i32.u8 h, (1 << i32.i64 hb) - 1)
-    let (lo, hi) = ((q & 15) | (((h >> s) & mask) << 4), (q >> 4) | (((h >> (s + i32.i64 hb)) & mask) << 4))
+    let (lo, hi) = wide_words.pair hb (i32.u8 q) (i32.u8 h) j
     in (f32.i32 (lo - bias), f32.i32 (hi - bias))
 }
 
@@ -142,7 +149,7 @@ module wasm_codes : codes = {
   def nibbles (q: u8) : (f32, f32) = (unsigned (q & 15), unsigned (q >> 4))
   #[inline]
   def wide_codes (hb: i64) (q: u8) (h: u8) (j: i64) (bias: i32) : (f32, f32) =
-    let (lo, hi) = wide_pair hb q h j
+    let (lo, hi) = wide_bytes.pair hb q h j
     -- (a biased code wraps as a byte: a signed one)
     in if bias == 0 then (unsigned lo, unsigned hi) else (signed (lo - u8.i32 bias), signed (hi - u8.i32 bias))
   def u8 = unsigned
@@ -230,12 +237,12 @@ module q4_panels_with (C: codes) : format with mat [m][kb] = q4_panel_arrays [m]
 module q4_panels = q4_panels_with native_codes
 
 -- | The code of element `(i, c)` of panels of codes of 4 + `hb` bits
--- (`H` = 4·hb plane bytes a block): `wide_pair`'s of its column pair.
+-- (`H` = 4·hb plane bytes a block): `wide_bytes.pair`'s of its column pair.
 def wide [t][kb][H] (hb: i64) (q: [t][kb][16][P]u8) (h: [t][kb][H][P]u8) (i: i64) (c: i64) : u8 =
   let (b, j) = (c / 32, c % 16)
   let byte = (flatten (flatten (flatten q)))[unit (kb * 16) i (b * 16 + j)]
   let plane = (flatten (flatten (flatten h)))[unit (kb * H) i (b * H + plane_byte hb j)]
-  let (lo, hi) = wide_pair hb byte plane j
+  let (lo, hi) = wide_bytes.pair hb byte plane j
   in if c % 32 < 16 then lo else hi
 
 -- | Blocks of 32 5-bit codes (nibbles and a plane of fifth bits, `wide`)
