@@ -115,6 +115,41 @@ module trainer (W: matrix) (E: matrix) = {
     (ad.q.a, ad.q.b, ad.k.a, ad.k.b, ad.v.a, ad.v.b, ad.o.a, ad.o.b,
      ad.gate.a, ad.gate.b, ad.up.a, ad.up.b, ad.down.a, ad.down.b)
 
+  -- The derivatives of a layer's steps, each a function of its own
+  -- (inlined into one, the compiler's simplifier took minutes on it).
+  #[noinline]
+  def mlp_output_vjp [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N] (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (la: model.layer_adapters [r][d][qd][kvd][F]) (l: i64)
+                     (mid: [N][d]f32) (gate_up: ([N][F]f32, [N][F]f32)) (y_bar: [N][d]f32) =
+    let set (c: lora.layer [r][F][d]) ((a, b): ([r][F]f32, [d][r]f32)) = c with a = a with b = b
+    in vjp (\(mid, gate_up, w) -> model.mlp_output p (la with down = set la.down w) l mid gate_up)
+           (mid, gate_up, (la.down.a, la.down.b)) y_bar
+
+  #[noinline]
+  def mlp_projections_vjp [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N] (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (la: model.layer_adapters [r][d][qd][kvd][F]) (l: i64)
+                          (mid: [N][d]f32) (y_bar: ([N][F]f32, [N][F]f32)) =
+    let set (c: lora.layer [r][d][F]) ((a, b): ([r][d]f32, [F][r]f32)) = c with a = a with b = b
+    in vjp (\(mid, wg, wu) -> model.mlp_projections p (la with gate = set la.gate wg with up = set la.up wu) l mid)
+           (mid, (la.gate.a, la.gate.b), (la.up.a, la.up.b)) y_bar
+
+  #[noinline]
+  def attention_output_vjp [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N] (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (la: model.layer_adapters [r][d][qd][kvd][F]) (l: i64)
+                           (x: [N][d]f32) (a: [N][qd]f32) (y_bar: [N][d]f32) =
+    let set (c: lora.layer [r][qd][d]) ((a, b): ([r][qd]f32, [d][r]f32)) = c with a = a with b = b
+    in vjp (\(x, a, w) -> model.attention_output p (la with o = set la.o w) l x a) (x, a, (la.o.a, la.o.b)) y_bar
+
+  #[noinline]
+  def sequence_attention_vjp [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][N] (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (S: i64) (l: i64)
+                             (qkv: ([N][qd]f32, [N][kvd]f32, [N][kvd]f32)) (y_bar: [N][qd]f32) =
+    vjp (model.sequence_attention p S l) qkv y_bar
+
+  #[noinline]
+  def attention_projections_vjp [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N] (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (la: model.layer_adapters [r][d][qd][kvd][F]) (l: i64)
+                                (x: [N][d]f32) (y_bar: ([N][qd]f32, [N][kvd]f32, [N][kvd]f32)) =
+    let set [m] (c: lora.layer [r][d][m]) ((a, b): ([r][d]f32, [m][r]f32)) = c with a = a with b = b
+    in vjp (\(x, wq, wk, wv) -> model.attention_projections p (la with q = set la.q wq with k = set la.k wk
+                                                               with v = set la.v wv) l x)
+           (x, (la.q.a, la.q.b), (la.k.a, la.k.b), (la.v.a, la.v.b)) y_bar
+
   -- | The backward pass: from the adjoint `x_bar` of the last layer's
   -- hidden states, each layer's in turn, last to first, and the adjoints
   -- of the adapters (as `arrays`).  Each step of a layer is differentiated
@@ -128,8 +163,6 @@ module trainer (W: matrix) (E: matrix) = {
                (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (ad: model.adapters [L][r][d][qd][kvd][F]) (S: i64)
                (tape: tape [L][N][d][qd][kvd][F]) (x_bar: [N][d]f32) =
     let zeros [n][m] (_: [L][n][m]f32) = replicate L (replicate n (replicate m 0f32))
-    let pair [n][m] (c: lora.layer [r][n][m]) = (c.a, c.b)
-    let set [n][m] (c: lora.layer [r][n][m]) ((a, b): ([r][n]f32, [m][r]f32)) = c with a = a with b = b
     let (_, g) =
       loop (x_bar, (qa, qb, ka, kb, va, vb, oa, ob, ga, gb, ua, ub, da, db)) =
            (x_bar, (zeros ad.q.a, zeros ad.q.b, zeros ad.k.a, zeros ad.k.b, zeros ad.v.a, zeros ad.v.b,
@@ -138,21 +171,13 @@ module trainer (W: matrix) (E: matrix) = {
       for i < L do
         let l = L - 1 - i
         let la = model.layer_adapters ad l
-        let (mid_bar, gate_up_bar, (da_l, db_l)) =
-          vjp (\(mid, gate_up, w) -> model.mlp_output p (la with down = set la.down w) l mid gate_up)
-              (tape.mid[l], (tape.gate[l], tape.up[l]), pair la.down) x_bar
-        let (mid_bar', (ga_l, gb_l), (ua_l, ub_l)) =
-          vjp (\(mid, wg, wu) -> model.mlp_projections p (la with gate = set la.gate wg with up = set la.up wu) l mid)
-              (tape.mid[l], pair la.gate, pair la.up) gate_up_bar
+        let (mid_bar, gate_up_bar, (da_l, db_l)) = mlp_output_vjp p la l tape.mid[l] (tape.gate[l], tape.up[l]) x_bar
+        let (mid_bar', (ga_l, gb_l), (ua_l, ub_l)) = mlp_projections_vjp p la l tape.mid[l] gate_up_bar
         let mid_bar = map2 vadd mid_bar mid_bar'
-        let (x_bar, a_bar, (oa_l, ob_l)) =
-          vjp (\(x, a, w) -> model.attention_output p (la with o = set la.o w) l x a)
-              (tape.x[l], tape.a[l], pair la.o) mid_bar
-        let qkv_bar = vjp (model.sequence_attention p S l) (tape.q[l], tape.k[l], tape.v[l]) a_bar
+        let (x_bar, a_bar, (oa_l, ob_l)) = attention_output_vjp p la l tape.x[l] tape.a[l] mid_bar
+        let qkv_bar = sequence_attention_vjp p S l (tape.q[l], tape.k[l], tape.v[l]) a_bar
         let (x_bar', (qa_l, qb_l), (ka_l, kb_l), (va_l, vb_l)) =
-          vjp (\(x, wq, wk, wv) -> model.attention_projections p (la with q = set la.q wq with k = set la.k wk
-                                                                   with v = set la.v wv) l x)
-              (tape.x[l], pair la.q, pair la.k, pair la.v) qkv_bar
+          attention_projections_vjp p la l tape.x[l] qkv_bar
         in (map2 vadd x_bar x_bar',
             (qa with [l] = qa_l, qb with [l] = qb_l, ka with [l] = ka_l, kb with [l] = kb_l,
              va with [l] = va_l, vb with [l] = vb_l, oa with [l] = oa_l, ob with [l] = ob_l,
