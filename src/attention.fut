@@ -124,7 +124,7 @@ def attend [n][N][Q][hd] (g: geometry) (window: i64) (cache: [n]f32) (l: i64) (s
 -- `[B][S][Q][hd]`, keys and values `[B][S][H][hd]`): the token at position
 -- `i` attends to positions `0 ..= i` of its own sequence, or with a sliding
 -- window of `window > 0` positions to the last `window` of them.  No cache:
--- training's attention (src/llama.fut `train_pass`), written for
+-- training's attention (src/llama.fut `sequence_attention`), written for
 -- differentiation: the scores and the weighted sums are src/differentiable.fut's
 -- products, of each key/value head with the queries of its group.
 -- (`attend`'s loops over panels, differentiated as loops, kept each

@@ -90,45 +90,88 @@ module llama (W: weights) = {
                (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (slots: i64) (capacity: i64) : geometry =
     {slots, layers = L, heads = p.kv_heads, panels = panels capacity, hd = kvd / p.kv_heads}
 
+  -- | The adapters of layer `l`: what a layer's functions below take,
+  -- so that training can differentiate each with respect to its layer's
+  -- adapters (src/train.fut `backward`).
+  type layer_adapters [r][d][qd][kvd][F] =
+    { q: lora.layer [r][d][qd], k: lora.layer [r][d][kvd], v: lora.layer [r][d][kvd], o: lora.layer [r][qd][d],
+      gate: lora.layer [r][d][F], up: lora.layer [r][d][F], down: lora.layer [r][F][d], scale: f32 }
+
+  def layer_adapters [L][r][d][qd][kvd][F] (ad: adapters [L][r][d][qd][kvd][F]) (l: i64) : layer_adapters [r][d][qd][kvd][F] =
+    { q = lora.in_layer ad.q l, k = lora.in_layer ad.k l, v = lora.in_layer ad.v l, o = lora.in_layer ad.o l,
+      gate = lora.in_layer ad.gate l, up = lora.in_layer ad.up l, down = lora.in_layer ad.down l, scale = ad.scale }
+
   -- | Layer `l`'s projection `w` of the tokens' features `h`, with its adapter `a`.
   #[inline]
   def project [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N][m][kb][k]
-              (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (ad: adapters [L][r][d][qd][kvd][F])
-              (l: i64) (w: W.layers [L][m][kb]) (a: lora.adapter [L][r][k][m]) (h: [N][k]f32) : [N][m]f32 =
-    W.layer_matmul p.store w l h |> lora.apply a ad.scale l h
+              (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (s: f32)
+              (l: i64) (w: W.layers [L][m][kb]) (a: lora.layer [r][k][m]) (h: [N][k]f32) : [N][m]f32 =
+    W.layer_matmul p.store w l h |> lora.apply a s h
 
-  -- | Layer `l`'s queries, keys and values of `N` tokens at positions `pos`
-  -- (`[N][heads][hd]`, `[N][kv_heads][hd]`): the hidden states `x` normed,
-  -- projected, biased, the queries and keys normed per head and rotated.
+  -- A layer, step by step: the attention's projections of the normed
+  -- hidden states `x`, their heads, the attention `a` of the heads, the
+  -- output projection `x + wo a`, the MLP's projections of that normed, its
+  -- output `x + down (gate · up)`.  Training keeps each step's inputs and
+  -- differentiates the steps one by one (src/train.fut).
+
+  -- | Layer `l`'s query, key and value projections of `N` tokens' hidden states `x`, normed.
   #[inline]
-  def attention_inputs [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N]
-                       (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (ad: adapters [L][r][d][qd][kvd][F])
-                       (pos: [N]i64) (l: i64) (x: [N][d]f32) : ?[Q][H][hd].([N][Q][hd]f32, [N][H][hd]f32, [N][H][hd]f32) =
+  def attention_projections [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N]
+                            (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (la: layer_adapters [r][d][qd][kvd][F])
+                            (l: i64) (x: [N][d]f32) : ([N][qd]f32, [N][kvd]f32, [N][kvd]f32) =
+    let h = map (rms_norm p.eps p.attn_norm[l]) x
+    in (project p la.scale l p.wq la.q h, project p la.scale l p.wk la.k h, project p la.scale l p.wv la.v h)
+
+  -- | Layer `l`'s queries, keys and values (`[N][heads][hd]`,
+  -- `[N][kv_heads][hd]`) of tokens at positions `pos` from their
+  -- projections: biased, the queries and keys normed per head and rotated.
+  #[inline]
+  def attention_heads [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][N]
+                      (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (pos: [N]i64) (l: i64) ((q, k, v): ([N][qd]f32, [N][kvd]f32, [N][kvd]f32))
+                      : ?[Q][H][hd].([N][Q][hd]f32, [N][H][hd]f32, [N][H][hd]f32) =
     let (Q, H, hd) = (p.heads, p.kv_heads, qd / p.heads)
     let biased [m] [B] (b: [L][B]f32) (y: [N][m]f32) =
       if B == 0 then y else map (vadd (b[l] :> [m]f32)) y
     let normed [m] (w: [L][Nn]f32) (hs: [N][m][hd]f32) =
       if Nn == 0 then hs else map (map (rms_norm p.eps (w[l] :> [hd]f32))) hs
     let turned [m] (hs: [N][m][hd]f32) = map2 (\at h -> map (rope p.inv_freq at) h) pos hs
-    let h = map (rms_norm p.eps p.attn_norm[l]) x
-    let q = project p ad l p.wq ad.q h |> biased p.bq |> map (\r -> unflatten (r :> [Q * hd]f32)) |> normed p.q_norm |> turned
-    let k = project p ad l p.wk ad.k h |> biased p.bk |> map (\r -> unflatten (r :> [H * hd]f32)) |> normed p.k_norm |> turned
-    let v = project p ad l p.wv ad.v h |> biased p.bv |> map (\r -> unflatten (r :> [H * hd]f32))
-    in (q, k, v)
+    in (q |> biased p.bq |> map (\r -> unflatten (r :> [Q * hd]f32)) |> normed p.q_norm |> turned,
+        k |> biased p.bk |> map (\r -> unflatten (r :> [H * hd]f32)) |> normed p.k_norm |> turned,
+        v |> biased p.bv |> map (\r -> unflatten (r :> [H * hd]f32)))
+
+  -- | Layer `l`'s `x + wo a`, given the tokens' attention `a`.
+  #[inline]
+  def attention_output [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N]
+                       (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (la: layer_adapters [r][d][qd][kvd][F])
+                       (l: i64) (x: [N][d]f32) (a: [N][qd]f32) : [N][d]f32 =
+    map2 vadd x (project p la.scale l p.wo la.o a)
+
+  -- | Layer `l`'s MLP gate and up projections of the hidden states `x`, normed.
+  #[inline]
+  def mlp_projections [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N]
+                      (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (la: layer_adapters [r][d][qd][kvd][F])
+                      (l: i64) (x: [N][d]f32) : ([N][F]f32, [N][F]f32) =
+    let h = map (rms_norm p.eps p.mlp_norm[l]) x
+    in (project p la.scale l p.w_gate la.gate h, project p la.scale l p.w_up la.up h)
+
+  -- | Layer `l`'s `x + down (act gate · up)`.
+  #[inline]
+  def mlp_output [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N]
+                 (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (la: layer_adapters [r][d][qd][kvd][F])
+                 (l: i64) (x: [N][d]f32) ((gate, up): ([N][F]f32, [N][F]f32)) : [N][d]f32 =
+    let gated = if p.activation == gelu_gated
+                then map2 (map2 (\g u -> gelu_tanh g * u)) gate up
+                else map2 (map2 (\g u -> silu g * u)) gate up
+    in map2 vadd x (project p la.scale l p.w_down la.down gated)
 
   -- | The rest of layer `l` given the tokens' attention `a`: `x + wo a`, then
   -- `x + mlp (norm x)`.
   #[inline]
-  def after_attention [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N][Q][hd]
-                      (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (ad: adapters [L][r][d][qd][kvd][F])
-                      (l: i64) (x: [N][d]f32) (a: [N][Q][hd]f32) : [N][d]f32 =
-    let x = map2 vadd x (project p ad l p.wo ad.o (map (\a -> flatten a :> [qd]f32) a))
-    let h = map (rms_norm p.eps p.mlp_norm[l]) x
-    let (gate, up) = (project p ad l p.w_gate ad.gate h, project p ad l p.w_up ad.up h)
-    let gated = if p.activation == gelu_gated
-                then map2 (map2 (\g u -> gelu_tanh g * u)) gate up
-                else map2 (map2 (\g u -> silu g * u)) gate up
-    in map2 vadd x (project p ad l p.w_down ad.down gated)
+  def after_attention [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N]
+                      (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (la: layer_adapters [r][d][qd][kvd][F])
+                      (l: i64) (x: [N][d]f32) (a: [N][qd]f32) : [N][d]f32 =
+    let x = attention_output p la l x a
+    in mlp_projections p la l x |> mlp_output p la l x
 
   -- | Transformer block `l` for `N` tokens at their slots and positions:
   -- `x + attn (norm x)`, then `x + mlp (norm x)`; the tokens' keys and
@@ -139,15 +182,22 @@ module llama (W: weights) = {
             (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (ad: adapters [L][r][d][qd][kvd][F])
             (g: geometry) (slots: [N]i64) (pos: [N]i64) (l: i64) (cl: i64)
             (x: [N][d]f32) (cache: *[n]f32) : ([N][d]f32, *[n]f32) =
-    let (q, k, v) = attention_inputs p ad pos l x
+    let la = layer_adapters ad l
+    let (q, k, v) = attention_projections p la l x |> attention_heads p pos l
     let cache = cache_write g cache cl slots pos k v
-    in (after_attention p ad l x (attend g p.window cache cl slots pos q), cache)
+    let a = attend g p.window cache cl slots pos q |> map (\a -> flatten a :> [qd]f32)
+    in (after_attention p la l x a, cache)
 
   -- | The embeddings of tokens `ids`.
   def embed [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][N]
             (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (ids: [N]i64) : [N][d]f32 =
     let x = W.rows p.store d p.embed ids
     in if p.embedding_scale == 1 then x else map (map (* p.embedding_scale)) x
+
+  -- | Final hidden states from the last layer's.
+  def final [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][N]
+            (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (x: [N][d]f32) : [N][d]f32 =
+    map (rms_norm p.eps p.final_norm) x
 
   -- | The final hidden states of `N` tokens (`ids`, at positions `pos` of
   -- cache slots `slots`); their keys and values enter the cache.  Not
@@ -159,23 +209,35 @@ module llama (W: weights) = {
     let g = assert (g == cache_shape p g.slots (g.panels * P) && n == cache_size g) g
     let ad = no_adapters p
     let (x, cache) = loop (x, cache) = (embed p ids, cache) for l < L do block p ad g slots pos l l x cache
-    in (map (rms_norm p.eps p.final_norm) x, cache)
+    in (final p x, cache)
+
+  -- | Layer `l`'s attention of `N` tokens, sequences of `S` each from
+  -- position 0, given their projections (`attention_projections`): the
+  -- tokens of a sequence attend to each other (src/attention.fut
+  -- `attend_sequences`, written for differentiation).  Training's: no cache.
+  def sequence_attention [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][N]
+                         (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (S: i64) (l: i64)
+                         (projections: ([N][qd]f32, [N][kvd]f32, [N][kvd]f32)) : [N][qd]f32 =
+    let B = N / S
+    let (q, k, v) = attention_heads p (tabulate N (% S)) l projections
+    let sequences [m][hd] (y: [N][m][hd]f32) = unflatten (y :> [B * S][m][hd]f32)
+    in attend_sequences p.window (sequences q) (sequences k) (sequences v)
+       |> flatten |> map (\a -> flatten a :> [qd]f32) :> [N][qd]f32
+
+  -- | Layer `l` of training's forward pass over `N` tokens, sequences of `S`.
+  def sequence_layer [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N]
+                     (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (la: layer_adapters [r][d][qd][kvd][F]) (S: i64) (l: i64)
+                     (x: [N][d]f32) : [N][d]f32 =
+    attention_projections p la l x |> sequence_attention p S l |> after_attention p la l x
 
   -- | The final hidden states of `B` sequences of `S` tokens (`ids`, each
   -- sequence from position 0), through projections with adapters `ad`: the
-  -- forward pass of training (src/train.fut).  No cache: the tokens of a
-  -- sequence attend to each other (src/attention.fut `attend_sequences`,
-  -- written for differentiation), so differentiating the layer loop keeps
-  -- only the hidden states of each layer.
+  -- forward pass of training (src/train.fut).
   def train_pass [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][B][S]
                  (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (ad: adapters [L][r][d][qd][kvd][F])
                  (ids: [B][S]i64) : [B * S][d]f32 =
-    let pos = flatten (replicate B (iota S))
-    let layer l x =
-      let (q, k, v) = attention_inputs p ad pos l x
-      in attend_sequences p.window (unflatten q) (unflatten k) (unflatten v) |> flatten |> after_attention p ad l x
-    let x = loop x = embed p (flatten ids) for l < L do layer l x
-    in map (rms_norm p.eps p.final_norm) x
+    let x = loop x = embed p (flatten ids) for l < L do sequence_layer p (layer_adapters ad l) S l x
+    in final p x
 
   -- | Next-token logits from final hidden states.
   def logits [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][M]

@@ -9,13 +9,18 @@ type adapter [L][r][n][m] = {a: [L][r][n]f32, b: [L][m][r]f32, on: bool}
 
 def dot [n] (x: [n]f32) (y: [n]f32) : f32 = f32.sum (map2 (*) x y)
 
--- | `ys + s · B[l] (A[l] xs)`: layer `l`'s adapted projection of the tokens
--- `xs`, given their projections `ys = W xs` by the base.
-def apply [L][r][n][m][N] (ad: adapter [L][r][n][m]) (s: f32) (l: i64) (xs: [N][n]f32) (ys: [N][m]f32)
-    : [N][m]f32 =
+-- | One layer's adapter of a projection.
+type layer [r][n][m] = {a: [r][n]f32, b: [m][r]f32, on: bool}
+
+-- | The adapter in layer `l`.
+def in_layer [L][r][n][m] (ad: adapter [L][r][n][m]) (l: i64) : layer [r][n][m] = {a = ad.a[l], b = ad.b[l], on = ad.on}
+
+-- | `ys + s · B (A xs)`: an adapted projection of the tokens `xs`, given
+-- their projections `ys = W xs` by the base.
+def apply [r][n][m][N] (ad: layer [r][n][m]) (s: f32) (xs: [N][n]f32) (ys: [N][m]f32) : [N][m]f32 =
   if r == 0 || !ad.on then ys
-  else map2 (\x y -> let z = map (\a -> dot a x) ad.a[l]
-                     in map2 (\y b -> y + dot b z * s) y ad.b[l]) xs ys
+  else map2 (\x y -> let z = map (\a -> dot a x) ad.a
+                     in map2 (\y b -> y + dot b z * s) y ad.b) xs ys
 
 -- | No adapter, for a model of `L` layers.
 def none (L: i64) (n: i64) (m: i64) : adapter [L][0][n][m] =

@@ -58,26 +58,137 @@ module trainer (W: matrix) (E: matrix) = {
     let scale = assert (at == T) scale
     in {q, k, v, o, gate, up, down, scale}
 
-  -- | The mean next-token cross-entropy of a batch (see the head of this file).
-  def loss [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][B][S]
-           (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
-           (ad: model.adapters [L][r][d][qd][kvd][F]) (tokens: [B][S]i64) (targets: [B][S]i64) : f32 =
-    let h = model.train_pass p ad tokens
+  -- | The mean next-token cross-entropy of `N` tokens' final hidden states
+  -- `h` (see the head of this file).
+  def head_loss [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][N]
+                (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (h: [N][d]f32) (targets: [N]i64) : f32 =
     -- logits only where there is a target (a chat's prompts are most of its
     -- tokens, and the head is the largest product)
-    let (learnt, ts) = zip (iota (B * S)) (flatten targets) |> filter (\(_, t) -> t >= 0) |> unzip
+    let (learnt, ts) = zip (iota N) targets |> filter (\(_, t) -> t >= 0) |> unzip
     let logits = model.logits p (map (\i -> h[i]) learnt)
     let ce (l: [V]f32) (t: i64) =
       let top = f32.maximum l
       in top + f32.log (f32.sum (map (\x -> f32.exp (x - top)) l)) - l[t]
     in f32.sum (map2 ce logits ts) / f32.i64 (i64.max 1 (length ts))
 
+  -- | The mean next-token cross-entropy of a batch.
+  def loss [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][B][S]
+           (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
+           (ad: model.adapters [L][r][d][qd][kvd][F]) (tokens: [B][S]i64) (targets: [B][S]i64) : f32 =
+    head_loss p (model.train_pass p ad tokens) (flatten targets)
+
   -- | A batch checked against the vocabulary and the context.
   def checked [B][S] (V: i64) (context: i64) (tokens: [B][S]i64) (targets: [B][S]i64) : ([B][S]i64, [B][S]i64) =
     let ok = S <= context && all (all (\t -> t >= 0 && t < V)) tokens && all (all (\t -> t >= -1 && t < V)) targets
     in (assert ok tokens, targets)
 
-  -- | The loss and its gradient with respect to the adapters `theta`.  Not
+  -- | What the forward pass keeps of each layer for the backward one
+  -- (src/llama.fut's steps of a layer): the layer's input `x`, its
+  -- attention's projections `q`, `k`, `v` and output `a`, the hidden states
+  -- `mid` after the attention, the MLP's projections `gate` and `up`.
+  type tape [L][N][d][qd][kvd][F] =
+    {x: [L][N][d]f32, q: [L][N][qd]f32, k: [L][N][kvd]f32, v: [L][N][kvd]f32, a: [L][N][qd]f32,
+     mid: [L][N][d]f32, gate: [L][N][F]f32, up: [L][N][F]f32}
+
+  -- | Training's forward pass (`model.train_pass`) over `N` tokens,
+  -- sequences of `S`: the last layer's hidden states and the tape.
+  def forward [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N]
+              (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (ad: model.adapters [L][r][d][qd][kvd][F]) (S: i64) (ids: [N]i64)
+              : ([N][d]f32, tape [L][N][d][qd][kvd][F]) =
+    let zeros m = replicate L (replicate N (replicate m 0f32))
+    let (x, xs, qs, ks, vs, as, mids, gates, ups) =
+      loop (x, xs: *[L][N][d]f32, qs: *[L][N][qd]f32, ks: *[L][N][kvd]f32, vs: *[L][N][kvd]f32, as: *[L][N][qd]f32,
+            mids: *[L][N][d]f32, gates: *[L][N][F]f32, ups: *[L][N][F]f32) =
+        (model.embed p ids, zeros d, zeros qd, zeros kvd, zeros kvd, zeros qd, zeros d, zeros F, zeros F)
+      for l < L do
+        let la = model.layer_adapters ad l
+        let (q, k, v) = model.attention_projections p la l x
+        let a = model.sequence_attention p S l (q, k, v)
+        let mid = model.attention_output p la l x a
+        let (gate, up) = model.mlp_projections p la l mid
+        in (model.mlp_output p la l mid (gate, up), xs with [l] = x, qs with [l] = q, ks with [l] = k, vs with [l] = v,
+            as with [l] = a, mids with [l] = mid, gates with [l] = gate, ups with [l] = up)
+    in (x, {x = xs, q = qs, k = ks, v = vs, a = as, mid = mids, gate = gates, up = ups})
+
+  -- | The arrays of adapters `ad`: `A` and `B` of q, k, v, o, gate, up, down.
+  def arrays [L][r][d][qd][kvd][F] (ad: model.adapters [L][r][d][qd][kvd][F]) =
+    (ad.q.a, ad.q.b, ad.k.a, ad.k.b, ad.v.a, ad.v.b, ad.o.a, ad.o.b,
+     ad.gate.a, ad.gate.b, ad.up.a, ad.up.b, ad.down.a, ad.down.b)
+
+  -- The derivatives of a layer's steps, each a function of its own
+  -- (inlined into one, the compiler's simplifier took minutes on it).
+  #[noinline]
+  def mlp_output_vjp [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N] (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (la: model.layer_adapters [r][d][qd][kvd][F]) (l: i64)
+                     (mid: [N][d]f32) (gate_up: ([N][F]f32, [N][F]f32)) (y_bar: [N][d]f32) =
+    let set (c: lora.layer [r][F][d]) ((a, b): ([r][F]f32, [d][r]f32)) = c with a = a with b = b
+    in vjp (\(mid, gate_up, w) -> model.mlp_output p (la with down = set la.down w) l mid gate_up)
+           (mid, gate_up, (la.down.a, la.down.b)) y_bar
+
+  #[noinline]
+  def mlp_projections_vjp [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N] (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (la: model.layer_adapters [r][d][qd][kvd][F]) (l: i64)
+                          (mid: [N][d]f32) (y_bar: ([N][F]f32, [N][F]f32)) =
+    let set (c: lora.layer [r][d][F]) ((a, b): ([r][d]f32, [F][r]f32)) = c with a = a with b = b
+    in vjp (\(mid, wg, wu) -> model.mlp_projections p (la with gate = set la.gate wg with up = set la.up wu) l mid)
+           (mid, (la.gate.a, la.gate.b), (la.up.a, la.up.b)) y_bar
+
+  #[noinline]
+  def attention_output_vjp [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N] (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (la: model.layer_adapters [r][d][qd][kvd][F]) (l: i64)
+                           (x: [N][d]f32) (a: [N][qd]f32) (y_bar: [N][d]f32) =
+    let set (c: lora.layer [r][qd][d]) ((a, b): ([r][qd]f32, [d][r]f32)) = c with a = a with b = b
+    in vjp (\(x, a, w) -> model.attention_output p (la with o = set la.o w) l x a) (x, a, (la.o.a, la.o.b)) y_bar
+
+  #[noinline]
+  def sequence_attention_vjp [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][N] (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (S: i64) (l: i64)
+                             (qkv: ([N][qd]f32, [N][kvd]f32, [N][kvd]f32)) (y_bar: [N][qd]f32) =
+    vjp (model.sequence_attention p S l) qkv y_bar
+
+  #[noinline]
+  def attention_projections_vjp [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N] (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (la: model.layer_adapters [r][d][qd][kvd][F]) (l: i64)
+                                (x: [N][d]f32) (y_bar: ([N][qd]f32, [N][kvd]f32, [N][kvd]f32)) =
+    let set [m] (c: lora.layer [r][d][m]) ((a, b): ([r][d]f32, [m][r]f32)) = c with a = a with b = b
+    in vjp (\(x, wq, wk, wv) -> model.attention_projections p (la with q = set la.q wq with k = set la.k wk
+                                                               with v = set la.v wv) l x)
+           (x, (la.q.a, la.q.b), (la.k.a, la.k.b), (la.v.a, la.v.b)) y_bar
+
+  -- | The backward pass: from the adjoint `x_bar` of the last layer's
+  -- hidden states, each layer's in turn, last to first, and the adjoints
+  -- of the adapters (as `arrays`).  Each step of a layer is differentiated
+  -- on its own, from its inputs on the tape: `vjp` of the whole layer loop
+  -- kept only each layer's input and re-ran the layer's forward pass,
+  -- projections included, in the reverse sweep; a step's derivative needs
+  -- no product of the step's own (a projection's adjoints are products
+  -- with the output's adjoint), so only the norms, the attention's scores
+  -- and the gating are computed again.
+  def backward [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N]
+               (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (ad: model.adapters [L][r][d][qd][kvd][F]) (S: i64)
+               (tape: tape [L][N][d][qd][kvd][F]) (x_bar: [N][d]f32) =
+    let zeros [n][m] (_: [L][n][m]f32) = replicate L (replicate n (replicate m 0f32))
+    let (_, g) =
+      loop (x_bar, (qa, qb, ka, kb, va, vb, oa, ob, ga, gb, ua, ub, da, db)) =
+           (x_bar, (zeros ad.q.a, zeros ad.q.b, zeros ad.k.a, zeros ad.k.b, zeros ad.v.a, zeros ad.v.b,
+                    zeros ad.o.a, zeros ad.o.b, zeros ad.gate.a, zeros ad.gate.b, zeros ad.up.a, zeros ad.up.b,
+                    zeros ad.down.a, zeros ad.down.b))
+      for i < L do
+        let l = L - 1 - i
+        let la = model.layer_adapters ad l
+        let (mid_bar, gate_up_bar, (da_l, db_l)) = mlp_output_vjp p la l tape.mid[l] (tape.gate[l], tape.up[l]) x_bar
+        let (mid_bar', (ga_l, gb_l), (ua_l, ub_l)) = mlp_projections_vjp p la l tape.mid[l] gate_up_bar
+        let mid_bar = map2 vadd mid_bar mid_bar'
+        let (x_bar, a_bar, (oa_l, ob_l)) = attention_output_vjp p la l tape.x[l] tape.a[l] mid_bar
+        let qkv_bar = sequence_attention_vjp p S l (tape.q[l], tape.k[l], tape.v[l]) a_bar
+        let (x_bar', (qa_l, qb_l), (ka_l, kb_l), (va_l, vb_l)) =
+          attention_projections_vjp p la l tape.x[l] qkv_bar
+        in (map2 vadd x_bar x_bar',
+            (qa with [l] = qa_l, qb with [l] = qb_l, ka with [l] = ka_l, kb with [l] = kb_l,
+             va with [l] = va_l, vb with [l] = vb_l, oa with [l] = oa_l, ob with [l] = ob_l,
+             ga with [l] = ga_l, gb with [l] = gb_l, ua with [l] = ua_l, ub with [l] = ub_l,
+             da with [l] = da_l, db with [l] = db_l))
+    in g
+
+  -- | The loss and its gradient with respect to the adapters `theta`: the
+  -- forward pass keeping its tape, the head's loss differentiated by `vjp`,
+  -- the backward pass, and the adjoints of the adapters gathered into
+  -- `theta`'s layout by `vjp` of `adapters` (which reads them from it).  Not
   -- inlined: the entry points share one copy of the derivative's code
   -- (megabytes of C).
   #[noinline]
@@ -85,7 +196,11 @@ module trainer (W: matrix) (E: matrix) = {
            (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (r: i64) (mask: i64)
            (scale: f32) (theta: [T]f32) (tokens: [B][S]i64) (targets: [B][S]i64) : (f32, [T]f32) =
     let (tokens, targets) = checked V p.context tokens targets
-    in vjp2 (\theta -> loss p (adapters p r mask scale theta) tokens targets) theta 1
+    let ad = adapters p r mask scale theta
+    let (x, tape) = forward p ad S (flatten tokens)
+    let (loss, x_bar) = vjp2 (\x -> head_loss p (model.final p x) (flatten targets)) x 1
+    let g = backward p ad S tape x_bar
+    in (loss, vjp (\theta -> arrays (adapters p r mask scale theta)) theta g)
 
   -- | Step `t` (from 1) of AdamW on a batch: the adapters and moments after
   -- it, the loss, the gradient's norm before clipping and the step's
