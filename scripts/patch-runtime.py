@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Make a failed allocation in Futhark's generated C an error, not a segfault,
-reuse the memory of function calls' scratch arrays from call to call, and
-keep the multicore scheduler's idle worker awake between parallel loops.
+reuse the memory of function calls' scratch arrays from call to call, make
+plain copies at once, and keep the multicore scheduler's idle worker awake
+between parallel loops.
 
     scripts/patch-runtime.py [--lexical-memory] build/c/llm.c
 
@@ -31,7 +32,13 @@ message).  The patches (docs/BACKENDS.md, "Out of memory"):
    memory").  Only with --lexical-memory, which the engine's builds pass
    (prefill 6-8 % faster); fine-tuning's two engines trained slower with it
    (docs/PERFORMANCE.md).
-5. Multicore only (docs/BACKENDS.md, "The multicore scheduler"): a worker
+5. A copy between two row-major arrays laid out alike (one `memcpy`) is
+   made at once: the runtime's `lmad_copy_*` first tests whether the copy
+   is a transposition and then searches every permutation of the
+   dimensions for a contiguous layout, which cost far more than copying
+   the 16 values of a block that fine-tuning's decoding copies by the
+   million (docs/BACKENDS.md, "Copies").
+6. Multicore only (docs/BACKENDS.md, "The multicore scheduler"): a worker
    that finds no task spins for up to LLAF_SPIN_US microseconds (default
    200) before it sleeps on its queue's condition variable.  A decode step
    runs hundreds of parallel loops; waking the sleeping worker for each
@@ -163,6 +170,37 @@ def lexical(text: str) -> str:
     return text.replace(LEXICAL_AT, LEXICAL_FN + LEXICAL_AT)
 
 
+# Copies: both sides row-major with the same strides go straight to memcpy
+# (what the runtime's general path ends in for them, after its searches).
+FLAT_AT = "#define GEN_LMAD_COPY(NAME, ELEM_TYPE) "
+FLAT_FN = """\
+/* llaf: a copy between two row-major arrays laid out alike is one memcpy,
+   made without the runtime's general search (scripts/patch-runtime.py). */
+static inline bool llaf_row_major_copy(int r, int64_t dst_strides[r], int64_t src_strides[r], int64_t shape[r]) {
+  int64_t expected = 1;
+  for (int i = r - 1; i >= 0; i--) {
+    if (shape[i] != 1 && (dst_strides[i] != expected || src_strides[i] != expected))
+      return false;
+    expected *= shape[i];
+  }
+  return true;
+}
+
+"""
+FLAT_OLD = """\
+    if (size == 0) { return; }                                          \\
+    int64_t k, n, m;                                                    \\
+"""
+FLAT_NEW = """\
+    if (size == 0) { return; }                                          \\
+    if (llaf_row_major_copy(r, dst_strides, src_strides, shape)) {      \\
+      memcpy(dst+dst_offset, src+src_offset, size*sizeof(*dst));        \\
+      return;                                                           \\
+    }                                                                   \\
+    int64_t k, n, m;                                                    \\
+"""
+
+
 # The multicore scheduler's idle worker: it spins a while before it sleeps.
 SPIN_AT = """\
 static inline void *scheduler_worker(void* args)
@@ -217,7 +255,8 @@ COPY = re.compile(r"(\n    if \()(\(size_t\) [^\n]* > 0\)\n"
 def patch(text: str, lexical_memory: bool = False) -> str:
     if MARKER in text:
         return text
-    for old, new in ((HOST_OLD, HOST_NEW), (ALLOC_OLD, ALLOC_NEW), (ERROR_OLD, ERROR_NEW)):
+    for old, new in ((HOST_OLD, HOST_NEW), (ALLOC_OLD, ALLOC_NEW), (ERROR_OLD, ERROR_NEW),
+                     (FLAT_AT, FLAT_FN + FLAT_AT), (FLAT_OLD, FLAT_NEW)):
         if text.count(old) != 1:
             raise SystemExit(f"patch-runtime: expected one copy of {old.splitlines()[0].strip()!r} in the generated "
                              f"C, found {text.count(old)}: Futhark's runtime changed; see docs/BACKENDS.md")

@@ -209,6 +209,9 @@ def test_the_runtime_patch_stops_the_build_on_a_runtime_it_does_not_know(tmp_pat
     assert other.read_text() == "static void host_alloc(void) {}\n"
     for backend in C_BACKENDS:
         assert (build_dir(backend) / "llm.c").read_text().startswith("/* llaf: scripts/patch-runtime.py applied */")
+    # the training program's too, plain copies made at once included
+    pr = _runtime_patch()
+    assert pr.FLAT_NEW in (build_dir("c") / "train.c").read_text()
 
 
 def _runtime_patch() -> ModuleType:
@@ -228,11 +231,13 @@ def test_the_multicore_runtime_patch_makes_idle_workers_spin_before_they_sleep()
     patched = (build_dir("multicore") / "llm.c").read_text()
     assert "if (llaf_spin(worker))" in patched
     # Futhark's text, recovered by undoing each patch.
-    original = patched.removeprefix(pr.MARKER).replace(pr.SPIN_FN, "").replace(pr.LEXICAL_FN, "")
+    original = (patched.removeprefix(pr.MARKER).replace(pr.SPIN_FN, "").replace(pr.LEXICAL_FN, "")
+                .replace(pr.FLAT_FN, ""))
     original = re.sub(r'llaf_lexical_alloc\(ctx, "(\w+)", &', r"lexical_realloc(ctx, &", original)
     original = re.sub(r'llaf_lexical_free\(ctx, "(\w+)", \w+, \w+\);', r"free(\1);", original)
     for old, new in ((pr.HOST_OLD, pr.HOST_NEW), (pr.ALLOC_OLD, pr.ALLOC_NEW), (pr.ERROR_OLD, pr.ERROR_NEW),
-                     (pr.SLEEP_OLD, pr.SLEEP_NEW), ("\n    if ((size_t)", "\n    if (err == 0 && (size_t)")):
+                     (pr.FLAT_OLD, pr.FLAT_NEW), (pr.SLEEP_OLD, pr.SLEEP_NEW),
+                     ("\n    if ((size_t)", "\n    if (err == 0 && (size_t)")):
         original = original.replace(new, old)
     assert "llaf" not in original
     assert pr.patch(original, lexical_memory=True) == patched
