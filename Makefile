@@ -47,7 +47,7 @@ FUTHARK := $(shell v=$$(futhark --version 2>/dev/null | sed -n 's/^Futhark \([0-
              if [ -n "$$v" ] && [ "$$(printf '%s\n%s\n' $(FUTHARK_MIN) "$$v" | sort -V | head -n1)" = $(FUTHARK_MIN) ]; \
              then command -v futhark; else echo $(CURDIR)/.futhark/bin/futhark; fi)
 
-.PHONY: all setup venv cc futhark assets train test test-futhark test-python run bench bench-futhark web web-module web-check lint clean page page-check
+.PHONY: all setup venv cc futhark assets train train-generated train-check test test-futhark test-python run bench bench-futhark web web-module web-check lint clean page page-check
 .DELETE_ON_ERROR:
 
 all: build/$(BACKEND)/.built
@@ -136,9 +136,50 @@ TRAIN_CLANG_CFLAGS := $(filter-out -fno-vectorize,$(CLANG_CFLAGS)) -fassociative
   -mllvm -force-vector-interleave=1
 TRAIN_GCC_CFLAGS := $(filter-out -fno-tree-loop-vectorize,$(GCC_CFLAGS)) -fassociative-math -fno-signed-zeros
 TRAIN_CFLAGS ?= $(if $(findstring clang,$(notdir $(LLAF_CC))),$(TRAIN_CLANG_CFLAGS),$(TRAIN_GCC_CFLAGS))
-build/c/.train: $(SOURCES) scripts/patch-runtime.py $(FUTHARK) | $(VENV)/.installed
+#
+# The Futhark compiler's C of it is committed in generated/train (xz'd, with
+# a stamp of what it was compiled from: src/*.fut and the compiler's
+# version), as the browser's module is: compiling src/train.fut takes the
+# compiler about 15 minutes of two cores, nearly all of them in its first
+# simplifications of the q4 trainer's derivatives (docs/BACKENDS.md, "Compile
+# time"). While the stamp matches, the build unpacks it (CI needs no such
+# compile); else it compiles src/train.fut and says so: `make train-generated`
+# then refreshes the committed copy, `make train-check` fails while it is stale.
+TRAIN_GENERATED := generated/train
+TRAIN_STAMP = { cat $(sort $(SOURCES)); $(FUTHARK) --version | head -1; } | sha256sum | cut -d' ' -f1
+# (a shell test: whether the committed C's stamp is this one)
+TRAIN_CURRENT = [ "$$($(TRAIN_STAMP))" = "$$(cat $(TRAIN_GENERATED)/stamp 2>/dev/null)" ]
+# (xz by Python's lzma: a fresh machine may lack xz-utils)
+UNXZ := $(PY) -c 'import lzma, sys; sys.stdout.buffer.write(lzma.decompress(sys.stdin.buffer.read()))'
+XZ := $(PY) -c 'import lzma, sys; sys.stdout.buffer.write(lzma.compress(sys.stdin.buffer.read(), preset=9))'
+
+# Futhark's own output, unpatched: build/train/train.{c,h,json} and its stamp.
+build/train/train.c: $(SOURCES) $(FUTHARK) $(wildcard $(TRAIN_GENERATED)/*) | $(VENV)/.installed
+	@mkdir -p build/train
+	@if $(TRAIN_CURRENT); then \
+	  echo "llaf: the committed C of the training program in $(TRAIN_GENERATED) is current; unpacking it"; \
+	  $(UNXZ) < $(TRAIN_GENERATED)/train.c.xz > build/train/train.c && \
+	  cp $(TRAIN_GENERATED)/train.h $(TRAIN_GENERATED)/train.json $(TRAIN_GENERATED)/stamp build/train/; \
+	else \
+	  echo "llaf: $(TRAIN_GENERATED) is stale; compiling src/train.fut (about 15 minutes; \`make train-generated\` then refreshes $(TRAIN_GENERATED))"; \
+	  set -x; $(FUTHARK) c --library -o build/train/train src/train.fut && $(TRAIN_STAMP) > build/train/stamp; \
+	fi
+	@touch $@
+
+train-generated: build/train/train.c
+	@if $(TRAIN_CURRENT); then echo "llaf: $(TRAIN_GENERATED) is current"; \
+	else mkdir -p $(TRAIN_GENERATED) && $(XZ) < build/train/train.c > $(TRAIN_GENERATED)/train.c.xz && \
+	  cp build/train/train.h build/train/train.json build/train/stamp $(TRAIN_GENERATED)/ && \
+	  echo "llaf: $(TRAIN_GENERATED) refreshed; commit it"; fi
+
+train-check: | $(FUTHARK)
+	@$(TRAIN_CURRENT) || \
+	  { echo "llaf: $(TRAIN_GENERATED) is stale: \`make train-generated\` (compiles src/train.fut, minutes) and commit it" >&2; exit 1; }
+	@echo "llaf: $(TRAIN_GENERATED) is current"
+
+build/c/.train: build/train/train.c scripts/patch-runtime.py | $(VENV)/.installed
 	@mkdir -p build/c
-	$(FUTHARK) c --library -o build/c/train src/train.fut
+	cp build/train/train.c build/train/train.h build/train/train.json build/c/
 	$(PY) scripts/patch-runtime.py build/c/train.c
 	cd build/c && rm -f _train*.so && CC=$(LLAF_CC) CFLAGS="$(TRAIN_CFLAGS)" ../../$(VENV)/bin/build_futhark_ffi train >/dev/null
 	touch $@
@@ -265,7 +306,7 @@ bench: setup build/$(RUN_BACKEND)/.built $(VENV)/.llama-cpp
 bench-futhark: | $(FUTHARK)
 	cd benchmarks && for b in c multicore; do CC=$(LLAF_CC) $(FUTHARK) bench --backend=$$b llama.fut; done
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed train-check
 	$(VENV)/bin/ruff check llaf tests examples scripts benchmarks
 	$(FUTHARK) check src/llm.fut
 	$(FUTHARK) check src/train.fut
