@@ -306,7 +306,7 @@ bench: setup build/$(RUN_BACKEND)/.built $(VENV)/.llama-cpp
 bench-futhark: | $(FUTHARK)
 	cd benchmarks && for b in c multicore; do CC=$(LLAF_CC) $(FUTHARK) bench --backend=$$b llama.fut; done
 
-lint: $(VENV)/.installed train-check
+lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check llaf tests examples scripts benchmarks
 	$(FUTHARK) check src/llm.fut
 	$(FUTHARK) check src/train.fut
