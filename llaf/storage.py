@@ -13,7 +13,7 @@ model's per-layer projections and the one of its embedding and head:
               q4k, the other K-quants as k8, Q8_0 and Q5_x as q8, Q4_x as
               q4), and any other mix of types (`Mixed`); asked for as
               `COMPACT` ("compact"), among all formats: Q5_K as q5k, Q6_K
-              as q6k, Q5_x as q5, less memory and slower steps
+              and Q3_K as q6k, Q5_x as q5, less memory and slower steps
 
 Every format holds exactly the values the file means: a GGUF block is
 re-laid-out, never re-quantized.  A matrix `name` in a non-f32 format is
@@ -173,7 +173,8 @@ CHOICES = (*NAMES, COMPACT)
 _BLOCKS = {"Q8_0", "Q5_0", "Q5_1", "Q4_0", "Q4_1"}  # blocks of 32 values, a half scale (and offset)
 _K_QUANTS = {"Q6_K", "Q5_K", "Q4_K", "Q3_K", "Q2_K"}  # super-blocks of 256 values, 6- or 8-bit sub-scales of a half
 EXACT = {"f32": {"F32", "F16", "BF16"} | _BLOCKS | _K_QUANTS, "f16": {"F16"}, "q8": _BLOCKS, "q4": {"Q4_0", "Q4_1"},
-         "k8": _BLOCKS | _K_QUANTS, "q4k": {"Q4_K"}, "q5": {"Q5_0", "Q5_1"}, "q5k": {"Q5_K"}, "q6k": {"Q6_K"}}
+         "k8": _BLOCKS | _K_QUANTS, "q4k": {"Q4_K"}, "q5": {"Q5_0", "Q5_1"}, "q5k": {"Q5_K"},
+         "q6k": {"Q6_K", "Q3_K"}}
 
 
 def entry_prefix(architecture: str, storage: str) -> str:
@@ -376,7 +377,7 @@ def encode_gguf(kind: str, raw: np.ndarray, shape: tuple[int, ...], fmt: str, na
         codes, d, dmin, sc, mn = _k8_blocks(kind, b)
         if fmt == "k8":
             return stored(codes, d, dmin, sc, mn)
-        if fmt == "q6k":  # k8's signed codes back to Q6_K's, code - 32
+        if fmt == "q6k":  # k8's signed codes as Q6_K's, code - 32 (Q3_K's, -4 to 3, are 28 to 35)
             return stored(*_wide((codes + np.uint8(32)) & 63, fmt), d, sc)
         # Q4_K, Q5_K: a scale and minimum a block (k8 repeats them for its halves)
         return stored(*_wide(codes, fmt), d, dmin, sc[:, 0], mn[:, 0])

@@ -112,7 +112,7 @@ def k_model() -> torch.nn.Module:
 # it exactly of those decoded as fast as byte codes, or of all (compact)
 KEPT = {"Q8_0": "q8", "Q5_0": "q8", "Q5_1": "q8", "Q4_0": "q4", "Q4_1": "q4", "Q4_K": "q4k", "F16": "f16",
         "F32": "f32"}
-COMPACT = KEPT | {"Q5_0": "q5", "Q5_1": "q5", "Q5_K": "q5k", "Q6_K": "q6k"}
+COMPACT = KEPT | {"Q5_0": "q5", "Q5_1": "q5", "Q5_K": "q5k", "Q6_K": "q6k", "Q3_K": "q6k"}
 
 
 def tensor_formats(path: Path, layers: int, kept: dict[str, str] = KEPT) -> dict[str, tuple[str, ...]]:
@@ -138,7 +138,7 @@ def test_k_quants_keep_their_values_exactly(tmp_path: Path, k_model: torch.nn.Mo
     """Files with K-quant tensors, mixed with other block types within one
     role as llama.cpp mixes them, keep each tensor in its own form (mixed
     storage): Q4_K as q4k, the other K-quants as k8, 32-value blocks as q8
-    or q4; asked for compact, Q5_K as q5k, Q6_K as q6k, Q5_x as q5; each matrix
+    or q4; asked for compact, Q5_K as q5k, Q6_K and Q3_K as q6k, Q5_x as q5; each matrix
     decoding to the very floats of gguf-py's dequantization."""
     from llaf.weights import load
 
@@ -198,11 +198,12 @@ def k_quant_file(tmp_path: Path, k_model: torch.nn.Module, which: str) -> Path:
 
 
 @pytest.mark.parametrize(("which", "storage"), [*((w, None) for w in (*LLAMA_CPP_FILES, "mixed", "q4-head-k")),
-                                                 ("Q5_K_M", "compact"), ("mixed", "compact")])
+                                                 ("Q5_K_M", "compact"), ("Q3_K_M", "compact"),
+                                                 ("mixed", "compact")])
 def test_k_quant_gguf_matches_transformers_reading_the_same_file(backend: str, tmp_path: Path,
                                                                 k_model: torch.nn.Module, which: str,
                                                                 storage: str | None) -> None:
-    """Files of K-quants (the compact ones: Q5_K as q5k, Q6_K as q6k, and the
+    """Files of K-quants (the compact ones: Q5_K as q5k, Q6_K and Q3_K as q6k, and the
     mixed file's Q5_0 and Q5_1 tensors as q5) against transformers."""
     path = k_quant_file(tmp_path, k_model, which)
     params = llaf.init(str(path), backend=backend, progress=False, storage=storage)
