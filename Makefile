@@ -147,8 +147,10 @@ TRAIN_CFLAGS ?= $(if $(findstring clang,$(notdir $(LLAF_CC))),$(TRAIN_CLANG_CFLA
 # then refreshes the committed copy, `make train-check` fails while it is stale.
 TRAIN_GENERATED := generated/train
 TRAIN_STAMP = { cat $(sort $(SOURCES)); $(FUTHARK) --version | head -1; } | sha256sum | cut -d' ' -f1
-# (a shell test: whether the committed C's stamp is this one)
-TRAIN_CURRENT = [ "$$($(TRAIN_STAMP))" = "$$(cat $(TRAIN_GENERATED)/stamp 2>/dev/null)" ]
+# (a shell test: whether the committed copy in folder $(2) was made from what
+# the stamp command $(1) hashes; the browser's module's too, below)
+committed_current = [ "$$($(1))" = "$$(cat $(2)/stamp 2>/dev/null)" ]
+TRAIN_CURRENT = $(call committed_current,$(TRAIN_STAMP),$(TRAIN_GENERATED))
 # (xz by Python's lzma: a fresh machine may lack xz-utils)
 UNXZ := $(PY) -c 'import lzma, sys; sys.stdout.buffer.write(lzma.decompress(sys.stdin.buffer.read()))'
 XZ := $(PY) -c 'import lzma, sys; sys.stdout.buffer.write(lzma.compress(sys.stdin.buffer.read(), preset=9))'
@@ -216,8 +218,7 @@ build/web/llm.fut: llaf/web.py llaf/entries.py llaf/llama.py llaf/storage.py | $
 WEB_MODULE := web/module
 WEB_MODULE_FILES := llm.mjs llm.wasm llm.worker.js
 WEB_STAMP = { cat build/web/llm.fut $(sort $(ENGINE_SOURCES)); $(FUTHARK) --version | head -1; echo '$(WEB_EMCFLAGS)'; } | sha256sum | cut -d' ' -f1
-# (a shell test: whether the committed module's stamp is this one)
-WEB_CURRENT = [ "$$($(WEB_STAMP))" = "$$(cat $(WEB_MODULE)/stamp 2>/dev/null)" ]
+WEB_CURRENT = $(call committed_current,$(WEB_STAMP),$(WEB_MODULE))
 
 build/web/llm.mjs: build/web/llm.fut $(ENGINE_SOURCES) $(wildcard $(WEB_MODULE)/*) $(FUTHARK)
 	@if $(WEB_CURRENT); then \
