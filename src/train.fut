@@ -337,7 +337,7 @@ entry train_f32_full_step [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][T
 
 -- train_q4 -----------------------------------------------------------------
 
-module train_q4 = trainer (differentiable q4_panels) (differentiable q8_panels)
+module train_q4 = trainer (frozen q4_panels) (frozen q8_panels)
 type~ train_q4_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk] = train_q4.model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]
 
 entry train_q4_init [L][Vt][Vot][d][qt][dt][kt][Ft][dk][qk][Fk][R][Bq][Bk][Nn]

@@ -445,6 +445,19 @@ HF_NAMES = {"embed": "model.embed_tokens.weight", "attn_norm": "model.layers.{i}
             "lm_head": "lm_head.weight"}
 
 
+def assert_full_grads(got: dict[str, np.ndarray], params: dict[str, torch.nn.Parameter], layers: int) -> None:
+    """Every weight's gradient from llaf's full fine-tuning equals autograd's in `params`."""
+    for name, g in got.items():
+        if g.size == 0:
+            continue
+        template = HF_NAMES[name]
+        want = (np.stack([params[template.format(i=i)].grad.numpy() for i in range(layers)])
+                if "{i}" in template else params[template].grad.numpy())
+        assert g.shape == want.shape, name
+        err = np.abs(g - want).max() / np.abs(want).max()
+        assert err < RTOL, f"{name}: relative error {err:.2e}"
+
+
 def test_full_gradients_equal_pytorch(model: torch.nn.Module) -> None:
     """Full fine-tuning: the gradient of every weight equals autograd's (a
     tied head's gradient is the embedding's), and steps lower the loss."""
@@ -462,15 +475,7 @@ def test_full_gradients_equal_pytorch(model: torch.nn.Module) -> None:
     assert got_loss == pytest.approx(float(loss), rel=1e-5)
     tied = m.config.tie_word_embeddings
     assert got["lm_head"].size == 0 if tied else got["lm_head"].shape == (CONFIG["vocab_size"], CONFIG["hidden_size"])
-    for name, g in got.items():
-        if g.size == 0:
-            continue
-        template = HF_NAMES[name]
-        want = (np.stack([params[template.format(i=i)].grad.numpy() for i in range(CONFIG["num_hidden_layers"])])
-                if "{i}" in template else params[template].grad.numpy())
-        assert g.shape == want.shape, name
-        err = np.abs(g - want).max() / np.abs(want).max()
-        assert err < RTOL, f"{name}: relative error {err:.2e}"
+    assert_full_grads(got, params, CONFIG["num_hidden_layers"])
     first = got_loss
     for _ in range(5):
         report = t.step(tokens, targets)
@@ -615,3 +620,41 @@ def test_cli_full_finetune_bad_input(tmp_path: Path, args: list[str], message: s
                           "--out", "m.gguf", *args], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert (run.returncode, run.stderr) == (1, f"llaf: {message}\n")
     assert not (tmp_path / "m.gguf").exists()
+
+
+# A head of more values than src/differentiable.fut's `whole_below` (4 Mi),
+# which its products multiply in parts of rows.
+BIG_HEAD = dict(CONFIG, vocab_size=65600, num_hidden_layers=1)
+
+
+def test_a_head_multiplied_in_parts(tmp_path: Path) -> None:
+    """The gradients through a head multiplied in parts equal PyTorch's: LoRA
+    on an f32 base, LoRA on a 4-bit base against its f32 expansion, and
+    full fine-tuning."""
+    from llaf.finetune import FullTrainer
+
+    assert BIG_HEAD["vocab_size"] * BIG_HEAD["hidden_size"] > 4 * 1024 * 1024
+    model = random_llama(15, **BIG_HEAD)
+    rng = np.random.default_rng(16)
+    tokens, targets = batch(rng, [9, 7], BIG_HEAD["vocab_size"], 9)
+    f32 = weights_mod.from_transformers(model, progress=False)
+    adapters = random_adapters(LoraConfig(rank=4, alpha=8.0, targets=tuple(TARGETS)), f32.shapes, 17)
+    want_loss, want = torch_loss_and_grads(model, adapters, tokens, targets)
+    loss, got = Trainer(f32, adapters=adapters, backend=BACKEND, workers=1).grad(tokens, targets)
+    assert abs(loss - want_loss) < 1e-5 * max(1, abs(want_loss))
+    assert_close_grads(got, want)
+
+    q4 = weights_mod.load(write_gguf(model, tmp_path / "big-Q4_1.gguf", "Q4_1", head_qtype="Q8_0"), progress=False)
+    assert q4.storage == "q4"
+    la, ga = Trainer(q4, adapters=adapters, backend=BACKEND, workers=1).grad(tokens, targets)
+    lb, gb = Trainer(weights_mod.as_f32(q4), adapters=adapters, backend=BACKEND, workers=1).grad(tokens, targets)
+    assert la == pytest.approx(lb, rel=1e-6)
+    assert_close_grads(ga, {t: gb.tensors[t] for t in gb.tensors})
+
+    m = copy.deepcopy(model)
+    full_loss = torch_loss(m, tokens, targets)
+    full_loss.backward()
+    got_loss, full = FullTrainer(f32, backend=BACKEND, workers=1).grad(tokens, targets)
+    assert got_loss == pytest.approx(float(full_loss), rel=1e-5)
+    assert full["lm_head"].shape == (BIG_HEAD["vocab_size"], BIG_HEAD["hidden_size"])
+    assert_full_grads(full, dict(m.named_parameters()), BIG_HEAD["num_hidden_layers"])
