@@ -379,12 +379,20 @@ def gpt2_section() -> str:
         ""])
 
 
+def training_products(fmt: str) -> str:
+    """src/differentiable.fut's products for a matrix of format `fmt` in training: f32 weights are what full
+    fine-tuning differentiates (decoded by maps, which `vjp` differentiates); the formats of integer codes are
+    only ever a frozen base (decoded by loops, without the maps' copies)."""
+    panels = MODULES[fmt][0].removesuffix("_matrix") + "_panels"
+    return f"({'differentiable' if panels == 'f32_panels' else 'frozen'} {panels})"
+
+
 def train_section(storage: str) -> str:
     """src/train.fut's entry points for storage `storage` (see its head)."""
     m = Model(llama, storage)
     p, mod = f"train_{storage}", f"train_{storage}"
     sizes = LLAMA_SIZES
-    W, E = (f"(differentiable {MODULES[m.formats[r]][0].removesuffix('_matrix')}_panels)" for r in ("layers", "head"))
+    W, E = (training_products(m.formats[r]) for r in ("layers", "head"))
     common = "(r: i64) (mask: i64) (scale: f32)"
     return "\n".join([
         *llama_head(m, p, f"module {mod} = trainer {W} {E}", f"{mod}.model"),
