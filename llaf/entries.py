@@ -380,9 +380,10 @@ def gpt2_section() -> str:
 
 
 def training_products(fmt: str) -> str:
-    """src/differentiable.fut's products for a matrix of format `fmt` in training: f32 weights are what full
-    fine-tuning differentiates (decoded by maps, which `vjp` differentiates); the formats of integer codes are
-    only ever a frozen base (decoded by loops, without the maps' copies)."""
+    """src/differentiable.fut's products for a matrix of format `fmt` in training: the formats of integer codes
+    are only ever a frozen base, decoded by loops (without the maps' copies); f32 matrices are decoded by maps,
+    which `vjp` differentiates as maps (full fine-tuning differentiates them; the f32 LoRA trainer, whose base is
+    frozen, keeps the maps too: a loop over f32 values that `vjp` sees is not measured)."""
     panels = MODULES[fmt][0].removesuffix("_matrix") + "_panels"
     return f"({'differentiable' if panels == 'f32_panels' else 'frozen'} {panels})"
 
