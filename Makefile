@@ -37,7 +37,7 @@ CFLAGS ?= $(if $(findstring clang,$(notdir $(LLAF_CC))),$(CLANG_CFLAGS),$(GCC_CF
 export CFLAGS
 SOURCES := $(wildcard src/*.fut)
 # What the engine (src/llm.fut) is compiled from: all but fine-tuning's own.
-ENGINE_SOURCES := $(filter-out src/train.fut src/optim.fut,$(SOURCES))
+ENGINE_SOURCES := $(filter-out src/train.fut src/optim.fut src/trainable.fut,$(SOURCES))
 CPU_BACKENDS := pyopencl c multicore
 
 # The compiler to use: one on PATH if it is 0.25.32 or newer (older ones

@@ -36,12 +36,17 @@
 import "nn"
 import "matrix"
 import "differentiable"
+import "trainable"
 import "llama"
 module lora = import "lora"
 module optim = import "optim"
 
-module trainer (W: matrix) (E: matrix) = {
+module trainer (W: trainable) (E: matrix) = {
   module model = llama (uniform W E)
+  -- | The model without its layers' products: what the LoRA backward pass
+  -- differentiates, each base product's part of a derivative added by
+  -- `W.adjoint` (a step's output is its base products plus the rest).
+  module adapted = llama (uniform (without_products W) E)
 
   -- | The adapters of rank `r` on the projections that `mask` names, read from `theta`.
   def adapters [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][T]
@@ -115,27 +120,48 @@ module trainer (W: matrix) (E: matrix) = {
     (ad.q.a, ad.q.b, ad.k.a, ad.k.b, ad.v.a, ad.v.b, ad.o.a, ad.o.b,
      ad.gate.a, ad.gate.b, ad.up.a, ad.up.b, ad.down.a, ad.down.b)
 
-  -- The derivatives of a layer's steps, each a function of its own
+  -- | The MLP's gated values, the input of its down projection, as
+  -- src/llama.fut's `mlp_output` computes them (for the down projection's
+  -- part of its derivative).
+  def gated [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][N]
+            (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
+            ((gate, up): ([N][F]f32, [N][F]f32)) : [N][F]f32 =
+    if p.activation == gelu_gated then map2 (map2 (\g u -> gelu_tanh g * u)) gate up
+    else map2 (map2 (\g u -> silu g * u)) gate up
+
+  -- The derivatives of a layer's steps, each a function of its own: `vjp`
+  -- of the step without its base products (`adapted`), plus their part,
+  -- each a product by `W.adjoint` taken back through what is before it in
+  -- the step (a norm, the gating: as src/llama.fut's steps compute them)
   -- (inlined into one, the compiler's simplifier took minutes on it).
   #[noinline]
   def mlp_output_vjp [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N] (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (la: model.layer_adapters [r][d][qd][kvd][F]) (l: i64)
                      (mid: [N][d]f32) (gate_up: ([N][F]f32, [N][F]f32)) (y_bar: [N][d]f32) =
     let set (c: lora.layer [r][F][d]) ((a, b): ([r][F]f32, [d][r]f32)) = c with a = a with b = b
-    in vjp (\(mid, gate_up, w) -> model.mlp_output p (la with down = set la.down w) l mid gate_up)
-           (mid, gate_up, (la.down.a, la.down.b)) y_bar
+    let (mid_bar, (gate_bar, up_bar), w_bar) =
+      vjp (\(mid, gate_up, w) -> adapted.mlp_output p (la with down = set la.down w) l mid gate_up)
+          (mid, gate_up, (la.down.a, la.down.b)) y_bar
+    -- the base's part: the adjoint of the gated values, through the gating
+    let (gate_bar', up_bar') = vjp (gated p) gate_up (W.adjoint F p.w_down[l] y_bar)
+    in (mid_bar, (map2 vadd gate_bar gate_bar', map2 vadd up_bar up_bar'), w_bar)
 
   #[noinline]
   def mlp_projections_vjp [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N] (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (la: model.layer_adapters [r][d][qd][kvd][F]) (l: i64)
                           (mid: [N][d]f32) (y_bar: ([N][F]f32, [N][F]f32)) =
     let set (c: lora.layer [r][d][F]) ((a, b): ([r][d]f32, [F][r]f32)) = c with a = a with b = b
-    in vjp (\(mid, wg, wu) -> model.mlp_projections p (la with gate = set la.gate wg with up = set la.up wu) l mid)
-           (mid, (la.gate.a, la.gate.b), (la.up.a, la.up.b)) y_bar
+    let (mid_bar, g_bar, u_bar) =
+      vjp (\(mid, wg, wu) -> adapted.mlp_projections p (la with gate = set la.gate wg with up = set la.up wu) l mid)
+          (mid, (la.gate.a, la.gate.b), (la.up.a, la.up.b)) y_bar
+    let h_bar = map2 vadd (W.adjoint d p.w_gate[l] y_bar.0) (W.adjoint d p.w_up[l] y_bar.1)
+    in (map2 vadd mid_bar (vjp (map (rms_norm p.eps p.mlp_norm[l])) mid h_bar), g_bar, u_bar)
 
   #[noinline]
   def attention_output_vjp [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N] (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (la: model.layer_adapters [r][d][qd][kvd][F]) (l: i64)
                            (x: [N][d]f32) (a: [N][qd]f32) (y_bar: [N][d]f32) =
     let set (c: lora.layer [r][qd][d]) ((a, b): ([r][qd]f32, [d][r]f32)) = c with a = a with b = b
-    in vjp (\(x, a, w) -> model.attention_output p (la with o = set la.o w) l x a) (x, a, (la.o.a, la.o.b)) y_bar
+    let (x_bar, a_bar, w_bar) =
+      vjp (\(x, a, w) -> adapted.attention_output p (la with o = set la.o w) l x a) (x, a, (la.o.a, la.o.b)) y_bar
+    in (x_bar, map2 vadd a_bar (W.adjoint qd p.wo[l] y_bar), w_bar)
 
   #[noinline]
   def sequence_attention_vjp [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][N] (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (S: i64) (l: i64)
@@ -146,9 +172,14 @@ module trainer (W: matrix) (E: matrix) = {
   def attention_projections_vjp [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N] (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (la: model.layer_adapters [r][d][qd][kvd][F]) (l: i64)
                                 (x: [N][d]f32) (y_bar: ([N][qd]f32, [N][kvd]f32, [N][kvd]f32)) =
     let set [m] (c: lora.layer [r][d][m]) ((a, b): ([r][d]f32, [m][r]f32)) = c with a = a with b = b
-    in vjp (\(x, wq, wk, wv) -> model.attention_projections p (la with q = set la.q wq with k = set la.k wk
-                                                               with v = set la.v wv) l x)
-           (x, (la.q.a, la.q.b), (la.k.a, la.k.b), (la.v.a, la.v.b)) y_bar
+    let (x_bar, q_bar, k_bar, v_bar) =
+      vjp (\(x, wq, wk, wv) -> adapted.attention_projections p (la with q = set la.q wq with k = set la.k wk
+                                                                 with v = set la.v wv) l x)
+          (x, (la.q.a, la.q.b), (la.k.a, la.k.b), (la.v.a, la.v.b)) y_bar
+    let (yq, yk, yv) = y_bar
+    let h_bar = map3 (map3 (\a b c -> a + b + c)) (W.adjoint d p.wq[l] yq) (W.adjoint d p.wk[l] yk)
+                     (W.adjoint d p.wv[l] yv)
+    in (map2 vadd x_bar (vjp (map (rms_norm p.eps p.attn_norm[l])) x h_bar), q_bar, k_bar, v_bar)
 
   -- | The backward pass: from the adjoint `x_bar` of the last layer's
   -- hidden states, each layer's in turn, last to first, and the adjoints
@@ -220,7 +251,7 @@ module trainer (W: matrix) (E: matrix) = {
 -- arrays of src/llm.fut's `llama_f32_init` after another, a matrix as its
 -- panels (llaf/finetune.py lays it out).
 module full = {
-  module tr = trainer (differentiable f32_panels) (differentiable f32_panels)
+  module tr = trainer (differentiated by_maps f32_panels) (differentiable f32_panels)
 
   def vector [T] (theta: [T]f32) (at: i64) (n: i64) : ([n]f32, i64) =
     (theta[at : at + n] :> [n]f32, at + n)
@@ -292,7 +323,7 @@ entry train_rates (o: optim.adamw) : []f32 = map (optim.rate o) (iota o.steps)
 
 -- train_f32 ----------------------------------------------------------------
 
-module train_f32 = trainer (differentiable f32_panels) (differentiable f32_panels)
+module train_f32 = trainer (frozen_base by_maps f32_panels) (products_of by_maps f32_panels)
 type~ train_f32_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk] = train_f32.model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]
 
 entry train_f32_init [L][Vt][Vot][d][qt][dt][kt][Ft][dk][qk][Fk][R][Bq][Bk][Nn]
@@ -337,7 +368,7 @@ entry train_f32_full_step [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][T
 
 -- train_q4 -----------------------------------------------------------------
 
-module train_q4 = trainer (frozen q4_panels) (frozen q8_panels)
+module train_q4 = trainer (frozen_base by_loops q4_panels) (products_of by_loops q8_panels)
 type~ train_q4_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk] = train_q4.model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]
 
 entry train_q4_init [L][Vt][Vot][d][qt][dt][kt][Ft][dk][qk][Fk][R][Bq][Bk][Nn]

@@ -658,3 +658,24 @@ def test_a_head_multiplied_in_parts(tmp_path: Path) -> None:
     assert got_loss == pytest.approx(float(full_loss), rel=1e-5)
     assert full["lm_head"].shape == (BIG_HEAD["vocab_size"], BIG_HEAD["hidden_size"])
     assert_full_grads(full, dict(m.named_parameters()), BIG_HEAD["num_hidden_layers"])
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "qwen3", "gemma", "mistral"])
+def test_gradients_on_other_architectures(arch: str) -> None:
+    """LoRA on all seven projections of Qwen2 (biases), Qwen3 (query and key
+    norms), Gemma (GELU gating, scaled embeddings) and Mistral (a sliding
+    window shorter than the sequences): loss and gradients equal PyTorch +
+    peft's.  The backward pass takes each base product's part of a step's
+    derivative back through the step's norm or gating by hand
+    (src/train.fut), which these variations go through."""
+    from .test_architectures import random_model
+
+    model = random_model(arch)
+    trainer = Trainer(weights_mod.from_transformers(model, progress=False), backend=BACKEND)
+    rng = np.random.default_rng(4)
+    tokens, targets = batch(rng, [12, 7], model.config.vocab_size, 12)
+    adapters = random_adapters(LoraConfig(rank=4, alpha=8.0, targets=tuple(TARGETS)), trainer.shapes, 6)
+    want_loss, want = torch_loss_and_grads(model, adapters, tokens, targets)
+    loss, got = trainer.grad(tokens, targets, adapters)
+    assert abs(loss - want_loss) < 1e-5 * max(1, abs(want_loss))
+    assert_close_grads(got, want)
