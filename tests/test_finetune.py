@@ -679,3 +679,32 @@ def test_gradients_on_other_architectures(arch: str) -> None:
     loss, got = trainer.grad(tokens, targets, adapters)
     assert abs(loss - want_loss) < 1e-5 * max(1, abs(want_loss))
     assert_close_grads(got, want)
+
+
+# Layers' matrices of more values than `whole_below` (4 Mi): src/trainable.fut's
+# `frozen_base` multiplies them as the head, their adjoints by `vjp`.
+BIG_LAYERS = dict(CONFIG, hidden_size=1024, intermediate_size=4608, num_attention_heads=8, num_key_value_heads=4,
+                  num_hidden_layers=1)
+
+
+def test_large_layer_matrices(tmp_path: Path) -> None:
+    """LoRA gradients through layers' matrices too large for the blocked
+    products equal PyTorch's on an f32 base, and a 4-bit base's equal its f32
+    expansion's."""
+    assert BIG_LAYERS["hidden_size"] * BIG_LAYERS["intermediate_size"] > 4 * 1024 * 1024
+    model = random_llama(18, **BIG_LAYERS)
+    rng = np.random.default_rng(19)
+    tokens, targets = batch(rng, [9, 6], BIG_LAYERS["vocab_size"], 9)
+    f32 = weights_mod.from_transformers(model, progress=False)
+    adapters = random_adapters(LoraConfig(rank=4, alpha=8.0, targets=tuple(TARGETS)), f32.shapes, 20)
+    want_loss, want = torch_loss_and_grads(model, adapters, tokens, targets)
+    loss, got = Trainer(f32, adapters=adapters, backend=BACKEND, workers=1).grad(tokens, targets)
+    assert abs(loss - want_loss) < 1e-5 * max(1, abs(want_loss))
+    assert_close_grads(got, want)
+
+    q4 = weights_mod.load(write_gguf(model, tmp_path / "big-Q4_1.gguf", "Q4_1", head_qtype="Q8_0"), progress=False)
+    assert q4.storage == "q4"
+    la, ga = Trainer(q4, adapters=adapters, backend=BACKEND, workers=1).grad(tokens, targets)
+    lb, gb = Trainer(weights_mod.as_f32(q4), adapters=adapters, backend=BACKEND, workers=1).grad(tokens, targets)
+    assert la == pytest.approx(lb, rel=1e-6)
+    assert_close_grads(ga, {t: gb.tensors[t] for t in gb.tensors})
