@@ -622,6 +622,27 @@ def test_cli_full_finetune_bad_input(tmp_path: Path, args: list[str], message: s
     assert not (tmp_path / "m.gguf").exists()
 
 
+def assert_lora_grads_on_f32_and_q4(model: torch.nn.Module, tokens: np.ndarray, targets: np.ndarray, seed: int,
+                                    tmp_path: Path) -> weights_mod.Weights:
+    """LoRA's loss and gradients on `model` as an f32 base equal PyTorch +
+    peft's, and on its Q4_1 file (head Q8_0) equal those on that file's f32
+    expansion; the f32 weights, for more checks."""
+    f32 = weights_mod.from_transformers(model, progress=False)
+    adapters = random_adapters(LoraConfig(rank=4, alpha=8.0, targets=tuple(TARGETS)), f32.shapes, seed)
+    want_loss, want = torch_loss_and_grads(model, adapters, tokens, targets)
+    loss, got = Trainer(f32, adapters=adapters, backend=BACKEND, workers=1).grad(tokens, targets)
+    assert abs(loss - want_loss) < 1e-5 * max(1, abs(want_loss))
+    assert_close_grads(got, want)
+
+    q4 = weights_mod.load(write_gguf(model, tmp_path / "big-Q4_1.gguf", "Q4_1", head_qtype="Q8_0"), progress=False)
+    assert q4.storage == "q4"
+    la, ga = Trainer(q4, adapters=adapters, backend=BACKEND, workers=1).grad(tokens, targets)
+    lb, gb = Trainer(weights_mod.as_f32(q4), adapters=adapters, backend=BACKEND, workers=1).grad(tokens, targets)
+    assert la == pytest.approx(lb, rel=1e-6)
+    assert_close_grads(ga, {t: gb.tensors[t] for t in gb.tensors})
+    return f32
+
+
 # A head of more values than src/differentiable.fut's `whole_below` (4 Mi),
 # which its products multiply in parts of rows.
 BIG_HEAD = dict(CONFIG, vocab_size=65600, num_hidden_layers=1)
@@ -637,19 +658,7 @@ def test_a_head_multiplied_in_parts(tmp_path: Path) -> None:
     model = random_llama(15, **BIG_HEAD)
     rng = np.random.default_rng(16)
     tokens, targets = batch(rng, [9, 7], BIG_HEAD["vocab_size"], 9)
-    f32 = weights_mod.from_transformers(model, progress=False)
-    adapters = random_adapters(LoraConfig(rank=4, alpha=8.0, targets=tuple(TARGETS)), f32.shapes, 17)
-    want_loss, want = torch_loss_and_grads(model, adapters, tokens, targets)
-    loss, got = Trainer(f32, adapters=adapters, backend=BACKEND, workers=1).grad(tokens, targets)
-    assert abs(loss - want_loss) < 1e-5 * max(1, abs(want_loss))
-    assert_close_grads(got, want)
-
-    q4 = weights_mod.load(write_gguf(model, tmp_path / "big-Q4_1.gguf", "Q4_1", head_qtype="Q8_0"), progress=False)
-    assert q4.storage == "q4"
-    la, ga = Trainer(q4, adapters=adapters, backend=BACKEND, workers=1).grad(tokens, targets)
-    lb, gb = Trainer(weights_mod.as_f32(q4), adapters=adapters, backend=BACKEND, workers=1).grad(tokens, targets)
-    assert la == pytest.approx(lb, rel=1e-6)
-    assert_close_grads(ga, {t: gb.tensors[t] for t in gb.tensors})
+    f32 = assert_lora_grads_on_f32_and_q4(model, tokens, targets, 17, tmp_path)
 
     m = copy.deepcopy(model)
     full_loss = torch_loss(m, tokens, targets)
@@ -695,16 +704,4 @@ def test_large_layer_matrices(tmp_path: Path) -> None:
     model = random_llama(18, **BIG_LAYERS)
     rng = np.random.default_rng(19)
     tokens, targets = batch(rng, [9, 6], BIG_LAYERS["vocab_size"], 9)
-    f32 = weights_mod.from_transformers(model, progress=False)
-    adapters = random_adapters(LoraConfig(rank=4, alpha=8.0, targets=tuple(TARGETS)), f32.shapes, 20)
-    want_loss, want = torch_loss_and_grads(model, adapters, tokens, targets)
-    loss, got = Trainer(f32, adapters=adapters, backend=BACKEND, workers=1).grad(tokens, targets)
-    assert abs(loss - want_loss) < 1e-5 * max(1, abs(want_loss))
-    assert_close_grads(got, want)
-
-    q4 = weights_mod.load(write_gguf(model, tmp_path / "big-Q4_1.gguf", "Q4_1", head_qtype="Q8_0"), progress=False)
-    assert q4.storage == "q4"
-    la, ga = Trainer(q4, adapters=adapters, backend=BACKEND, workers=1).grad(tokens, targets)
-    lb, gb = Trainer(weights_mod.as_f32(q4), adapters=adapters, backend=BACKEND, workers=1).grad(tokens, targets)
-    assert la == pytest.approx(lb, rel=1e-6)
-    assert_close_grads(ga, {t: gb.tensors[t] for t in gb.tensors})
+    assert_lora_grads_on_f32_and_q4(model, tokens, targets, 20, tmp_path)
