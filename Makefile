@@ -11,6 +11,7 @@
 #   make page                 rebuild the chat page's Markdown bundle (llaf/static/markdown.js) with npm
 #   make web                  the browser app (build/web): src/llm.fut in WebAssembly, served by `llaf web`
 #   make web-module           refresh the committed WebAssembly module (web/module; needs emscripten)
+#   make generated            refresh the Futhark compiler's committed output (generated/; 12-20 minutes each)
 #
 # The compiler: `futhark` >= 0.25 from PATH, else Debian's package installed
 # into .futhark/ (scripts/install-futhark.sh; no system changes).
@@ -47,7 +48,7 @@ FUTHARK := $(shell v=$$(futhark --version 2>/dev/null | sed -n 's/^Futhark \([0-
              if [ -n "$$v" ] && [ "$$(printf '%s\n%s\n' $(FUTHARK_MIN) "$$v" | sort -V | head -n1)" = $(FUTHARK_MIN) ]; \
              then command -v futhark; else echo $(CURDIR)/.futhark/bin/futhark; fi)
 
-.PHONY: all setup venv cc futhark assets train train-generated train-check test test-futhark test-python run bench bench-futhark web web-module web-check lint clean page page-check
+.PHONY: all setup venv cc futhark assets train generated generated-check test test-futhark test-python run bench bench-futhark web web-module web-check lint clean page page-check
 .DELETE_ON_ERROR:
 
 all: build/$(BACKEND)/.built
@@ -91,31 +92,96 @@ $(CURDIR)/.futhark/bin/futhark: scripts/install-futhark.sh | $(VENV)/.installed
 # for 200 MB more memory; `futhark test`'s compiles inherit it.
 export GHCRTS ?= -A128m
 
-build/pyopencl/.built: $(ENGINE_SOURCES) $(FUTHARK) | $(VENV)/.installed
-	@mkdir -p build/pyopencl
-	$(FUTHARK) pyopencl --library -o build/pyopencl/llm src/llm.fut
-	touch $@
+# What the Futhark compiler writes for a build (src/llm.fut for each backend,
+# src/train.fut for fine-tuning) is committed in generated/NAME: its .c or .py
+# xz'd (by Python's lzma: a fresh machine may lack xz-utils), its .h and
+# .json as they are, and a stamp of what it was compiled from (the sources,
+# the compiler's version, the backend). Compiling them takes the compiler
+# 12-20 minutes each on two cores (docs/BACKENDS.md, "Compile time"), most of
+# CI's time before they were committed. While a stamp matches, the build
+# unpacks the committed output into build/futhark/NAME and only the C compiler
+# runs; else it compiles and says so: `make generated` then refreshes what is
+# stale (commit it), and `make generated-check` fails while anything is.
+UNXZ := $(PY) -c 'import lzma, sys; sys.stdout.buffer.write(lzma.decompress(sys.stdin.buffer.read()))'
+XZ := $(PY) -c 'import lzma, sys; sys.stdout.buffer.write(lzma.compress(sys.stdin.buffer.read(), preset=9))'
+GENERATED_BUILDS := train $(CPU_BACKENDS)
+# (a shell command printing the stamp of the files $(1) for backend $(2))
+futhark_stamp = { cat $(1); $(FUTHARK) --version | head -1; printf '%s' '$(2)'; } | sha256sum | cut -d' ' -f1
+TRAIN_STAMP = $(call futhark_stamp,$(sort $(SOURCES)),)
+engine_stamp = $(call futhark_stamp,$(addprefix build/$(1)/src/,$(sort $(notdir $(ENGINE_SOURCES)))),$(1))
+stamp_of = $(if $(filter train,$(1)),$(TRAIN_STAMP),$(call engine_stamp,$(1)))
+# (a shell test: whether the committed copy in folder $(2) was made from what
+# the stamp command $(1) hashes; the browser's module's too, below)
+committed_current = [ "$$($(1))" = "$$(cat $(2)/stamp 2>/dev/null)" ]
 
-# (A build is redone when the compiler changes, as when scripts/install-futhark.sh
-# replaces an older one.)
-# The C backends' runtime is patched so that a failed malloc is Futhark's
-# out-of-memory error rather than a segfault (scripts/patch-runtime.py,
-# docs/BACKENDS.md "Out of memory"), and that the engine's scratch arrays are
-# reused from call to call ("Lexical memory"; not fine-tuning's, below); the
-# GPU backends' runtimes are left alone.
-# The c and multicore backends are compiled from a copy of the engine's
-# sources in build/B/src/, with src/target.fut saying how many rows of a panel
-# the batched products take at a time for this CPU: `KERNEL_ROWS`, 32 where
-# the C compiler targets AVX-512 (32 vector registers), else 8 (AVX2 has 16:
-# whole panels spilled the running sums, docs/PERFORMANCE.md).
+# The recipe of build/futhark/$(1)/stamp: generated/$(1) unpacked while it is
+# current, else the compile command $(2), writing into build/futhark/$(1)/.
+define futhark_output
+@rm -rf build/futhark/$(1) && mkdir -p build/futhark/$(1)
+@stamp=$$($(call stamp_of,$(1))); \
+if [ "$$stamp" = "$$(cat generated/$(1)/stamp 2>/dev/null)" ]; then \
+  echo "llaf: generated/$(1), the Futhark compiler's output for $(1), is current; unpacking it"; \
+  for f in generated/$(1)/*; do \
+    case $$f in *.xz) $(UNXZ) < $$f > build/futhark/$(1)/$$(basename $$f .xz);; *) cp $$f build/futhark/$(1)/;; esac || exit 1; \
+  done; \
+else \
+  if [ -d generated/$(1) ]; then why="generated/$(1) is stale"; else why="nothing is committed for $(1)"; fi; \
+  echo "llaf: $$why; compiling (12-20 minutes; \`make generated\` then refreshes generated/)"; \
+  set -x; $(2) && echo $$stamp > build/futhark/$(1)/stamp; \
+fi
+endef
+
+# The engine's sources as backend B compiles them, in build/B/src/: for the
+# c and multicore backends, src/target.fut there says how many rows of a
+# panel the batched products take at a time for this CPU: `KERNEL_ROWS`, 32
+# where the C compiler targets AVX-512 (32 vector registers), else 8 (AVX2
+# has 16: whole panels spilled the running sums, docs/PERFORMANCE.md). The
+# committed outputs are AVX-512's; on another CPU these two are compiled.
 KERNEL_ROWS ?= $(shell echo | $(LLAF_CC) $(CFLAGS) -dM -E - 2>/dev/null | grep -q __AVX512F__ && echo 32 || echo 8)
-build/%/.built: $(ENGINE_SOURCES) scripts/patch-runtime.py $(FUTHARK) | $(VENV)/.installed
+build/%/src/.copied: $(ENGINE_SOURCES)
 	@rm -rf build/$*/src && mkdir -p build/$*/src
 	cp $(ENGINE_SOURCES) build/$*/src/
 	case $* in c|multicore) rows=$(KERNEL_ROWS); \
 	  sed -i "s/^module kernel_rows = vec32$$/module kernel_rows = vec$$rows/" build/$*/src/target.fut && \
 	  grep -q "^module kernel_rows = vec$$rows$$" build/$*/src/target.fut;; esac
-	$(FUTHARK) $* --library -o build/$*/llm build/$*/src/llm.fut
+	@touch $@
+
+# (A build is redone when the compiler changes, as when scripts/install-futhark.sh
+# replaces an older one.)
+.SECONDEXPANSION:
+build/futhark/%/stamp: build/%/src/.copied $(FUTHARK) $$(wildcard generated/$$*/*) | $(VENV)/.installed
+	$(call futhark_output,$*,$(FUTHARK) $* --library -o build/futhark/$*/llm build/$*/src/llm.fut)
+
+build/futhark/train/stamp: $(SOURCES) $(FUTHARK) $(wildcard generated/train/*) | $(VENV)/.installed
+	$(call futhark_output,train,$(FUTHARK) c --library -o build/futhark/train/train src/train.fut)
+
+generated: $(foreach b,$(GENERATED_BUILDS),build/futhark/$(b)/stamp)
+	@for b in $(GENERATED_BUILDS); do \
+	  if cmp -s build/futhark/$$b/stamp generated/$$b/stamp; then echo "llaf: generated/$$b is current"; continue; fi; \
+	  rm -rf generated/$$b && mkdir -p generated/$$b && \
+	  for f in build/futhark/$$b/*; do \
+	    case $$f in *.c|*.py) $(XZ) < $$f > generated/$$b/$$(basename $$f).xz;; *) cp $$f generated/$$b/;; esac || exit 1; \
+	  done && echo "llaf: generated/$$b refreshed; commit it" || exit 1; \
+	done
+
+generated-check: $(foreach b,$(CPU_BACKENDS),build/$(b)/src/.copied) | $(FUTHARK)
+	@stale=; $(foreach b,$(GENERATED_BUILDS),$(call committed_current,$(call stamp_of,$(b)),generated/$(b)) || stale="$$stale $(b)";) \
+	if [ -n "$$stale" ]; then \
+	  echo "llaf: generated/ is stale for$$stale: \`make generated\` (compiles them, 12-20 minutes each) and commit it" >&2; exit 1; fi
+	@echo "llaf: generated/ is current"
+
+build/pyopencl/.built: build/futhark/pyopencl/stamp
+	cp build/futhark/pyopencl/llm.py build/pyopencl/
+	touch $@
+
+# The C backends' runtime is patched so that a failed malloc is Futhark's
+# out-of-memory error rather than a segfault (scripts/patch-runtime.py,
+# docs/BACKENDS.md "Out of memory"), and that the engine's scratch arrays are
+# reused from call to call ("Lexical memory"; not fine-tuning's, below); the
+# GPU backends' runtimes are left alone.
+
+build/%/.built: build/futhark/%/stamp scripts/patch-runtime.py | $(VENV)/.installed
+	cp build/futhark/$*/llm.c build/futhark/$*/llm.h build/futhark/$*/llm.json build/$*/
 	case $* in c|multicore) $(PY) scripts/patch-runtime.py --lexical-memory build/$*/llm.c;; esac
 	cd build/$* && rm -f _llm*.so && CC=$(LLAF_CC) ../../$(VENV)/bin/build_futhark_ffi llm >/dev/null
 	printf '%s\n%s\n%s\n' "$$($(LLAF_CC) --version | head -1)" "$(CFLAGS)" \
@@ -140,52 +206,10 @@ TRAIN_CLANG_CFLAGS := $(filter-out -fno-vectorize,$(CLANG_CFLAGS)) -fassociative
 TRAIN_GCC_CFLAGS := $(filter-out -fno-tree-loop-vectorize,$(GCC_CFLAGS)) -fassociative-math -fno-signed-zeros
 TRAIN_CFLAGS ?= $(if $(findstring clang,$(notdir $(LLAF_CC))),$(TRAIN_CLANG_CFLAGS),$(TRAIN_GCC_CFLAGS))
 TRAIN_LDFLAGS ?= $(if $(findstring clang,$(notdir $(LLAF_CC))),-lmvec)
-#
-# The Futhark compiler's C of it is committed in generated/train (xz'd, with
-# a stamp of what it was compiled from: src/*.fut and the compiler's
-# version), as the browser's module is: compiling src/train.fut takes the
-# compiler about 15 minutes of two cores, nearly all of them in its first
-# simplifications of the q4 trainer's derivatives (docs/BACKENDS.md, "Compile
-# time"). While the stamp matches, the build unpacks it (CI needs no such
-# compile); else it compiles src/train.fut and says so: `make train-generated`
-# then refreshes the committed copy, `make train-check` fails while it is stale.
-TRAIN_GENERATED := generated/train
-TRAIN_STAMP = { cat $(sort $(SOURCES)); $(FUTHARK) --version | head -1; } | sha256sum | cut -d' ' -f1
-# (a shell test: whether the committed copy in folder $(2) was made from what
-# the stamp command $(1) hashes; the browser's module's too, below)
-committed_current = [ "$$($(1))" = "$$(cat $(2)/stamp 2>/dev/null)" ]
-TRAIN_CURRENT = $(call committed_current,$(TRAIN_STAMP),$(TRAIN_GENERATED))
-# (xz by Python's lzma: a fresh machine may lack xz-utils)
-UNXZ := $(PY) -c 'import lzma, sys; sys.stdout.buffer.write(lzma.decompress(sys.stdin.buffer.read()))'
-XZ := $(PY) -c 'import lzma, sys; sys.stdout.buffer.write(lzma.compress(sys.stdin.buffer.read(), preset=9))'
 
-# Futhark's own output, unpatched: build/train/train.{c,h,json} and its stamp.
-build/train/train.c: $(SOURCES) $(FUTHARK) $(wildcard $(TRAIN_GENERATED)/*) | $(VENV)/.installed
-	@mkdir -p build/train
-	@if $(TRAIN_CURRENT); then \
-	  echo "llaf: the committed C of the training program in $(TRAIN_GENERATED) is current; unpacking it"; \
-	  $(UNXZ) < $(TRAIN_GENERATED)/train.c.xz > build/train/train.c && \
-	  cp $(TRAIN_GENERATED)/train.h $(TRAIN_GENERATED)/train.json $(TRAIN_GENERATED)/stamp build/train/; \
-	else \
-	  echo "llaf: $(TRAIN_GENERATED) is stale; compiling src/train.fut (about 15 minutes; \`make train-generated\` then refreshes $(TRAIN_GENERATED))"; \
-	  set -x; $(FUTHARK) c --library -o build/train/train src/train.fut && $(TRAIN_STAMP) > build/train/stamp; \
-	fi
-	@touch $@
-
-train-generated: build/train/train.c
-	@if $(TRAIN_CURRENT); then echo "llaf: $(TRAIN_GENERATED) is current"; \
-	else mkdir -p $(TRAIN_GENERATED) && $(XZ) < build/train/train.c > $(TRAIN_GENERATED)/train.c.xz && \
-	  cp build/train/train.h build/train/train.json build/train/stamp $(TRAIN_GENERATED)/ && \
-	  echo "llaf: $(TRAIN_GENERATED) refreshed; commit it"; fi
-
-train-check: | $(FUTHARK)
-	@$(TRAIN_CURRENT) || \
-	  { echo "llaf: $(TRAIN_GENERATED) is stale: \`make train-generated\` (compiles src/train.fut, minutes) and commit it" >&2; exit 1; }
-	@echo "llaf: $(TRAIN_GENERATED) is current"
-
-build/c/.train: build/train/train.c scripts/patch-runtime.py | $(VENV)/.installed
+build/c/.train: build/futhark/train/stamp scripts/patch-runtime.py | $(VENV)/.installed
 	@mkdir -p build/c
-	cp build/train/train.c build/train/train.h build/train/train.json build/c/
+	cp build/futhark/train/train.c build/futhark/train/train.h build/futhark/train/train.json build/c/
 	$(PY) scripts/patch-runtime.py build/c/train.c
 	cd build/c && rm -f _train*.so && CC=$(LLAF_CC) CFLAGS="$(TRAIN_CFLAGS)" LDFLAGS="$(TRAIN_LDFLAGS)" ../../$(VENV)/bin/build_futhark_ffi train >/dev/null
 	touch $@
