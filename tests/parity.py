@@ -13,7 +13,14 @@ from typing import Any
 import numpy as np
 import torch
 
+import llaf
+
 LOGIT_TOL = 1e-4
+
+
+def random_prompt(params: Any, n: int, seed: int = 0) -> np.ndarray:
+    """`n` token ids drawn uniformly from the model's vocabulary."""
+    return np.random.default_rng(seed).integers(0, params.vocab, n)
 
 
 def hf_logits(model: torch.nn.Module, ids: np.ndarray) -> np.ndarray:
@@ -51,3 +58,14 @@ def assert_same_logits(params: Any, actual: np.ndarray, desired: np.ndarray) -> 
         scale = max(1.0, float(np.abs(desired).max()))
         np.testing.assert_allclose(actual, desired, rtol=0, atol=1e-5 * scale)
         np.testing.assert_array_equal(np.argmax(actual, -1), np.argmax(desired, -1))
+
+
+def assert_cached_path_equals_uncached(params: Any, ids: np.ndarray, prefilled: int) -> None:
+    """The logits of `ids[:prefilled]`'s prefill and of a step for each
+    later token equal those of one uncached forward pass over `ids`."""
+    full = llaf.forward(params, ids)
+    logits, cache = llaf.prefill(params, ids[:prefilled])
+    steps = [logits] + [llaf.step(cache, int(t)) for t in ids[prefilled:]]
+    assert cache.length == len(ids)
+    assert_logits_close(np.stack(steps[:-1]), full[prefilled - 1:-1])
+    assert_logits_close(steps[-1], full[-1])

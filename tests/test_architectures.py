@@ -18,7 +18,7 @@ import torch
 
 import llaf
 
-from .parity import assert_logits_close, hf_greedy, hf_logits
+from .parity import assert_cached_path_equals_uncached, assert_logits_close, hf_greedy, hf_logits, random_prompt
 
 # Each a small model of its architecture, with what sets it apart from Llama
 # in use; prompts of 40 tokens pass the sliding windows.
@@ -78,27 +78,19 @@ def params(backend: str, arch: str) -> llaf.Params:
     return _params[backend, arch]
 
 
-def prompt(params: llaf.Params, n: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, params.vocab, n)
-
 
 def test_logits_match_transformers_at_every_position(params: llaf.Params, arch: str) -> None:
-    ids = prompt(params, 40)
+    ids = random_prompt(params, 40)
     assert_logits_close(llaf.forward(params, ids), hf_logits(hf_model(arch), ids))
 
 
 def test_greedy_ids_identical(params: llaf.Params, arch: str) -> None:
-    ids = prompt(params, 6, seed=1)
+    ids = random_prompt(params, 6, seed=1)
     np.testing.assert_array_equal(llaf.gen(ids, params, 40), hf_greedy(hf_model(arch), ids, 40))
 
 
 def test_cached_path_equals_uncached(params: llaf.Params) -> None:
-    ids = prompt(params, 36, seed=2)
-    full = llaf.forward(params, ids)
-    logits, cache = llaf.prefill(params, ids[:12])
-    steps = [logits] + [llaf.step(cache, int(t)) for t in ids[12:]]
-    assert_logits_close(np.stack(steps[:-1]), full[11:-1])
-    assert_logits_close(steps[-1], full[-1])
+    assert_cached_path_equals_uncached(params, random_prompt(params, 36, seed=2), 12)
 
 
 def test_what_sets_each_apart_is_read(arch: str) -> None:
@@ -203,9 +195,9 @@ def gguf_oracle(arch: str) -> torch.nn.Module:
 @pytest.mark.parametrize("arch", GGUF_ARCHS)
 def test_gguf_file_matches_transformers(backend: str, arch: str) -> None:
     params = llaf.init(DATA / f"{arch}.gguf", backend=backend, progress=False)
-    ids = prompt(params, 40, seed=4)
+    ids = random_prompt(params, 40, seed=4)
     assert_logits_close(llaf.forward(params, ids), hf_logits(gguf_oracle(arch), ids))
-    ids = prompt(params, 6, seed=5)
+    ids = random_prompt(params, 6, seed=5)
     np.testing.assert_array_equal(llaf.gen(ids, params, 34), hf_greedy(gguf_oracle(arch), ids, 34))
 
 

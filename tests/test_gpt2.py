@@ -13,7 +13,7 @@ import llaf
 from llaf import EngineError, LlafError
 
 from .conftest import random_gpt2
-from .parity import assert_logits_close, hf_greedy, hf_logits
+from .parity import assert_cached_path_equals_uncached, assert_logits_close, hf_greedy, hf_logits, random_prompt
 
 NEW_TOKENS = 64
 
@@ -54,36 +54,25 @@ def small(backend: str) -> llaf.Params:
     return params_for(backend, "small")
 
 
-def prompt(params: llaf.Params, n: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, params.vocab, n)
-
 
 def test_logits_match_transformers_at_every_position(params: llaf.Params, shape: str) -> None:
-    ids = prompt(params, 33)
+    ids = random_prompt(params, 33)
     assert_logits_close(llaf.forward(params, ids), hf_logits(hf_model(shape), ids))
 
 
 def test_greedy_ids_identical(params: llaf.Params, shape: str) -> None:
-    ids = prompt(params, 7, seed=1)
+    ids = random_prompt(params, 7, seed=1)
     got = llaf.gen(ids, params, NEW_TOKENS)
     assert got.dtype == np.int64
     np.testing.assert_array_equal(got, hf_greedy(hf_model(shape), ids, NEW_TOKENS))
 
 
 def test_cached_path_equals_uncached(params: llaf.Params) -> None:
-    ids = prompt(params, 24, seed=2)
-    full = llaf.forward(params, ids)
-    logits, cache = llaf.prefill(params, ids[:10])
-    steps = [logits]
-    for tok in ids[10:]:
-        steps.append(llaf.step(cache, int(tok)))
-    assert cache.length == 24
-    assert_logits_close(np.stack(steps[:-1]), full[9:-1])
-    assert_logits_close(steps[-1], full[-1])
+    assert_cached_path_equals_uncached(params, random_prompt(params, 24, seed=2), 10)
 
 
 def test_gen_equals_greedy_loop_over_uncached_forward(small: llaf.Params) -> None:
-    ids = list(prompt(small, 5, seed=3))
+    ids = list(random_prompt(small, 5, seed=3))
     want = list(ids)
     for _ in range(12):
         want.append(int(np.argmax(llaf.forward(small, want)[-1])))
@@ -91,7 +80,7 @@ def test_gen_equals_greedy_loop_over_uncached_forward(small: llaf.Params) -> Non
 
 
 def test_zero_new_tokens_returns_the_prompt(small: llaf.Params) -> None:
-    ids = prompt(small, 5)
+    ids = random_prompt(small, 5)
     out = llaf.gen(ids, small, 0)
     np.testing.assert_array_equal(out, ids)
     assert out.dtype == np.int64
@@ -104,7 +93,7 @@ def test_one_token_prompt(small: llaf.Params) -> None:
 
 
 def test_prompt_reaching_the_context_limit(small: llaf.Params) -> None:
-    ids = prompt(small, small.context, seed=4)
+    ids = random_prompt(small, small.context, seed=4)
     assert_logits_close(llaf.forward(small, ids), hf_logits(hf_model("small"), ids))
     np.testing.assert_array_equal(llaf.gen(ids[:-8], small, 8), hf_greedy(hf_model("small"), ids[:-8], 8))
     np.testing.assert_array_equal(llaf.gen(ids, small, 0), ids)
@@ -117,7 +106,7 @@ def test_prompt_reaching_the_context_limit(small: llaf.Params) -> None:
 
 def test_prompt_longer_than_the_context(small: llaf.Params) -> None:
     with pytest.raises(LlafError, match=r"^the prompt has 97 tokens, more than the context length 96$"):
-        llaf.gen(prompt(small, 97), small, 1)
+        llaf.gen(random_prompt(small, 97), small, 1)
 
 
 @pytest.mark.parametrize(

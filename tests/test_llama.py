@@ -13,7 +13,7 @@ import llaf
 from llaf import EngineError
 
 from .conftest import random_llama
-from .parity import assert_logits_close, hf_greedy, hf_logits
+from .parity import assert_cached_path_equals_uncached, assert_logits_close, hf_greedy, hf_logits, random_prompt
 
 SHAPES: dict[str, dict[str, Any]] = {
     # Grouped-query attention, 9 query heads sharing 3 key/value heads (as
@@ -50,31 +50,23 @@ def params(backend: str, shape: str) -> llaf.Params:
     return _params[backend, shape]
 
 
-def prompt(params: llaf.Params, n: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, params.vocab, n)
-
 
 def test_logits_match_transformers_at_every_position(params: llaf.Params, shape: str) -> None:
-    ids = prompt(params, 40)
+    ids = random_prompt(params, 40)
     assert_logits_close(llaf.forward(params, ids), hf_logits(hf_model(shape), ids))
 
 
 def test_greedy_ids_identical(params: llaf.Params, shape: str) -> None:
-    ids = prompt(params, 6, seed=1)
+    ids = random_prompt(params, 6, seed=1)
     np.testing.assert_array_equal(llaf.gen(ids, params, 64), hf_greedy(hf_model(shape), ids, 64))
 
 
 def test_cached_path_equals_uncached(params: llaf.Params) -> None:
-    ids = prompt(params, 30, seed=2)
-    full = llaf.forward(params, ids)
-    logits, cache = llaf.prefill(params, ids[:12])
-    steps = [logits] + [llaf.step(cache, int(t)) for t in ids[12:]]
-    assert_logits_close(np.stack(steps[:-1]), full[11:-1])
-    assert_logits_close(steps[-1], full[-1])
+    assert_cached_path_equals_uncached(params, random_prompt(params, 30, seed=2), 12)
 
 
 def test_prompt_reaching_the_context_limit(params: llaf.Params, shape: str) -> None:
-    ids = prompt(params, params.context, seed=3)
+    ids = random_prompt(params, params.context, seed=3)
     assert_logits_close(llaf.forward(params, ids), hf_logits(hf_model(shape), ids))
     with pytest.raises(llaf.LlafError, match=rf"^{params.context} prompt tokens \+ 1 new tokens exceed"):
         llaf.gen(ids, params, 1)
@@ -124,7 +116,7 @@ def test_mistral_without_sliding_window(backend: str) -> None:
                         initializer_range=0.08, pad_token_id=0)
     model = MistralForCausalLM(cfg).eval()
     params = llaf.init(model, backend=backend, progress=False)
-    ids = prompt(params, 12, seed=5)
+    ids = random_prompt(params, 12, seed=5)
     assert_logits_close(llaf.forward(params, ids), hf_logits(model, ids))
     np.testing.assert_array_equal(llaf.gen(ids, params, 40), hf_greedy(model, ids, 40))
 
@@ -135,7 +127,7 @@ def test_hugging_face_directory_is_converted_once(tmp_path, monkeypatch: pytest.
     model.save_pretrained(tmp_path / "odd")
     params = llaf.init(tmp_path / "odd", progress=False)
     assert len(list((tmp_path / "cache" / "weights").glob("*.safetensors"))) == 1
-    ids = prompt(params, 9, seed=6)
+    ids = random_prompt(params, 9, seed=6)
     assert_logits_close(llaf.forward(params, ids), hf_logits(model, ids))
     again = llaf.init(tmp_path / "odd", progress=False)  # from llaf's cache this time
     np.testing.assert_array_equal(llaf.gen(ids, again, 20), hf_greedy(model, ids, 20))
