@@ -48,7 +48,7 @@ FUTHARK := $(shell v=$$(futhark --version 2>/dev/null | sed -n 's/^Futhark \([0-
              if [ -n "$$v" ] && [ "$$(printf '%s\n%s\n' $(FUTHARK_MIN) "$$v" | sort -V | head -n1)" = $(FUTHARK_MIN) ]; \
              then command -v futhark; else echo $(CURDIR)/.futhark/bin/futhark; fi)
 
-.PHONY: all setup venv cc futhark assets train generated generated-check test test-futhark test-python run bench bench-futhark web web-module web-check lint clean page page-check
+.PHONY: FORCE all setup venv cc futhark assets train generated generated-check test test-futhark test-python run bench bench-futhark web web-module web-check lint clean page page-check
 .DELETE_ON_ERROR:
 
 all: build/$(BACKEND)/.built
@@ -138,7 +138,11 @@ endef
 # has 16: whole panels spilled the running sums, docs/PERFORMANCE.md). The
 # committed outputs are AVX-512's; on another CPU these two are compiled.
 KERNEL_ROWS ?= $(shell echo | $(LLAF_CC) $(CFLAGS) -dM -E - 2>/dev/null | grep -q __AVX512F__ && echo 32 || echo 8)
-build/%/src/.copied: $(ENGINE_SOURCES)
+# (the value of KERNEL_ROWS, rewritten only when it changes: then the sources are copied again)
+build/%/kernel_rows: FORCE
+	@mkdir -p $(@D) && echo $(KERNEL_ROWS) | cmp -s - $@ || echo $(KERNEL_ROWS) > $@
+FORCE:
+build/%/src/.copied: $(ENGINE_SOURCES) build/%/kernel_rows
 	@rm -rf build/$*/src && mkdir -p build/$*/src
 	cp $(ENGINE_SOURCES) build/$*/src/
 	case $* in c|multicore) rows=$(KERNEL_ROWS); \
