@@ -118,8 +118,7 @@ committed_current = [ "$$($(1))" = "$$(cat $(2)/stamp 2>/dev/null)" ]
 # current, else the compile command $(2), writing into build/futhark/$(1)/.
 define futhark_output
 @rm -rf build/futhark/$(1) && mkdir -p build/futhark/$(1)
-@stamp=$$($(call stamp_of,$(1))); \
-if [ "$$stamp" = "$$(cat generated/$(1)/stamp 2>/dev/null)" ]; then \
+@if $(call committed_current,$(call stamp_of,$(1)),generated/$(1)); then \
   echo "llaf: generated/$(1), the Futhark compiler's output for $(1), is current; unpacking it"; \
   for f in generated/$(1)/*; do \
     case $$f in *.xz) $(UNXZ) < $$f > build/futhark/$(1)/$$(basename $$f .xz);; *) cp $$f build/futhark/$(1)/;; esac || exit 1; \
@@ -127,7 +126,7 @@ if [ "$$stamp" = "$$(cat generated/$(1)/stamp 2>/dev/null)" ]; then \
 else \
   if [ -d generated/$(1) ]; then why="generated/$(1) is stale"; else why="nothing is committed for $(1)"; fi; \
   echo "llaf: $$why; compiling (12-20 minutes; \`make generated\` then refreshes generated/)"; \
-  set -x; $(2) && echo $$stamp > build/futhark/$(1)/stamp; \
+  (set -x; $(2)) && $(call stamp_of,$(1)) > build/futhark/$(1)/stamp; \
 fi
 endef
 
@@ -142,6 +141,9 @@ KERNEL_ROWS ?= $(shell echo | $(LLAF_CC) $(CFLAGS) -dM -E - 2>/dev/null | grep -
 build/%/kernel_rows: FORCE
 	@mkdir -p $(@D) && echo $(KERNEL_ROWS) | cmp -s - $@ || echo $(KERNEL_ROWS) > $@
 FORCE:
+# (make would delete these as intermediate files after a run that made them,
+# and then copy, unpack and compile the engine's builds again in the next)
+.PRECIOUS: build/%/kernel_rows build/%/src/.copied build/futhark/%/stamp
 build/%/src/.copied: $(ENGINE_SOURCES) build/%/kernel_rows
 	@rm -rf build/$*/src && mkdir -p build/$*/src
 	cp $(ENGINE_SOURCES) build/$*/src/
