@@ -53,6 +53,67 @@ def quantize_k(x: np.ndarray, kind: str) -> np.ndarray:
     return np.concatenate([*head, qs], axis=1)
 
 
+# llama.cpp's choice of type for each tensor of a Q4_K_M, Q5_K_M or Q6_K file
+# of a Llama (src/llama-quant.cpp, `llama_tensor_get_type`): the output head
+# (the embedding when it is tied) Q6_K; `attn_v` and `ffn_down` Q6_K in the
+# layers `more_bits` picks; the rest the file's K-quant; and a tensor whose
+# rows are not whole 256-value super-blocks falls back to the legacy type
+# of `K_FALLBACK`.
+K_FTYPES = {"Q4_K_M": "Q4_K", "Q5_K_M": "Q5_K", "Q6_K": "Q6_K"}
+K_FALLBACK = {"Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
+
+
+def more_bits(layer: int, layers: int) -> bool:
+    """llama.cpp's `use_more_bits`: the first and last eighth of the layers and every third between."""
+    return layer < layers // 8 or layer >= 7 * layers // 8 or (layer - layers // 8) % 3 == 2
+
+
+def llama_cpp_type(name: str, width: int, layers: int, ftype: str, tied: bool) -> str:
+    """The type llama.cpp's quantizer gives the matrix `name` (rows of
+    `width` values) of a `layers`-layer Llama in a file of `ftype`."""
+    role, layer = name.split(".")[-2], int(name.split(".")[1]) if name.startswith("blk.") else -1
+    head = name == "output.weight" or (tied and name == "token_embd.weight")
+    more = role in ("attn_v", "ffn_down") and ftype != "Q6_K" and more_bits(layer, layers)
+    kind = "Q6_K" if head or more else K_FTYPES[ftype]
+    return K_FALLBACK[kind] if width % 256 else kind
+
+
+def requantize(source: Path, out: Path, ftype: str) -> Path:
+    """The Llama GGUF file `source` requantized to `ftype` (one of
+    `K_FTYPES`) at `out`, the types chosen as llama.cpp's quantizer chooses
+    them (`llama_cpp_type`), the K-quant blocks made by `quantize_k`, the
+    others by gguf-py; every field but the file type as it was."""
+    import gguf
+
+    reader = gguf.GGUFReader(str(source))
+    names = {t.name for t in reader.tensors}
+    layers = int(reader.fields["llama.block_count"].contents())
+    writer = gguf.GGUFWriter(str(out), "llama", endianess=reader.endianess)
+    from llaf.gguf_file import copy_field
+
+    for f in reader.fields.values():
+        if f.name not in (gguf.Keys.General.ARCHITECTURE, gguf.Keys.General.FILE_TYPE) \
+                and not f.name.startswith("GGUF."):
+            copy_field(writer, f)
+    writer.add_file_type(getattr(gguf.LlamaFileType, f"MOSTLY_{ftype}"))
+    for t in reader.tensors:
+        values = gguf.quants.dequantize(t.data, t.tensor_type)
+        if values.ndim == 1:  # norms stay F32, as llama.cpp keeps them
+            writer.add_tensor(t.name, values.astype(np.float32))
+            continue
+        kind = llama_cpp_type(t.name, values.shape[-1], layers, ftype, "output.weight" not in names)
+        if kind in K_TYPES:
+            blocks = quantize_k(values, kind).reshape(values.shape[0], -1)
+        else:
+            blocks = gguf.quants.quantize(values.astype(np.float32), gguf.GGMLQuantizationType[kind])
+        writer.add_tensor(t.name, blocks, raw_dtype=gguf.GGMLQuantizationType[kind])
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return out
+
+
 def permute(w: np.ndarray, heads: int) -> np.ndarray:
     """llama.cpp's converter: "rotate half" rows → interleaved pairs."""
     return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)

