@@ -85,12 +85,12 @@ def requantize(source: Path, out: Path, ftype: str) -> Path:
     others by gguf-py; every field but the file type as it was."""
     import gguf
 
+    from llaf.gguf_file import copy_field
+
     reader = gguf.GGUFReader(str(source))
     names = {t.name for t in reader.tensors}
     layers = int(reader.fields["llama.block_count"].contents())
     writer = gguf.GGUFWriter(str(out), "llama", endianess=reader.endianess)
-    from llaf.gguf_file import copy_field
-
     for f in reader.fields.values():
         if f.name not in (gguf.Keys.General.ARCHITECTURE, gguf.Keys.General.FILE_TYPE) \
                 and not f.name.startswith("GGUF."):
