@@ -17,6 +17,7 @@ import mmap
 import os
 import re
 import struct
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 from stat import S_ISREG
@@ -659,6 +660,17 @@ def copy_field(writer: Any, field: Any) -> None:
                          sub_type=field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None)
 
 
+def copy_fields(writer: Any, reader: Any, leave_out: Collection[str] = ()) -> None:
+    """Every metadata field of gguf-py's `reader` added to its `writer` as it
+    was (`copy_field`), but those the writer writes itself (the header's
+    counts, the architecture) and those named in `leave_out`."""
+    import gguf
+
+    for f in reader.fields.values():
+        if f.name != gguf.Keys.General.ARCHITECTURE and not f.name.startswith("GGUF.") and f.name not in leave_out:
+            copy_field(writer, f)
+
+
 def rewrite(source: str | Path, out: str | Path, replaced: dict[str, np.ndarray]) -> Path:
     """A copy of the GGUF file `source` at `out`, written through gguf's
     writer, with the tensors `replaced` (by name) as F32: every other tensor
@@ -677,10 +689,7 @@ def rewrite(source: str | Path, out: str | Path, replaced: dict[str, np.ndarray]
     tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
     writer = gguf.GGUFWriter(str(tmp), arch, endianess=reader.endianess)
     try:
-        for f in reader.fields.values():
-            if f.name == gguf.Keys.General.ARCHITECTURE or f.name.startswith("GGUF."):
-                continue  # written by the writer
-            copy_field(writer, f)
+        copy_fields(writer, reader)
         for tensor in reader.tensors:
             if tensor.name in values:
                 v = values[tensor.name]

@@ -85,16 +85,13 @@ def requantize(source: Path, out: Path, ftype: str) -> Path:
     others by gguf-py; every field but the file type as it was."""
     import gguf
 
-    from llaf.gguf_file import copy_field
+    from llaf.gguf_file import copy_fields
 
     reader = gguf.GGUFReader(str(source))
     names = {t.name for t in reader.tensors}
     layers = int(reader.fields["llama.block_count"].contents())
     writer = gguf.GGUFWriter(str(out), "llama", endianess=reader.endianess)
-    for f in reader.fields.values():
-        if f.name not in (gguf.Keys.General.ARCHITECTURE, gguf.Keys.General.FILE_TYPE) \
-                and not f.name.startswith("GGUF."):
-            copy_field(writer, f)
+    copy_fields(writer, reader, leave_out={gguf.Keys.General.FILE_TYPE})
     writer.add_file_type(getattr(gguf.LlamaFileType, f"MOSTLY_{ftype}"))
     for t in reader.tensors:
         values = gguf.quants.dequantize(t.data, t.tensor_type)

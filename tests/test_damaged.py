@@ -52,15 +52,13 @@ def rewrite(src: Path, dst: Path, changes: dict[str, tuple[Any, Any] | None],
             extra: dict[str, np.ndarray] | None = None) -> Path:
     """`src` written again with metadata `changes`: key -> (GGUFValueType,
     value), or None to drop it; and `extra` F32 tensors."""
-    from gguf import GGUFReader, GGUFValueType, GGUFWriter
+    from gguf import GGUFReader, GGUFWriter
+
+    from llaf.gguf_file import copy_fields
 
     r = GGUFReader(src)
     w = GGUFWriter(str(dst), "llama")
-    for key, field in r.fields.items():
-        if key.startswith("GGUF.") or key == "general.architecture" or key in changes:
-            continue
-        sub = field.types[-1] if field.types[0] == GGUFValueType.ARRAY else None
-        w.add_key_value(key, field.contents(), field.types[0], sub)
+    copy_fields(w, r, leave_out=changes)
     for key, change in changes.items():
         if change is not None:
             w.add_key_value(key, change[1], change[0])
