@@ -78,7 +78,6 @@ def params(backend: str, arch: str) -> llaf.Params:
     return _params[backend, arch]
 
 
-
 def test_logits_match_transformers_at_every_position(params: llaf.Params, arch: str) -> None:
     ids = random_prompt(params, 40)
     assert_logits_close(llaf.forward(params, ids), hf_logits(hf_model(arch), ids))

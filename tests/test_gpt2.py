@@ -54,7 +54,6 @@ def small(backend: str) -> llaf.Params:
     return params_for(backend, "small")
 
 
-
 def test_logits_match_transformers_at_every_position(params: llaf.Params, shape: str) -> None:
     ids = random_prompt(params, 33)
     assert_logits_close(llaf.forward(params, ids), hf_logits(hf_model(shape), ids))

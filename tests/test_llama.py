@@ -50,7 +50,6 @@ def params(backend: str, shape: str) -> llaf.Params:
     return _params[backend, shape]
 
 
-
 def test_logits_match_transformers_at_every_position(params: llaf.Params, shape: str) -> None:
     ids = random_prompt(params, 40)
     assert_logits_close(llaf.forward(params, ids), hf_logits(hf_model(shape), ids))

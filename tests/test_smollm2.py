@@ -151,9 +151,10 @@ def test_requantized_greedy_ids_identical_to_transformers(backend: str, tmp_path
 
     if ftype not in requantized:
         folder = tmp_path_factory.mktemp("requantized")
-        requantized[ftype] = requantize(default_model_path(), folder / f"smol-{ftype}.gguf", ftype), {}
+        path = requantize(default_model_path(), folder / f"smol-{ftype}.gguf", ftype)
+        assert Counter(t.tensor_type.name for t in gguf.GGUFReader(str(path)).tensors) == REQUANTIZED[ftype]
+        requantized[ftype] = path, {}
     path, want = requantized[ftype]
-    assert Counter(t.tensor_type.name for t in gguf.GGUFReader(str(path)).tensors) == REQUANTIZED[ftype]
     model = llaf.load(path, backend=backend, context=256)
     assert model.params.storage == "mixed"
     if not want:
