@@ -154,15 +154,20 @@ module llama (W: weights) = {
     let h = map (rms_norm p.eps p.mlp_norm[l]) x
     in (project p la.scale l p.w_gate la.gate h, project p la.scale l p.w_up la.up h)
 
+  -- | The MLP's gated values `act gate · up`, its down projection's input.
+  #[inline]
+  def gated [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][N]
+            (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
+            ((gate, up): ([N][F]f32, [N][F]f32)) : [N][F]f32 =
+    if p.activation == gelu_gated then map2 (map2 (\g u -> gelu_tanh g * u)) gate up
+    else map2 (map2 (\g u -> silu g * u)) gate up
+
   -- | Layer `l`'s `x + down (act gate · up)`.
   #[inline]
   def mlp_output [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N]
                  (p: params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (la: layer_adapters [r][d][qd][kvd][F])
-                 (l: i64) (x: [N][d]f32) ((gate, up): ([N][F]f32, [N][F]f32)) : [N][d]f32 =
-    let gated = if p.activation == gelu_gated
-                then map2 (map2 (\g u -> gelu_tanh g * u)) gate up
-                else map2 (map2 (\g u -> silu g * u)) gate up
-    in map2 vadd x (project p la.scale l p.w_down la.down gated)
+                 (l: i64) (x: [N][d]f32) (gate_up: ([N][F]f32, [N][F]f32)) : [N][d]f32 =
+    map2 vadd x (project p la.scale l p.w_down la.down (gated p gate_up))
 
   -- | The rest of layer `l` given the tokens' attention `a`: `x + wo a`, then
   -- `x + mlp (norm x)`.

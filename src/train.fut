@@ -120,15 +120,6 @@ module trainer (W: trainable) (E: matrix) = {
     (ad.q.a, ad.q.b, ad.k.a, ad.k.b, ad.v.a, ad.v.b, ad.o.a, ad.o.b,
      ad.gate.a, ad.gate.b, ad.up.a, ad.up.b, ad.down.a, ad.down.b)
 
-  -- | The MLP's gated values, the input of its down projection, as
-  -- src/llama.fut's `mlp_output` computes them (for the down projection's
-  -- part of its derivative).
-  def gated [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][N]
-            (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk])
-            ((gate, up): ([N][F]f32, [N][F]f32)) : [N][F]f32 =
-    if p.activation == gelu_gated then map2 (map2 (\g u -> gelu_tanh g * u)) gate up
-    else map2 (map2 (\g u -> silu g * u)) gate up
-
   -- The derivatives of a layer's steps, each a function of its own: `vjp`
   -- of the step without its base products (`adapted`), plus their part,
   -- each a product by `W.adjoint` taken back through what is before it in
@@ -142,7 +133,7 @@ module trainer (W: trainable) (E: matrix) = {
       vjp (\(mid, gate_up, w) -> adapted.mlp_output p (la with down = set la.down w) l mid gate_up)
           (mid, gate_up, (la.down.a, la.down.b)) y_bar
     -- the base's part: the adjoint of the gated values, through the gating
-    let (gate_bar', up_bar') = vjp (gated p) gate_up (W.adjoint F p.w_down[l] y_bar)
+    let (gate_bar', up_bar') = vjp (model.gated p) gate_up (W.adjoint F p.w_down[l] y_bar)
     in (mid_bar, (map2 vadd gate_bar gate_bar', map2 vadd up_bar up_bar'), w_bar)
 
   #[noinline]
