@@ -9,32 +9,38 @@
 import "matrix"
 
 -- | The running sums of two rows times four tokens.
-local type sums = (f32, f32, f32, f32, f32, f32, f32, f32)
+type sums = (f32, f32, f32, f32, f32, f32, f32, f32)
 
-local def add ((a0, a1, a2, a3, a4, a5, a6, a7): sums) ((b0, b1, b2, b3, b4, b5, b6, b7): sums) : sums =
+def add ((a0, a1, a2, a3, a4, a5, a6, a7): sums) ((b0, b1, b2, b3, b4, b5, b6, b7): sums) : sums =
   (a0 + b0, a1 + b1, a2 + b2, a3 + b3, a4 + b4, a5 + b5, a6 + b6, a7 + b7)
 
 -- | `a` with rows of zeros after it up to `k'` rows (`a` itself when it has them).
-local def padded [k][n] (k': i64) (a: [k][n]f32) : [k'][n]f32 =
+def padded [k][n] (k': i64) (a: [k][n]f32) : [k'][n]f32 =
   if k' == k then a :> [k'][n]f32 else a ++ replicate (k' - k) (replicate n 0) :> [k'][n]f32
 
--- | `xs wᵀ`, two rows of `w` times four tokens in each sum over the
--- columns: rows `r` and `r + m/2`, tokens `i`, `i + b/4`, `i + b/2` and `i
--- + 3b/4`.  Eight running sums are what the vector registers hold with the
--- loads (docs/PERFORMANCE.md, "Fine-tuning"); a row of `w` is read once for
--- four tokens, and in the derivative each token's adjoint is updated once
--- for two rows.
-def products [m][n][b] (w: [m][n]f32) (xs: [b][n]f32) : [b][m]f32 =
-  let (nq, mh) = ((b + 3) / 4, (m + 1) / 2)
-  let (x, w) = (padded (4 * nq) xs, padded (2 * mh) w)
-  let sums g r : sums =
-    map2 (\(w0, w1) (x0, x1, x2, x3) -> (w0 * x0, w0 * x1, w0 * x2, w0 * x3, w1 * x0, w1 * x1, w1 * x2, w1 * x3))
-         (zip w[r] w[r + mh]) (zip4 x[g] x[g + nq] x[g + 2 * nq] x[g + 3 * nq])
-    |> reduce_comm add (0, 0, 0, 0, 0, 0, 0, 0)
-  let ys = tabulate_2d nq mh sums
+-- | The sums of rows `r` and `r + mh` of `w` times tokens `g`, `g + nq`,
+-- `g + 2nq` and `g + 3nq` of `x`, over the columns.
+def pair_sums [k][l][n] (w: [k][n]f32) (x: [l][n]f32) (nq: i64) (mh: i64) (g: i64) (r: i64) : sums =
+  map2 (\(w0, w1) (x0, x1, x2, x3) -> (w0 * x0, w0 * x1, w0 * x2, w0 * x3, w1 * x0, w1 * x1, w1 * x2, w1 * x3))
+       (zip w[r] w[r + mh]) (zip4 x[g] x[g + nq] x[g + 2 * nq] x[g + 3 * nq])
+  |> reduce_comm add (0, 0, 0, 0, 0, 0, 0, 0)
+
+-- | The `b` tokens' rows of `m` results from `ys`, the sums of every four
+-- tokens and pair of rows (`pair_sums`).
+def unpaired [nq][mh] (m: i64) (b: i64) (ys: [nq][mh]sums) : [b][m]f32 =
   -- a quarter of the tokens' rows: sums `lo` (rows r) and `hi` (rows r + m/2)
   let quarter (lo: sums -> f32) (hi: sums -> f32) : [nq][m]f32 = map (\y -> take m (map lo y ++ map hi y)) ys
   in (quarter (.0) (.4) ++ quarter (.1) (.5) ++ quarter (.2) (.6) ++ quarter (.3) (.7)) |> take b
+
+-- | `xs wᵀ`, two rows of `w` times four tokens in each sum over the
+-- columns (`pair_sums`).  Eight running sums are what the vector registers
+-- hold with the loads (docs/PERFORMANCE.md, "Fine-tuning"); a row of `w` is
+-- read once for four tokens, and in the derivative each token's adjoint is
+-- updated once for two rows.
+def products [m][n][b] (w: [m][n]f32) (xs: [b][n]f32) : [b][m]f32 =
+  let (nq, mh) = ((b + 3) / 4, (m + 1) / 2)
+  let (x, w) = (padded (4 * nq) xs, padded (2 * mh) w)
+  in tabulate_2d nq mh (pair_sums w x nq mh) |> unpaired m b
 
 -- | How a matrix is decoded into rows for `products`: `rows m n kb pair`,
 -- where `pair r b j` is row `r`'s columns `32·b + j` and `32·b + 16 + j`.
@@ -108,8 +114,6 @@ module products_of (D: decoding) (F: format) : matrix with mat [m][kb] = F.mat [
 
 -- | Products whose matrices are differentiated.
 module differentiable = products_of by_maps
--- | Products whose matrices are constants of the derivative (a frozen base).
-module frozen = products_of by_loops
 
 -- Tests: the products and their derivatives with respect to both operands
 -- against plain dot products, for sizes that fill the groups of two rows

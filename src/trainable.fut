@@ -16,15 +16,6 @@ module type trainable = {
   val adjoint [m][kb][b] : (n: i64) -> mat [m][kb] -> [b][m]f32 -> [b][n]f32
 }
 
--- | The running sums of two rows times four tokens (src/differentiable.fut's `products`).
-local type sums = (f32, f32, f32, f32, f32, f32, f32, f32)
-
-local def add ((a0, a1, a2, a3, a4, a5, a6, a7): sums) ((b0, b1, b2, b3, b4, b5, b6, b7): sums) : sums =
-  (a0 + b0, a1 + b1, a2 + b2, a3 + b3, a4 + b4, a5 + b5, a6 + b6, a7 + b7)
-
-local def padded [k][n] (k': i64) (a: [k][n]f32) : [k'][n]f32 =
-  if k' == k then a :> [k'][n]f32 else a ++ replicate (k' - k) (replicate n 0) :> [k'][n]f32
-
 -- | The values of a block of rows in `blocked_products`.
 def block_values : i64 = 64 * 1024
 
@@ -38,15 +29,9 @@ def blocked_products [m][n][b] (w: [m][n]f32) (xs: [b][n]f32) : [b][m]f32 =
   let blocks = i64.max 1 ((2 * n * mh + block_values - 1) / block_values)
   let pairs = (mh + blocks - 1) / blocks
   let (x, w) = (padded (4 * nq) xs, padded (2 * mh) w)
-  let sums g r : sums =
-    map2 (\(w0, w1) (x0, x1, x2, x3) -> (w0 * x0, w0 * x1, w0 * x2, w0 * x3, w1 * x0, w1 * x1, w1 * x2, w1 * x3))
-         (zip w[r] w[r + mh]) (zip4 x[g] x[g + nq] x[g + 2 * nq] x[g + 3 * nq])
-    |> reduce_comm add (0, 0, 0, 0, 0, 0, 0, 0)
   -- (the last block's pairs past `mh` repeat the last pair, and are dropped)
-  let ys = tabulate_3d blocks nq pairs (\c g r -> sums g (i64.min (c * pairs + r) (mh - 1)))
-           |> transpose |> map flatten |> map (\y -> take mh y)
-  let quarter (lo: sums -> f32) (hi: sums -> f32) : [nq][m]f32 = map (\y -> take m (map lo y ++ map hi y)) ys
-  in (quarter (.0) (.4) ++ quarter (.1) (.5) ++ quarter (.2) (.6) ++ quarter (.3) (.7)) |> take b
+  in tabulate_3d blocks nq pairs (\c g r -> pair_sums w x nq mh g (i64.min (c * pairs + r) (mh - 1)))
+     |> transpose |> map flatten |> map (take mh) |> unpaired m b
 
 -- | A frozen base of format `F`, decoded by `D`: a layer's matrix (up to
 -- `whole_below` values) multiplied by `blocked_products`, and its adjoint
