@@ -524,9 +524,11 @@ module matrix_with (R: slice) (F: format) : matrix with mat [m][kb] = F.mat [m][
          let tile t g : [G * P]f32 =
            let put (o: *[G * P]f32) i r v : *[G * P]f32 = o with [i * P + r] = v
            in some.tile a t (\i c -> #[unsafe] xp[g, c * G + i]) put (replicate (G * P) 0)
-         in tabulate (panels m) (\t -> tabulate groups (tile t))
-            |> map (\r -> unflatten (flatten r :> [groups * G * P]f32) : [groups * G][P]f32)
-            |> transpose |> take b |> map (flatten >-> take m)
+         -- the result gathered from the tiles, each value read where its
+         -- tile put it (transposing the tiles into rows cost 12-17 % of a
+         -- 16-token pass, docs/PERFORMANCE.md)
+         let r = tabulate (panels m) (\t -> tabulate groups (tile t))
+         in tabulate b (\k -> tabulate m (\j -> #[unsafe] r[j / P, k / G, (k % G) * P + j % P]))
 
   #[noinline]
   def layer_matmul [L][m][kb][b][n] (ws: [L](mat [m][kb])) (l: i64) (xs: [b][n]f32) : [b][m]f32 = matmul ws[l] xs
