@@ -227,6 +227,12 @@ def chat(args: argparse.Namespace) -> None:
     interactive = sys.stdin.isatty()
     if interactive:
         import readline  # noqa: F401  # input() then edits lines and keeps their history
+        import signal
+
+        # Ctrl-C stops a reply (and quits at the prompt) even when llaf was
+        # started by a shell that ignores SIGINT, as its background jobs do:
+        # Python then keeps it ignored, and Ctrl-C did nothing
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
         say(f"Chatting with {model.name}. /help lists the commands; Ctrl-C stops a reply; "
             "Ctrl-D or /quit quits.")
