@@ -56,7 +56,7 @@ def quit_with_ctrl_d(child: pexpect.spawn, transcript: io.StringIO) -> None:
 def model() -> Iterator[llaf.Model]:
     """The replies the chat should give, computed through the API (greedy:
     the same tokens)."""
-    yield llaf.load(backend=SERVER_BACKEND, context=4096)
+    yield llaf.load(backend=SERVER_BACKEND, context=2048)
 
 
 def reply(model: llaf.Model, messages: Messages, n: int) -> str:
@@ -86,13 +86,12 @@ def test_quiet_has_no_status_line() -> None:
 
 
 def test_chat_editing_history_and_ctrl_c(model: llaf.Model) -> None:
-    # Replies of up to 1900 tokens: the story below must still be being
+    # Replies of up to 800 tokens: the story below must still be being
     # written when Ctrl-C comes, though a busy machine may leave this test
-    # unscheduled for seconds (CI's pytest beside the pyopencl one once read
-    # the whole story before it sent Ctrl-C with 200, and once with 800). The
-    # context holds the conversation with any part of the story shown, and a
-    # reply.
-    n, context = 1900, 4096
+    # unscheduled for seconds (with 200, CI's pytest beside the pyopencl
+    # one once read the whole story before it sent Ctrl-C). The context
+    # holds the conversation with any part of the story shown, and a reply.
+    n, context = 800, 2048
     child, transcript = spawn("chat", "--backend", SERVER_BACKEND, "--context", str(context), "-n", str(n))
     child.expect_exact(f"llaf: {MODEL}, storage q4, backend {SERVER_BACKEND}, context {context}\r\n")
     child.expect_exact(f"Chatting with {MODEL}. /help lists the commands; Ctrl-C stops a reply; "
@@ -133,7 +132,7 @@ def test_chat_editing_history_and_ctrl_c(model: llaf.Model) -> None:
     # (some terminals echo ^C, where it falls among the text still being written)
     shown = (opening + str(child.before).replace("\r\n", "\n").replace("^C", "")).removesuffix("\n")
     # what was shown is the reply's beginning, and the reply went on after it
-    # (computed only that far: the whole would be 1900 tokens)
+    # (computed only that far: the whole would be 800 tokens)
     tokens = len(model.tokenizer.encode(shown))
     assert tokens < n - 16  # stopped by Ctrl-C, not by the length limit
     further = reply(model, history, tokens + 16)
