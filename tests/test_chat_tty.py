@@ -132,7 +132,7 @@ def test_chat_editing_history_and_ctrl_c(model: llaf.Model) -> None:
     # (some terminals echo ^C, where it falls among the text still being written)
     shown = (opening + str(child.before).replace("\r\n", "\n").replace("^C", "")).removesuffix("\n")
     # what was shown is the reply's beginning, and the reply went on after it
-    # (computed only that far: the whole would be 800 tokens)
+    # (computed only that far: the whole runs up to 800 tokens)
     tokens = len(model.tokenizer.encode(shown))
     assert tokens < n - 16  # stopped by Ctrl-C, not by the length limit
     further = reply(model, history, tokens + 16)
