@@ -206,9 +206,12 @@ build/%/.built: build/futhark/%/stamp scripts/patch-runtime.py | $(VENV)/.instal
 # running sums into 32 vector registers where AVX2 has 16 (2.6x slower).
 # clang calls glibc's vector math (libmvec) in the loops it vectorizes: the
 # exponentials of the softmaxes and the gating, one at a time in libm's
-# `expf` (4-5 % of a LoRA step in `perf`).
-TRAIN_CLANG_CFLAGS := $(filter-out -fno-vectorize,$(CLANG_CFLAGS)) -fassociative-math -fno-signed-zeros \
-  -mllvm -force-vector-interleave=1 -fveclib=libmvec
+# `expf` (4-5 % of a LoRA step in `perf`). Its vectors are 256 bits wide even
+# where AVX-512 has 512 (the engine's panels want 512): a product's sums over
+# 576 or 1536 columns, eight of them ending in a horizontal sum, ran 1.4-1.9x
+# faster in ymm registers than in zmm on an Ice Lake host (docs/PERFORMANCE.md).
+TRAIN_CLANG_CFLAGS := $(filter-out -fno-vectorize -mprefer-vector-width=512,$(CLANG_CFLAGS)) \
+  -mprefer-vector-width=256 -fassociative-math -fno-signed-zeros -mllvm -force-vector-interleave=1 -fveclib=libmvec
 TRAIN_GCC_CFLAGS := $(filter-out -fno-tree-loop-vectorize,$(GCC_CFLAGS)) -fassociative-math -fno-signed-zeros
 TRAIN_CFLAGS ?= $(if $(findstring clang,$(notdir $(LLAF_CC))),$(TRAIN_CLANG_CFLAGS),$(TRAIN_GCC_CFLAGS))
 TRAIN_LDFLAGS ?= $(if $(findstring clang,$(notdir $(LLAF_CC))),-lmvec)
