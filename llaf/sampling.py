@@ -156,7 +156,8 @@ def sampling_params(name: str, value: Any) -> SamplingParams:
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - np.max(x))
+    with np.errstate(over="ignore"):  # a difference past float64's range is -inf: its weight 0
+        e = np.exp(x - np.max(x))
     return e / e.sum()
 
 
@@ -212,7 +213,14 @@ class Sampler:
     def candidates(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The ids that may be drawn and their probabilities (temperature > 0)."""
         p = self.params
-        x = self.penalized(logits) / p.temperature
+        logits = self.penalized(logits)
+        with np.errstate(over="ignore"):
+            x = logits / p.temperature
+        if np.isinf(x[logits > -np.inf]).any():
+            # A temperature so small that logits over it leave float64's
+            # range: all the probability is the likeliest's, as in the
+            # limit (inf - inf would make NaNs, and the draw garbage).
+            x = np.where(logits == logits.max(), 0.0, -np.inf)
         ids = np.flatnonzero(x > -np.inf)  # all of them, but for those a json_schema rules out
         if 0 < p.top_k < ids.size:
             ids = ids[np.argpartition(-x[ids], p.top_k - 1)[: p.top_k]]

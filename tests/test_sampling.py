@@ -4,6 +4,7 @@ hold-back of text that may begin a stop string."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -68,6 +69,24 @@ def test_options_replace_fields_and_unknown_ones_are_named() -> None:
 def test_temperature_zero_is_the_arg_max() -> None:
     sampler = Sampler(SamplingParams(temperature=0, seed=1))
     assert [sampler.sample(LOGITS) for _ in range(5)] == [1] * 5
+
+
+@pytest.mark.parametrize("temperature", [1e-300, 1e-307, 1e-308, 5e-324])
+def test_tiny_temperatures_are_the_arg_max_without_warnings(temperature: float) -> None:
+    # logits / temperature overflows to inf here: the draw must still be the
+    # likeliest token (inf - inf once made NaN probabilities and garbage)
+    logits = np.array([1.0, 2.5, -0.5, 0.3, 2.0, -3.0, -1e30, 1e-30], dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for seed in range(10):
+            sampler = Sampler(SamplingParams(temperature=temperature, seed=seed))
+            assert [sampler.sample(logits) for _ in range(3)] == [1, 1, 1]
+        # every logit far below zero: each over the temperature is -inf
+        assert Sampler(SamplingParams(temperature=temperature, seed=1)).sample(np.array([-5.0, -2.0, -9.0])) == 1
+    # a tie between the likeliest stays a draw between them
+    tied = np.array([3.0, -1.0, 3.0, 0.5])
+    draws = {Sampler(SamplingParams(temperature=1e-308, seed=seed)).sample(tied) for seed in range(40)}
+    assert draws == {0, 2}
 
 
 @pytest.mark.parametrize("options", [{"top_k": 1}, {"top_p": 1e-6}, {"top_k": 1, "top_p": 0.5}])
