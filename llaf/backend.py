@@ -189,6 +189,9 @@ def _checked_futhark() -> type:
     return CheckedFuthark
 
 
+MAX_THREADS = 512  # llama.cpp's GGML_MAX_N_THREADS
+
+
 def check_threads(threads: Any, backend: str) -> int | None:
     """`threads` checked: None, or a positive thread count for the multicore
     backend (the others take none: c runs on one thread, the OpenCL ones on
@@ -197,6 +200,10 @@ def check_threads(threads: Any, backend: str) -> int | None:
         return None
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise LlafError(f"the thread count must be a positive integer, got {threads!r}")
+    if threads > MAX_THREADS:
+        # (Futhark's runtime exits the process when it cannot start a worker;
+        # thousands of threads took minutes to start on 2 cores.)
+        raise LlafError(f"the thread count must be at most {MAX_THREADS} (as llama.cpp's), got {threads}")
     if backend != "multicore":
         raise LlafError(f"a thread count is for the multicore backend; the {backend} backend takes none")
     return threads

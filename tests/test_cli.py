@@ -178,7 +178,12 @@ def test_chat_takes_the_sampling_flags() -> None:
         (["serve", "--allowed-hosts", "a*.example.com"], "llaf: an allowed host is a name, *.domain or *, got "
                                                           "'a*.example.com'"),
         (["serve", "--allowed-hosts", ","], "llaf: --allowed-hosts names no host: give names, or * for any"),
-        (["serve", "--header-timeout", "-1"], "llaf: the header timeout must be a number of seconds >= 0, got -1.0"),
+        (["serve", "--header-timeout", "-1"],
+         "llaf: the header timeout must be a finite number of seconds >= 0, got -1.0"),
+        (["serve", "--shutdown-grace", "inf"],
+         "llaf: the shutdown grace must be a finite number of seconds >= 0, got inf"),
+        (["generate", "x", "--threads", "1000000"],
+         "llaf: the thread count must be at most 512 (as llama.cpp's), got 1000000"),
         # Bytes that are not UTF-8 reach Python's argv as lone surrogates (surrogateescape).
         (["generate", "ab\udcffc"], "llaf: the prompt is not valid UTF-8 (the byte 0xff at character 2)"),
         (["chat", "--system", "\udcc3"], "llaf: the system message is not valid UTF-8 (the byte 0xc3 at character 0)"),

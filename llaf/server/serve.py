@@ -13,6 +13,7 @@ checks that so much fits in memory before it serves.
 from __future__ import annotations
 
 import ipaddress
+import math
 import socket
 import threading
 from collections.abc import Callable, Sequence
@@ -102,8 +103,8 @@ def serve(model: str | Path | None = None, backend: str | None = None, context: 
     if max_body < 1:
         raise LlafError(f"the body size limit must be positive, got {max_body}")
     for name, value in (("header timeout", header_timeout), ("shutdown grace", shutdown_grace)):
-        if not value >= 0:
-            raise LlafError(f"the {name} must be a number of seconds >= 0, got {value}")
+        if not 0 <= value < math.inf:
+            raise LlafError(f"the {name} must be a finite number of seconds >= 0, got {value}")
     hosts = list(allowed_hosts) if allowed_hosts is not None else None
     if hosts == []:
         raise LlafError("--allowed-hosts names no host: give names, or * for any")
