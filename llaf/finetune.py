@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from . import llama
+from . import gguf_file, llama
 from . import weights as weights_mod
 from .backend import TRAIN_BACKENDS, Engine, check_threads, check_train_backend, resolve_backend
 from .entries import TRAIN_STORAGES
@@ -412,6 +412,8 @@ def finetune(model: Any = None, data: str | Path = "", out: str | Path | None = 
         raise LlafError(f"full fine-tuning writes a GGUF file (--out NAME.gguf) from a GGUF file; "
                         f"got {Path(str(source)).name} and {out}")
     if out is not None:  # before minutes of training: a path that cannot be written is found now
+        if full:
+            gguf_file.not_the_source(str(source), out)
         writable(Path(out).parent if full else Path(out))
     w = weights_mod.load(source, progress=False, storage="f32" if full else None)
     if w.storage not in (FullTrainer if full else Trainer).storages:  # no trainable form of its own
@@ -449,8 +451,6 @@ def finetune(model: Any = None, data: str | Path = "", out: str | Path | None = 
     if out is None:
         return result
     if result.weights is not None:
-        from . import gguf_file
-
         out = gguf_file.rewrite(source, out, gguf_file.llama_tensors(source, result.weights.arrays,
                                                                      result.weights.hparams))
         curve = out.with_suffix(".loss.json"), out.with_suffix(".loss.png")

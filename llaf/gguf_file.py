@@ -671,6 +671,13 @@ def copy_fields(writer: Any, reader: Any, leave_out: Collection[str] = ()) -> No
             copy_field(writer, f)
 
 
+def not_the_source(source: str | Path, out: str | Path) -> None:
+    """Refuse to write over the file a model is read from: its weights would
+    be lost (and adapters merged twice into the result of a second run)."""
+    if Path(out).resolve() == Path(source).resolve():
+        raise LlafError(f"{out} is the model file being read: write to another file")
+
+
 def rewrite(source: str | Path, out: str | Path, replaced: dict[str, np.ndarray]) -> Path:
     """A copy of the GGUF file `source` at `out`, written through gguf's
     writer, with the tensors `replaced` (by name) as F32: every other tensor
@@ -680,6 +687,7 @@ def rewrite(source: str | Path, out: str | Path, replaced: dict[str, np.ndarray]
     import gguf
 
     source, out = Path(source), Path(out)
+    not_the_source(source, out)
     arch = open_gguf(source).field(field_name("General.ARCHITECTURE"))
     reader = gguf.GGUFReader(str(source))
     missing = set(replaced) - {t.name for t in reader.tensors}

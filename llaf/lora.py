@@ -228,6 +228,7 @@ def merge_gguf(source: str | Path, adapters: Adapters, out: str | Path) -> Path:
     from . import gguf_file
 
     source = Path(source)
+    gguf_file.not_the_source(source, out)
     arch = gguf_file.open_gguf(source).field(gguf_file.field_name("General.ARCHITECTURE"))
     layout = gguf_file.LAYOUTS.get(arch)
     if layout is None:

@@ -7,6 +7,7 @@ torch's and transformers'."""
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import numpy as np
@@ -322,6 +323,20 @@ def test_merge_gguf_holds_the_merged_weights(tmp_path: Path) -> None:
                                weights_mod.load(src, progress=False).shapes, 15)
     changed = merge_and_check(src, adapters, tmp_path / "merged.gguf")
     assert changed == {f"blk.{i}.{p}.weight" for i in range(2) for p in ("attn_q", "attn_k", "ffn_down")}
+    # never over the file read (its weights would be lost), by any name of it
+    from llaf.finetune import finetune
+    from llaf.lora import merge_gguf
+
+    before = src.read_bytes()
+    (tmp_path / "link.gguf").symlink_to(src)
+    for out in (src, tmp_path / "link.gguf", tmp_path / "." / src.name):
+        with pytest.raises(LlafError, match=rf"^{re.escape(str(out))} is the model file being read: "
+                                            r"write to another file$"):
+            merge_gguf(src, adapters, out)
+    (tmp_path / "data.jsonl").write_text('{"text": "a b c d e f"}\n')
+    with pytest.raises(LlafError, match="is the model file being read"):
+        finetune(src, tmp_path / "data.jsonl", src, full=True)
+    assert src.read_bytes() == before
 
 
 def test_merge_gguf_into_fused_projections(tmp_path: Path) -> None:
