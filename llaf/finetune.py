@@ -307,6 +307,8 @@ def chat_example(tokenizer: Tokenizer, messages: Any) -> Example:
     for i, m in enumerate(messages):
         if m["role"] != "assistant":
             continue
+        if i == 0:  # (the template renders no conversation of no message)
+            raise LlafError("a training conversation has a message before the assistant's first one")
         prompt = _extending(ids, tokenizer.chat(messages[:i]))  # ready for the assistant's reply
         turn = _extending(prompt, tokenizer.chat(messages[:i + 1]))[len(prompt):]
         end = next((j for j, tok in enumerate(turn) if tok in tokenizer.eos_ids), None)
@@ -325,8 +327,10 @@ def _extending(start: list[int], ids: list[int]) -> list[int]:
     return ids
 
 
-def read_examples(path: str | Path, tokenizer: Tokenizer) -> list[Example]:
-    """The records of a JSONL file: ``{"text": ...}`` or ``{"messages": [...]}`` (a chat)."""
+def read_examples(path: str | Path, tokenizer: Tokenizer, seq_len: int | None = None) -> list[Example]:
+    """The records of a JSONL file: ``{"text": ...}`` or ``{"messages": [...]}``
+    (a chat); each must have a token to learn, within its first `seq_len`
+    tokens if given (the batches cut sequences there)."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -349,8 +353,13 @@ def read_examples(path: str | Path, tokenizer: Tokenizer) -> list[Example]:
                 raise LlafError('a record is {"text": "..."} or {"messages": [...]}')
         except LlafError as e:
             raise LlafError(f"{path}:{n}: {e}") from None
-        if not any(examples[-1][1][1:]):
+        learnt = examples[-1][1]
+        if not any(learnt[1:]):
             raise LlafError(f"{path}:{n}: nothing to learn (no token after the first is learnt)")
+        if seq_len is not None and not any(learnt[1:seq_len]):
+            first = learnt.index(True, 1)
+            raise LlafError(f"{path}:{n}: nothing to learn in its first {seq_len} tokens (--seq-len): its first "
+                            f"learnt token is token {first + 1} of {len(learnt)}")
     if not examples:
         raise LlafError(f"{path}: no records")
     return examples
@@ -419,7 +428,7 @@ def finetune(model: Any = None, data: str | Path = "", out: str | Path | None = 
     if w.storage not in (FullTrainer if full else Trainer).storages:  # no trainable form of its own
         w = weights_mod.as_f32(w)
     tokenizer = for_model(source, w.architecture)
-    examples = read_examples(data, tokenizer)
+    examples = read_examples(data, tokenizer, seq_len)
     if seq_len > w.context:
         raise LlafError(f"sequences of {seq_len} tokens exceed the context length {w.context}")
     optimizer = optimizer or AdamW()

@@ -405,8 +405,22 @@ def test_read_examples_names_the_bad_line(tmp_path: Path, smol_tokenizer: object
     data.write_text('{"prompt": "x"}\n')
     with pytest.raises(LlafError, match=r'data.jsonl:1: a record is \{"text": "..."\} or \{"messages": \[...\]\}'):
         read_examples(data, smol_tokenizer)  # type: ignore[arg-type]
+    data.write_text('{"messages": [{"role": "assistant", "content": "x"}]}\n')
+    with pytest.raises(LlafError, match=r"^\S*data.jsonl:1: a training conversation has a message before the "
+                                        r"assistant's first one$"):
+        read_examples(data, smol_tokenizer)  # type: ignore[arg-type]
+    # a chat whose template puts its reply past the sequences' length: nothing
+    # would be learnt from it (the batches cut it there)
+    chat = '{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]}\n'
+    data.write_text(chat)
+    (ids, learnt), = read_examples(data, smol_tokenizer, 64)  # type: ignore[arg-type]
+    first = learnt.index(True)
+    assert 16 < first < 64 and all(learnt[first:]) and not any(learnt[:first])
+    with pytest.raises(LlafError, match=rf"^\S*data.jsonl:1: nothing to learn in its first 16 tokens \(--seq-len\): "
+                                        rf"its first learnt token is token {first + 1} of {len(ids)}$"):
+        read_examples(data, smol_tokenizer, 16)  # type: ignore[arg-type]
     data.write_text('{"text": "Hello there"}\n')
-    (ids, learnt), = read_examples(data, smol_tokenizer)  # type: ignore[arg-type]
+    (ids, learnt), = read_examples(data, smol_tokenizer, 2)  # type: ignore[arg-type]
     assert ids == smol_tokenizer.encode("Hello there") and all(learnt)  # type: ignore[attr-defined]
 
 
