@@ -155,6 +155,9 @@ class Adapters:
             config = json.loads((where / CONFIG_FILE).read_text())
         except (OSError, ValueError) as e:
             raise LlafError(f"{where / CONFIG_FILE}: unreadable ({e})") from None
+        if not isinstance(config, dict):
+            raise LlafError(f"{where / CONFIG_FILE}: not a peft adapter configuration (a JSON object), "
+                            f"got {type(config).__name__}")
         if config.get("peft_type") != "LORA":
             raise LlafError(f"{where}: peft type {config.get('peft_type')!r}, llaf reads LORA adapters")
         for key in ("rank_pattern", "alpha_pattern"):
@@ -165,6 +168,13 @@ class Adapters:
         targets = config.get("target_modules") or []
         if isinstance(targets, str):
             targets = [t for t in TARGETS if t in targets]
+        if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+            raise LlafError(f"{where / CONFIG_FILE}: target_modules must be a list of names, got {targets!r}")
+        for key, kind in (("r", int), ("lora_alpha", float)):
+            if isinstance(config.get(key), bool) or not isinstance(config.get(key), (int, float)) \
+                    or (kind is int and config[key] != int(config[key])):
+                raise LlafError(f"{where / CONFIG_FILE}: {key} must be {'an integer' if kind is int else 'a number'}, "
+                                f"got {config.get(key)!r}")
         lora = LoraConfig(int(config["r"]), float(config["lora_alpha"]), tuple(targets))
         try:
             found = load_file(str(where / WEIGHTS_FILE))
@@ -183,6 +193,10 @@ class Adapters:
                 if not stack or (layers is not None and len(stack) != layers):
                     raise LlafError(f"{where}: {t}.lora_{name} found for {len(stack)} layers"
                                     + (f", the model has {layers}" if layers is not None else ""))
+                odd = next((i for i, a in enumerate(stack) if a.shape != stack[0].shape), None)
+                if odd is not None:
+                    raise LlafError(f"{where}: {t}.lora_{name} has the shape {stack[0].shape} in layer 0 and "
+                                    f"{stack[odd].shape} in layer {odd}")
                 pair.append(np.stack(stack))
             tensors[t] = (pair[0], pair[1])
         return cls(lora, tensors, config.get("base_model_name_or_path") or "")

@@ -250,6 +250,38 @@ def test_adapters_round_trip_through_peft_files(tmp_path: Path, model: torch.nn.
     assert trainer.loss(tokens, targets, back) == pytest.approx(want, rel=1e-5)
 
 
+def test_bad_adapter_files_are_named(tmp_path: Path, trainer: Trainer) -> None:
+    """A damaged adapter_config.json or adapter_model.safetensors gets a
+    LlafError naming the file and what is wrong in it (they were Python's
+    own errors, reported as llaf's bugs)."""
+    import json
+
+    from safetensors.numpy import load_file, save_file
+
+    where = tmp_path / "adapter"
+    random_adapters(LoraConfig(rank=2, alpha=4.0, targets=("q_proj",)), trainer.shapes, 3).save(where)
+    config_file, weights_file = where / "adapter_config.json", where / "adapter_model.safetensors"
+    good = json.loads(config_file.read_text())
+    for change, message in (
+            ([1, 2], "not a peft adapter configuration (a JSON object), got list"),
+            ({"lora_alpha": "x"}, "lora_alpha must be a number, got 'x'"),
+            ({"r": 2.5}, "r must be an integer, got 2.5"),
+            ({"r": None}, "r must be an integer, got None"),
+            ({"target_modules": [1]}, "target_modules must be a list of names, got [1]")):
+        config_file.write_text(json.dumps(change if isinstance(change, list) else good | change))
+        with pytest.raises(LlafError, match=f"^{re.escape(f'{config_file}: {message}')}$"):
+            Adapters.load(where)
+    config_file.write_text(json.dumps(good))
+    tensors = load_file(str(weights_file))
+    key = next(k for k in tensors if ".layers.1." in k and "lora_A" in k)
+    shape = tensors[key].shape
+    tensors[key] = np.zeros((1, 7), np.float32)
+    save_file(tensors, str(weights_file))
+    with pytest.raises(LlafError, match=f"^{re.escape(f'{where}: q_proj.lora_A has the shape {shape} in layer 0')}"
+                                        r" and \(1, 7\) in layer 1$"):
+        Adapters.load(where)
+
+
 def test_bad_input() -> None:
     with pytest.raises(LlafError, match="LoRA rank must be a positive integer"):
         LoraConfig(rank=0)
