@@ -48,7 +48,7 @@ def check_schema(name: str, schema: Any) -> dict[str, Any]:
         text = json.dumps(schema, allow_nan=False)  # in its order: properties come in the order given
     except (TypeError, ValueError) as e:
         raise ArgumentError(name, f"{name} is not JSON: {e}") from None
-    problem = _grammar(text)[1]
+    problem = _grammar(text)[1] or _no_document(text)
     if problem:
         raise ArgumentError(name, f"{name} is not a usable JSON schema: {problem}")
     copy: dict[str, Any] = json.loads(text)
@@ -64,6 +64,34 @@ def _grammar(schema: str) -> tuple[str, str]:
     except ValueError as e:
         return "", " ".join(str(e).split())
     return grammar, " ".join(llguidance.LLMatcher.validate_grammar(grammar).split())
+
+
+@lru_cache(maxsize=64)
+def _no_document(schema: str) -> str:
+    """What keeps any document from matching a schema whose grammar is valid
+    ("" if nothing found): a schema that is only itself (``{"$ref": "#"}``)
+    has no first byte, which a matcher over single bytes finds at once."""
+    matcher = llguidance.LLMatcher(_bytes(), _grammar(schema)[0], log_level=0)
+    matcher.compute_bitmask()
+    return f"no document matches it ({_first_line(matcher.get_error())})" if matcher.is_error() else ""
+
+
+@lru_cache(maxsize=1)
+def _bytes() -> llguidance.LLTokenizer:
+    return llguidance.LLTokenizer("byte")
+
+
+def _first_line(error: str) -> str:
+    """llguidance's error without the state and grammar dumps that follow it."""
+    return error.strip().splitlines()[0] if error.strip() else "no reason given"
+
+
+class SchemaLimitError(ArgumentError):
+    """The matcher gave up on a schema during generation (a parser limit: a
+    schema whose every document nests without end, say): the schema's fault."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__("json_schema", f"the JSON schema cannot be followed: {problem}")
 
 
 # Reading a vocabulary into llguidance takes about a second (SmolLM2's
@@ -114,7 +142,7 @@ class JsonConstraint:
 
     def _check(self) -> None:
         if self.matcher.is_error():
-            raise RuntimeError(f"the JSON matcher failed: {self.matcher.get_error()}")
+            raise _failure(self.matcher.get_error())
 
     def allowed(self, size: int) -> np.ndarray:
         """Which of `size` token ids may come next (booleans)."""
@@ -133,9 +161,18 @@ class JsonConstraint:
     def accept(self, token: int) -> None:
         """`token` was picked (a token `mask` allowed)."""
         if not self.matcher.consume_token(token):
-            raise RuntimeError(f"the JSON matcher refused token {token}: {self.matcher.get_error()}")
+            raise _failure(self.matcher.get_error(), f"it refused token {token}: ")
 
     @property
     def finished(self) -> bool:
         """The document is complete and nothing but the end of turn can follow."""
         return bool(self.matcher.is_stopped())
+
+
+def _failure(error: str, context: str = "") -> Exception:
+    """The matcher's failure: a parser limit is the schema's (SchemaLimitError);
+    anything else is llaf's own (RuntimeError)."""
+    problem = _first_line(error)
+    if "parser error" in problem or "limit" in problem:
+        return SchemaLimitError(problem)
+    return RuntimeError(f"the JSON matcher failed: {context}{problem}")

@@ -44,6 +44,9 @@ def tokenizer() -> Tokenizer:
                                           "error: unclosed group"),
     ({"$ref": "#/$defs/gone"}, "json_schema is not a usable JSON schema: Pointer '/$defs/gone' does not exist"),
     ({"not": {"type": "string"}}, "json_schema is not a usable JSON schema: Unimplemented keys: [\"not\"]"),
+    # only itself: no document at all (the matcher failed at the first token, a 500)
+    ({"$ref": "#"}, "json_schema is not a usable JSON schema: no document matches it (NoExtensionBias)"),
+    ({"anyOf": [{"$ref": "#"}]}, "json_schema is not a usable JSON schema: no document matches it (NoExtensionBias)"),
     ("{}", "json_schema must be a JSON schema (an object, e.g. {\"type\": \"object\"}), got '{}'"),
     ({"enum": [float("nan")]}, "json_schema is not JSON: Out of range float values are not JSON compliant"),
 ])
@@ -101,6 +104,18 @@ def test_chat_follows_the_schema_and_ends_with_the_document(model: llaf.Model) -
     assert stream.finish_reason == "stop"
     # Every token counted is the document's (the end of turn is not one).
     assert stream.completion_tokens == len(model.tokenizer.encode(text))
+
+
+# Every document of it nests without end: the matcher gives up after a few tokens.
+ENDLESS = {"type": "object", "properties": {"a": {"$ref": "#"}}, "required": ["a"]}
+ENDLESS_MESSAGE = ("the JSON schema cannot be followed: parser error: Too many items (limit 50000; ff_tokens); "
+                   "try avoiding single-byte/short lexemes")
+
+
+def test_a_schema_the_matcher_gives_up_on_is_the_schemas_error(model: llaf.Model) -> None:
+    with pytest.raises(llaf.LlafError) as e:
+        model.generate("Hi", 64, json_schema=ENDLESS)
+    assert str(e.value) == ENDLESS_MESSAGE and getattr(e.value, "param", None) == "json_schema"
 
 
 def test_json_mode_and_the_token_limit(model: llaf.Model) -> None:
@@ -226,7 +241,17 @@ def test_a_bad_schema_is_a_400(client: openai.OpenAI) -> None:
          "response_format.json_schema.schema is not a usable JSON schema: Unsatisfiable schema: required property "
          "'a' is unsatisfiable"),
         ({"type": "json_schema"}, "response_format of type json_schema needs its json_schema"),
+        ({"type": "json_schema", "json_schema": {"name": "x", "schema": {"$ref": "#"}}},
+         "response_format.json_schema.schema is not a usable JSON schema: no document matches it (NoExtensionBias)"),
     ]:
         with pytest.raises(openai.BadRequestError, match=re.escape(message)) as e:
             client.chat.completions.create(model=MODEL_ID, messages=ASK, response_format=fmt)  # type: ignore[arg-type]
         assert e.value.status_code == 400 and e.value.param == "response_format"
+    # found while generating: still the request's fault, in one line
+    fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": ENDLESS}}
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model=MODEL_ID, messages=ASK, response_format=fmt)  # type: ignore[arg-type]
+    assert e.value.status_code == 400 and e.value.param == "response_format"
+    assert e.value.body["message"] == ENDLESS_MESSAGE  # type: ignore[index]
+    # and the server goes on serving
+    assert client.chat.completions.create(model=MODEL_ID, messages=ASK, max_tokens=2).choices[0].message.content

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import ArgumentError
 from ..generation import Model, TextPieces
 from ..logprobs import TokenLogprob, token_logprob
 from ..model import Cache
@@ -229,6 +230,9 @@ class Scheduler:
         for seq, row in zip(batch, logits, strict=True):
             try:
                 self._next_token(seq, row)
+            except ArgumentError as e:  # its request's fault (a json_schema the matcher gave up on): a 400
+                # (the API's json_schema is its response_format's)
+                self._fail(seq, APIError(400, str(e), param="response_format" if e.param == "json_schema" else e.param))
             except Exception as e:  # sampling or decoding failed: this request ends with a 500
                 self._fail(seq, APIError(500, f"generation failed: {e}", type="server_error"))
 
