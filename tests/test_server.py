@@ -162,6 +162,9 @@ SURROGATE = "a lone surrogate \\ud800 at character 0"
         ("/v1/completions", "", error(400, "the request body must be a JSON object")),
         ("/v1/chat/completions", "[1, 2]", error(400, "the request body must be a JSON object")),
         ("/v1/completions", {"max_tokens": 4}, error(400, "prompt: a required field is missing", "prompt")),
+        # (a part of a message's content, the union's member name left out)
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": [{"type": "text"}]}]},
+         error(400, "messages[0].content[0].text: a required field is missing", "messages[0].content[0].text")),
         ("/v1/completions", {"prompt": 5}, error(400, "prompt: Input should be a valid string", "prompt")),
         ("/v1/completions", {"prompt": "Hi", "max_tokens": "4"},
          error(400, "max_tokens: Input should be a valid integer", "max_tokens")),

@@ -63,12 +63,11 @@ def validation_error(exc: RequestValidationError) -> APIError:
         return APIError(400, f"the request body is not valid JSON ({detail})")
     if not loc:
         return APIError(400, "the request body must be a JSON object")
-    if err.get("type") == "missing":
-        param = _error_param(loc)
-        return APIError(400, f"{param}: a required field is missing", param=param)
     # pydantic puts the union member's name in the location (a validator's
     # too: "function-after[...]"): leave it out.
     param = _error_param([p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("str", "list")))])
+    if err.get("type") == "missing":
+        return APIError(400, f"{param}: a required field is missing", param=param)
     if err.get("type") == "extra_forbidden":
         return APIError(400, f"{param}: llaf does not support this field", param=param)
     message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
