@@ -40,6 +40,8 @@ from .conftest import (
 def test_health_and_models(http: httpx.Client, client: openai.OpenAI) -> None:
     health = http.get("/health").json()
     assert health["status"] == "ok" and health["model"] == MODEL_ID
+    head = http.head("/health")
+    assert head.status_code == 200 and head.content == b""
     models = client.models.list().data
     assert [m.id for m in models] == [MODEL_ID]
     assert models[0].owned_by == "llaf"

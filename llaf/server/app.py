@@ -553,7 +553,8 @@ def create_app(model: Model | None, model_id: str | None = None, max_body: int =
     # The page's scripts (llaf/static/markdown.js, built from page/).
     app.mount("/static", StaticFiles(packages=[("llaf", "static")]), name="static")
 
-    @app.get("/health", response_model=None)
+    # (HEAD too: load balancers and uptime checks probe with it)
+    @app.api_route("/health", methods=["GET", "HEAD"], response_model=None)
     async def health() -> dict[str, Any] | JSONResponse:
         if not server.loaded:
             return JSONResponse({"status": "loading", "model": server.model_id or None}, status_code=503)
