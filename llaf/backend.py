@@ -83,6 +83,23 @@ def _load(name: str, path: Path) -> ModuleType:
 _CONTEXTS: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
+# A context is freed by the destructor of its cdata (futhark-ffi's
+# `ffi.gc`), which each array's destructor holds. But when a model dies in a
+# reference cycle (a traceback kept as `err = e` holds the frames that hold
+# it), Python's collector finalizes the cycle's objects in no particular
+# order, and it ran the context's destructor before the arrays' (their
+# frees then wrote into freed memory: a heap abort at a later malloc). So
+# each context's cdata is also held here, outside any cycle, until its
+# futhark-ffi object is finalized: the collector then never frees the
+# context itself, and it goes with the last array that holds it.
+_CONTEXT_OWNERS: dict[int, Any] = {}
+
+
+def _hold_context(fut: Any) -> None:
+    _CONTEXT_OWNERS[id(fut)] = fut.ctx
+    weakref.finalize(fut, _CONTEXT_OWNERS.pop, id(fut), None)
+
+
 @atexit.register
 def _keep_contexts_at_exit() -> None:
     for fut in list(_CONTEXTS):
@@ -266,6 +283,7 @@ class Engine:
             # An extension module must be loaded under the name it was built with.
             self._fut = _checked_futhark()(_load(f"_{program}", built), self.threads)
             _CONTEXTS.add(self._fut)
+            _hold_context(self._fut)
 
     @staticmethod
     def _opencl_options() -> dict[str, Any]:

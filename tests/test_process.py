@@ -48,6 +48,36 @@ def test_engine_leaves_the_process_alone(backend: str) -> None:
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "True True True\n", "")
 
 
+# A model that dies in a reference cycle: the failed call's traceback, kept
+# as `err`, holds the frame that holds the model; the collector finalizes
+# the cycle's objects in no particular order.
+CYCLE = """
+import ctypes, gc, llaf
+def use_and_fail():
+    m = llaf.load({model!r}, backend={backend!r}, context=64)
+    endless = {{"type": "object", "properties": {{"a": {{"$ref": "#"}}}}, "required": ["a"]}}
+    try:  # fails after the prompt's pass (a schema the JSON matcher gives up on)
+        m.generate("Hi", 64, json_schema=endless)
+    except llaf.LlafError as e:
+        err = e
+for _ in range(3):
+    use_and_fail()
+    gc.collect()
+    ctypes.CDLL(None).malloc_trim(0)  # walks the heap: a corrupted one aborts here
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS_UNDER_TEST if b != "pyopencl"])
+def test_a_model_collected_in_a_cycle_frees_its_context_last(backend: str) -> None:
+    """The context outlives its arrays even when a cycle is collected: freed
+    first, the arrays' frees wrote into its freed memory (the runtime's
+    chatter on stderr, then a heap abort)."""
+    code = textwrap.dedent(CYCLE.format(model=str(default_model_path()), backend=backend))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "ok\n", "")
+
+
 @pytest.mark.skipif("pyopencl" not in BACKENDS_UNDER_TEST, reason="pyopencl is not under test")
 def test_engines_build_one_opencl_program() -> None:
     """Each pyopencl engine builds its program with the same options, so
