@@ -281,7 +281,12 @@ class Engine:
                                 "on a CPU use pyopencl, c or multicore")
 
             # An extension module must be loaded under the name it was built with.
-            self._fut = _checked_futhark()(_load(f"_{program}", built), self.threads)
+            try:
+                self._fut = _checked_futhark()(_load(f"_{program}", built), self.threads)
+            except ValueError as e:  # the context's creation failed: its error, e.g. threads that cannot start
+                hint = f" ({self.threads or 'one per core'} asked for: ask for fewer with --threads)" \
+                    if backend == "multicore" else ""
+                raise LlafError(f"the {backend} engine could not start: {_first_line(e)}{hint}") from None
             _CONTEXTS.add(self._fut)
             _hold_context(self._fut)
 

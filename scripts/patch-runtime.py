@@ -44,6 +44,12 @@ message).  The patches (docs/BACKENDS.md, "Out of memory"):
    runs hundreds of parallel loops; waking the sleeping worker for each
    (futex calls, a context switch) cost more than many of the loops.
 
+7. Multicore only: a worker thread that cannot start (the system's limit on
+   threads or memory) fails the context's creation with an error the caller
+   reads, where the runtime's `check_err` ended the whole process (exit 11,
+   half a message); the workers already started are stopped when the
+   context is freed, as always.
+
 Each patch must match the text exactly as often as expected, else this
 exits non-zero and the build stops: a Futhark upgrade that changes the
 runtime has to be looked at, not silently left unpatched.  Running it twice
@@ -247,6 +253,29 @@ SLEEP_NEW = """\
         continue;
       int retval = subtask_queue_dequeue(worker, &subtask, 1);
 """
+# A worker that cannot start: the scheduler keeps the workers started so far
+# (scheduler_destroy stops those when the context is freed) and fails.
+WORKER_OLD = """\
+    CHECK_ERR(pthread_create(&cur_worker->thread,
+                             NULL,
+                             &scheduler_worker,
+                             cur_worker),
+              "Failed to create worker %d\\n", i);
+"""
+WORKER_NEW = """\
+    if (pthread_create(&cur_worker->thread, NULL, &scheduler_worker, cur_worker) != 0) {
+      /* llaf: scripts/patch-runtime.py: an error, not the process's exit */
+      subtask_queue_destroy(&cur_worker->q);
+      scheduler->num_threads = i;
+      return 1;
+    }
+"""
+SCHEDULER_ERROR_OLD = """\
+    ctx->error = strdup("Failed to initialise scheduler.");
+"""
+SCHEDULER_ERROR_NEW = """\
+    ctx->error = strdup("a worker thread could not start (the system's limit on threads or memory)");
+"""
 # futhark_new_*: `if ((size_t) <elements> * <bytes> > 0) memmove(arr->mem.mem ...`
 COPY = re.compile(r"(\n    if \()(\(size_t\) [^\n]* > 0\)\n"
                   r"        memmove\(arr->mem\.mem \+ 0, \(const unsigned char \*\) data)")
@@ -264,7 +293,8 @@ def patch(text: str, lexical_memory: bool = False) -> str:
     if lexical_memory:
         text = lexical(text)
     if "scheduler_worker" in text:  # the multicore backend
-        for old, new in ((SPIN_AT, SPIN_FN + SPIN_AT), (SLEEP_OLD, SLEEP_NEW)):
+        for old, new in ((SPIN_AT, SPIN_FN + SPIN_AT), (SLEEP_OLD, SLEEP_NEW), (WORKER_OLD, WORKER_NEW),
+                         (SCHEDULER_ERROR_OLD, SCHEDULER_ERROR_NEW)):
             if text.count(old) != 1:
                 raise SystemExit(f"patch-runtime: expected one copy of {old.splitlines()[0].strip()!r} in the "
                                  f"multicore runtime, found {text.count(old)}: Futhark's runtime changed; "

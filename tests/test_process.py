@@ -78,6 +78,19 @@ def test_a_model_collected_in_a_cycle_frees_its_context_last(backend: str) -> No
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "ok\n", "")
 
 
+@pytest.mark.skipif("multicore" not in BACKENDS_UNDER_TEST, reason="multicore is not under test")
+def test_threads_that_cannot_start_are_an_error() -> None:
+    """Worker threads the system cannot give (stacks of 64 MB in 3 GB of
+    address space) fail the engine's start with one line, exit 1: the
+    runtime's own check ended the process (exit 11, half a message)."""
+    command = (f"ulimit -s 65536; ulimit -v 3000000; exec {sys.executable} -m llaf.cli generate hi -n 1 "
+               "-b multicore --threads 256")
+    proc = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=600)
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr == ("llaf: the multicore engine could not start: a worker thread could not start (the "
+                           "system's limit on threads or memory) (256 asked for: ask for fewer with --threads)\n")
+
+
 @pytest.mark.skipif("pyopencl" not in BACKENDS_UNDER_TEST, reason="pyopencl is not under test")
 def test_engines_build_one_opencl_program() -> None:
     """Each pyopencl engine builds its program with the same options, so
@@ -266,7 +279,8 @@ def test_the_multicore_runtime_patch_makes_idle_workers_spin_before_they_sleep()
     original = re.sub(r'llaf_lexical_alloc\(ctx, "(\w+)", &', r"lexical_realloc(ctx, &", original)
     original = re.sub(r'llaf_lexical_free\(ctx, "(\w+)", \w+, \w+\);', r"free(\1);", original)
     for old, new in ((pr.HOST_OLD, pr.HOST_NEW), (pr.ALLOC_OLD, pr.ALLOC_NEW), (pr.ERROR_OLD, pr.ERROR_NEW),
-                     (pr.FLAT_OLD, pr.FLAT_NEW), (pr.SLEEP_OLD, pr.SLEEP_NEW),
+                     (pr.FLAT_OLD, pr.FLAT_NEW), (pr.SLEEP_OLD, pr.SLEEP_NEW), (pr.WORKER_OLD, pr.WORKER_NEW),
+                     (pr.SCHEDULER_ERROR_OLD, pr.SCHEDULER_ERROR_NEW),
                      ("\n    if ((size_t)", "\n    if (err == 0 && (size_t)")):
         original = original.replace(new, old)
     assert "llaf" not in original
