@@ -19,8 +19,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .assets import use_tiktoken_cache
-from .checks import ArgumentError, shown
+from .checks import ArgumentError, shown, token_ids
 from .errors import LlafError
 from .gguf_file import GGUFFile, is_gguf, open_gguf
 from .weights import quiet_transformers
@@ -49,7 +51,9 @@ def unicode_problem(text: str, from_bytes: bool = False) -> str | None:
 
 
 def check_text(text: str, what: str = "the text", from_bytes: bool = False) -> None:
-    """Raise LlafError if `text` cannot be tokenized (see `unicode_problem`)."""
+    """Raise LlafError if `text` cannot be tokenized: not a string, or see `unicode_problem`."""
+    if not isinstance(text, str):
+        raise LlafError(f"{what} must be a string, got {shown(text)}")
     problem = unicode_problem(text, from_bytes)
     if problem is not None:
         raise LlafError(f"{what} {problem}")
@@ -70,6 +74,18 @@ class Tokenizer:
 
     def decode(self, ids: Sequence[int]) -> str:
         raise NotImplementedError
+
+    @staticmethod
+    def _ids(ids: Sequence[int]) -> list[int]:
+        """`ids` checked for `decode`: integers in the range of any vocabulary
+        (an id past this one's decodes to nothing, as in transformers: a
+        model's embedding may have rows its tokenizer has no token for)."""
+        a = token_ids("ids", ids)
+        bad = (a < 0) | (a >= 2**32)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise LlafError(f"token id {a[i]} at position {i} is outside any vocabulary")
+        return [int(t) for t in a]
 
     def chat(self, messages: Sequence[Message]) -> list[int]:
         """The ids of a conversation in the model's chat template, ready for
@@ -240,7 +256,7 @@ class TiktokenTokenizer(Tokenizer):
         return self.encoding.encode(text, allowed_special="all")
 
     def decode(self, ids: Sequence[int]) -> str:
-        return self.encoding.decode([int(t) for t in ids])
+        return self.encoding.decode(self._ids(ids))
 
 
 class HFTokenizer(Tokenizer):
@@ -264,7 +280,7 @@ class HFTokenizer(Tokenizer):
         return list(self.tokenizer(text)["input_ids"])
 
     def decode(self, ids: Sequence[int]) -> str:
-        return str(self.tokenizer.decode([int(t) for t in ids]))
+        return str(self.tokenizer.decode(self._ids(ids)))
 
     def _render(self, messages: Sequence[Message]) -> str:
         if not self.tokenizer.chat_template:
@@ -320,7 +336,7 @@ class GGUFTokenizer(Tokenizer):
 
     def decode(self, ids: Sequence[int]) -> str:
         # transformers' clean_up_tokenization_spaces is off (and ignored) for BPE tokenizers.
-        return str(self.backend.decode([int(t) for t in ids], skip_special_tokens=False))
+        return str(self.backend.decode(self._ids(ids), skip_special_tokens=False))
 
     def _render(self, messages: Sequence[Message]) -> str:
         import jinja2

@@ -270,3 +270,23 @@ def test_text_that_is_not_unicode_is_refused(ours) -> None:  # type: ignore[no-u
         ours["smollm2"].encode("ab\ud800")
     with pytest.raises(LlafError, match=r"^message 1's content is not valid Unicode \(a lone surrogate \\udcff "):
         ours["smollm2"].chat([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "\udcff"}])
+
+
+@pytest.mark.parametrize("tokenizer", ["gguf", "tiktoken"])
+def test_encode_and_decode_refuse_what_is_not_text_or_ids(tokenizer: str) -> None:
+    """One LlafError naming the problem: Python's own errors (OverflowError,
+    TypeError) came through, and a float id was truncated to a token."""
+    tok = from_gguf(default_model_path()) if tokenizer == "gguf" else TiktokenTokenizer()
+    for ids, message in (([-1], "token id -1 at position 0 is outside any vocabulary"),
+                         ([5, 2**40], "token id 1099511627776 at position 1 is outside any vocabulary"),
+                         ([1.5], "token ids must be integers, got float64"),
+                         ([True], "token ids must be integers, got bool"),
+                         (None, "ids must be a list of token ids (integers), got None"),
+                         ([[1, 2]], "token ids must be one-dimensional, got shape (1, 2)")):
+        with pytest.raises(LlafError) as e:
+            tok.decode(ids)  # type: ignore[arg-type]
+        assert str(e.value) == message
+    for text in (None, 5, b"hi"):
+        with pytest.raises(LlafError, match=r"^the text must be a string, got "):
+            tok.encode(text)  # type: ignore[arg-type]
+    assert tok.decode([]) == "" and tok.decode(tok.encode("Hello world")) == "Hello world"
