@@ -197,6 +197,11 @@ class Sampler:
         if x.size == 0 or not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
             raise LlafError(f"logits must be a non-empty array of numbers, got {checks.shown(logits)}")
         x = np.array(x, dtype=np.float64).reshape(-1)
+        if np.isnan(x).any() or np.isposinf(x).any():
+            i = int(np.argmax(np.isnan(x) | np.isposinf(x)))
+            raise LlafError(f"logits must be numbers or -inf (a token ruled out), got {x[i]} at {i}")
+        if not (x > -np.inf).any():
+            raise LlafError("no token can be drawn: every logit is -inf")
         penalty = self.params.repetition_penalty
         if penalty != 1 and self.seen:
             ids = np.fromiter(self.seen, dtype=np.int64)

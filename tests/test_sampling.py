@@ -192,3 +192,17 @@ def test_a_seed_reproduces_its_draws_and_other_seeds_differ() -> None:
 )
 def test_held_back_is_the_longest_end_that_begins_a_stop_string(text: str, stops: list[str], held: int) -> None:
     assert held_back(text, stops) == held
+
+
+def test_logits_without_a_drawable_token_are_an_error() -> None:
+    """NaN logits drew token 0 greedily, and logits all -inf raised numpy's
+    own ValueError when sampled."""
+    for params in (SamplingParams(), SamplingParams(temperature=1.0, seed=1)):
+        numbers = "logits must be numbers or -inf (a token ruled out), got"
+        for logits, message in ((np.array([np.nan, 1.0]), f"{numbers} nan at 0"),
+                                (np.array([0.0, np.inf]), f"{numbers} inf at 1"),
+                                (np.array([-np.inf, -np.inf]), "no token can be drawn: every logit is -inf")):
+            with pytest.raises(LlafError) as e:
+                Sampler(params).sample(logits)
+            assert str(e.value) == message
+    assert Sampler().sample(np.array([-np.inf, 0.5, -np.inf])) == 1
