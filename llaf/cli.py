@@ -247,10 +247,14 @@ def chat(args: argparse.Namespace) -> None:
             raise LlafError(f"the input is not valid UTF-8 (byte 0x{e.object[e.start]:02x})") from None
         if not line.strip():
             continue
-        check_text(line, "the input line", from_bytes=True)  # stdin decoded with surrogateescape (C locale)
         if line.startswith("/"):
             if not conversation.command(line):
                 return
+            continue
+        try:
+            check_text(line, "the input line", from_bytes=True)  # stdin decoded with surrogateescape
+        except LlafError as e:  # one bad byte (a paste, say) does not end the conversation
+            say(f"llaf: {e}; the line was not sent")
             continue
         conversation.turns.append({"role": "user", "content": line})
         shown: list[str] = []

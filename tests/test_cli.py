@@ -195,17 +195,22 @@ def test_bad_input_is_one_line_and_exit_1(args: list[str], message: str) -> None
     assert out.stderr.strip() == message
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"PYTHONUTF8": "1"}, "llaf: the input line is not valid UTF-8 (the byte 0xff at character 3)"),  # surrogateescape
-    ({"PYTHONIOENCODING": "utf-8:strict"}, "llaf: the input is not valid UTF-8 (byte 0xff)"),
+@pytest.mark.parametrize(("env", "code", "message"), [
+    # read with surrogateescape: the line is refused, and the chat goes on to the next
+    ({"PYTHONUTF8": "1"}, 0,
+     "llaf: the input line is not valid UTF-8 (the byte 0xff at character 3); the line was not sent"),
+    # decoded strictly, the input cannot be read on
+    ({"PYTHONIOENCODING": "utf-8:strict"}, 1, "llaf: the input is not valid UTF-8 (byte 0xff)"),
 ])
-def test_chat_input_that_is_not_utf8_is_one_line(env: dict[str, str], message: str) -> None:
+def test_chat_input_that_is_not_utf8_is_one_line(env: dict[str, str], code: int, message: str) -> None:
     import os
 
     out = subprocess.run([sys.executable, "-m", "llaf.cli", "chat", "--backend", SERVER_BACKEND, "-n", "4"],
-                         input=b"Hi \xff there\n", capture_output=True, cwd=ROOT, env=os.environ | env, timeout=600)
-    assert out.returncode == 1
+                         input=b"Hi \xff there\nHello\n", capture_output=True, cwd=ROOT, env=os.environ | env,
+                         timeout=600)
+    assert out.returncode == code
     assert out.stderr.decode().strip() == message
+    assert bool(out.stdout.strip()) == (code == 0)  # the reply to Hello
 
 
 def test_serve_refuses_a_port_in_use_before_loading_the_model() -> None:
