@@ -23,6 +23,7 @@ import json
 import os
 import sys
 from functools import partial
+from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,14 @@ class Handler(SimpleHTTPRequestHandler):
             return str(self.model)
         return super().translate_path(path)
 
+    def send_head(self) -> Any:
+        # (a NUL byte in the path, %00, made open() raise: the connection
+        # dropped with a traceback on the server's stderr)
+        if "\0" in self.translate_path(self.path):
+            self.send_error(HTTPStatus.BAD_REQUEST, "the path holds a NUL byte")
+            return None
+        return super().send_head()
+
     def end_headers(self) -> None:
         for name, value in ISOLATION.items():
             self.send_header(name, value)
@@ -137,6 +146,8 @@ def server(model: str | Path | None = None, host: str = "127.0.0.1", port: int =
 
     checks.port(port)
     path = Path(resolve(str(model))) if model is not None else default_model_path()
+    if not path.exists():
+        raise LlafError(f"no such file or directory: {model}")
     if not path.is_file() or not gguf_file.is_gguf(path):
         raise LlafError(f"{model}: the browser runs GGUF files; give one with --model")
     gguf_file.open_gguf(path)  # a truncated or damaged file said here, not only in the page

@@ -212,6 +212,28 @@ def app() -> Iterator[str]:
         httpd.server_close()
 
 
+def test_llaf_web_answers_odd_paths_and_names_a_missing_model(app: str) -> None:
+    """A NUL byte in the path is a 400 (it dropped the connection, a
+    traceback on stderr); a model that is not there is said so."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    from llaf.errors import LlafError
+    from llaf.web import server
+
+    where = urlsplit(app)
+    for path, status in (("/%00", 400), ("/a%00b.js", 400), ("/../../etc/passwd", 404), ("/", 200)):
+        conn = http.client.HTTPConnection(where.hostname, where.port, timeout=60)
+        conn.request("GET", path)
+        response = conn.getresponse()
+        assert response.status == status, path
+        assert response.getheader("Cross-Origin-Opener-Policy") == "same-origin", path
+        conn.close()
+    with pytest.raises(LlafError) as e:
+        server("/no/such/model.gguf", host="127.0.0.1", port=0)
+    assert str(e.value) == "no such file or directory: /no/such/model.gguf"
+
+
 @pytest.fixture(scope="module")
 def page(browser: Any, app: str) -> Any:  # noqa: F811
     """The app's page with its model loaded (`llaf.ready`), once for the
