@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from .checks import writable
 from .errors import LlafError
 
 PROMPTS = (16, 512)
@@ -357,6 +358,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # the input checked before any engine runs (transformers alone takes a minute)
     storages = [check_storage(s) for s in args.storage.split(",")] if args.storage else []
+    writable(Path(args.out))  # before minutes of timing whose results go there
     own = load(model, progress=False).storage  # the model read once: a bad file is the input's fault
     storages = storages or [own]
     backends = [resolve_backend(b) for b in args.backend.split(",")] if args.backend else [default_backend()]

@@ -8,8 +8,10 @@ line before it reaches numpy, the tokenizer or the engine, whose own errors
 
 from __future__ import annotations
 
+import os
 import reprlib
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -92,3 +94,17 @@ def token_ids(name: str, value: Any, vocab: int | None = None) -> np.ndarray:
             where = f" [0, {vocab})" if vocab is not None else ""
             raise ArgumentError(name, f"token id {a[i]} at position {i} is outside the vocabulary{where}")
     return a.astype(np.int64)
+
+
+def writable(directory: Path) -> None:
+    """`directory` made (with its parents) if missing; a LlafError if it
+    cannot be, or cannot be written in (checked before minutes of work
+    whose results go there)."""
+    if directory.exists() and not directory.is_dir():
+        raise LlafError(f"{directory} exists and is not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LlafError(f"cannot make the directory {directory}: {e.strerror}") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise LlafError(f"cannot write in {directory}: permission denied")

@@ -24,6 +24,7 @@ import numpy as np
 from . import gguf_file, llama
 from . import weights as weights_mod
 from .backend import TRAIN_BACKENDS, Engine, check_threads, check_train_backend, resolve_backend
+from .checks import writable
 from .entries import TRAIN_STORAGES
 from .errors import LlafError
 from .lora import Adapters, LoraConfig
@@ -470,19 +471,6 @@ def finetune(model: Any = None, data: str | Path = "", out: str | Path | None = 
     curve[0].write_text(json.dumps({"loss": result.losses, "tokens_per_second": result.tokens_per_second}) + "\n")
     plot_losses(result.losses, curve[1])
     return result
-
-
-def writable(directory: Path) -> None:
-    """`directory` made (with its parents) if missing; a LlafError if it
-    cannot be, or cannot be written in."""
-    if directory.exists() and not directory.is_dir():
-        raise LlafError(f"{directory} exists and is not a directory")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise LlafError(f"cannot make the directory {directory}: {e.strerror}") from None
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise LlafError(f"cannot write in {directory}: permission denied")
 
 
 def plot_losses(losses: Sequence[float], path: Path) -> None:

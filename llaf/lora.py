@@ -12,6 +12,7 @@ side can load what the other saved.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .checks import shown
 from .errors import LlafError
 
 # The projections that can have adapters, by peft's names for Llama's
@@ -148,6 +150,8 @@ class Adapters:
         one rank and alpha for all)."""
         from safetensors.numpy import load_file
 
+        if not isinstance(directory, (str, os.PathLike)):
+            raise LlafError(f"the adapter must be the path of a directory of LoRA adapters, got {shown(directory)}")
         where = Path(directory)
         if not (where / CONFIG_FILE).is_file() or not (where / WEIGHTS_FILE).is_file():
             raise LlafError(f"{where}: not a LoRA adapter directory (it needs {CONFIG_FILE} and {WEIGHTS_FILE})")

@@ -180,6 +180,8 @@ def test_chat_takes_the_sampling_flags() -> None:
         (["serve", "--allowed-hosts", ","], "llaf: --allowed-hosts names no host: give names, or * for any"),
         (["serve", "--header-timeout", "-1"],
          "llaf: the header timeout must be a finite number of seconds >= 0, got -1.0"),
+        # (checked before minutes of timing, whose results go there)
+        (["bench", "--out", "README.md"], "llaf: README.md exists and is not a directory"),
         (["serve", "--shutdown-grace", "inf"],
          "llaf: the shutdown grace must be a finite number of seconds >= 0, got inf"),
         (["generate", "x", "--threads", "1000000"],

@@ -287,6 +287,8 @@ def test_bad_input() -> None:
         LoraConfig(rank=0)
     with pytest.raises(LlafError, match="unknown LoRA target 'qkv_proj'"):
         LoraConfig(targets=("qkv_proj",))
+    with pytest.raises(LlafError, match=r"^the adapter must be the path of a directory of LoRA adapters, got 5$"):
+        Adapters.load(5)  # type: ignore[arg-type]
     with pytest.raises(LlafError, match="need 0 <= warm-up <= steps"):
         AdamW(warmup=5, steps=3)
     with pytest.raises(LlafError, match="fine-tuning runs on the c backend, not multicore"):
