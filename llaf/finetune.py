@@ -53,6 +53,12 @@ class AdamW:
     steps: int = 100
 
     def __post_init__(self) -> None:
+        for name in ("lr", "beta1", "beta2", "eps", "weight_decay", "max_norm", "warmup", "steps"):
+            value, whole = getattr(self, name), name in ("warmup", "steps")
+            kinds = (int, np.integer) if whole else (int, float, np.integer, np.floating)
+            if isinstance(value, bool) or not isinstance(value, kinds) or not np.isfinite(value):
+                raise LlafError(f"AdamW's {name} must be {'a whole number' if whole else 'a finite number'}, "
+                                f"got {value!r}")
         if not self.lr > 0:
             raise LlafError(f"the learning rate must be positive, got {self.lr!r}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
@@ -413,8 +419,21 @@ def finetune(model: Any = None, data: str | Path = "", out: str | Path | None = 
     from .generation import model_source
     from .tokenizer import for_model
 
+    for name, value in (("batch", batch), ("seq_len", seq_len), ("seed", seed)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise LlafError(f"{name} must be a whole number, got {value!r}")
     if batch < 1 or seq_len < 2:
         raise LlafError(f"the batch must hold at least 1 sequence and sequences 2 tokens, got {batch} and {seq_len}")
+    if seed < 0:
+        raise LlafError(f"seed must be >= 0, got {seed}")
+    for name, value, kinds in (("data", data, (str, os.PathLike)), ("out", out, (str, os.PathLike, type(None))),
+                               ("lora", lora, (LoraConfig, type(None))), ("optimizer", optimizer, (AdamW, type(None)))):
+        if not isinstance(value, kinds):
+            what = {"data": "a JSONL file's path", "out": "a path", "lora": "a LoraConfig (llaf.lora)",
+                    "optimizer": "an AdamW (llaf.finetune)"}[name]
+            raise LlafError(f"{name} must be {what}, got {value!r}")
+    if not str(data):
+        raise LlafError("no data: give a JSONL file of training records")
     if full and lora is not None:
         raise LlafError("full fine-tuning trains every weight: a LoRA configuration does not apply")
     source = model_source(model)

@@ -289,6 +289,25 @@ def test_bad_input() -> None:
         LoraConfig(targets=("qkv_proj",))
     with pytest.raises(LlafError, match=r"^the adapter must be the path of a directory of LoRA adapters, got 5$"):
         Adapters.load(5)  # type: ignore[arg-type]
+    from llaf.finetune import finetune
+
+    for options, message in ((dict(batch="8"), "batch must be a whole number, got '8'"),
+                             (dict(seq_len=1.5), "seq_len must be a whole number, got 1.5"),
+                             (dict(seed=-1), "seed must be >= 0, got -1"),
+                             (dict(data=None), "data must be a JSONL file's path, got None"),
+                             (dict(out=5), "out must be a path, got 5"),
+                             (dict(lora={"rank": 2}), "lora must be a LoraConfig (llaf.lora), got {'rank': 2}"),
+                             (dict(optimizer={"steps": 1}),
+                              "optimizer must be an AdamW (llaf.finetune), got {'steps': 1}")):
+        with pytest.raises(LlafError) as e:  # before anything is loaded
+            finetune(**{"model": "unused.gguf", "data": "unused.jsonl", **options})  # type: ignore[arg-type]
+        assert str(e.value) == message
+    for adamw, message in ((dict(steps="1"), "AdamW's steps must be a whole number, got '1'"),
+                           (dict(lr=float("inf")), "AdamW's lr must be a finite number, got inf"),
+                           (dict(max_norm=float("nan")), "AdamW's max_norm must be a finite number, got nan")):
+        with pytest.raises(LlafError) as e:
+            AdamW(**adamw)  # type: ignore[arg-type]
+        assert str(e.value) == message
     with pytest.raises(LlafError, match="need 0 <= warm-up <= steps"):
         AdamW(warmup=5, steps=3)
     with pytest.raises(LlafError, match="fine-tuning runs on the c backend, not multicore"):
