@@ -76,34 +76,32 @@ def _load(name: str, path: Path) -> ModuleType:
     return module
 
 
-# The futhark-ffi contexts alive in this process. At interpreter shutdown
-# objects are freed in no particular order, and an array freed after its
-# context reads freed memory (runtime chatter on stderr, or a heap abort);
-# so at exit the contexts are left for the operating system to reclaim.
-_CONTEXTS: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-# A context is freed by the destructor of its cdata (futhark-ffi's
-# `ffi.gc`), which each array's destructor holds. But when a model dies in a
-# reference cycle (a traceback kept as `err = e` holds the frames that hold
-# it), Python's collector finalizes the cycle's objects in no particular
-# order, and it ran the context's destructor before the arrays' (their
-# frees then wrote into freed memory: a heap abort at a later malloc). So
-# each context's cdata is also held here, outside any cycle, until its
-# futhark-ffi object is finalized: the collector then never frees the
-# context itself, and it goes with the last array that holds it.
-_CONTEXT_OWNERS: dict[int, Any] = {}
+# The futhark-ffi contexts alive in this process, by their object's id: its
+# cffi and the context's cdata, whose destructor frees the context (each
+# array's destructor holds it too).
+#
+# Held here, outside any reference cycle, until the futhark-ffi object is
+# finalized: when a model dies in a cycle (a traceback kept as `err = e`
+# holds the frames that hold it), Python's collector finalizes the cycle's
+# objects in no particular order, and it ran the context's destructor
+# before the arrays' (their frees then wrote into freed memory: a heap abort
+# at a later malloc). Held here, the context goes with the last array.
+#
+# At interpreter shutdown objects are freed in no particular order too, so
+# at exit the contexts lose their destructor and are left for the operating
+# system to reclaim.
+_CONTEXTS: dict[int, tuple[Any, Any]] = {}
 
 
 def _hold_context(fut: Any) -> None:
-    _CONTEXT_OWNERS[id(fut)] = fut.ctx
-    weakref.finalize(fut, _CONTEXT_OWNERS.pop, id(fut), None)
+    _CONTEXTS[id(fut)] = (fut.ffi, fut.ctx)
+    weakref.finalize(fut, _CONTEXTS.pop, id(fut), None).atexit = False
 
 
 @atexit.register
 def _keep_contexts_at_exit() -> None:
-    for fut in list(_CONTEXTS):
-        fut.ctx = fut.ffi.gc(fut.ctx, None)  # drops the destructor that frees the context
+    for ffi, ctx in list(_CONTEXTS.values()):
+        ffi.gc(ctx, None)  # drops the destructor that frees the context (in place)
 
 
 # Futhark's names of the element types llaf passes (the entry points'
@@ -287,7 +285,6 @@ class Engine:
                 hint = f" ({self.threads or 'one per core'} asked for: ask for fewer with --threads)" \
                     if backend == "multicore" else ""
                 raise LlafError(f"the {backend} engine could not start: {_first_line(e)}{hint}") from None
-            _CONTEXTS.add(self._fut)
             _hold_context(self._fut)
 
     @staticmethod
