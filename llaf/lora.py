@@ -174,11 +174,13 @@ class Adapters:
             targets = [t for t in TARGETS if t in targets]
         if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
             raise LlafError(f"{where / CONFIG_FILE}: target_modules must be a list of names, got {targets!r}")
-        for key, kind in (("r", int), ("lora_alpha", float)):
-            if isinstance(config.get(key), bool) or not isinstance(config.get(key), (int, float)) \
-                    or (kind is int and config[key] != int(config[key])):
-                raise LlafError(f"{where / CONFIG_FILE}: {key} must be {'an integer' if kind is int else 'a number'}, "
-                                f"got {config.get(key)!r}")
+        for key, whole in (("r", True), ("lora_alpha", False)):
+            value = config.get(key)
+            # (JSON's Infinity and NaN are floats: not whole numbers)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or (whole and isinstance(value, float) and not value.is_integer()):
+                raise LlafError(f"{where / CONFIG_FILE}: {key} must be {'an integer' if whole else 'a number'}, "
+                                f"got {value!r}")
         lora = LoraConfig(int(config["r"]), float(config["lora_alpha"]), tuple(targets))
         try:
             found = load_file(str(where / WEIGHTS_FILE))

@@ -267,6 +267,8 @@ def test_bad_adapter_files_are_named(tmp_path: Path, trainer: Trainer) -> None:
             ({"lora_alpha": "x"}, "lora_alpha must be a number, got 'x'"),
             ({"r": 2.5}, "r must be an integer, got 2.5"),
             ({"r": None}, "r must be an integer, got None"),
+            ({"r": float("inf")}, "r must be an integer, got inf"),
+            ({"r": float("nan")}, "r must be an integer, got nan"),
             ({"target_modules": [1]}, "target_modules must be a list of names, got [1]")):
         config_file.write_text(json.dumps(change if isinstance(change, list) else good | change))
         with pytest.raises(LlafError, match=f"^{re.escape(f'{config_file}: {message}')}$"):
