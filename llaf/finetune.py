@@ -426,11 +426,12 @@ def finetune(model: Any = None, data: str | Path = "", out: str | Path | None = 
         raise LlafError(f"the batch must hold at least 1 sequence and sequences 2 tokens, got {batch} and {seq_len}")
     if seed < 0:
         raise LlafError(f"seed must be >= 0, got {seed}")
-    for name, value, kinds in (("data", data, (str, os.PathLike)), ("out", out, (str, os.PathLike, type(None))),
-                               ("lora", lora, (LoraConfig, type(None))), ("optimizer", optimizer, (AdamW, type(None)))):
+    for name, value, kinds, what in (
+            ("data", data, (str, os.PathLike), "a JSONL file's path"),
+            ("out", out, (str, os.PathLike, type(None)), "a path"),
+            ("lora", lora, (LoraConfig, type(None)), "a LoraConfig (llaf.lora)"),
+            ("optimizer", optimizer, (AdamW, type(None)), "an AdamW (llaf.finetune)")):
         if not isinstance(value, kinds):
-            what = {"data": "a JSONL file's path", "out": "a path", "lora": "a LoraConfig (llaf.lora)",
-                    "optimizer": "an AdamW (llaf.finetune)"}[name]
             raise LlafError(f"{name} must be {what}, got {value!r}")
     if not str(data):
         raise LlafError("no data: give a JSONL file of training records")

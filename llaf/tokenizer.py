@@ -85,7 +85,7 @@ class Tokenizer:
         if bad.any():
             i = int(np.argmax(bad))
             raise LlafError(f"token id {a[i]} at position {i} is outside any vocabulary")
-        return [int(t) for t in a]
+        return a.tolist()  # type: ignore[no-any-return]
 
     def chat(self, messages: Sequence[Message]) -> list[int]:
         """The ids of a conversation in the model's chat template, ready for
