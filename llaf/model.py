@@ -194,6 +194,12 @@ class Cache:
     `lengths` entry counts the tokens it holds.  The cache grows (up to the
     model's context) when a slot would pass its capacity.
 
+    A slot keeps the ids of the tokens it holds, so that a new sequence
+    sharing a beginning with the one before it (a conversation's next turn,
+    the same system prompt) can keep that part (`shared`, `rewind`) and be
+    fed only the rest: a token's keys and values depend on the tokens before
+    it alone, and are the same bit for bit whichever pass computed them.
+
     Its attributes are read-only (the lengths must match what the engine
     holds), and it cannot be copied or pickled: each pass consumes the
     engine's cache and makes a new one, so a copy would be left with a
@@ -211,7 +217,7 @@ class Cache:
         check_cache_fits(params, slots, capacity)
         self._params = params
         self._capacity = capacity
-        self._lengths = [0] * slots
+        self._tokens: list[list[int]] = [[] for _ in range(slots)]  # the ids each slot holds
         self._handle = params.entry("cache", params.handle, np.int64(slots), np.int64(capacity))
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -237,22 +243,42 @@ class Cache:
     @property
     def lengths(self) -> tuple[int, ...]:
         """The tokens each slot holds."""
-        return tuple(self._lengths)
+        return tuple(len(t) for t in self._tokens)
 
     @property
     def slots(self) -> int:
-        return len(self._lengths)
+        return len(self._tokens)
 
     @property
     def length(self) -> int:
         """The length of a one-sequence cache's sequence."""
         if self.slots != 1:
             raise LlafError(f"this cache holds {self.slots} sequences: read cache.lengths")
-        return self._lengths[0]
+        return len(self._tokens[0])
 
     def reset(self, slot: int) -> None:
         """Empty `slot` for a new sequence."""
-        self._lengths[self._slot(slot)] = 0
+        self._tokens[self._slot(slot)].clear()
+
+    def shared(self, slot: int, ids: Sequence[int] | np.ndarray) -> int:
+        """How many of the first tokens of `ids` are those `slot` holds
+        first: what a sequence of `ids` could keep of it (`rewind`)."""
+        held = self._tokens[self._slot(slot)]
+        n = 0
+        for a, b in zip(held, ids, strict=False):
+            if a != b:
+                break
+            n += 1
+        return n
+
+    def rewind(self, slot: int, length: int) -> None:
+        """Keep the first `length` tokens of `slot` and forget the rest: the
+        next tokens fed to it go at position `length` onwards."""
+        held = self._tokens[self._slot(slot)]
+        length = checks.integer("length", length)
+        if not 0 <= length <= len(held):
+            raise LlafError(f"slot {slot} holds {len(held)} tokens: it cannot be rewound to {length}")
+        del held[length:]
 
     def run(self, feeds: Mapping[int, Sequence[int] | np.ndarray]) -> np.ndarray:
         """Feed tokens to slots (``{slot: ids}``) in one pass; the logits after
@@ -264,7 +290,7 @@ class Cache:
             raise LlafError("nothing to run: give at least one slot's tokens")
         ids, slots, pos, outs = [], [], [], []
         for slot, toks in feeds.items():
-            start = self._lengths[self._slot(slot)]
+            start = len(self._tokens[self._slot(slot)])
             a = prompt_ids(toks, self._params, f"the tokens for slot {slot}")
             if start + a.size > self._params.context:
                 if start == self._params.context:
@@ -275,11 +301,11 @@ class Cache:
             slots.append(np.full(a.size, slot, np.int64))
             pos.append(np.arange(start, start + a.size, dtype=np.int64))
             outs.append(sum(x.size for x in ids) - 1)
-        self._fit(max(self._lengths[s] + len(t) for s, t in zip(feeds, ids, strict=True)))
+        self._fit(max(len(self._tokens[s]) + len(t) for s, t in zip(feeds, ids, strict=True)))
         logits = self._pass(np.concatenate(ids), np.concatenate(slots), np.concatenate(pos),
                             np.array(outs, np.int64))
         for slot, a in zip(feeds, ids, strict=True):
-            self._lengths[slot] += a.size
+            self._tokens[slot] += a.tolist()
         return logits
 
     def _pass(self, ids: np.ndarray, slots: np.ndarray, pos: np.ndarray, outs: np.ndarray) -> np.ndarray:

@@ -90,6 +90,34 @@ def test_sequences_join_and_leave_between_passes(params: llaf.Params) -> None:
     assert cache.lengths == (4, 12) and cache.capacity >= 12
 
 
+def test_a_slot_keeps_the_beginning_it_shares_with_the_next_sequence(params: llaf.Params) -> None:
+    """A sequence that begins as the slot's last one did keeps those tokens
+    (`shared`, `rewind`) and is fed the rest: its logits are those of its
+    whole prompt computed afresh, bit for bit on the C backends."""
+    a, b, c = prompts(params, [9, 7, 5])
+    cache = llaf.Cache(params, slots=2, capacity=8)
+    first = cache.run({0: np.concatenate([a, b])})
+    cache.run({0: [int(np.argmax(first[0]))], 1: c})
+    new = np.concatenate([a, c])
+    assert cache.shared(0, new) == 9 and cache.shared(1, new) == 0 and cache.shared(0, a[:4]) == 4
+    cache.rewind(0, 9)
+    assert cache.lengths == (9, 5)
+    lg = cache.run({0: c, 1: [3]})
+    assert_same_logits(params, lg[0], llaf.prefill(params, new)[0])
+    assert_same_logits(params, lg[1], llaf.forward(params, np.append(c, 3))[-1])
+    assert cache.lengths == (14, 6) and cache.shared(0, new) == 14
+    with pytest.raises(LlafError, match=r"^slot 1 holds 6 tokens: it cannot be rewound to 7$"):
+        cache.rewind(1, 7)
+    with pytest.raises(LlafError, match=r"^slot 1 holds 6 tokens: it cannot be rewound to -1$"):
+        cache.rewind(1, -1)
+    with pytest.raises(LlafError, match=r"^length must be an integer, got 2.0$"):
+        cache.rewind(1, 2.0)  # type: ignore[arg-type]
+    with pytest.raises(LlafError, match=r"^no slot 2 in a cache of 2 slots$"):
+        cache.rewind(2, 0)
+    cache.rewind(1, 0)
+    assert cache.lengths == (14, 0) and cache.shared(1, c) == 0
+
+
 def test_cache_errors(params: llaf.Params) -> None:
     cache = llaf.Cache(params, slots=2, capacity=4)
     with pytest.raises(LlafError, match=r"^no slot 2 in a cache of 2 slots$"):
