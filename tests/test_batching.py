@@ -203,3 +203,40 @@ def test_a_bug_in_a_request_is_a_500_that_says_internal_error(monkeypatch: pytes
             "message": "internal error: RuntimeError: the tokenizer broke (a bug of llaf's, not a problem with the "
                        "input)", "type": "server_error", "param": None, "code": None}})
         assert c.get("/health").status_code == 200
+
+
+def test_a_conversation_keeps_what_its_slot_computed() -> None:
+    """A chat's next turn keeps the keys and values its slot computed for
+    the turn before (usage's `cached_tokens`); a new chat sharing only the
+    system prompt with that slot takes the empty one, leaving the
+    conversation for its next turn. The reply is the one a server that
+    computes the whole prompt gives."""
+    import os
+
+    from fastapi.testclient import TestClient
+
+    model = llaf.load(backend=SERVER_BACKEND, context=SERVER_CONTEXT)
+
+    def chat(c: TestClient, messages: list[dict[str, str]]) -> tuple[str, dict[str, Any]]:
+        r = c.post("/v1/chat/completions", json={"messages": messages, "temperature": 0, "max_tokens": 60})
+        assert r.status_code == 200, r.text
+        return r.json()["choices"][0]["message"]["content"], r.json()["usage"]
+
+    poem = [{"role": "user", "content": "Write a poem about the sea."}]
+    with TestClient(create_app(model, max_batch=2)) as c:
+        reply, usage = chat(c, poem)
+        assert usage["prompt_tokens_details"] == {"cached_tokens": 0} and usage["completion_tokens"] == 60
+        _, usage = chat(c, [{"role": "user", "content": "Name three colours."}])
+        assert usage["prompt_tokens_details"] == {"cached_tokens": 0}
+        turn = [*poem, {"role": "assistant", "content": reply}, {"role": "user", "content": "Now a shorter one."}]
+        again, usage = chat(c, turn)
+        # What the poem's slot holds: its prompt and the 59 tokens fed back
+        # (the 60th was the last: never fed).
+        first, ids = model.tokenizer.chat(poem), model.tokenizer.chat(turn)
+        held = [int(t) for t in llaf.gen(first, model.params, 59)]
+        assert usage["prompt_tokens_details"]["cached_tokens"] == len(os.path.commonprefix([held, ids])) > len(first)
+        assert usage["prompt_tokens"] == len(ids)
+        assert "llaf_cached_tokens_total " + str(float(usage["prompt_tokens_details"]["cached_tokens"])) \
+            in c.get("/metrics").text
+    with TestClient(create_app(model, max_batch=2)) as fresh:
+        assert chat(fresh, turn) == (again, usage | {"prompt_tokens_details": {"cached_tokens": 0}})

@@ -51,7 +51,7 @@ from ..logprobs import MAX_TOP_LOGPROBS, TokenLogprob
 from ..model import embed
 from ..sampling import SamplingError, SamplingParams
 from .errors import APIError, loading, shutting_down, validation_error
-from .events import Channel, EventStream, Failed, collect, sse
+from .events import Channel, EventStream, Failed, Usage, collect, sse
 from .guards import BodyLimit, HostCheck, body_too_large
 from .limits import (
     DEFAULT_MAX_BATCH,
@@ -257,10 +257,6 @@ class Server:
         for channel in list(self.under_way):
             channel.queue.put_nowait(Failed(shutting_down()))
 
-    def usage(self, prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
-        return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens}
-
     async def completions(self, request: Request, req: CompletionRequest) -> Any:
         self.check_model(req.model, self.strict_model)
         sampling, n = self.sampling(req), self.choices(req)
@@ -294,7 +290,7 @@ class Server:
             out = await collect(request, channel, len(prompts) * n)
             choices = [{"index": i, "text": t, "logprobs": logprobs(i, lp), "finish_reason": r}
                        for i, (t, r, lp) in enumerate(zip(out.texts, out.reasons, out.logprobs, strict=True))]
-            return head | {"choices": choices, "usage": self.usage(out.prompt_tokens, out.completion_tokens)}
+            return head | {"choices": choices, "usage": out.usage.body()}
 
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
 
@@ -304,8 +300,8 @@ class Server:
                       "finish_reason": finish}
             return head | {"choices": [choice]} | ({"usage": None} if include_usage else {})
 
-        def usage_chunk(pt: int, ct: int) -> dict[str, Any]:
-            return head | {"choices": [], "usage": self.usage(pt, ct)}
+        def usage_chunk(usage: Usage) -> dict[str, Any]:
+            return head | {"choices": [], "usage": usage.body()}
 
         return EventStream(sse(channel, [], chunk, usage_chunk if include_usage else None), channel)
 
@@ -349,7 +345,7 @@ class Server:
                         "finish_reason": r}
                        for i, (t, r, lp) in enumerate(zip(out.texts, out.reasons, out.logprobs, strict=True))]
             return {"object": "chat.completion"} | head | {"choices": choices,
-                                                          "usage": self.usage(out.prompt_tokens, out.completion_tokens)}
+                                                          "usage": out.usage.body()}
 
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         head = {"object": "chat.completion.chunk"} | head
@@ -361,8 +357,8 @@ class Server:
                       "finish_reason": finish}
             return head | {"choices": [choice]} | ({"usage": None} if include_usage else {})
 
-        def usage_chunk(pt: int, ct: int) -> dict[str, Any]:
-            return head | {"choices": [], "usage": self.usage(pt, ct)}
+        def usage_chunk(usage: Usage) -> dict[str, Any]:
+            return head | {"choices": [], "usage": usage.body()}
 
         first = [head | {"choices": [{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
                                       "finish_reason": None}]} | ({"usage": None} if include_usage else {})

@@ -36,13 +36,33 @@ class Piece:
 
 
 @dataclass(frozen=True)
+class Usage:
+    """Tokens a request's generations took: its prompts' (once however many
+    choices each has), of those the ones whose keys and values a slot of the
+    cache held already (not computed again), and those generated."""
+
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.prompt_tokens + other.prompt_tokens, self.cached_tokens + other.cached_tokens,
+                     self.completion_tokens + other.completion_tokens)
+
+    def body(self) -> dict[str, Any]:
+        """OpenAI's usage object."""
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "total_tokens": self.prompt_tokens + self.completion_tokens,
+                "prompt_tokens_details": {"cached_tokens": self.cached_tokens}}
+
+
+@dataclass(frozen=True)
 class End:
     """Choice `index` has ended ("stop" or "length") after its tokens."""
 
     index: int
     finish_reason: str
-    prompt_tokens: int
-    completion_tokens: int
+    usage: Usage
     logprobs: tuple[TokenLogprob, ...] = ()  # of the tokens no piece has carried (one that made a stop string)
 
 
@@ -106,15 +126,14 @@ class Collected:
 
     texts: list[str]
     reasons: list[str]
-    prompt_tokens: int
-    completion_tokens: int
+    usage: Usage
     logprobs: list[list[TokenLogprob]]
 
 
 async def collect(request: Request, channel: Channel, n: int) -> Collected:
     """All events of a request of `n` choices. A client that disconnects
     while it waits cancels the generation (a 499, which nobody reads)."""
-    out = Collected([""] * n, [""] * n, 0, 0, [[] for _ in range(n)])
+    out = Collected([""] * n, [""] * n, Usage(), [[] for _ in range(n)])
     # The request's body has been read: the next message from the client
     # is its disconnection, which a task waits for (polling between
     # tokens would never happen while tokens keep coming).
@@ -130,8 +149,7 @@ async def collect(request: Request, channel: Channel, n: int) -> Collected:
             elif isinstance(event, End):
                 out.reasons[event.index] = event.finish_reason
                 out.logprobs[event.index] += event.logprobs
-                out.prompt_tokens += event.prompt_tokens
-                out.completion_tokens += event.completion_tokens
+                out.usage += event.usage
             elif isinstance(event, Failed):
                 raise event.error
             else:
@@ -147,11 +165,11 @@ def sse_line(obj: dict[str, Any]) -> str:
 
 async def sse(channel: Channel, first: list[dict[str, Any]],
               chunk: Callable[[int, str | None, str | None, tuple[TokenLogprob, ...]], dict[str, Any]],
-              usage_chunk: Callable[[int, int], dict[str, Any]] | None) -> AsyncIterator[str]:
+              usage_chunk: Callable[[Usage], dict[str, Any]] | None) -> AsyncIterator[str]:
     """Server-sent events: `first` chunks, one chunk per piece, a final
     chunk per choice with its finish reason, usage if asked, [DONE]. An
     error after the response has begun is an event of OpenAI's error body."""
-    prompt_tokens = completion_tokens = 0
+    usage = Usage()
     try:
         for c in first:
             yield sse_line(c)
@@ -160,15 +178,14 @@ async def sse(channel: Channel, first: list[dict[str, Any]],
             if isinstance(event, Piece):
                 yield sse_line(chunk(event.index, event.text, None, event.logprobs))
             elif isinstance(event, End):
-                prompt_tokens += event.prompt_tokens
-                completion_tokens += event.completion_tokens
+                usage += event.usage
                 yield sse_line(chunk(event.index, None, event.finish_reason, event.logprobs))
             elif isinstance(event, Failed):
                 yield sse_line(event.error.body())
                 break
             elif isinstance(event, Done):
                 if usage_chunk is not None:
-                    yield sse_line(usage_chunk(prompt_tokens, completion_tokens))
+                    yield sse_line(usage_chunk(usage))
                 break
         yield "data: [DONE]\n\n"
     finally:

@@ -24,6 +24,17 @@ side and queue one after another. Each choice prefills its prompt itself.
 Other work on the engine (embeddings) runs on this thread too, between
 passes (`call`).
 
+A slot keeps what its last sequence computed. A new sequence goes to the
+free slot whose tokens begin as its prompt does for longest, keeps those
+tokens' keys and values and is fed the rest of its prompt: a conversation's
+next turn computes only its new messages. As in llama.cpp's server, a slot
+is chosen for what it shares only when that is at least half of what it
+holds (else the slot left longest ago is taken): a new chat sharing just
+the system prompt with a slot's long conversation leaves that conversation
+for its next turn. The output is the same either way (`Cache`: the kept
+keys and values are the same bit for bit). Usage reports the kept tokens
+as OpenAI's `cached_tokens`.
+
 Memory: the cache holds `max_batch` sequences of up to the context length
 each. It starts at a few positions a slot and doubles when a sequence needs
 more, so its size follows the longest sequence so far, never more than
@@ -48,7 +59,7 @@ from ..logprobs import TokenLogprob, token_logprob
 from ..model import Cache
 from ..sampling import Sampler, SamplingParams
 from .errors import APIError
-from .events import Channel, Done, End, Failed, Piece
+from .events import Channel, Done, End, Failed, Piece, Usage
 from .limits import DEFAULT_MAX_BATCH
 from .metrics import Metrics
 
@@ -84,6 +95,7 @@ class Choice:
     sampler: Sampler
     pieces: TextPieces
     slot: int = -1
+    cached: int = 0  # the prompt's first tokens its slot held already
     feed: list[int] = field(default_factory=list)  # the tokens of the next pass
     completion_tokens: int = 0
     logprobs: list[TokenLogprob] = field(default_factory=list)  # of tokens not yet sent with a piece
@@ -113,6 +125,8 @@ class Scheduler:
         self.served = 0  # jobs that ran to the end
         self.cancelled = 0  # jobs ended early because their clients went away
         self.largest_batch = 0  # the most sequences one pass has decoded
+        self.passes = 0  # passes run (the engine thread's)
+        self.last_pass = [0] * max_batch  # by slot: the last pass that fed it
         self.thread = threading.Thread(target=self._loop, name="llaf-engine", daemon=True)
 
     # ----- the event loop's side
@@ -203,20 +217,38 @@ class Scheduler:
                 self._leave(seq)
 
     def _admit(self) -> None:
-        """Waiting sequences, first come first served, into free slots."""
+        """Waiting sequences, first come first served, into free slots: each
+        into the one that keeps most of its prompt (module docstring), else
+        the one left longest ago; it keeps what that slot shares with it (at
+        least its last token is fed, for the logits after it)."""
         free = [s for s in range(self.max_batch) if s not in self.running]
         while self.waiting and free:
             seq = self.waiting.popleft()
-            seq.slot = free.pop(0)
-            seq.feed = seq.prompt
+            cache = self.cache
+            if cache is None:  # (made at the first pass, or lost in a failed one: nothing to keep)
+                seq.slot, seq.cached = free[0], 0
+            else:
+                def kept(slot: int, prompt: list[int] = seq.prompt, cache: Cache = cache) -> int:
+                    return min(cache.shared(slot, prompt), len(prompt) - 1)
+
+                def worth(slot: int, cache: Cache = cache) -> int:  # what the slot keeps, if half it holds
+                    n = kept(slot)
+                    return n if 2 * n >= cache.lengths[slot] else 0
+
+                seq.slot = max(free, key=lambda slot: (worth(slot), -self.last_pass[slot]))
+                seq.cached = kept(seq.slot)
+                cache.rewind(seq.slot, seq.cached)
+            free.remove(seq.slot)
+            seq.feed = seq.prompt[seq.cached:]
             self.running[seq.slot] = seq
-            if self.cache is not None:
-                self.cache.reset(seq.slot)
 
     def _pass(self) -> None:
         """One pass for the whole batch, then each sequence's next token."""
         batch = list(self.running.values())
         self.largest_batch = max(self.largest_batch, len(batch))
+        self.passes += 1
+        for seq in batch:
+            self.last_pass[seq.slot] = self.passes
         try:
             if self.cache is None:
                 self.cache = self.new_cache(self.max_batch)
@@ -271,10 +303,12 @@ class Scheduler:
     def _end(self, seq: Choice, reason: str) -> None:
         job = seq.job
         # A prompt counts once however many choices it has (OpenAI's usage).
-        prompt_tokens = len(seq.prompt) if seq.index % job.n == 0 else 0
-        self.metrics.prompt_tokens.inc(prompt_tokens)
-        self.metrics.completion_tokens.inc(seq.completion_tokens)
-        job.channel.put(End(seq.index, reason, prompt_tokens, seq.completion_tokens, tuple(seq.logprobs)))
+        first = seq.index % job.n == 0
+        usage = Usage(len(seq.prompt) if first else 0, seq.cached if first else 0, seq.completion_tokens)
+        self.metrics.prompt_tokens.inc(usage.prompt_tokens)
+        self.metrics.cached_tokens.inc(usage.cached_tokens)
+        self.metrics.completion_tokens.inc(usage.completion_tokens)
+        job.channel.put(End(seq.index, reason, usage, tuple(seq.logprobs)))
         self._leave(seq)
         job.left -= 1
         if job.left == 0:
