@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Generator, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from .assets import default_model_path
 from .backend import check_threads, resolve_backend
 from .errors import LlafError
 from .logprobs import MAX_TOP_LOGPROBS, TokenLogprob, token_logprob
-from .model import Params, check_fits, embed, into_engine, prefill, prompt_ids, step
+from .model import Cache, Params, check_fits, embed, into_engine, prompt_ids, step
 from .sampling import GREEDY, Sampler, SamplingParams, sampling_params
 from .tokenizer import Message, Tokenizer, chat_messages, for_model
 
@@ -42,7 +42,11 @@ class TokenStream(Iterator[int]):
     ``"stop"``), or after `max_new_tokens` tokens (``"length"``); `close()`
     ends it early. With `logprobs` (the number of alternatives to list, 0 to
     MAX_TOP_LOGPROBS), `logprobs` gathers a `TokenLogprob` per token
-    generated (llaf/logprobs.py); else it stays empty."""
+    generated (llaf/logprobs.py); else it stays empty.
+
+    The model keeps the cache of the last stream that ended (`Model`), and
+    the next one keeps what it shares with that stream's tokens:
+    `cached_tokens` of the prompt are not computed again."""
 
     def __init__(self, model: Model, ids: Sequence[int], max_new_tokens: int,
                  sampling: SamplingParams = GREEDY, logprobs: int | None = None) -> None:
@@ -55,6 +59,7 @@ class TokenStream(Iterator[int]):
         prompt = prompt_ids(a, model.params).tolist()
         self.model = model
         self.prompt_tokens = len(prompt)
+        self.cached_tokens = 0  # of the prompt's, those the model's kept cache held (set at the first token)
         self.finish_reason: str | None = None
         self._tokens = self._run(prompt, max_new_tokens, Sampler(sampling, prompt, tokenizer=model.tokenizer))
 
@@ -68,7 +73,17 @@ class TokenStream(Iterator[int]):
         if max_new_tokens == 0:
             self.finish_reason = "length"
             return
-        logits, cache = prefill(self.model.params, ids, capacity=len(ids) + max_new_tokens)
+        cache, self.cached_tokens = self.model.cache_for(ids, max_new_tokens)
+        try:
+            yield from self._decode(cache, ids, max_new_tokens, sampler)
+        except GeneratorExit:  # closed early: what the cache holds is whole
+            self.model.keep(cache)
+            raise
+        self.model.keep(cache)  # (not after a failure: the engine's cache may be lost)
+
+    def _decode(self, cache: Cache, ids: list[int], max_new_tokens: int,
+                sampler: Sampler) -> Generator[int, None, None]:
+        logits = cache.run({0: ids[self.cached_tokens:]})[0]
         for i in range(max_new_tokens):
             tok = sampler.sample(logits)
             if tok in self.model.tokenizer.eos_ids:
@@ -107,6 +122,11 @@ class TextStream(Iterator[str]):
         self.finish_reason: str | None = None
         self.dropped_messages = 0  # set by Model.stream_chat(..., truncate=True)
         self._pieces = self._run()
+
+    @property
+    def cached_tokens(self) -> int:
+        """Of the prompt's tokens, those the model's kept cache held (known once the first piece has come)."""
+        return self.tokens.cached_tokens
 
     def __next__(self) -> str:
         return next(self._pieces)
@@ -240,6 +260,26 @@ class Model:
     name: str
     params: Params
     tokenizer: Tokenizer
+    # The cache of the last stream that ended: the next keeps what it shares
+    # with it (a chat's next turn computes only its new messages), as
+    # llama-cpp-python's Llama keeps its last prompt.
+    _kept: Cache | None = field(default=None, init=False, repr=False, compare=False)
+
+    def cache_for(self, ids: Sequence[int], max_new_tokens: int) -> tuple[Cache, int]:
+        """A one-sequence cache for `ids` and `max_new_tokens` after them,
+        and how many of `ids` it holds already: the kept cache, rewound to
+        what it shares with `ids` (all but the last, whose logits are
+        wanted), or a new one. It is the caller's until given back (`keep`)."""
+        cache, self._kept = self._kept, None
+        if cache is None or cache.params is not self.params:
+            return Cache(self.params, 1, len(ids) + max_new_tokens), 0
+        kept = min(cache.shared(0, ids), len(ids) - 1)
+        cache.rewind(0, kept)
+        return cache, kept
+
+    def keep(self, cache: Cache) -> None:
+        """Keep `cache` (of a sequence that ended) for the next stream's `cache_for`."""
+        self._kept = cache
 
     def stream_ids(self, ids: Sequence[int], max_new_tokens: int,
                    sampling: SamplingParams = GREEDY, logprobs: int | None = None) -> TokenStream:

@@ -211,3 +211,31 @@ def test_load_and_init_check_their_options_before_loading() -> None:
         llaf.load("no-such-model.gguf", context="64")  # type: ignore[arg-type]
     with refused("the context length must be positive, got 0"):
         llaf.load("no-such-model.gguf", context=0)
+
+
+def test_a_stream_keeps_what_the_last_one_computed(backend: str) -> None:
+    """The model keeps the cache of the last stream that ended: a chat's next
+    turn computes only its new tokens (`cached_tokens`), and its reply is the
+    one a model computing the whole prompt gives; a stream closed early
+    leaves what it computed too."""
+    model = llaf.load(backend=backend, context=512)
+    first = [{"role": "user", "content": "Write a poem about the sea."}]
+    stream = model.stream_chat(first, 30)
+    reply = stream.text()
+    assert (stream.cached_tokens, stream.finish_reason) == (0, "length")
+    turn = [*first, {"role": "assistant", "content": reply}, {"role": "user", "content": "Now a shorter one."}]
+    stream = model.stream_chat(turn, 30)
+    again = stream.text()
+    # What the cache holds: the first prompt and the 29 tokens fed back (the 30th was the last).
+    held = [int(t) for t in llaf.gen(model.tokenizer.chat(first), model.params, 29)]
+    ids = model.tokenizer.chat(turn)
+    shared = next((i for i, (a, b) in enumerate(zip(held, ids, strict=False)) if a != b), len(held))
+    assert stream.cached_tokens == shared > len(model.tokenizer.chat(first))
+    fresh = llaf.Model(model.name, model.params, model.tokenizer)
+    stream = fresh.stream_chat(turn, 30)
+    assert (stream.text(), stream.cached_tokens) == (again, 0)
+    stream = model.stream("Once upon a time", 20)
+    next(stream)
+    stream.close()
+    stream = model.stream("Once upon a time", 5)
+    assert (stream.text(), stream.cached_tokens) == (fresh.generate("Once upon a time", 5), 3)
