@@ -12,7 +12,9 @@ serve` from this checkout; with `--old-root`, also from that checkout (a
 `git worktree` of an older commit, say) with this checkout's build; with
 `--peer-python`, llama-cpp-python's server (`python -m llama_cpp.server`,
 which keeps the longest common beginning of its last prompt) run by that
-Python, on the same GGUF.
+Python, on the same GGUF. With `--library`, the same conversation through
+`Model.stream_chat` in a process of its own instead (what `llaf chat` does),
+for this checkout and the old one.
 """
 
 from __future__ import annotations
@@ -28,9 +30,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from llaf.serve_bench import Launched, free_port  # noqa: E402
 
 CONTEXT = 2048
 QUESTIONS = (
@@ -93,7 +92,43 @@ def conversation(url: str, questions: Sequence[str], max_tokens: int) -> list[di
     return out
 
 
+def library_conversation(root: str, model_path: str, backend: str, turns: int, max_tokens: int) -> None:
+    """(In a child process:) the conversation through `Model.stream_chat` of
+    the llaf at `root`, its turns printed as JSON."""
+    sys.path.insert(0, root)
+    import llaf
+
+    model = llaf.load(model_path, backend=backend, context=CONTEXT)
+    model.chat([{"role": "user", "content": "Hello!"}], 4)  # warm-up, as for the servers
+    messages: list[dict[str, str]] = []
+    out = []
+    for question in QUESTIONS[:turns]:
+        messages.append({"role": "user", "content": question})
+        sent = time.monotonic()
+        stream = model.stream_chat(messages, max_tokens)
+        pieces = iter(stream)
+        reply = next(pieces, "")
+        first = time.monotonic()
+        reply += "".join(pieces)
+        done = time.monotonic()
+        messages.append({"role": "assistant", "content": reply})
+        out.append({"prompt_tokens": stream.prompt_tokens, "cached_tokens": getattr(stream, "cached_tokens", None),
+                    "ttft_s": first - sent, "turn_s": done - sent, "reply": reply})
+    print(json.dumps(out))
+
+
+def in_process(root: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    import subprocess
+
+    command = [sys.executable, __file__, "--model", args.model, "--backend", args.backend, "--turns", str(args.turns),
+               "--max-tokens", str(args.max_tokens), "--library-of", str(root)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return list(json.loads(done.stdout.splitlines()[-1]))
+
+
 def measure(name: str, command: list[str], ready: str, cwd: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    from llaf.serve_bench import Launched
+
     port = int(command[command.index("--port") + 1])
     os.chdir(cwd)  # (`python -m llaf.cli` imports the llaf of its working directory)
     server = Launched(name, command, port, ready)
@@ -115,7 +150,22 @@ def main() -> None:
     ap.add_argument("--old-root", default=None, help="a checkout whose llaf serves as the old one")
     ap.add_argument("--peer-python", default=None, help="a Python with llama-cpp-python's server")
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--library", action="store_true", help="Model.stream_chat in a process, not a server")
+    ap.add_argument("--library-of", default=None, help=argparse.SUPPRESS)  # (the child process of --library)
     args = ap.parse_args()
+    os.environ["LLAF_BUILD"] = str(ROOT / "build")  # every llaf runs this checkout's build
+    if args.library_of:
+        library_conversation(args.library_of, args.model, args.backend, args.turns, args.max_tokens)
+        return
+    if args.library:
+        for _ in range(args.rounds):
+            for name, root in [("llaf", ROOT), *([("llaf (old)", Path(args.old_root).resolve())]
+                                                 if args.old_root else [])]:
+                show(f"{name}, Model.stream_chat", in_process(root, args))
+        return
+    sys.path.insert(0, str(ROOT))  # (not before: --library-of imports the llaf it is given)
+    from llaf.serve_bench import free_port
+
     servers: list[tuple[str, list[str], str, Path]] = []
     for _ in range(args.rounds):
         servers.append(("llaf", llaf_command(args.model, args.backend, free_port()), "/health", ROOT))
@@ -125,15 +175,17 @@ def main() -> None:
         if args.peer_python:
             servers.append(("llama-cpp-python", peer_command(args.peer_python, args.model, free_port()),
                             "/v1/models", ROOT))
-    os.environ["LLAF_BUILD"] = str(ROOT / "build")  # every llaf server runs this checkout's build
     for name, command, ready, cwd in servers:
-        turns = measure(name, command, ready, cwd, args)
-        print(f"{name}: turn, prompt tokens, cached, TTFT (s), turn (s)")
-        for i, t in enumerate(turns, 1):
-            print(f"  {i:2} {t['prompt_tokens']!s:>6} {t['cached_tokens']!s:>6} {t['ttft_s']:8.3f} {t['turn_s']:8.3f}")
-        later = turns[1:]
-        print(f"  turns 2-{len(turns)}: TTFT median {statistics.median(t['ttft_s'] for t in later):.3f} s, "
-              f"all turns {sum(t['turn_s'] for t in turns):.2f} s")
+        show(name, measure(name, command, ready, cwd, args))
+
+
+def show(name: str, turns: list[dict[str, Any]]) -> None:
+    print(f"{name}: turn, prompt tokens, cached, TTFT (s), turn (s)")
+    for i, t in enumerate(turns, 1):
+        print(f"  {i:2} {t['prompt_tokens']!s:>6} {t['cached_tokens']!s:>6} {t['ttft_s']:8.3f} {t['turn_s']:8.3f}")
+    later = turns[1:]
+    print(f"  turns 2-{len(turns)}: TTFT median {statistics.median(t['ttft_s'] for t in later):.3f} s, "
+          f"all turns {sum(t['turn_s'] for t in turns):.2f} s")
 
 
 if __name__ == "__main__":
