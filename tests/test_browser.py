@@ -278,6 +278,27 @@ def test_greedy_tokens_in_the_browser_are_native_llafs(page: Any) -> None:
     assert a["ids"] == b["ids"] and len(a["ids"]) > len(model.tokenizer.encode(PROMPTS[0]))
 
 
+def test_the_next_prompt_keeps_what_the_last_computed(page: Any) -> None:
+    """The worker keeps the cache of its last generation: a prompt that
+    begins with the last one's tokens (a chat's next turn) computes only the
+    rest (`stats.cached_tokens`), with the tokens native llaf gives."""
+    import llaf
+
+    model = llaf.load(backend=SERVER_BACKEND)
+    first = browser_generate(page, PROMPTS[1], {"max_new_tokens": 12, "temperature": 0})
+    assert "error" not in first, first
+    # Held: the prompt and the 11 new tokens fed back (the 12th was the last).
+    held = first["ids"][:-1]
+    text = PROMPTS[1] + first["text"] + " And then"
+    ids = model.tokenizer.encode(text)
+    shared = next((i for i, (a, b) in enumerate(zip(held, ids, strict=False)) if a != b), len(held))
+    assert shared > len(model.tokenizer.encode(PROMPTS[1]))
+    got = browser_generate(page, text, {"max_new_tokens": 12, "temperature": 0})
+    assert "error" not in got, got
+    assert page.execute_script("return window.llaf.lastStats.cached_tokens") == shared
+    assert got["ids"] == llaf.gen(ids, model.params, 12).tolist()
+
+
 def test_a_typed_message_gets_a_streamed_reply(page: Any) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys

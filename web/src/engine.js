@@ -15,7 +15,7 @@ import { ModelTokenizer } from "./tokenizer.js";
 import { sampler } from "./sampling.js";
 import tables from "llaf-tables";
 
-let engine = null; // {ctx, params, prefix, tokenizer, vocab, context, name}
+let engine = null; // {ctx, params, prefix, tokenizer, vocab, context, name, kept}
 let busy = Promise.resolve();
 let context = null; // the Futhark context: one WebAssembly instance and its threads, made once
 
@@ -101,7 +101,8 @@ async function load(source) {
     }
     const params = ctx[`${prefix}_init`](...args.map((a, i) => scalar(a, i)));
     engine?.params.free();
-    engine = { ctx, params, prefix, tokenizer, vocab: model.vocab, context: model.context, name };
+    engine?.kept?.cache.free();
+    engine = { ctx, params, prefix, tokenizer, vocab: model.vocab, context: model.context, name, kept: null };
   } finally {
     for (const a of args) if (typeof a === "object" && a) a.free();
   }
@@ -141,6 +142,28 @@ function settled(text) {
   return text.endsWith("\uFFFD") ? text.slice(0, text.replace(/\uFFFD+$/, "").length) : text;
 }
 
+// A cache of one slot for `ids` and `maxNew` tokens after them: the one
+// the last generation left, holding `held` (the ids fed to it), cut to the
+// beginning it shares with `ids` (all of it but the last, whose logits are
+// wanted), so that a chat's next turn computes only its new messages; its
+// keys and values are those a fresh pass gives, bit for bit. Else a new
+// one, with room for twice what is asked, up to the context: the module
+// has no entry to grow a cache, and an outgrown one is made anew, its
+// sequence computed again.
+function cacheFor(e, ids, maxNew) {
+  const kept = e.kept;
+  e.kept = null;
+  if (kept && kept.capacity >= ids.length + maxNew) {
+    let n = 0;
+    while (n < kept.held.length && n < ids.length - 1 && kept.held[n] === ids[n]) n++;
+    kept.held.length = n;
+    return kept;
+  }
+  kept?.cache.free();
+  const capacity = Math.min(e.context, 2 * (ids.length + maxNew));
+  return { cache: e.ctx[`${e.prefix}_cache`](e.params, 1n, BigInt(capacity)), capacity, held: [] };
+}
+
 function generate({ id, prompt, messages, options = {} }) {
   const e = engine;
   if (!e) throw new Error("no model is loaded");
@@ -154,14 +177,16 @@ function generate({ id, prompt, messages, options = {} }) {
   if (ids.length + maxNew > e.context) {
     throw new Error(`the prompt (${ids.length} tokens) and ${maxNew} new tokens exceed the context of ${e.context}`);
   }
-  // A cache of one slot, sized for this prompt and its new tokens.
-  const state = { cache: e.ctx[`${e.prefix}_cache`](e.params, 1n, BigInt(ids.length + maxNew)) };
+  const state = cacheFor(e, ids, maxNew);
+  const kept = state.held.length;
   const out = [...ids];
-  const stats = { prompt_tokens: ids.length, prefill_ms: 0, decode_tokens: 0, decode_ms: 0, engine_ms: 0 };
+  const stats = { prompt_tokens: ids.length, cached_tokens: kept, prefill_ms: 0, decode_tokens: 0, decode_ms: 0,
+    engine_ms: 0 };
   let shown = "";
   try {
     let t0 = performance.now();
-    let logits = run(e, state, ids, 0);
+    let logits = run(e, state, ids.slice(kept), kept);
+    state.held = [...ids];
     stats.prefill_ms = performance.now() - t0;
     t0 = performance.now();
     let t1;
@@ -175,14 +200,17 @@ function generate({ id, prompt, messages, options = {} }) {
       if (i + 1 < maxNew) {
         t1 = performance.now();
         logits = run(e, state, [token], out.length - 1);
+        state.held.push(token);
         stats.engine_ms += performance.now() - t1;
         stats.decode_tokens += 1;
       }
     }
     stats.decode_ms = performance.now() - t0;
-  } finally {
-    state.cache.free();
+  } catch (err) {
+    state.cache.free(); // (after a failure the engine's cache may be lost)
+    throw err;
   }
+  e.kept = state;
   const text = e.tokenizer.decode(out.slice(ids.length));
   post({ type: "done", id, ids: out, text, stats });
 }

@@ -112,7 +112,8 @@ async function send(text) {
     conversation.push({ role: "assistant", content: done.text });
     const s = done.stats;
     const stats = addMessage("stats", `${s.decode_tokens + 1} tokens, ${(s.decode_tokens / (s.decode_ms / 1000)).toFixed(1)} tok/s ` +
-      `(prompt: ${s.prompt_tokens} tokens in ${(s.prefill_ms / 1000).toFixed(2)} s)`);
+      `(prompt: ${s.prompt_tokens} tokens, ${s.cached_tokens} of them kept from the turn before, in ` +
+      `${(s.prefill_ms / 1000).toFixed(2)} s)`);
     stats.className = "stats";
   } catch (err) {
     conversation.pop();
