@@ -48,8 +48,10 @@ class LoraConfig:
     def __post_init__(self) -> None:
         if isinstance(self.rank, bool) or not isinstance(self.rank, int) or self.rank < 1:
             raise LlafError(f"the LoRA rank must be a positive integer, got {self.rank!r}")
-        if not self.alpha > 0:
-            raise LlafError(f"the LoRA alpha must be positive, got {self.alpha!r}")
+        alpha = self.alpha
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < float("inf"):
+            # (an infinite alpha scales the update to infinity: every weight NaN after the first step)
+            raise LlafError(f"the LoRA alpha must be a positive finite number, got {alpha!r}")
         unknown = [t for t in self.targets if t not in TARGETS]
         if unknown or not self.targets:
             raise LlafError(f"unknown LoRA target {unknown[0]!r}: choose among {', '.join(TARGETS)}" if unknown

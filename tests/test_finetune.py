@@ -287,6 +287,10 @@ def test_bad_adapter_files_are_named(tmp_path: Path, trainer: Trainer) -> None:
 def test_bad_input() -> None:
     with pytest.raises(LlafError, match="LoRA rank must be a positive integer"):
         LoraConfig(rank=0)
+    for alpha in (0, -1.0, float("inf"), float("nan"), "16", True):
+        expected = f"the LoRA alpha must be a positive finite number, got {alpha!r}"
+        with pytest.raises(LlafError, match=f"^{re.escape(expected)}$"):
+            LoraConfig(alpha=alpha)  # type: ignore[arg-type]
     with pytest.raises(LlafError, match="unknown LoRA target 'qkv_proj'"):
         LoraConfig(targets=("qkv_proj",))
     with pytest.raises(LlafError, match=r"^the adapter must be the path of a directory of LoRA adapters, got 5$"):
