@@ -239,3 +239,38 @@ def test_a_conversation_keeps_what_its_slot_computed() -> None:
             in c.get("/metrics").text
     with TestClient(create_app(model, max_batch=2)) as fresh:
         assert chat(fresh, turn) == (again, usage | {"prompt_tokens_details": {"cached_tokens": 0}})
+
+
+class Recording(Cache):
+    """A cache that records how many tokens each pass fed to each slot."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._fed: list[dict[int, int]] = []
+
+    def run(self, feeds: Any) -> Any:
+        self._fed.append({slot: len(ids) for slot, ids in feeds.items()})
+        return super().run(feeds)
+
+
+def test_a_long_prompt_is_fed_in_parts_beside_the_running_sequences() -> None:
+    """A pass takes at most PROMPT_TOKENS_A_PASS prompt tokens, the prompts
+    in arrival order, beside the running sequences' next tokens; the output
+    is what each prompt gets alone."""
+    from fastapi.testclient import TestClient
+
+    from llaf.server.scheduler import PROMPT_TOKENS_A_PASS
+
+    assert PROMPT_TOKENS_A_PASS == 128
+    model = llaf.load(backend=SERVER_BACKEND, context=SERVER_CONTEXT)
+    app = create_app(model, max_batch=2)
+    scheduler = app.state.server.scheduler
+    caches: list[Recording] = []
+    scheduler.new_cache = lambda slots: caches.append(Recording(model.params, slots, 64)) or caches[-1]
+    a, b = ([(7 * i + k) % 5000 + 100 for i in range(150)] for k in (0, 1))
+    with TestClient(app) as c:
+        r = c.post("/v1/completions", json={"prompt": [a, b], "max_tokens": 2, "temperature": 0})
+        assert r.status_code == 200, r.text
+        texts = [ch["text"] for ch in sorted(r.json()["choices"], key=lambda ch: ch["index"])]
+    assert caches[0]._fed == [{0: 128}, {0: 22, 1: 106}, {0: 1, 1: 44}, {1: 1}]
+    assert texts == [model.tokenizer.decode(llaf.gen(p, model.params, 2)[150:].tolist()) for p in (a, b)]

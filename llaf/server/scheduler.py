@@ -24,6 +24,14 @@ side and queue one after another. Each choice prefills its prompt itself.
 Other work on the engine (embeddings) runs on this thread too, between
 passes (`call`).
 
+A pass takes at most PROMPT_TOKENS_A_PASS prompt tokens beside the running
+sequences' next tokens: a long prompt is fed in parts over several passes
+(as vLLM's chunked prefill and llama.cpp's batches do), so that the streams
+under way are not held up for the whole prompt's time; a prompt that gets
+no room in a pass waits for the next, in arrival order. A token's keys and
+values are the same whichever pass computes them (`Cache`), so the output
+does not change.
+
 A slot keeps what its last sequence computed. A new sequence goes to the
 free slot whose tokens begin as its prompt does for longest, keeps those
 tokens' keys and values and is fed the rest of its prompt: a conversation's
@@ -64,6 +72,13 @@ from .limits import DEFAULT_MAX_BATCH
 from .metrics import Metrics
 
 FIRST_CAPACITY = 256  # positions a slot starts with; the cache doubles as needed, up to the context
+# Prompt tokens a pass takes at most (a prompt longer is fed over several
+# passes). A 1500-token prompt joining a stream (benchmarks/long_prompt.py,
+# SmolLM2, two cores) held it up for 10 s whole, 2.7-3.1 s at most in
+# parts of 256, 1.8-2.2 in parts of 128, 1.3 in parts of 64, its own first
+# token coming as soon in each; 128 keeps the passes few when many short
+# prompts arrive together.
+PROMPT_TOKENS_A_PASS = 128
 
 
 @dataclass(eq=False)
@@ -242,24 +257,41 @@ class Scheduler:
             seq.feed = seq.prompt[seq.cached:]
             self.running[seq.slot] = seq
 
+    def _feeds(self) -> dict[int, list[int]]:
+        """The tokens of the next pass, by slot: each running sequence's next
+        token, and of the prompts, in arrival order, as many tokens as
+        PROMPT_TOKENS_A_PASS leaves room for."""
+        feeds = {seq.slot: seq.feed for seq in self.running.values() if len(seq.feed) == 1}
+        room = PROMPT_TOKENS_A_PASS
+        for seq in self.running.values():  # (in the order they were admitted)
+            if len(seq.feed) > 1 and room > 0:
+                feeds[seq.slot] = seq.feed[:room]
+                room -= len(feeds[seq.slot])
+        return feeds
+
     def _pass(self) -> None:
-        """One pass for the whole batch, then each sequence's next token."""
-        batch = list(self.running.values())
-        self.largest_batch = max(self.largest_batch, len(batch))
+        """One pass for the batch, then the next token of each sequence whose
+        prompt is all in."""
+        self.largest_batch = max(self.largest_batch, len(self.running))
+        feeds = self._feeds()
+        batch = [self.running[slot] for slot in feeds]
         self.passes += 1
-        for seq in batch:
+        for seq in self.running.values():
             self.last_pass[seq.slot] = self.passes
         try:
             if self.cache is None:
                 self.cache = self.new_cache(self.max_batch)
-            logits = self.cache.run({seq.slot: seq.feed for seq in batch})
+            logits = self.cache.run(feeds)
         except Exception as e:  # the engine failed: these requests end with a 500, the server keeps serving
             self.cache = None  # its state is unknown: a fresh one for the next pass
             error = APIError(500, f"generation failed: {e}", type="server_error")
-            for seq in batch:
+            for seq in list(self.running.values()):  # (a prompt fed in part lost its part with the cache)
                 self._fail(seq, error)
             return
         for seq, row in zip(batch, logits, strict=True):
+            seq.feed = seq.feed[len(feeds[seq.slot]):]
+            if seq.feed:  # the rest of its prompt in the next passes
+                continue
             try:
                 self._next_token(seq, row)
             except ArgumentError as e:  # its request's fault (a json_schema the matcher gave up on): a 400
