@@ -239,23 +239,23 @@ class Scheduler:
         free = [s for s in range(self.max_batch) if s not in self.running]
         while self.waiting and free:
             seq = self.waiting.popleft()
-            cache = self.cache
-            if cache is None:  # (made at the first pass, or lost in a failed one: nothing to keep)
-                seq.slot, seq.cached = free[0], 0
-            else:
-                def kept(slot: int, prompt: list[int] = seq.prompt, cache: Cache = cache) -> int:
-                    return min(cache.shared(slot, prompt), len(prompt) - 1)
-
-                def worth(slot: int, cache: Cache = cache) -> int:  # what the slot keeps, if half it holds
-                    n = kept(slot)
-                    return n if 2 * n >= cache.lengths[slot] else 0
-
-                seq.slot = max(free, key=lambda slot: (worth(slot), -self.last_pass[slot]))
-                seq.cached = kept(seq.slot)
-                cache.rewind(seq.slot, seq.cached)
+            seq.slot, seq.cached = self._slot_for(seq.prompt, free)
+            if self.cache is not None:
+                self.cache.rewind(seq.slot, seq.cached)
             free.remove(seq.slot)
             seq.feed = seq.prompt[seq.cached:]
             self.running[seq.slot] = seq
+
+    def _slot_for(self, prompt: list[int], free: list[int]) -> tuple[int, int]:
+        """The free slot for `prompt`, and how many of its first tokens that slot keeps."""
+        cache = self.cache
+        if cache is None:  # (made at the first pass, or lost in a failed one: nothing to keep)
+            return free[0], 0
+        kept = {s: min(cache.shared(s, prompt), len(prompt) - 1) for s in free}
+        # What a slot keeps counts when it is at least half of what the slot
+        # holds; among the rest, the slot left longest ago.
+        slot = max(free, key=lambda s: (kept[s] if 2 * kept[s] >= cache.lengths[s] else 0, -self.last_pass[s]))
+        return slot, kept[slot]
 
     def _feeds(self) -> dict[int, list[int]]:
         """The tokens of the next pass, by slot: each running sequence's next
