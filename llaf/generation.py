@@ -265,6 +265,11 @@ class Model:
     # llama-cpp-python's Llama keeps its last prompt.
     _kept: Cache | None = field(default=None, init=False, repr=False, compare=False)
 
+    def __copy__(self) -> Model:
+        """The same weights and tokenizer, without the kept cache (two models
+        taking one cache would feed their streams into the same slot)."""
+        return replace(self)
+
     def cache_for(self, ids: Sequence[int], max_new_tokens: int) -> tuple[Cache, int]:
         """A one-sequence cache for `ids` and `max_new_tokens` after them,
         and how many of `ids` it holds already: the kept cache, rewound to

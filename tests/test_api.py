@@ -239,3 +239,17 @@ def test_a_stream_keeps_what_the_last_one_computed(backend: str) -> None:
     stream.close()
     stream = model.stream("Once upon a time", 5)
     assert (stream.text(), stream.cached_tokens) == (fresh.generate("Once upon a time", 5), 3)
+    # A copy has no kept cache of its own: its stream and the original's,
+    # read in turns, do not feed one slot.
+    twin = copy.copy(model)
+    assert twin.params is model.params
+    prompts = ["The history of Paris begins", "The history of London begins"]
+    streams, texts = [model.stream(prompts[0], 12), twin.stream(prompts[1], 12)], ["", ""]
+    while streams[0] or streams[1]:
+        for i, s in enumerate(streams):
+            piece = next(s, None) if s else None
+            if piece is None:
+                streams[i] = None
+            else:
+                texts[i] += piece
+    assert texts == [fresh.generate(p, 12) for p in prompts]
