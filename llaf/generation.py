@@ -273,12 +273,11 @@ class Model:
     def cache_for(self, ids: Sequence[int], max_new_tokens: int) -> tuple[Cache, int]:
         """A one-sequence cache for `ids` and `max_new_tokens` after them,
         and how many of `ids` it holds already: the kept cache, rewound to
-        what it shares with `ids` (all but the last, whose logits are
-        wanted), or a new one. It is the caller's until given back (`keep`)."""
+        what it `keeps` of `ids`, or a new one. It is the caller's until given back (`keep`)."""
         cache, self._kept = self._kept, None
         if cache is None or cache.params is not self.params:
             return Cache(self.params, 1, len(ids) + max_new_tokens), 0
-        kept = min(cache.shared(0, ids), len(ids) - 1)
+        kept = cache.keeps(0, ids)
         cache.rewind(0, kept)
         return cache, kept
 

@@ -271,6 +271,12 @@ class Cache:
             n += 1
         return n
 
+    def keeps(self, slot: int, ids: Sequence[int] | np.ndarray) -> int:
+        """How many of the first tokens of `ids` a new sequence of `ids` keeps
+        in `slot`: those it `shared`, all but the last at most (a pass must
+        feed it, for the logits after it)."""
+        return min(self.shared(slot, ids), len(ids) - 1)
+
     def rewind(self, slot: int, length: int) -> None:
         """Keep the first `length` tokens of `slot` and forget the rest: the
         next tokens fed to it go at position `length` onwards."""

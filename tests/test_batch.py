@@ -106,6 +106,7 @@ def test_a_slot_keeps_the_beginning_it_shares_with_the_next_sequence(params: lla
     assert_same_logits(params, lg[0], llaf.prefill(params, new)[0])
     assert_same_logits(params, lg[1], llaf.forward(params, np.append(c, 3))[-1])
     assert cache.lengths == (14, 6) and cache.shared(0, new) == 14
+    assert cache.keeps(0, new) == 13 and cache.keeps(0, a) == 8  # (the last of them is fed again)
     with pytest.raises(LlafError, match=r"^slot 1 holds 6 tokens: it cannot be rewound to 7$"):
         cache.rewind(1, 7)
     with pytest.raises(LlafError, match=r"^slot 1 holds 6 tokens: it cannot be rewound to -1$"):

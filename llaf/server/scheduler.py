@@ -251,10 +251,10 @@ class Scheduler:
         cache = self.cache
         if cache is None:  # (made at the first pass, or lost in a failed one: nothing to keep)
             return free[0], 0
-        kept = {s: min(cache.shared(s, prompt), len(prompt) - 1) for s in free}
+        kept, held = {s: cache.keeps(s, prompt) for s in free}, cache.lengths
         # What a slot keeps counts when it is at least half of what the slot
         # holds; among the rest, the slot left longest ago.
-        slot = max(free, key=lambda s: (kept[s] if 2 * kept[s] >= cache.lengths[s] else 0, -self.last_pass[s]))
+        slot = max(free, key=lambda s: (kept[s] if 2 * kept[s] >= held[s] else 0, -self.last_pass[s]))
         return slot, kept[slot]
 
     def _feeds(self) -> dict[int, list[int]]:
