@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import EngineError, LlafError, OutOfMemoryError
+from .errors import EngineError, LlafError, OutOfMemoryError, first_line
 
 BACKENDS = ("pyopencl", "c", "multicore", "opencl", "cuda")
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,11 +108,6 @@ def _keep_contexts_at_exit() -> None:
 # parameter types too, llaf/entries.py).
 ELEMENTS = {np.dtype(np.float32): "f32", np.dtype(np.uint32): "u32", np.dtype(np.uint16): "u16",
             np.dtype(np.uint8): "u8", np.dtype(np.int64): "i64"}
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 # How Futhark's C runtime says that an allocation failed (memblock_alloc,
@@ -284,7 +279,7 @@ class Engine:
             except ValueError as e:  # the context's creation failed: its error, e.g. threads that cannot start
                 hint = f" ({self.threads or 'one per core'} asked for: ask for fewer with --threads)" \
                     if backend == "multicore" else ""
-                raise LlafError(f"the {backend} engine could not start: {_first_line(e)}{hint}") from None
+                raise LlafError(f"the {backend} engine could not start: {first_line(e)}{hint}") from None
             _hold_context(self._fut)
 
     @staticmethod
@@ -294,7 +289,7 @@ class Engine:
         try:
             platforms = cl.get_platforms()
         except cl.Error as e:
-            raise LlafError(f"no OpenCL platform ({_first_line(e)}): install pocl-opencl-icd or a GPU driver") from None
+            raise LlafError(f"no OpenCL platform ({first_line(e)}): install pocl-opencl-icd or a GPU driver") from None
         if not platforms:
             raise LlafError("no OpenCL platform: install pocl-opencl-icd or a GPU driver")
         pocl = os.environ.get("PYOPENCL_CTX") is None and platforms[0].name.startswith("Portable Computing")
@@ -307,7 +302,7 @@ class Engine:
         try:
             return getattr(self._fut, entry)(*args)
         except Exception as e:  # the backends raise ValueError, TypeError, MemoryError or plain Exception
-            raise _out_of_memory(e, f"in {entry}") or EngineError(f"{entry} failed: {_first_line(e)}") from None
+            raise _out_of_memory(e, f"in {entry}") or EngineError(f"{entry} failed: {first_line(e)}") from None
 
     def put(self, a: np.ndarray) -> Any:
         """A copy of `a` in the engine's memory, to pass to `call`: the caller

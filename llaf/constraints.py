@@ -32,6 +32,7 @@ import llguidance
 import numpy as np
 
 from .checks import ArgumentError, shown
+from .errors import first_line
 from .tokenizer import GGUFTokenizer, HFTokenizer, TiktokenTokenizer, Tokenizer
 
 ANY_OBJECT: dict[str, Any] = {"type": "object"}  # JSON mode: any JSON object
@@ -73,17 +74,12 @@ def _no_document(schema: str) -> str:
     has no first byte, which a matcher over single bytes finds at once."""
     matcher = llguidance.LLMatcher(_bytes(), _grammar(schema)[0], log_level=0)
     matcher.compute_bitmask()
-    return f"no document matches it ({_first_line(matcher.get_error())})" if matcher.is_error() else ""
+    return f"no document matches it ({first_line(matcher.get_error())})" if matcher.is_error() else ""
 
 
 @lru_cache(maxsize=1)
 def _bytes() -> llguidance.LLTokenizer:
     return llguidance.LLTokenizer("byte")
-
-
-def _first_line(error: str) -> str:
-    """llguidance's error without the state and grammar dumps that follow it."""
-    return error.strip().splitlines()[0] if error.strip() else "no reason given"
 
 
 class SchemaLimitError(ArgumentError):
@@ -172,7 +168,7 @@ class JsonConstraint:
 def _failure(error: str, context: str = "") -> Exception:
     """The matcher's failure: a parser limit is the schema's (SchemaLimitError);
     anything else is llaf's own (RuntimeError)."""
-    problem = _first_line(error)
+    problem = first_line(error)  # (llguidance dumps its state and grammar after it)
     if "parser error" in problem or "limit" in problem:
         return SchemaLimitError(problem)
     return RuntimeError(f"the JSON matcher failed: {context}{problem}")

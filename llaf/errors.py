@@ -30,11 +30,19 @@ class EngineError(RuntimeError):
     """
 
 
+def first_line(message: str | BaseException) -> str:
+    """The first line of a message that may go on (a backend's or a library's
+    error, with dumps after it); an exception without one is named by its type."""
+    text = str(message).strip()
+    if text:
+        return text.splitlines()[0]
+    return type(message).__name__ if isinstance(message, BaseException) else "no reason given"
+
+
 def internal_error(e: BaseException) -> str:
     """An unexpected failure (an `EngineError` or any other bug of llaf's) in
     one line that says so and gives its cause."""
-    text = str(e).strip()
-    cause = type(e).__name__ + (f": {text.splitlines()[0]}" if text else "")
+    cause = type(e).__name__ + (f": {first_line(e)}" if str(e).strip() else "")
     return f"internal error: {cause} (a bug of llaf's, not a problem with the input)"
 
 
