@@ -8,6 +8,7 @@ line before it reaches numpy, the tokenizer or the engine, whose own errors
 
 from __future__ import annotations
 
+import math
 import os
 import reprlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -50,6 +51,15 @@ def integer(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ArgumentError(name, f"{name} must be an integer, got {shown(value)}")
     return int(value)
+
+
+def number(name: str, value: Any) -> float:
+    """`value` as a float: a finite Python or numpy number, not a bool."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ArgumentError(name, f"{name} must be a number, got {shown(value)}")
+    if not math.isfinite(value):
+        raise ArgumentError(name, f"{name} must be a finite number, got {value}")
+    return float(value)
 
 
 def count(name: str, value: Any) -> int:

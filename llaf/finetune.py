@@ -21,10 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from . import gguf_file, llama
+from . import checks, gguf_file, llama
 from . import weights as weights_mod
 from .backend import TRAIN_BACKENDS, Engine, check_threads, check_train_backend, resolve_backend
-from .checks import writable
 from .entries import TRAIN_STORAGES
 from .errors import LlafError
 from .lora import Adapters, LoraConfig
@@ -53,12 +52,10 @@ class AdamW:
     steps: int = 100
 
     def __post_init__(self) -> None:
-        for name in ("lr", "beta1", "beta2", "eps", "weight_decay", "max_norm", "warmup", "steps"):
-            value, whole = getattr(self, name), name in ("warmup", "steps")
-            kinds = (int, np.integer) if whole else (int, float, np.integer, np.floating)
-            if isinstance(value, bool) or not isinstance(value, kinds) or not np.isfinite(value):
-                raise LlafError(f"AdamW's {name} must be {'a whole number' if whole else 'a finite number'}, "
-                                f"got {value!r}")
+        for name in ("lr", "beta1", "beta2", "eps", "weight_decay", "max_norm"):
+            checks.number(f"AdamW's {name}", getattr(self, name))
+        for name in ("warmup", "steps"):
+            checks.integer(f"AdamW's {name}", getattr(self, name))
         if not self.lr > 0:
             raise LlafError(f"the learning rate must be positive, got {self.lr!r}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
@@ -419,13 +416,10 @@ def finetune(model: Any = None, data: str | Path = "", out: str | Path | None = 
     from .generation import model_source
     from .tokenizer import for_model
 
-    for name, value in (("batch", batch), ("seq_len", seq_len), ("seed", seed)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise LlafError(f"{name} must be a whole number, got {value!r}")
+    batch, seq_len = checks.integer("batch", batch), checks.integer("seq_len", seq_len)
+    seed = checks.count("seed", seed)
     if batch < 1 or seq_len < 2:
         raise LlafError(f"the batch must hold at least 1 sequence and sequences 2 tokens, got {batch} and {seq_len}")
-    if seed < 0:
-        raise LlafError(f"seed must be >= 0, got {seed}")
     for name, value, kinds, what in (
             ("data", data, (str, os.PathLike), "a JSONL file's path"),
             ("out", out, (str, os.PathLike, type(None)), "a path"),
@@ -444,7 +438,7 @@ def finetune(model: Any = None, data: str | Path = "", out: str | Path | None = 
     if out is not None:  # before minutes of training: a path that cannot be written is found now
         if full:
             gguf_file.not_the_source(str(source), out)
-        writable(Path(out).parent if full else Path(out))
+        checks.writable(Path(out).parent if full else Path(out))
     w = weights_mod.load(source, progress=False, storage="f32" if full else None)
     if w.storage not in (FullTrainer if full else Trainer).storages:  # no trainable form of its own
         w = weights_mod.as_f32(w)

@@ -28,7 +28,6 @@ Stop strings are applied to the text (llaf/generation.py), not here.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -45,14 +44,6 @@ if TYPE_CHECKING:
 
 # A sampling value of the wrong type or out of range; `param` names the option.
 SamplingError = checks.ArgumentError
-
-
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise SamplingError(name, f"{name} must be a number, got {checks.shown(value)}")
-    if not math.isfinite(value):
-        raise SamplingError(name, f"{name} must be a finite number, got {value}")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -83,16 +74,16 @@ class SamplingParams:
     json_schema: dict[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
-        temperature = _number("temperature", self.temperature)
+        temperature = checks.number("temperature", self.temperature)
         if temperature < 0:
             raise SamplingError("temperature", f"temperature must be >= 0, got {self.temperature}")
         top_k = checks.integer("top_k", self.top_k)
         if top_k < 0:
             raise SamplingError("top_k", f"top_k must be >= 0, got {top_k}")
-        top_p = _number("top_p", self.top_p)
+        top_p = checks.number("top_p", self.top_p)
         if not 0 < top_p <= 1:
             raise SamplingError("top_p", f"top_p must be in (0, 1], got {self.top_p}")
-        penalty = _number("repetition_penalty", self.repetition_penalty)
+        penalty = checks.number("repetition_penalty", self.repetition_penalty)
         if penalty <= 0:
             raise SamplingError("repetition_penalty", f"repetition_penalty must be > 0, got {self.repetition_penalty}")
         seed = self.seed
@@ -108,12 +99,12 @@ class SamplingParams:
         stop = tuple(stop)
         if any(s == "" for s in stop):
             raise SamplingError("stop", "stop strings must not be empty")
-        min_p = _number("min_p", self.min_p)
+        min_p = checks.number("min_p", self.min_p)
         if not 0 <= min_p <= 1:
             raise SamplingError("min_p", f"min_p must be in [0, 1], got {self.min_p}")
         openai_penalties = {}
         for name in ("presence_penalty", "frequency_penalty"):
-            value = _number(name, getattr(self, name))
+            value = checks.number(name, getattr(self, name))
             if not -2 <= value <= 2:
                 raise SamplingError(name, f"{name} must be in [-2, 2], got {getattr(self, name)}")
             openai_penalties[name] = value

@@ -297,9 +297,9 @@ def test_bad_input() -> None:
         Adapters.load(5)  # type: ignore[arg-type]
     from llaf.finetune import finetune
 
-    for options, message in ((dict(batch="8"), "batch must be a whole number, got '8'"),
-                             (dict(seq_len=1.5), "seq_len must be a whole number, got 1.5"),
-                             (dict(seed=-1), "seed must be >= 0, got -1"),
+    for options, message in ((dict(batch="8"), "batch must be an integer, got '8'"),
+                             (dict(seq_len=1.5), "seq_len must be an integer, got 1.5"),
+                             (dict(seed=-1), "seed must not be negative, got -1"),
                              (dict(data=None), "data must be a JSONL file's path, got None"),
                              (dict(out=5), "out must be a path, got 5"),
                              (dict(lora={"rank": 2}), "lora must be a LoraConfig (llaf.lora), got {'rank': 2}"),
@@ -308,7 +308,7 @@ def test_bad_input() -> None:
         with pytest.raises(LlafError) as e:  # before anything is loaded
             finetune(**{"model": "unused.gguf", "data": "unused.jsonl", **options})  # type: ignore[arg-type]
         assert str(e.value) == message
-    for adamw, message in ((dict(steps="1"), "AdamW's steps must be a whole number, got '1'"),
+    for adamw, message in ((dict(steps="1"), "AdamW's steps must be an integer, got '1'"),
                            (dict(lr=float("inf")), "AdamW's lr must be a finite number, got inf"),
                            (dict(max_norm=float("nan")), "AdamW's max_norm must be a finite number, got nan")):
         with pytest.raises(LlafError) as e:
