@@ -9,7 +9,8 @@ the first token and the whole turn's time.
 
 Servers run one at a time on loopback, each alone on the machine: `llaf
 serve` from this checkout; with `--old-root`, also from that checkout (a
-`git worktree` of an older commit, say) with this checkout's build; with
+`git worktree` of an older commit, say) with this checkout's build (or
+the one `LLAF_BUILD` names, to compare two builds of the engine); with
 `--peer-python`, llama-cpp-python's server (`python -m llama_cpp.server`,
 which keeps the longest common beginning of its last prompt) run by that
 Python, on the same GGUF. With `--library`, the same conversation through
@@ -153,7 +154,8 @@ def main() -> None:
     ap.add_argument("--library", action="store_true", help="Model.stream_chat in a process, not a server")
     ap.add_argument("--library-of", default=None, help=argparse.SUPPRESS)  # (the child process of --library)
     args = ap.parse_args()
-    os.environ["LLAF_BUILD"] = str(ROOT / "build")  # every llaf runs this checkout's build
+    # every llaf runs this checkout's build, or the one LLAF_BUILD names (to compare builds)
+    os.environ.setdefault("LLAF_BUILD", str(ROOT / "build"))
     if args.library_of:
         library_conversation(args.library_of, args.model, args.backend, args.turns, args.max_tokens)
         return
