@@ -136,6 +136,9 @@ endef
 # where the C compiler targets AVX-512 (32 vector registers), else 8 (AVX2
 # has 16: whole panels spilled the running sums, docs/PERFORMANCE.md). The
 # committed outputs are AVX-512's; on another CPU these two are compiled.
+# And above how many tokens a product multiplies a decoded f32 copy of its
+# matrix: `DENSE_ABOVE` (src/target.fut; measured in docs/PERFORMANCE.md).
+DENSE_ABOVE := 160
 KERNEL_ROWS ?= $(shell echo | $(LLAF_CC) $(CFLAGS) -dM -E - 2>/dev/null | grep -q __AVX512F__ && echo 32 || echo 8)
 # (the value of KERNEL_ROWS, rewritten only when it changes: then the sources are copied again)
 build/%/kernel_rows: FORCE
@@ -148,8 +151,10 @@ build/%/src/.copied: $(ENGINE_SOURCES) build/%/kernel_rows
 	@rm -rf build/$*/src && mkdir -p build/$*/src
 	cp $(ENGINE_SOURCES) build/$*/src/
 	case $* in c|multicore) rows=$(KERNEL_ROWS); \
-	  sed -i "s/^module kernel_rows = vec32$$/module kernel_rows = vec$$rows/" build/$*/src/target.fut && \
-	  grep -q "^module kernel_rows = vec$$rows$$" build/$*/src/target.fut;; esac
+	  sed -i -e "s/^module kernel_rows = vec32$$/module kernel_rows = vec$$rows/" \
+	    -e "s/^def dense_above : i64 = 16$$/def dense_above : i64 = $(DENSE_ABOVE)/" build/$*/src/target.fut && \
+	  grep -q "^module kernel_rows = vec$$rows$$" build/$*/src/target.fut && \
+	  grep -q "^def dense_above : i64 = $(DENSE_ABOVE)$$" build/$*/src/target.fut;; esac
 	@touch $@
 
 # (A build is redone when the compiler changes, as when scripts/install-futhark.sh
@@ -190,8 +195,9 @@ build/%/.built: build/futhark/%/stamp scripts/patch-runtime.py | $(VENV)/.instal
 	cp build/futhark/$*/llm.c build/futhark/$*/llm.h build/futhark/$*/llm.json build/$*/
 	case $* in c|multicore) $(PY) scripts/patch-runtime.py --lexical-memory build/$*/llm.c;; esac
 	cd build/$* && rm -f _llm*.so && CC=$(LLAF_CC) ../../$(VENV)/bin/build_futhark_ffi llm >/dev/null
-	printf '%s\n%s\n%s\n' "$$($(LLAF_CC) --version | head -1)" "$(CFLAGS)" \
+	printf '%s\n%s\n%s\n%s\n' "$$($(LLAF_CC) --version | head -1)" "$(CFLAGS)" \
 	  "$$(sed -n 's/^module kernel_rows = vec\([0-9]*\)$$/batched products over \1 rows of a panel/p' build/$*/src/target.fut)" \
+	  "$$(sed -n 's/^def dense_above : i64 = \([0-9]*\)$$/a decoded f32 copy of the matrix above \1 tokens/p' build/$*/src/target.fut)" \
 	  > build/$*/compiler.txt
 	touch $@
 

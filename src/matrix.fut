@@ -413,10 +413,6 @@ def G : i64 = 4
 -- CPU: the Makefile's `KERNEL_ROWS`, through src/target.fut.
 module type slice = vec
 
--- | Above this many tokens a product decodes the whole matrix once (`dense`)
--- and multiplies the f32 copy: decoding per group of `G` tokens costs more.
-def dense_above : i64 = 16
-
 -- | The batched products' kernel over slices of `R.n` rows of a panel.
 module batched (F: format) (R: slice) = {
   module kernel = slice_product F R group
@@ -468,7 +464,8 @@ module type matrix = {
   type mat [m][kb]
   -- | `W x`.
   val matvec [m][kb][n] : mat [m][kb] -> [n]f32 -> [m]f32
-  -- | `xs Wᵀ`: one token by `matvec`, a few by groups, many from `dense`.
+  -- | `xs Wᵀ`: one token by `matvec`, up to `dense_above` (src/target.fut) by
+  -- groups, more from `dense`.
   val matmul [m][kb][b][n] : mat [m][kb] -> [b][n]f32 -> [b][m]f32
   -- | `xs W[l]ᵀ` for matrix `l` of a stack (a model's layers): one copy of
   -- the products' code however many call sites (the stack is passed whole,
@@ -512,7 +509,7 @@ module matrix_with (R: slice) (F: format) : matrix with mat [m][kb] = F.mat [m][
   #[inline]
   def matmul [m][kb][b][n] (a: mat [m][kb]) (xs: [b][n]f32) : [b][m]f32 =
     if b == 1 then [matvec a xs[0]] :> [b][m]f32
-    else if b > dense_above then dense_f32.matmul (dense a) xs
+    else if b > dense_above then dense_f32.matmul (dense a) xs  -- (dense_above: src/target.fut)
     else let groups = (b + G - 1) / G
          -- the tokens packed column by column (the last repeated to fill
          -- the last group), so the kernel's loads are plain and its

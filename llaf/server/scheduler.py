@@ -77,7 +77,10 @@ FIRST_CAPACITY = 256  # positions a slot starts with; the cache doubles as neede
 # SmolLM2, two cores) held it up for 10 s whole, 2.7-3.1 s at most in
 # parts of 256, 1.8-2.2 in parts of 128, 1.3 in parts of 64, its own first
 # token coming as soon in each; 128 keeps the passes few when many short
-# prompts arrive together.
+# prompts arrive together. (With `--max-batch 16` a pass then holds at
+# most 144 tokens: the native builds multiply up to 160 with the grouped
+# kernel, src/target.fut `dense_above`, faster there than an f32 copy of the
+# matrices.)
 PROMPT_TOKENS_A_PASS = 128
 
 
