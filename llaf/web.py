@@ -90,6 +90,9 @@ def futhark_program(llm: str) -> str:
              *(f'import "{src}{name}"' for name in ("matrix", "llama")), f'import "{llm}"', ""]
     lines += [entries.mixed_section(VARIANT)]
     lines += [entries.llama_section(storage, variant=VARIANT, entries=ENTRIES) for storage in STORAGES]
+    lines += ["-- | src/llm.fut's: a cache with more room, holding what `c` holds (a conversation",
+              "-- that outgrows its cache keeps what it computed).",
+              "entry cache_grow [n] (c: cache [n]) (capacity: i64) : cache [] = cache_grow c capacity", ""]
     return "\n".join(lines)
 
 

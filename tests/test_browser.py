@@ -281,22 +281,29 @@ def test_greedy_tokens_in_the_browser_are_native_llafs(page: Any) -> None:
 def test_the_next_prompt_keeps_what_the_last_computed(page: Any) -> None:
     """The worker keeps the cache of its last generation: a prompt that
     begins with the last one's tokens (a chat's next turn) computes only the
-    rest (`stats.cached_tokens`), with the tokens native llaf gives."""
+    rest (`stats.cached_tokens`), with the tokens native llaf gives; also
+    when the turn outgrows the cache, which is then grown (`cache_grow`)."""
     import llaf
 
     model = llaf.load(backend=SERVER_BACKEND)
     first = browser_generate(page, PROMPTS[1], {"max_new_tokens": 12, "temperature": 0})
     assert "error" not in first, first
-    # Held: the prompt and the 11 new tokens fed back (the 12th was the last).
-    held = first["ids"][:-1]
-    text = PROMPTS[1] + first["text"] + " And then"
-    ids = model.tokenizer.encode(text)
-    shared = next((i for i, (a, b) in enumerate(zip(held, ids, strict=False)) if a != b), len(held))
-    assert shared > len(model.tokenizer.encode(PROMPTS[1]))
-    got = browser_generate(page, text, {"max_new_tokens": 12, "temperature": 0})
-    assert "error" not in got, got
-    assert page.execute_script("return window.llaf.lastStats.cached_tokens") == shared
-    assert got["ids"] == llaf.gen(ids, model.params, 12).tolist()
+    # A cache has room for twice what its first prompt asked.
+    capacity = 2 * (len(model.tokenizer.encode(PROMPTS[1])) + 12)
+    text, last = PROMPTS[1], first
+    for more in (" And then", " Tell me more about it, and about how the story goes on from there, in"
+                              " a few words that a child would understand; then say what happens next."):
+        # Held: the prompt and the 11 new tokens fed back (the 12th was the last).
+        held = last["ids"][:-1]
+        text = text + last["text"] + more
+        ids = model.tokenizer.encode(text)
+        shared = next((i for i, (a, b) in enumerate(zip(held, ids, strict=False)) if a != b), len(held))
+        assert shared > len(model.tokenizer.encode(PROMPTS[1]))
+        last = browser_generate(page, text, {"max_new_tokens": 12, "temperature": 0})
+        assert "error" not in last, last
+        assert page.execute_script("return window.llaf.lastStats.cached_tokens") == shared
+        assert last["ids"] == llaf.gen(ids, model.params, 12).tolist()
+    assert len(ids) + 12 > capacity  # (the last turn outgrew the first cache)
 
 
 def test_a_typed_message_gets_a_streamed_reply(page: Any) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from llaf import entries
 
+from .conftest import ROOT
+
 
 def test_llm_fut_entry_points_are_current() -> None:
     assert entries.LLM.read_text() == entries.source(), "run `python -m llaf.entries` to rewrite src/llm.fut"
@@ -33,8 +35,10 @@ def test_the_browsers_program_runs_the_webassembly_products() -> None:
     for f in storage.FORMATS:  # each format's products in the browser's instance, none of the native ones
         assert f"{f}_wasm_matrix.matmul" in mixed and f"{f}_matrix." not in mixed, f
     entry_lines = sorted(line.split()[1] for line in text.splitlines() if line.startswith("entry "))
-    called = ("init", "cache", "run")  # what web/src/engine.js calls
-    assert entry_lines == sorted(f"llama_{s}_{e}" for s in ("q4", "q8", "mixed") for e in called)
+    called = ("init", "cache", "run")  # what web/src/engine.js calls, with cache_grow
+    assert entry_lines == sorted(["cache_grow", *(f"llama_{s}_{e}" for s in ("q4", "q8", "mixed") for e in called)])
+    grow = next(line for line in text.splitlines() if line.startswith("entry cache_grow "))
+    assert grow.split(" = ")[0] + " =" in (ROOT / "src" / "llm.fut").read_text()  # src/llm.fut's parameters
     for s in ("q4", "mixed"):
         native = entries.llama_section(s)
         for e in called:  # the same parameters as the native entry point's

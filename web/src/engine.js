@@ -146,22 +146,25 @@ function settled(text) {
 // the last generation left, holding `held` (the ids fed to it), cut to the
 // beginning it shares with `ids` (all of it but the last, whose logits are
 // wanted), so that a chat's next turn computes only its new messages; its
-// keys and values are those a fresh pass gives, bit for bit. Else a new
-// one, with room for twice what is asked, up to the context: the module
-// has no entry to grow a cache, and an outgrown one is made anew, its
-// sequence computed again.
+// keys and values are those a fresh pass gives, bit for bit. A cache is made
+// or grown with room for twice what is asked, up to the context, so that a
+// conversation grows it only now and then.
 function cacheFor(e, ids, maxNew) {
+  const needed = ids.length + maxNew;
+  const capacity = Math.min(e.context, 2 * needed);
   const kept = e.kept;
   e.kept = null;
-  if (kept && kept.capacity >= ids.length + maxNew) {
-    let n = 0;
-    while (n < kept.held.length && n < ids.length - 1 && kept.held[n] === ids[n]) n++;
-    kept.held.length = n;
-    return kept;
+  if (!kept) return { cache: e.ctx[`${e.prefix}_cache`](e.params, 1n, BigInt(capacity)), capacity, held: [] };
+  if (kept.capacity < needed) {
+    const grown = e.ctx.cache_grow(kept.cache, BigInt(capacity));
+    kept.cache.free();
+    kept.cache = grown;
+    kept.capacity = capacity;
   }
-  kept?.cache.free();
-  const capacity = Math.min(e.context, 2 * (ids.length + maxNew));
-  return { cache: e.ctx[`${e.prefix}_cache`](e.params, 1n, BigInt(capacity)), capacity, held: [] };
+  let n = 0;
+  while (n < kept.held.length && n < ids.length - 1 && kept.held[n] === ids[n]) n++;
+  kept.held.length = n;
+  return kept;
 }
 
 function generate({ id, prompt, messages, options = {} }) {
