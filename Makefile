@@ -140,14 +140,15 @@ endef
 # matrix: `DENSE_ABOVE` (src/target.fut; measured in docs/PERFORMANCE.md).
 DENSE_ABOVE := 160
 KERNEL_ROWS ?= $(shell echo | $(LLAF_CC) $(CFLAGS) -dM -E - 2>/dev/null | grep -q __AVX512F__ && echo 32 || echo 8)
-# (the value of KERNEL_ROWS, rewritten only when it changes: then the sources are copied again)
-build/%/kernel_rows: FORCE
-	@mkdir -p $(@D) && echo $(KERNEL_ROWS) | cmp -s - $@ || echo $(KERNEL_ROWS) > $@
+# (the values of KERNEL_ROWS and DENSE_ABOVE, rewritten only when one changes:
+# then the sources are copied again)
+build/%/target: FORCE
+	@mkdir -p $(@D) && echo $(KERNEL_ROWS) $(DENSE_ABOVE) | cmp -s - $@ || echo $(KERNEL_ROWS) $(DENSE_ABOVE) > $@
 FORCE:
 # (make would delete these as intermediate files after a run that made them,
 # and then copy, unpack and compile the engine's builds again in the next)
-.PRECIOUS: build/%/kernel_rows build/%/src/.copied build/futhark/%/stamp
-build/%/src/.copied: $(ENGINE_SOURCES) build/%/kernel_rows
+.PRECIOUS: build/%/target build/%/src/.copied build/futhark/%/stamp
+build/%/src/.copied: $(ENGINE_SOURCES) build/%/target
 	@rm -rf build/$*/src && mkdir -p build/$*/src
 	cp $(ENGINE_SOURCES) build/$*/src/
 	case $* in c|multicore) rows=$(KERNEL_ROWS); \
