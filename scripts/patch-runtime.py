@@ -50,6 +50,16 @@ message).  The patches (docs/BACKENDS.md, "Out of memory"):
    half a message); the workers already started are stopped when the
    context is freed, as always.
 
+8. Multicore only (docs/BACKENDS.md, "The multicore scheduler"): a
+   reduction or scan runs as one subtask, summing in the program's order.
+   The scheduler chose each loop's subtasks from the times it had measured
+   so far (all the threads for a loop never run; one where the loop looked
+   shorter than the cost of a task), and a loop over one token (RMSNorm's
+   sum of squares) ran the reduction inside it in parallel or not by the
+   same measure: the sums' order, and so the last bits of the logits, then
+   depended on the machine's load and on whether the loop had run before.
+   The parallel loops that are maps keep the scheduler's choice.
+
 Each patch must match the text exactly as often as expected, else this
 exits non-zero and the build stops: a Futhark upgrade that changes the
 runtime has to be looked at, not silently left unpatched.  Running it twice
@@ -253,6 +263,21 @@ SLEEP_NEW = """\
         continue;
       int retval = subtask_queue_dequeue(worker, &subtask, 1);
 """
+# Reductions and scans in one subtask: the order of their sums is the
+# program's whatever the load, the threads and the timings measured so far.
+SMALL_OLD = """\
+  int64_t time = *task->task_time;
+  int64_t iter = *task->task_iter;
+"""
+SMALL_NEW = SMALL_OLD + """\
+  /* llaf: a reduction or scan is one subtask, summing in the program's
+     order: split by the times measured so far, the last bits of its result
+     depended on the machine's load (scripts/patch-runtime.py, patch 8). */
+  if (strncmp(task->name, "futhark_mc_segred", 17) == 0 || strncmp(task->name, "futhark_mc_segscan", 18) == 0) {
+    *nsubtasks = 1;
+    return 1;
+  }
+"""
 # A worker that cannot start: the scheduler keeps the workers started so far
 # (scheduler_destroy stops those when the context is freed) and fails.
 WORKER_OLD = """\
@@ -294,7 +319,7 @@ def patch(text: str, lexical_memory: bool = False) -> str:
         text = lexical(text)
     if "scheduler_worker" in text:  # the multicore backend
         for old, new in ((SPIN_AT, SPIN_FN + SPIN_AT), (SLEEP_OLD, SLEEP_NEW), (WORKER_OLD, WORKER_NEW),
-                         (SCHEDULER_ERROR_OLD, SCHEDULER_ERROR_NEW)):
+                         (SCHEDULER_ERROR_OLD, SCHEDULER_ERROR_NEW), (SMALL_OLD, SMALL_NEW)):
             if text.count(old) != 1:
                 raise SystemExit(f"patch-runtime: expected one copy of {old.splitlines()[0].strip()!r} in the "
                                  f"multicore runtime, found {text.count(old)}: Futhark's runtime changed; "

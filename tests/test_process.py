@@ -12,8 +12,10 @@ import textwrap
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 
+import llaf
 from llaf.assets import default_model_path
 from llaf.backend import build_dir
 
@@ -280,7 +282,7 @@ def test_the_multicore_runtime_patch_makes_idle_workers_spin_before_they_sleep()
     original = re.sub(r'llaf_lexical_free\(ctx, "(\w+)", \w+, \w+\);', r"free(\1);", original)
     for old, new in ((pr.HOST_OLD, pr.HOST_NEW), (pr.ALLOC_OLD, pr.ALLOC_NEW), (pr.ERROR_OLD, pr.ERROR_NEW),
                      (pr.FLAT_OLD, pr.FLAT_NEW), (pr.SLEEP_OLD, pr.SLEEP_NEW), (pr.WORKER_OLD, pr.WORKER_NEW),
-                     (pr.SCHEDULER_ERROR_OLD, pr.SCHEDULER_ERROR_NEW),
+                     (pr.SCHEDULER_ERROR_OLD, pr.SCHEDULER_ERROR_NEW), (pr.SMALL_OLD, pr.SMALL_NEW),
                      ("\n    if ((size_t)", "\n    if (err == 0 && (size_t)")):
         original = original.replace(new, old)
     assert "llaf" not in original
@@ -318,3 +320,28 @@ def test_the_multicore_engine_decodes_alike_with_the_spin_off() -> None:
                            env={**os.environ, "LLAF_SPIN_US": spin}) for spin in ("0", "200")]
     assert [(r.returncode, r.stderr) for r in runs] == [(0, ""), (0, "")]
     assert runs[0].stdout == runs[1].stdout and runs[0].stdout.startswith("[")
+
+
+@pytest.mark.skipif("multicore" not in BACKENDS_UNDER_TEST, reason="multicore is not under test")
+def test_the_multicore_engine_computes_the_same_bits_whatever_its_scheduler_chose() -> None:
+    """Futhark's scheduler splits each parallel loop by the times it has
+    measured: a loop never run yet goes to all the threads, a short one to
+    one. A loop over one token (a pass of one token: RMSNorm's sum of
+    squares) ran its reduction split or not accordingly, and so a fresh
+    model's first pass differed from the same pass repeated in the last bits,
+    as a loaded machine's passes could (scripts/patch-runtime.py, patch 8).
+    The same passes give the same logits bit for bit: first or later, with 1,
+    2 or 3 threads."""
+    def passes(threads: int | None) -> np.ndarray:
+        model = llaf.load(backend="multicore", context=64, threads=threads)
+        logits = []
+        for _ in range(3):
+            cache = llaf.Cache(model.params)
+            logits += [cache.run({0: [5]})[0], cache.run({0: list(range(100, 120))})[0], cache.run({0: [7]})[0]]
+        return np.stack(logits)
+
+    fresh = passes(None)
+    np.testing.assert_array_equal(fresh[:3], fresh[3:6])  # the first passes, the second ones
+    np.testing.assert_array_equal(fresh[3:6], fresh[6:])
+    for threads in (1, 2, 3):
+        np.testing.assert_array_equal(passes(threads), fresh, err_msg=f"{threads} threads")
