@@ -12,7 +12,7 @@ import pytest
 
 from llaf.errors import LlafError
 from llaf.generation import held_back
-from llaf.sampling import Sampler, SamplingError, SamplingParams, softmax
+from llaf.sampling import Sampler, SamplingError, SamplingParams, nucleus, softmax
 
 LOGITS = np.array([1.0, 2.5, -0.5, 0.3, 2.0, -3.0], dtype=np.float32)
 DRAWS = 20_000
@@ -121,6 +121,20 @@ def test_top_p_keeps_the_smallest_set_reaching_p() -> None:
     expected[[1, 4]] = p[[1, 4]] / (p[1] + p[4])
     np.testing.assert_allclose(got, expected, atol=TOLERANCE)
     assert got[[0, 2, 3, 5]].sum() == 0
+
+
+@pytest.mark.parametrize("top_p", [0.3, 0.9, 0.99, 0.9999])
+def test_top_p_sorts_only_the_likeliest_and_keeps_what_sorting_all_keeps(top_p: float) -> None:
+    """`nucleus` sorts the likeliest 64, 512, ... tokens until they reach
+    top_p: on 50000 logits tied in groups (one decimal), where its cuts fall
+    inside ties, it keeps the tokens that sorting them all (stably) keeps."""
+    logits = np.round(np.random.default_rng(5).standard_normal(50_000) * 2.5, 1)
+    probs = softmax(logits)
+    order = np.argsort(-probs, kind="stable")
+    kept = order[: int(np.searchsorted(np.cumsum(probs[order]), top_p)) + 1]
+    ids, got = nucleus(np.arange(logits.size), probs, top_p)
+    np.testing.assert_array_equal(ids, kept)
+    np.testing.assert_allclose(got, probs[kept] / probs[kept].sum(), rtol=1e-12)
 
 
 def test_repetition_penalty_divides_positive_and_multiplies_negative_seen_logits() -> None:
