@@ -73,6 +73,49 @@ def glue(tmp_path: Path, model: Path, texts: list[str] | None = None) -> dict[st
     return json.loads((tmp_path / "meta.json").read_text())
 
 
+def browser_draws(tmp_path: Path, logits: np.ndarray, options: dict[str, Any], draws: int) -> np.ndarray:
+    """How often web/src/sampling.js's sampler drew each id in `draws` draws (web/test/sampling.mjs, in Node)."""
+    case = tmp_path / "case.json"
+    case.write_text(json.dumps({"logits": logits.tolist(), "options": options, "draws": draws}))
+    out = subprocess.run(["node", str(bundled(tmp_path, "sampling.mjs")), str(case)],
+                         capture_output=True, text=True, check=True)
+    return np.array(json.loads(out.stdout))
+
+
+@pytest.mark.parametrize("options", [{"temperature": 0.7}, {"temperature": 1.3, "top_k": 3},
+                                     {"temperature": 1.0, "top_p": 0.7},
+                                     {"temperature": 0.5, "top_k": 4, "top_p": 0.8}])
+def test_the_browser_samples_as_llaf_does(tmp_path: Path, options: dict[str, Any]) -> None:
+    """The page's sampler draws each token as often as llaf's Sampler gives
+    it probability (the softmax over the temperature, cut to top-k and top-p;
+    llaf/sampling.py): 20000 draws, each frequency within 0.015 (four standard
+    deviations)."""
+    from llaf.sampling import Sampler, SamplingParams
+
+    logits = np.array([1.0, 2.5, -0.5, 0.3, 2.0, -3.0, 2.5], dtype=np.float32)  # a tie for the likeliest
+    ids, probs = Sampler(SamplingParams(**options)).candidates(logits)
+    expected = np.zeros(logits.size)
+    expected[ids] = probs
+    got = browser_draws(tmp_path, logits, {**options, "seed": 3}, 20_000) / 20_000
+    assert got[expected == 0].sum() == 0
+    np.testing.assert_allclose(got, expected, atol=0.015)
+
+
+def test_the_browser_top_p_over_a_large_vocabulary_keeps_the_likeliest(tmp_path: Path) -> None:
+    """Over 50000 logits tied in groups, where the page sorts only the
+    likeliest few (64 and 4 tied, then 512: the top 0.3 are 73 tokens), it
+    draws the tokens llaf's top-p keeps (a whole sort in tests/test_sampling.py), each
+    as often as its probability says."""
+    from llaf.sampling import Sampler, SamplingParams
+
+    logits = np.round(np.random.default_rng(5).standard_normal(50_000) * 2.5, 1).astype(np.float32)
+    ids, probs = Sampler(SamplingParams(temperature=1.0, top_p=0.3)).candidates(logits)
+    assert ids.size == 73
+    got = browser_draws(tmp_path, logits, {"temperature": 1.0, "top_p": 0.3, "seed": 5}, 20_000) / 20_000
+    assert set(np.flatnonzero(got)) == set(ids.tolist())  # each at least 0.0047: about 95 draws
+    np.testing.assert_allclose(got[ids], probs, atol=0.015)
+
+
 def assert_python_args(tmp_path: Path, got: dict[str, Any], model: Path) -> int:
     """The glue's init arguments for `model` (`glue`) are llaf's Python
     side's, bit for bit (but the rotary frequencies: web/src/model.js), in
