@@ -82,12 +82,11 @@ def summarize(samples: list[Sample], seconds: float) -> dict[str, Any]:
             "tpot_p50_s": percentile(tpot, 50) if tpot else None, "tpot_p95_s": percentile(tpot, 95) if tpot else None}
 
 
-async def stream_one(client: Any, prompt: str, max_tokens: int) -> Sample:
+async def stream_one(client: Any, prompt: str, options: dict[str, Any]) -> Sample:
     """One streamed completion; its tokens are the usage the server reports,
     else (llama-cpp-python reports none in streams) its chunks with text,
     one token each."""
-    body = {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "stream": True,
-            "stream_options": {"include_usage": True}}
+    body = {"prompt": prompt, **options, "stream": True, "stream_options": {"include_usage": True}}
     sent = time.perf_counter()
     first = last = 0.0
     chunks = 0
@@ -112,14 +111,14 @@ async def stream_one(client: Any, prompt: str, max_tokens: int) -> Sample:
     return Sample(sent, first, last, usage if usage is not None else chunks)
 
 
-async def run_level(url: str, clients: int, requests: int, max_tokens: int) -> dict[str, Any]:
+async def run_level(url: str, clients: int, requests: int, options: dict[str, Any]) -> dict[str, Any]:
     import httpx
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
 
         async def one_client(number: int) -> list[Sample]:
-            return [await stream_one(client, PROMPTS[(number + i) % len(PROMPTS)], max_tokens)
+            return [await stream_one(client, PROMPTS[(number + i) % len(PROMPTS)], options)
                     for i in range(requests)]
 
         start = time.perf_counter()
@@ -204,13 +203,14 @@ def run_peer_without_repacking(argv: list[str]) -> None:
     peer_main()
 
 
-def measure(server: Launched, levels: Sequence[int], requests: int, max_tokens: int) -> dict[str, Any]:
-    """Every level against `server`, after one request to warm it up."""
+def measure(server: Launched, levels: Sequence[int], requests: int, options: dict[str, Any]) -> dict[str, Any]:
+    """Every level against `server`, each request with `options` (max_tokens,
+    temperature), after one request to warm it up."""
     server.wait_ready()
-    asyncio.run(run_level(server.url, 1, 1, max_tokens))
+    asyncio.run(run_level(server.url, 1, 1, options))
     out = {}
     for clients in levels:
-        out[str(clients)] = result = asyncio.run(run_level(server.url, clients, requests, max_tokens))
+        out[str(clients)] = result = asyncio.run(run_level(server.url, clients, requests, options))
         print(f"  {server.name}, {clients:>2} client{'s' * (clients != 1)}: {result['tok_s']:7.1f} tok/s, "
               f"first token p50 {result['ttft_p50_s']:.3f} s", file=sys.stderr, flush=True)
     return out
@@ -231,6 +231,11 @@ class Settings:
     levels: list[int]
     requests: int
     max_tokens: int
+    temperature: float
+
+    def request(self) -> dict[str, Any]:
+        """What each request asks besides its prompt."""
+        return {"max_tokens": self.max_tokens, "temperature": self.temperature}
 
 
 def attempt(name: str, command: list[str], settings: Settings) -> dict[str, Any]:
@@ -241,7 +246,7 @@ def attempt(name: str, command: list[str], settings: Settings) -> dict[str, Any]
     port = int(command[command.index("--port") + 1])
     server = Launched(name, command, port, "/health" if name == "llaf" else "/v1/models")
     try:
-        result = measure(server, settings.levels, settings.requests, settings.max_tokens)
+        result = measure(server, settings.levels, settings.requests, settings.request())
     except (RuntimeError, httpx.HTTPError) as e:
         with contextlib.suppress(subprocess.TimeoutExpired):  # a crash closes the connections a moment before
             server.process.wait(timeout=5)  # the process is gone
@@ -256,8 +261,9 @@ def attempt(name: str, command: list[str], settings: Settings) -> dict[str, Any]
 def report(settings: Settings, servers: dict[str, dict[str, Any]], commands: dict[str, list[str]],
            bandwidth: float, out_dir: Path, argv: Sequence[str]) -> dict[str, Any]:
     """Print the table and the ratios; write serve-bench.json and serve-bench.png."""
-    print(f"llaf bench-serve: {Path(settings.model).name}, {settings.max_tokens} tokens a request, "
-          f"{settings.requests} request{'s' * (settings.requests != 1)} a client; copy bandwidth {bandwidth:.1f} GB/s")
+    print(f"llaf bench-serve: {Path(settings.model).name}, {settings.max_tokens} tokens a request "
+          f"at temperature {settings.temperature:g}, {settings.requests} request{'s' * (settings.requests != 1)} "
+          f"a client; copy bandwidth {bandwidth:.1f} GB/s")
     print(f"{'server':18}{'clients':>8}{'tok/s':>9}{'TTFT p50':>10}{'TTFT p95':>10}{'TPOT p50':>10}{'TPOT p95':>10}")
     for name, levels in servers.items():
         for clients, r in levels.items():
@@ -324,6 +330,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--requests", type=int, default=REQUESTS,
                     help=f"streamed requests each client sends at each level (default {REQUESTS})")
     ap.add_argument("--max-tokens", type=int, default=MAX_TOKENS, help=f"tokens a request (default {MAX_TOKENS})")
+    ap.add_argument("--temperature", type=float, default=0.0,
+                    help="each request's sampling temperature (default 0: greedy; a sampled request may end early)")
     ap.add_argument("--peer", choices=[PEER, "none"], default=PEER,
                     help=f"the server to compare with (default {PEER}; none: llaf alone)")
     ap.add_argument("--out", default="bench", help="directory for serve-bench.json and .png (default bench)")
@@ -338,6 +346,8 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(f"--clients takes numbers separated by commas, got {args.clients!r}")
     if min(levels) < 1 or args.requests < 1 or args.max_tokens < 1 or args.threads < 1 or args.max_batch < 1:
         ap.error("--clients, --requests, --max-tokens, --threads and --max-batch must be at least 1")
+    if not 0 <= args.temperature < float("inf"):
+        ap.error(f"--temperature must be a number >= 0, got {args.temperature}")
     from .assets import default_model_path
     from .backend import check_built, resolve_backend
     from .weights import load
@@ -349,7 +359,7 @@ def main(argv: list[str] | None = None) -> None:
     load(model, progress=False)
     settings = Settings(model=model, backend=args.backend, threads=args.threads,
                         max_batch=args.max_batch, levels=levels, requests=args.requests,
-                        max_tokens=args.max_tokens)
+                        max_tokens=args.max_tokens, temperature=args.temperature)
     runs = {"llaf": llaf_command(settings.model, free_port(), settings.backend, settings.threads,
                                  settings.max_batch)}
     if args.peer == PEER:

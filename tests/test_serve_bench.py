@@ -24,7 +24,9 @@ def test_bench_serve_writes_its_table_json_and_plot(tmp_path: Path) -> None:
     result = json.loads((tmp_path / "serve-bench.json").read_text())
     assert result["command"] == (f"llaf bench-serve --peer none --backend {SERVER_BACKEND} --clients 1,2 --max-batch 2 "
                                  f"--requests 2 --max-tokens {MAX_TOKENS} --out {tmp_path}")
-    assert result["settings"]["max_batch"] == 2 and result["bandwidth_gb_s"] > 0
+    assert result["settings"]["max_batch"] == 2 and result["settings"]["temperature"] == 0
+    assert result["bandwidth_gb_s"] > 0
+    assert f"{MAX_TOKENS} tokens a request at temperature 0, 2 requests a client" in out.stdout
     assert list(result["servers"]) == ["llaf"]
     levels = result["servers"]["llaf"]
     assert list(levels) == ["1", "2"]
@@ -45,6 +47,8 @@ def test_bench_serve_writes_its_table_json_and_plot(tmp_path: Path) -> None:
     (["--backend", "nope"], 1, "llaf: unknown backend 'nope': choose one of pyopencl, c, multicore, opencl, cuda"),
     (["--model", "/nonexistent/model.gguf"], 1, "llaf: no such file or directory: /nonexistent/model.gguf"),
     (["--backend", "cuda"], 1, "llaf: backend cuda is not built (no {cuda}/_llm*.so): run `make BACKEND=cuda`"),
+    (["--temperature", "-1"], 2, "llaf bench-serve: error: --temperature must be a number >= 0, got -1.0"),
+    (["--temperature", "nan"], 2, "llaf bench-serve: error: --temperature must be a number >= 0, got nan"),
     (["--max-batch", "0"], 2,
      "llaf bench-serve: error: --clients, --requests, --max-tokens, --threads and --max-batch must be at least 1"),
 ])
