@@ -227,8 +227,13 @@ class Sampler:
                     or ((p.presence_penalty or p.frequency_penalty) and self.generated))
 
     def penalized(self, logits: np.ndarray) -> np.ndarray:
-        """`logits` (float64) after the repetition penalty over the ids seen."""
-        x = np.array(self.checked(logits), dtype=np.float64)
+        """`logits` after the penalties: a float64 copy where one applies, else
+        the logits as they are (`checked`), so that a greedy token copies no
+        row (docs/PERFORMANCE.md)."""
+        x = self.checked(logits)
+        if not self.penalizes:
+            return x
+        x = np.array(x, dtype=np.float64)
         penalty = self.params.repetition_penalty
         if penalty != 1 and self.seen:
             ids = np.fromiter(self.seen, dtype=np.int64)
@@ -246,9 +251,10 @@ class Sampler:
         """The ids that may be drawn and their probabilities (temperature > 0).
 
         Only top-p orders tokens, and then only the likeliest few it keeps:
-        sorting a whole vocabulary took 6 ms a token (49152 of SmolLM2's)."""
+        sorting the whole vocabulary cost more than half a decode step
+        (docs/PERFORMANCE.md)."""
         p = self.params
-        logits = self.penalized(logits)
+        logits = np.asarray(self.penalized(logits), dtype=np.float64)
         with np.errstate(over="ignore"):
             x = logits / p.temperature
         if np.isinf(x[logits > -np.inf]).any():
@@ -272,9 +278,7 @@ class Sampler:
         if self.constraint is not None:
             logits = self.constraint.mask(logits)
         if self.params.greedy:
-            # (no float64 copy without a penalty: the engine's float32 rows
-            # were copied 16 to a pass in a server, 100 µs each)
-            tok = int(np.argmax(self.penalized(logits) if self.penalizes else self.checked(logits)))
+            tok = int(np.argmax(self.penalized(logits)))
         else:
             ids, probs = self.candidates(logits)
             tok = int(ids[min(int(np.searchsorted(np.cumsum(probs), self.rng.random(), side="right")),

@@ -49,8 +49,9 @@ function select(xs, k) {
 }
 
 // The ids of the `count` largest logits and of those tied with the last of
-// them, most likely first (ties: the lower id first). Sorting the whole
-// vocabulary took 20-27 ms a token in Node (49152 of SmolLM2's).
+// them, most likely first (ties: the lower id first): sorting the whole
+// vocabulary for every token cost a third of a decode step or more
+// (docs/PERFORMANCE.md).
 function likeliest(logits, count) {
   const n = logits.length;
   const least = count < n ? select(Float32Array.from(logits), n - count) : -Infinity;
