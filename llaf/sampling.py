@@ -219,32 +219,27 @@ class Sampler:
             raise LlafError("no token can be drawn: every logit is -inf")
         return x
 
-    @property
-    def penalizes(self) -> bool:
-        """Whether any penalty changes logits now."""
-        p = self.params
-        return bool((p.repetition_penalty != 1 and self.seen)
-                    or ((p.presence_penalty or p.frequency_penalty) and self.generated))
-
     def penalized(self, logits: np.ndarray) -> np.ndarray:
         """`logits` after the penalties: a float64 copy where one applies, else
         the logits as they are (`checked`), so that a greedy token copies no
         row (docs/PERFORMANCE.md)."""
         x = self.checked(logits)
-        if not self.penalizes:
+        p = self.params
+        repeated = p.repetition_penalty != 1 and bool(self.seen)
+        counted = bool(p.presence_penalty or p.frequency_penalty) and bool(self.generated)
+        if not (repeated or counted):
             return x
         x = np.array(x, dtype=np.float64)
-        penalty = self.params.repetition_penalty
-        if penalty != 1 and self.seen:
+        if repeated:
             ids = np.fromiter(self.seen, dtype=np.int64)
             ids = ids[(ids >= 0) & (ids < x.size)]
             v = x[ids]
-            x[ids] = np.where(v > 0, v / penalty, v * penalty)
-        if (self.params.presence_penalty or self.params.frequency_penalty) and self.generated:
+            x[ids] = np.where(v > 0, v / p.repetition_penalty, v * p.repetition_penalty)
+        if counted:
             ids = np.fromiter(self.generated.keys(), dtype=np.int64)
             counts = np.fromiter(self.generated.values(), dtype=np.float64)
             keep = (ids >= 0) & (ids < x.size)
-            x[ids[keep]] -= self.params.presence_penalty + self.params.frequency_penalty * counts[keep]
+            x[ids[keep]] -= p.presence_penalty + p.frequency_penalty * counts[keep]
         return x
 
     def candidates(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
