@@ -8,7 +8,7 @@
 //        {type: "done", id, ids, text, stats}    the prompt's and new ids, the new text
 
 import loadWASM, { FutharkContext as Generated } from "./llm.mjs";
-import { withErrors } from "./futhark.js";
+import { f32Values, futharkArray, withErrors } from "./futhark.js";
 import { readGGUF } from "./gguf.js";
 import { llamaModel } from "./model.js";
 import { ModelTokenizer } from "./tokenizer.js";
@@ -49,29 +49,6 @@ async function readAll(source) {
   let at = bytes.length;
   for (const c of chunks) { all.set(c, at); at += c.length; }
   return { bytes: all.subarray(0, done), name: stream.name };
-}
-
-// The module's views of its memory (HEAPU8, ...), which Futhark's wrapper
-// copies arrays through, made anew when the memory has grown: growth in
-// one of the engine's threads leaves this thread's views on the old, shorter
-// buffer.
-const VIEWS = { HEAP8: Int8Array, HEAPU8: Uint8Array, HEAP16: Int16Array, HEAPU16: Uint16Array, HEAP32: Int32Array,
-  HEAPU32: Uint32Array, HEAPF32: Float32Array, HEAPF64: Float64Array, HEAP64: BigInt64Array, HEAPU64: BigUint64Array };
-function freshViews(ctx) {
-  const buffer = ctx.wasm.wasmMemory.buffer;
-  if (ctx.wasm.HEAPU8.buffer === buffer) return;
-  for (const [name, View] of Object.entries(VIEWS)) ctx.wasm[name] = new View(buffer);
-}
-
-// A Futhark array of `a` ({data, shape, type}).
-function futharkArray(ctx, a) {
-  freshViews(ctx);
-  return ctx[`new_${a.type}_${a.shape.length}d`](a.data, ...a.shape.map(BigInt));
-}
-
-// A copy of the `n` values of Futhark f32 array `a`, read from the memory as it is now.
-function f32Values(ctx, a, n) {
-  return new Float32Array(ctx.wasm.wasmMemory.buffer, a.fvalues(ctx.ctx, a.ptr), n).slice();
 }
 
 // Load a model; the one loaded before stays in use until this one is ready

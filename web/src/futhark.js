@@ -1,3 +1,5 @@
+// The generated class's JavaScript side (llm.mjs), as the engine uses it.
+//
 // What a failure inside the engine says.  Futhark 0.25's generated class
 // (llm.mjs) reads a failure's message through a `HEAP8` outside its scope,
 // so every failure surfaced as "HEAP8 is not defined"; `withErrors` gives
@@ -16,4 +18,27 @@ export function withErrors(FutharkContext) {
     return new EngineError(`internal error in the engine: ${text.split("\n")[0].replace(/^Error: /, "")}`);
   };
   return FutharkContext;
+}
+
+// The module's views of its memory (HEAPU8, ...), which Futhark's wrapper
+// copies arrays through, made anew when the memory has grown: growth in
+// one of the engine's threads leaves this thread's views on the old, shorter
+// buffer.
+const VIEWS = { HEAP8: Int8Array, HEAPU8: Uint8Array, HEAP16: Int16Array, HEAPU16: Uint16Array, HEAP32: Int32Array,
+  HEAPU32: Uint32Array, HEAPF32: Float32Array, HEAPF64: Float64Array, HEAP64: BigInt64Array, HEAPU64: BigUint64Array };
+function freshViews(ctx) {
+  const buffer = ctx.wasm.wasmMemory.buffer;
+  if (ctx.wasm.HEAPU8.buffer === buffer) return;
+  for (const [name, View] of Object.entries(VIEWS)) ctx.wasm[name] = new View(buffer);
+}
+
+// A Futhark array of `a` ({data, shape, type}).
+export function futharkArray(ctx, a) {
+  freshViews(ctx);
+  return ctx[`new_${a.type}_${a.shape.length}d`](a.data, ...a.shape.map(BigInt));
+}
+
+// A copy of the `n` values of Futhark f32 array `a`, read from the memory as it is now.
+export function f32Values(ctx, a, n) {
+  return new Float32Array(ctx.wasm.wasmMemory.buffer, a.fvalues(ctx.ctx, a.ptr), n).slice();
 }

@@ -5,18 +5,15 @@
 //   node failure.mjs MODULE_DIR MODEL.gguf
 // prints {name, message} of the error init throws.
 import { withErrors } from "../src/futhark.js";
-import { futharkContext, modelOf } from "./node.mjs";
+import { futharkContext, initArgs, modelOf } from "./node.mjs";
 import tables from "llaf-tables";
 
 const [dir, model] = process.argv.slice(2);
 const ctx = await futharkContext(dir, 1, withErrors);
 const m = modelOf(model);
 const heads = tables.SCALARS.findIndex(([name]) => name === "heads");
-const args = m.args.map((a, i) => {
-  if (i === heads) return BigInt(a + 1);
-  if (typeof a === "number") return tables.SCALARS[i][1] === "int64" ? BigInt(a) : a;
-  return ctx[`new_${a.type}_${a.shape.length}d`](a.data, ...a.shape.map(BigInt));
-});
+m.args[heads] += 1;
+const args = initArgs(ctx, m);
 try {
   ctx[`llama_${m.storage}_init`](...args);
   console.log(JSON.stringify({ name: "none" }));
