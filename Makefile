@@ -254,25 +254,29 @@ build/web/llm.fut: llaf/web.py llaf/entries.py llaf/llama.py llaf/storage.py | $
 	$(PY) -m llaf.web fut $@
 
 # The compiled module is committed in web/module (about 4 MB), with a stamp
-# of what it was compiled from: the browser's program, src/*.fut, the Futhark
-# compiler's version and the flags. While the stamp matches, `make web` copies
+# of what it was compiled from: the browser's program, src/*.fut, the runtime's
+# patches, the Futhark compiler's version and the flags. While the stamp matches, `make web` copies
 # it (CI needs no emscripten); else it compiles one with emscripten (several
 # minutes) and says so: `make web-module` then refreshes the committed copy,
 # `make web-check` fails while it is stale.
 WEB_MODULE := web/module
+# emcc compiles the module's C after scripts/patch-runtime.py, as the native
+# multicore build's (scripts/wasm/emcc, which futhark runs as `emcc`).
+WEB_RUNTIME := scripts/wasm/emcc scripts/patch-runtime.py
 WEB_MODULE_FILES := llm.mjs llm.wasm llm.worker.js
-WEB_STAMP = { cat build/web/llm.fut $(sort $(ENGINE_SOURCES)); $(FUTHARK) --version | head -1; echo '$(WEB_EMCFLAGS)'; } | sha256sum | cut -d' ' -f1
+WEB_STAMP = { cat build/web/llm.fut $(sort $(ENGINE_SOURCES)) $(WEB_RUNTIME); $(FUTHARK) --version | head -1; echo '$(WEB_EMCFLAGS)'; } | sha256sum | cut -d' ' -f1
 WEB_CURRENT = $(call committed_current,$(WEB_STAMP),$(WEB_MODULE))
 
-build/web/llm.mjs: build/web/llm.fut $(ENGINE_SOURCES) $(wildcard $(WEB_MODULE)/*) $(FUTHARK)
+build/web/llm.mjs: build/web/llm.fut $(ENGINE_SOURCES) $(WEB_RUNTIME) $(wildcard $(WEB_MODULE)/*) $(FUTHARK)
 	@if $(WEB_CURRENT); then \
 	  echo "llaf: the committed WebAssembly module in $(WEB_MODULE) is current; copying it"; \
 	  cp $(addprefix $(WEB_MODULE)/,$(WEB_MODULE_FILES)) build/web/; \
 	else \
-	  command -v emcc >/dev/null || { echo "llaf: $(WEB_MODULE) is stale (src/*.fut, llaf/web.py's program or the compiler changed)," \
+	  command -v emcc >/dev/null || { echo "llaf: $(WEB_MODULE) is stale (src/*.fut, llaf/web.py's program, the runtime's patches or the compiler changed)," \
 	    "and compiling the module needs emscripten (apt-get install emscripten); then \`make web-module\` and commit $(WEB_MODULE)" >&2; exit 1; }; \
 	  echo "llaf: $(WEB_MODULE) is stale; compiling the WebAssembly module (minutes; \`make web-module\` then refreshes $(WEB_MODULE))"; \
 	  set -x; env -u CFLAGS NODE_PATH=/usr/share/nodejs EMCFLAGS="$(WEB_EMCFLAGS)" \
+	    PATH="$(CURDIR)/scripts/wasm:$$PATH" LLAF_EMCC="$$(command -v emcc)" LLAF_PYTHON="$(CURDIR)/$(PY)" \
 	    $(FUTHARK) wasm-multicore -w --library -o build/web/llm build/web/llm.fut && \
 	  rm -f build/web/llm.c build/web/llm.h build/web/llm.class.js && \
 	  $(WEB_STAMP) > build/web/stamp; \

@@ -419,6 +419,22 @@ def test_a_failure_inside_the_engine_says_what_failed(tmp_path: Path) -> None:
         "(heads > 0 && kv_heads > 0 && heads % kv_heads == 0 && qd % heads == 0)"}
 
 
+def test_the_browser_module_computes_the_same_bits_whatever_its_scheduler_chose(tmp_path: Path) -> None:
+    """The browser's module runs Futhark's multicore scheduler too, which
+    split a reduction by the times it had measured: a fresh context's first
+    passes, or 2 or 3 threads, gave other last bits than later passes or one
+    thread. Its C gets the native build's patches (scripts/wasm/emcc), so the
+    same passes give the same logits bit for bit (web/test/bits.mjs)."""
+    require((build_dir("web") / "llm.mjs").exists(), f"no web module in {build_dir('web')}: make web")
+    subprocess.run(["node", str(bundled(tmp_path, "bits.mjs")), str(build_dir("web")),
+                    str(ROOT / "tests" / "data" / "llama-Q4_K_M.gguf"), str(tmp_path)], timeout=300, check=True)
+    rows = {t: np.fromfile(tmp_path / f"threads-{t}.bin", dtype=np.float32).reshape(9, -1) for t in (1, 2, 3)}
+    for threads, logits in rows.items():
+        np.testing.assert_array_equal(logits[:3], logits[3:6], err_msg=f"{threads} threads: the first passes")
+        np.testing.assert_array_equal(logits[3:6], logits[6:], err_msg=f"{threads} threads: the second passes")
+        np.testing.assert_array_equal(logits, rows[1], err_msg=f"{threads} threads against one")
+
+
 def test_a_tokenizer_larger_than_the_model_gets_a_message(page: Any, tmp_path: Path) -> None:
     """A file whose tokenizer has ids past its embedding's rows: the page says
     which id, as llaf's Python side does (llaf/checks.py), not the engine."""
