@@ -203,17 +203,16 @@ class TextPieces:
     `rest` is the text held back, when the sequence ends otherwise."""
 
     def __init__(self, tokenizer: Tokenizer, stop: Sequence[str] = ()) -> None:
-        self.tokenizer = tokenizer
+        self.decoding = tokenizer.decoding()
         self.stop = tuple(stop)
-        self.tokens: list[int] = []
-        self.shown = 0  # characters of the decoded text shown so far
+        self.text = ""  # what `decode` gives for the tokens so far
+        self.shown = 0  # characters of that text shown so far
         self.stopped = False
 
     def push(self, tok: int) -> str:
-        self.tokens.append(tok)
-        # The whole text is decoded again: a token's bytes may complete a
+        # The text of all the tokens: a token's bytes may complete a
         # character begun by the ones before it.
-        text = self.tokenizer.decode(self.tokens)
+        self.text = text = self.decoding.push(tok)
         shown = self.shown
         hits = [i for i in (text.find(s, max(0, shown - len(s))) for s in self.stop) if i >= 0]
         if hits:
@@ -229,9 +228,8 @@ class TextPieces:
         return text[shown:end]
 
     def rest(self) -> str:
-        text = self.tokenizer.decode(self.tokens)
-        piece = text[self.shown:]
-        self.shown = len(text)
+        piece = self.text[self.shown:]
+        self.shown = len(self.text)
         return piece
 
 

@@ -11,11 +11,13 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,45 @@ def check_text(text: str, what: str = "the text", from_bytes: bool = False) -> N
         raise LlafError(f"{what} {problem}")
 
 
+class Decoding:
+    """The text of a sequence's tokens as they come: `push` a token and get
+    what `Tokenizer.decode` gives for all of them so far. This one decodes
+    them all again each time; `BytesDecoding` does better where it can."""
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.tokens: list[int] = []
+
+    def push(self, tok: int) -> str:
+        self.tokens.append(tok)
+        return self.tokenizer.decode(self.tokens)
+
+
+class BytesDecoding(Decoding):
+    """For tokenizers whose text is the UTF-8 of their tokens' bytes one
+    after another, undecodable bytes replaced (byte-level BPE: GPT-2's,
+    SmolLM2's, Llama 3's, Qwen's): each token's bytes are decoded once, as
+    they come. Decoding all the tokens again for every new one made each
+    token cost in proportion to the sequence's length (docs/PERFORMANCE.md).
+
+    Python's incremental UTF-8 decoder gives, over the same bytes, what
+    decoding them at once gives. The bytes it holds back (at most three,
+    which may yet begin a character) `push` decodes at once too, each time:
+    U+FFFD for each undecodable part of them, as `decode` has them now."""
+
+    def __init__(self, tokenizer: Tokenizer, token_bytes: Callable[[int], bytes]) -> None:
+        super().__init__(tokenizer)
+        self.token_bytes = token_bytes
+        self.utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.settled = ""  # the text of the bytes decoded so far
+
+    def push(self, tok: int) -> str:
+        self.tokens.append(tok)
+        self.settled += self.utf8.decode(self.token_bytes(tok))
+        held, _ = self.utf8.getstate()
+        return self.settled + held.decode("utf-8", errors="replace") if held else self.settled
+
+
 class Tokenizer:
     """What llaf needs of a tokenizer."""
 
@@ -74,6 +115,10 @@ class Tokenizer:
 
     def decode(self, ids: Sequence[int]) -> str:
         raise NotImplementedError
+
+    def decoding(self) -> Decoding:
+        """The text of a sequence's tokens as they come (streamed generation)."""
+        return Decoding(self)
 
     @staticmethod
     def _ids(ids: Sequence[int]) -> list[int]:
@@ -258,6 +303,10 @@ class TiktokenTokenizer(Tokenizer):
     def decode(self, ids: Sequence[int]) -> str:
         return self.encoding.decode(self._ids(ids))
 
+    def decoding(self) -> Decoding:
+        # tiktoken's decode is its tokens' bytes joined, decoded with replacement.
+        return BytesDecoding(self, self.encoding.decode_single_token_bytes)
+
 
 class HFTokenizer(Tokenizer):
     """A transformers tokenizer (built from a GGUF file or a directory)."""
@@ -338,6 +387,29 @@ class GGUFTokenizer(Tokenizer):
         # transformers' clean_up_tokenization_spaces is off (and ignored) for BPE tokenizers.
         return str(self.backend.decode(self._ids(ids), skip_special_tokens=False))
 
+    def decoding(self) -> Decoding:
+        from tokenizers import decoders
+
+        if isinstance(self.backend.decoder, decoders.ByteLevel):
+            table = self._token_bytes
+            return BytesDecoding(self, lambda tok: table[tok] if 0 <= tok < len(table) else b"")
+        return Decoding(self)  # (sentencepiece's decoders strip the text's first space: not token by token)
+
+    @cached_property
+    def _token_bytes(self) -> list[bytes]:
+        """Each token's bytes, as the `tokenizers` ByteLevel decoder gives
+        them: its characters' bytes in GPT-2's byte-level alphabet, or, for a
+        token with a character outside it (an added token's), its UTF-8."""
+        alphabet = byte_level_alphabet()
+        table = []
+        for i in range(self.backend.get_vocab_size(with_added_tokens=True)):
+            token = self.backend.id_to_token(i) or ""
+            try:
+                table.append(bytes(alphabet[c] for c in token))
+            except KeyError:
+                table.append(token.encode())
+        return table
+
     def _render(self, messages: Sequence[Message]) -> str:
         import jinja2
 
@@ -394,6 +466,15 @@ PRE_TOKENIZER_SPLITS = {
     **dict.fromkeys(("gpt-4o", "llama4", "kanana2", "talkie", "minimax-m2"), _GPT4O),
 }
 _CONTROL, _USER_DEFINED = 3, 4  # llama.cpp's token types
+
+
+def byte_level_alphabet() -> dict[str, int]:
+    """GPT-2's byte-level alphabet: the character that stands for each of
+    the 256 bytes (printable ones for themselves, the others from U+0100
+    on), as the `tokenizers` ByteLevel pre-tokenizer and decoder use it."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    others = [b for b in range(256) if b not in printable]
+    return {**{chr(b): b for b in printable}, **{chr(256 + i): b for i, b in enumerate(others)}}
 
 
 def _gguf_backend(g: GGUFFile) -> tuple[Any, dict[str, str]]:

@@ -290,3 +290,30 @@ def test_encode_and_decode_refuse_what_is_not_text_or_ids(tokenizer: str) -> Non
         with pytest.raises(LlafError, match=r"^the text must be a string, got "):
             tok.encode(text)  # type: ignore[arg-type]
     assert tok.decode([]) == "" and tok.decode(tok.encode("Hello world")) == "Hello world"
+
+
+@pytest.mark.parametrize("kind", [*GGUF_KINDS, "tiktoken"])
+def test_a_decoding_gives_what_decode_gives_token_by_token(ours, kind: str) -> None:  # type: ignore[no-untyped-def]
+    """`decoding().push` (streamed text: llaf/generation.py's TextPieces)
+    gives, after each token, exactly `decode` of all the tokens so far:
+    random ids, among them the byte tokens that split a character and make
+    undecodable bytes, the added tokens and ids past the tokenizer's. The
+    byte-level tokenizers decode each token once (`BytesDecoding`)."""
+    import numpy as np
+
+    from llaf.tokenizer import BytesDecoding
+
+    tok = TiktokenTokenizer() if kind == "tiktoken" else ours[kind]
+    size = tok.encoding.n_vocab if kind == "tiktoken" else tok.backend.get_vocab_size(with_added_tokens=True)
+    assert isinstance(tok.decoding(), BytesDecoding) == (kind != "sentencepiece")
+    rng = np.random.default_rng(0)
+    text = "Unicode: café, 日本語, 🤖🚀 and <|im_start|>, e\u0301" if kind != "tiktoken" else "🤖 café 日本"
+    sequences = [tok.encode(text)]
+    for n in range(200):
+        high = size + (0 if kind == "tiktoken" else 8)  # (tiktoken refuses an id it has not)
+        ids = rng.integers(0, 300 if n % 2 else high, size=int(rng.integers(1, 30)))
+        sequences.append([int(i) for i in ids])
+    for ids in sequences:
+        decoding = tok.decoding()
+        for k in range(1, len(ids) + 1):
+            assert decoding.push(ids[k - 1]) == tok.decode(ids[:k]), (ids[:k], k)
