@@ -10,7 +10,7 @@
 import loadWASM, { FutharkContext as Generated } from "./llm.mjs";
 import { f32Values, futharkArray, withErrors } from "./futhark.js";
 import { readGGUF } from "./gguf.js";
-import { llamaModel } from "./model.js";
+import { initArgument, llamaModel } from "./model.js";
 import { ModelTokenizer } from "./tokenizer.js";
 import { sampler } from "./sampling.js";
 import tables from "llaf-tables";
@@ -76,7 +76,7 @@ async function load(source) {
       args.push(futharkArray(ctx, a));
       post({ type: "progress", what: "loading the weights into the engine", done: args.length, total: arrays });
     }
-    const params = ctx[`${prefix}_init`](...args.map((a, i) => scalar(a, i)));
+    const params = ctx[`${prefix}_init`](...args.map((a, i) => initArgument(a, i)));
     engine?.params.free();
     engine?.kept?.cache.free();
     engine = { ctx, params, prefix, tokenizer, vocab: model.vocab, context: model.context, name, kept: null };
@@ -84,12 +84,6 @@ async function load(source) {
     for (const a of args) if (typeof a === "object" && a) a.free();
   }
   post({ type: "ready", model: { name, storage: model.storage, context: model.context, vocab: model.vocab } });
-}
-
-// init's scalar `a` as its Futhark type: i64 as BigInt, f32 as a number.
-function scalar(a, i) {
-  if (typeof a !== "number") return a;
-  return tables.SCALARS[i][1] === "int64" ? BigInt(a) : a;
 }
 
 const i64 = (ctx, values) => futharkArray(ctx, { data: BigInt64Array.from(values, BigInt), shape: [values.length], type: "i64" });

@@ -309,6 +309,13 @@ function tensor(g, name, dims) {
   return t;
 }
 
+// init's argument `a` (the `i`th) as its Futhark type where it is a number:
+// i64 as BigInt, f32 as a number; an array as it is.
+export function initArgument(a, i) {
+  if (typeof a !== "number") return a;
+  return tables.SCALARS[i][1] === "int64" ? BigInt(a) : a;
+}
+
 // The model of GGUF file `g` (readGGUF) of any architecture llaf reads
 // (llaf/gguf_file.py `LAYOUTS`: the Llama family, all run by src/llama.fut):
 // {storage, hparams, vocab, args}, `args` being init's arguments in order:

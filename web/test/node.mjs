@@ -1,5 +1,5 @@
 // The compiled module and a model file in Node, for the scripts beside this
-// one (failure.mjs, bench.mjs): what emscripten's module expects of its
+// one (failure.mjs, bench.mjs, bits.mjs): what emscripten's module expects of its
 // host, which Node 20 lacks, then the context, the page glue's model,
 // init's arguments and the engine's passes.
 import { readFileSync } from "node:fs";
@@ -7,7 +7,7 @@ import { createRequire } from "node:module";
 import { basename, resolve } from "node:path";
 import { readGGUF } from "../src/gguf.js";
 import { f32Values, futharkArray } from "../src/futhark.js";
-import { llamaModel } from "../src/model.js";
+import { initArgument, llamaModel } from "../src/model.js";
 import tables from "llaf-tables";
 
 // A Futhark context of the module in `dir` (a `futhark wasm-multicore`
@@ -30,10 +30,7 @@ export function modelOf(path) {
 // init's arguments for model `m` in context `ctx`: i64 scalars as BigInt,
 // arrays as Futhark arrays.
 export function initArgs(ctx, m) {
-  return m.args.map((a, i) => {
-    if (typeof a !== "number") return futharkArray(ctx, a);
-    return tables.SCALARS[i][1] === "int64" ? BigInt(a) : a;
-  });
+  return m.args.map((a, i) => initArgument(typeof a === "number" ? a : futharkArray(ctx, a), i));
 }
 
 // Model `m`'s engine in `ctx`: `cache(capacity)` a cache of one sequence,
