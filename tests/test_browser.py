@@ -419,6 +419,22 @@ def test_a_failure_inside_the_engine_says_what_failed(tmp_path: Path) -> None:
         "(heads > 0 && kv_heads > 0 && heads % kv_heads == 0 && qd % heads == 0)"}
 
 
+def test_the_browser_module_out_of_memory_is_an_error_and_the_engine_goes_on(tmp_path: Path) -> None:
+    """A cache larger than WebAssembly's 4 GB (web/test/oom.mjs): the
+    runtime's patched allocator makes it an OutOfMemoryError that says so
+    (web/src/futhark.js), and the next pass runs. Futhark's own runtime wrote
+    through the null pointer ("memory access out of bounds") and the context
+    hung."""
+    require((build_dir("web") / "llm.mjs").exists(), f"no web module in {build_dir('web')}: make web")
+    out = subprocess.run(["node", str(bundled(tmp_path, "oom.mjs")), str(build_dir("web")),
+                          str(ROOT / "tests" / "data" / "llama-Q4_K_M.gguf"), "1000000"],
+                         capture_output=True, text=True, timeout=120, check=True)
+    error, after = (json.loads(line) for line in out.stdout.splitlines())
+    assert error == {"name": "OutOfMemoryError", "message": "the engine ran out of memory (it asked for 187500.0 MiB "
+                     "more): a tab's WebAssembly memory stops at 4 GB"}
+    assert after == {"after": 512}  # the model's vocabulary: a pass's logits
+
+
 def test_the_browser_module_computes_the_same_bits_whatever_its_scheduler_chose(tmp_path: Path) -> None:
     """The browser's module runs Futhark's multicore scheduler too, which
     split a reduction by the times it had measured: a fresh context's first

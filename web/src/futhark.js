@@ -8,6 +8,11 @@
 
 export class EngineError extends Error {}
 
+// An allocation failed (the runtime's patched allocator says so, where the
+// module used to write through a null pointer and hang: scripts/wasm/emcc):
+// the tab's memory, which WebAssembly caps at 4 GB, is spent.
+export class OutOfMemoryError extends Error {}
+
 export function withErrors(FutharkContext) {
   FutharkContext.prototype.get_error = function getError() {
     const ptr = this.wasm._futhark_context_get_error(this.ctx);
@@ -15,7 +20,13 @@ export function withErrors(FutharkContext) {
     const end = heap.indexOf(0, ptr);
     const text = new TextDecoder().decode(heap.slice(ptr, end < 0 ? ptr : end)).trim();
     this.wasm._free(ptr);
-    return new EngineError(`internal error in the engine: ${text.split("\n")[0].replace(/^Error: /, "")}`);
+    const first = text.split("\n")[0].replace(/^Error: /, "");
+    if (first.startsWith("Failed to allocate memory")) {
+      const asked = /Attempted allocation: *(\d+) bytes/.exec(text);
+      const more = asked ? ` (it asked for ${(Number(asked[1]) / 2 ** 20).toFixed(1)} MiB more)` : "";
+      return new OutOfMemoryError(`the engine ran out of memory${more}: a tab's WebAssembly memory stops at 4 GB`);
+    }
+    return new EngineError(`internal error in the engine: ${first}`);
   };
   return FutharkContext;
 }

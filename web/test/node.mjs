@@ -41,6 +41,7 @@ export function nodeEngine(ctx, m) {
   const params = ctx[`${prefix}_init`](...initArgs(ctx, m));
   const i64 = (v) => futharkArray(ctx, { data: BigInt64Array.from(v, BigInt), shape: [v.length], type: "i64" });
   return {
+    params,
     cache: (capacity) => ({ state: ctx[`${prefix}_cache`](params, 1n, BigInt(capacity)) }),
     run(cache, ids, start) {
       const inputs = [i64(ids), i64(ids.map(() => 0)), i64(ids.map((_, i) => start + i)), i64([ids.length - 1])];
