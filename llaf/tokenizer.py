@@ -17,7 +17,6 @@ import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +108,8 @@ class Tokenizer:
     # least n / max_token_bytes tokens, which bounds its length before the
     # (slow) tokenization.
     max_token_bytes: int = 1
+    # Each token's bytes, for a byte-level tokenizer's `decoding` (made at its first).
+    token_bytes: list[bytes] | None = None
 
     def encode(self, text: str) -> list[int]:
         raise NotImplementedError
@@ -308,6 +309,10 @@ class TiktokenTokenizer(Tokenizer):
         return BytesDecoding(self, self.encoding.decode_single_token_bytes)
 
 
+# transformers' setting that cleans up a BPE tokenizer's spaces after all.
+_FORCED_CLEAN_UP = "clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output"
+
+
 class HFTokenizer(Tokenizer):
     """A transformers tokenizer (built from a GGUF file or a directory)."""
 
@@ -330,6 +335,16 @@ class HFTokenizer(Tokenizer):
 
     def decode(self, ids: Sequence[int]) -> str:
         return str(self.tokenizer.decode(self._ids(ids)))
+
+    def decoding(self) -> Decoding:
+        # A fast tokenizer's decode is its backend's, but for the clean-up of
+        # spaces, which transformers skips for BPE unless forced.
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        forced = getattr(self.tokenizer, _FORCED_CLEAN_UP, False)
+        if backend is None or (self.tokenizer.clean_up_tokenization_spaces
+                               and (type(backend.model).__name__ != "BPE" or forced)):
+            return Decoding(self)
+        return backend_decoding(self, backend)
 
     def _render(self, messages: Sequence[Message]) -> str:
         if not self.tokenizer.chat_template:
@@ -388,27 +403,7 @@ class GGUFTokenizer(Tokenizer):
         return str(self.backend.decode(self._ids(ids), skip_special_tokens=False))
 
     def decoding(self) -> Decoding:
-        from tokenizers import decoders
-
-        if isinstance(self.backend.decoder, decoders.ByteLevel):
-            table = self._token_bytes
-            return BytesDecoding(self, lambda tok: table[tok] if 0 <= tok < len(table) else b"")
-        return Decoding(self)  # (sentencepiece's decoders strip the text's first space: not token by token)
-
-    @cached_property
-    def _token_bytes(self) -> list[bytes]:
-        """Each token's bytes, as the `tokenizers` ByteLevel decoder gives
-        them: its characters' bytes in GPT-2's byte-level alphabet, or, for a
-        token with a character outside it (an added token's), its UTF-8."""
-        alphabet = byte_level_alphabet()
-        table = []
-        for i in range(self.backend.get_vocab_size(with_added_tokens=True)):
-            token = self.backend.id_to_token(i) or ""
-            try:
-                table.append(bytes(alphabet[c] for c in token))
-            except KeyError:
-                table.append(token.encode())
-        return table
+        return backend_decoding(self, self.backend)
 
     def _render(self, messages: Sequence[Message]) -> str:
         import jinja2
@@ -466,6 +461,35 @@ PRE_TOKENIZER_SPLITS = {
     **dict.fromkeys(("gpt-4o", "llama4", "kanana2", "talkie", "minimax-m2"), _GPT4O),
 }
 _CONTROL, _USER_DEFINED = 3, 4  # llama.cpp's token types
+
+
+def backend_decoding(tokenizer: Tokenizer, backend: Any) -> Decoding:
+    """The decoding of `tokenizer`, whose decode is `tokenizers` Tokenizer
+    `backend`'s: token by token where its decoder is ByteLevel alone
+    (sentencepiece's decoders strip the text's first space: not token by token)."""
+    from tokenizers import decoders
+
+    if not isinstance(backend.decoder, decoders.ByteLevel):
+        return Decoding(tokenizer)
+    if tokenizer.token_bytes is None:  # (made once a tokenizer)
+        tokenizer.token_bytes = byte_level_token_bytes(backend)
+    table = tokenizer.token_bytes
+    return BytesDecoding(tokenizer, lambda tok: table[tok] if 0 <= tok < len(table) else b"")
+
+
+def byte_level_token_bytes(backend: Any) -> list[bytes]:
+    """Each token's bytes, as the `tokenizers` ByteLevel decoder gives
+    them: its characters' bytes in GPT-2's byte-level alphabet, or, for a
+    token with a character outside it (an added token's), its UTF-8."""
+    alphabet = byte_level_alphabet()
+    table = []
+    for i in range(backend.get_vocab_size(with_added_tokens=True)):
+        token = backend.id_to_token(i) or ""
+        try:
+            table.append(bytes(alphabet[c] for c in token))
+        except KeyError:
+            table.append(token.encode())
+    return table
 
 
 def byte_level_alphabet() -> dict[str, int]:

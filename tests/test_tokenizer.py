@@ -292,20 +292,29 @@ def test_encode_and_decode_refuse_what_is_not_text_or_ids(tokenizer: str) -> Non
     assert tok.decode([]) == "" and tok.decode(tok.encode("Hello world")) == "Hello world"
 
 
-@pytest.mark.parametrize("kind", [*GGUF_KINDS, "tiktoken"])
-def test_a_decoding_gives_what_decode_gives_token_by_token(ours, kind: str) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("kind", [*GGUF_KINDS, "tiktoken", *(f"transformers {k}" for k in GGUF_KINDS)])
+def test_a_decoding_gives_what_decode_gives_token_by_token(ours, theirs, kind: str) -> None:  # type: ignore[no-untyped-def]
     """`decoding().push` (streamed text: llaf/generation.py's TextPieces)
     gives, after each token, exactly `decode` of all the tokens so far:
     random ids, among them the byte tokens that split a character and make
     undecodable bytes, the added tokens and ids past the tokenizer's. The
-    byte-level tokenizers decode each token once (`BytesDecoding`)."""
+    byte-level tokenizers decode each token once (`BytesDecoding`): llaf's
+    GGUF ones, GPT-2's, and transformers' fast ones (`HFTokenizer`)."""
     import numpy as np
 
-    from llaf.tokenizer import BytesDecoding
+    from llaf.tokenizer import BytesDecoding, Tokenizer
 
-    tok = TiktokenTokenizer() if kind == "tiktoken" else ours[kind]
-    size = tok.encoding.n_vocab if kind == "tiktoken" else tok.backend.get_vocab_size(with_added_tokens=True)
-    assert isinstance(tok.decoding(), BytesDecoding) == (kind != "sentencepiece")
+    tok: Tokenizer
+    if kind == "tiktoken":
+        tok = TiktokenTokenizer()
+        size = tok.encoding.n_vocab
+    elif kind.startswith("transformers "):
+        tok = HFTokenizer(theirs[kind.split()[1]], kind)
+        size = len(tok.tokenizer)
+    else:
+        tok = ours[kind]
+        size = tok.backend.get_vocab_size(with_added_tokens=True)
+    assert isinstance(tok.decoding(), BytesDecoding) == (not kind.endswith("sentencepiece"))
     rng = np.random.default_rng(0)
     text = "Unicode: café, 日本語, 🤖🚀 and <|im_start|>, e\u0301" if kind != "tiktoken" else "🤖 café 日本"
     sequences = [tok.encode(text)]
