@@ -254,11 +254,12 @@ build/web/llm.fut: llaf/web.py llaf/entries.py llaf/llama.py llaf/storage.py | $
 	$(PY) -m llaf.web fut $@
 
 # The compiled module is committed in web/module (about 4 MB), with a stamp
-# of what it was compiled from: the browser's program, src/*.fut, the runtime's
-# patches, the Futhark compiler's version and the flags. While the stamp matches, `make web` copies
-# it (CI needs no emscripten); else it compiles one with emscripten (several
-# minutes) and says so: `make web-module` then refreshes the committed copy,
-# `make web-check` fails while it is stale.
+# of what it was compiled from: the browser's program, src/*.fut, the
+# runtime's patches, the Futhark compiler's version and the flags. While the
+# stamp matches, `make web` copies it (CI needs no emscripten); else it
+# compiles one with emscripten (several minutes) and says so: `make
+# web-module` then refreshes the committed copy, `make web-check` fails while
+# it is stale.
 WEB_MODULE := web/module
 # emcc compiles the module's C after scripts/patch-runtime.py, as the native
 # multicore build's (scripts/wasm/emcc, which futhark runs as `emcc`).
