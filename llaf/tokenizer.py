@@ -62,8 +62,16 @@ def check_text(text: str, what: str = "the text", from_bytes: bool = False) -> N
 
 class Decoding:
     """The text of a sequence's tokens as they come: `push` a token and get
-    what `Tokenizer.decode` gives for all of them so far. This one decodes
-    them all again each time; `BytesDecoding` does better where it can."""
+    what `Tokenizer.decode` gives for all of them so far."""
+
+    def push(self, tok: int) -> str:
+        raise NotImplementedError
+
+
+class WholeDecoding(Decoding):
+    """Decodes all the tokens again for each new one: for tokenizers whose
+    text is not built token by token (sentencepiece's decoders strip the
+    text's first space)."""
 
     def __init__(self, tokenizer: Tokenizer) -> None:
         self.tokenizer = tokenizer
@@ -86,14 +94,12 @@ class BytesDecoding(Decoding):
     which may yet begin a character) `push` decodes at once too, each time:
     U+FFFD for each undecodable part of them, as `decode` has them now."""
 
-    def __init__(self, tokenizer: Tokenizer, token_bytes: Callable[[int], bytes]) -> None:
-        super().__init__(tokenizer)
+    def __init__(self, token_bytes: Callable[[int], bytes]) -> None:
         self.token_bytes = token_bytes
         self.utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.settled = ""  # the text of the bytes decoded so far
 
     def push(self, tok: int) -> str:
-        self.tokens.append(tok)
         self.settled += self.utf8.decode(self.token_bytes(tok))
         held, _ = self.utf8.getstate()
         return self.settled + held.decode("utf-8", errors="replace") if held else self.settled
@@ -108,8 +114,7 @@ class Tokenizer:
     # least n / max_token_bytes tokens, which bounds its length before the
     # (slow) tokenization.
     max_token_bytes: int = 1
-    # Each token's bytes, for a byte-level tokenizer's `decoding` (made at its first).
-    token_bytes: list[bytes] | None = None
+    _token_bytes: list[bytes] | None = None  # each token's bytes, for a byte-level tokenizer's decoding
 
     def encode(self, text: str) -> list[int]:
         raise NotImplementedError
@@ -119,7 +124,19 @@ class Tokenizer:
 
     def decoding(self) -> Decoding:
         """The text of a sequence's tokens as they come (streamed generation)."""
-        return Decoding(self)
+        return WholeDecoding(self)
+
+    def _backend_decoding(self, backend: Any) -> Decoding:
+        """`decoding` where `decode` is `tokenizers` Tokenizer `backend`'s:
+        token by token where its decoder is ByteLevel alone."""
+        from tokenizers import decoders
+
+        if not isinstance(backend.decoder, decoders.ByteLevel):
+            return WholeDecoding(self)
+        if self._token_bytes is None:  # (made at the first)
+            self._token_bytes = byte_level_token_bytes(backend)
+        table = self._token_bytes
+        return BytesDecoding(lambda tok: table[tok] if 0 <= tok < len(table) else b"")
 
     @staticmethod
     def _ids(ids: Sequence[int]) -> list[int]:
@@ -306,7 +323,7 @@ class TiktokenTokenizer(Tokenizer):
 
     def decoding(self) -> Decoding:
         # tiktoken's decode is its tokens' bytes joined, decoded with replacement.
-        return BytesDecoding(self, self.encoding.decode_single_token_bytes)
+        return BytesDecoding(self.encoding.decode_single_token_bytes)
 
 
 # transformers' setting that cleans up a BPE tokenizer's spaces after all.
@@ -343,8 +360,8 @@ class HFTokenizer(Tokenizer):
         forced = getattr(self.tokenizer, _FORCED_CLEAN_UP, False)
         if backend is None or (self.tokenizer.clean_up_tokenization_spaces
                                and (type(backend.model).__name__ != "BPE" or forced)):
-            return Decoding(self)
-        return backend_decoding(self, backend)
+            return WholeDecoding(self)
+        return self._backend_decoding(backend)
 
     def _render(self, messages: Sequence[Message]) -> str:
         if not self.tokenizer.chat_template:
@@ -403,7 +420,7 @@ class GGUFTokenizer(Tokenizer):
         return str(self.backend.decode(self._ids(ids), skip_special_tokens=False))
 
     def decoding(self) -> Decoding:
-        return backend_decoding(self, self.backend)
+        return self._backend_decoding(self.backend)
 
     def _render(self, messages: Sequence[Message]) -> str:
         import jinja2
@@ -461,20 +478,6 @@ PRE_TOKENIZER_SPLITS = {
     **dict.fromkeys(("gpt-4o", "llama4", "kanana2", "talkie", "minimax-m2"), _GPT4O),
 }
 _CONTROL, _USER_DEFINED = 3, 4  # llama.cpp's token types
-
-
-def backend_decoding(tokenizer: Tokenizer, backend: Any) -> Decoding:
-    """The decoding of `tokenizer`, whose decode is `tokenizers` Tokenizer
-    `backend`'s: token by token where its decoder is ByteLevel alone
-    (sentencepiece's decoders strip the text's first space: not token by token)."""
-    from tokenizers import decoders
-
-    if not isinstance(backend.decoder, decoders.ByteLevel):
-        return Decoding(tokenizer)
-    if tokenizer.token_bytes is None:  # (made once a tokenizer)
-        tokenizer.token_bytes = byte_level_token_bytes(backend)
-    table = tokenizer.token_bytes
-    return BytesDecoding(tokenizer, lambda tok: table[tok] if 0 <= tok < len(table) else b"")
 
 
 def byte_level_token_bytes(backend: Any) -> list[bytes]:
