@@ -8,7 +8,7 @@
 //        {type: "done", id, ids, text, stats}    the prompt's and new ids, the new text
 
 import loadWASM, { FutharkContext as Generated } from "./llm.mjs";
-import { f32Values, futharkArray, withErrors } from "./futhark.js";
+import { futharkArray, slotPass, withErrors } from "./futhark.js";
 import { readGGUF } from "./gguf.js";
 import { initArgument, llamaModel } from "./model.js";
 import { ModelTokenizer } from "./tokenizer.js";
@@ -86,26 +86,8 @@ async function load(source) {
   post({ type: "ready", model: { name, storage: model.storage, context: model.context, vocab: model.vocab } });
 }
 
-const i64 = (ctx, values) => futharkArray(ctx, { data: BigInt64Array.from(values, BigInt), shape: [values.length], type: "i64" });
-
-// One pass of the engine: feed `ids` at positions `start`.. of slot 0 and
-// return the logits after the last of them, the cache updated (consumed
-// and replaced).
-function run(e, state, ids, start) {
-  const { ctx } = e;
-  const inputs = [i64(ctx, ids), i64(ctx, ids.map(() => 0)), i64(ctx, ids.map((_, i) => start + i)),
-    i64(ctx, [ids.length - 1])];
-  try {
-    const [logits, cache] = ctx[`${e.prefix}_run`](e.params, state.cache, ...inputs);
-    state.cache.free(); // consumed by the pass, but its handle is still ours to free
-    state.cache = cache;
-    const values = f32Values(ctx, logits, e.vocab);
-    logits.free();
-    return values;
-  } finally {
-    for (const a of inputs) a.free();
-  }
-}
+// One pass of the engine for slot 0 of `state.cache` (web/src/futhark.js).
+const run = (e, state, ids, start) => slotPass(e.ctx, e.prefix, e.params, state, ids, start, e.vocab);
 
 // Text of `ids` that is complete: a trailing partial UTF-8 character
 // (decoded as U+FFFD) waits for the tokens that complete it.

@@ -53,3 +53,23 @@ export function futharkArray(ctx, a) {
 export function f32Values(ctx, a, n) {
   return new Float32Array(ctx.wasm.wasmMemory.buffer, a.fvalues(ctx.ctx, a.ptr), n).slice();
 }
+
+const i64 = (ctx, values) => futharkArray(ctx, { data: BigInt64Array.from(values, BigInt), shape: [values.length], type: "i64" });
+
+// One pass of the engine's entry `${prefix}_run` for slot 0 of the cache
+// `state.cache`: feed `ids` at positions `start`.. and return the `vocab`
+// logits after the last of them, the cache updated (consumed and replaced).
+export function slotPass(ctx, prefix, params, state, ids, start, vocab) {
+  const inputs = [i64(ctx, ids), i64(ctx, ids.map(() => 0)), i64(ctx, ids.map((_, i) => start + i)),
+    i64(ctx, [ids.length - 1])];
+  try {
+    const [logits, cache] = ctx[`${prefix}_run`](params, state.cache, ...inputs);
+    state.cache.free(); // consumed by the pass, but its handle is still ours to free
+    state.cache = cache;
+    const values = f32Values(ctx, logits, vocab);
+    logits.free();
+    return values;
+  } finally {
+    for (const a of inputs) a.free();
+  }
+}

@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { basename, resolve } from "node:path";
 import { readGGUF } from "../src/gguf.js";
-import { f32Values, futharkArray } from "../src/futhark.js";
+import { futharkArray, slotPass } from "../src/futhark.js";
 import { initArgument, llamaModel } from "../src/model.js";
 import tables from "llaf-tables";
 
@@ -34,24 +34,13 @@ export function initArgs(ctx, m) {
 }
 
 // Model `m`'s engine in `ctx`: `cache(capacity)` a cache of one sequence,
-// `run(cache, ids, start)` one pass feeding `ids` at positions start.. and
-// giving the logits after the last of them (the cache updated).
+// `run(state, ids, start)` one pass of it (web/src/futhark.js `slotPass`).
 export function nodeEngine(ctx, m) {
   const prefix = `llama_${m.storage}`;
   const params = ctx[`${prefix}_init`](...initArgs(ctx, m));
-  const i64 = (v) => futharkArray(ctx, { data: BigInt64Array.from(v, BigInt), shape: [v.length], type: "i64" });
   return {
     params,
-    cache: (capacity) => ({ state: ctx[`${prefix}_cache`](params, 1n, BigInt(capacity)) }),
-    run(cache, ids, start) {
-      const inputs = [i64(ids), i64(ids.map(() => 0)), i64(ids.map((_, i) => start + i)), i64([ids.length - 1])];
-      const [logits, state] = ctx[`${prefix}_run`](params, cache.state, ...inputs);
-      cache.state.free();
-      cache.state = state;
-      for (const a of inputs) a.free();
-      const values = f32Values(ctx, logits, m.vocab);
-      logits.free();
-      return values;
-    },
+    cache: (capacity) => ({ cache: ctx[`${prefix}_cache`](params, 1n, BigInt(capacity)) }),
+    run: (state, ids, start) => slotPass(ctx, prefix, params, state, ids, start, m.vocab),
   };
 }
