@@ -160,12 +160,17 @@ def test_the_glue_makes_what_python_makes(tmp_path: Path) -> None:
 
 def assert_python_tokenizer(got: dict[str, Any], path: Path) -> None:
     """The glue's tokenizer (`glue` with TEXTS) gives llaf's Python side's
-    ids, decoded texts, chat ids and end-of-turn ids for GGUF file `path`."""
+    ids, decoded texts (whole, and streamed a token at a time as `llaf
+    generate` streams them), chat ids and end-of-turn ids for GGUF file `path`."""
+    from llaf.generation import TextPieces
     from llaf.tokenizer import from_gguf
 
     tokenizer = from_gguf(path)
     assert got["ids"] == [tokenizer.encode(t) for t in TEXTS]
     assert got["decoded"] == [tokenizer.decode(tokenizer.encode(t)) for t in TEXTS]
+    for ids, pieces in zip(got["ids"], got["streamed"], strict=True):  # a reply's text as the page streams it
+        stream = TextPieces(tokenizer)
+        assert pieces == [stream.push(tok) for tok in ids], ids
     for text, chat in zip(TEXTS, got["chat"], strict=True):
         control = next((c for c in tokenizer._control_tokens() if c in text), None)
         if control:  # Python tokenizes it as text; the page refuses it

@@ -89,12 +89,6 @@ async function load(source) {
 // One pass of the engine for slot 0 of `state.cache` (web/src/futhark.js).
 const run = (e, state, ids, start) => slotPass(e.ctx, e.prefix, e.params, state, ids, start, e.vocab);
 
-// Text of `ids` that is complete: a trailing partial UTF-8 character
-// (decoded as U+FFFD) waits for the tokens that complete it.
-function settled(text) {
-  return text.endsWith("\uFFFD") ? text.slice(0, text.replace(/\uFFFD+$/, "").length) : text;
-}
-
 // A cache of one slot for `ids` and `maxNew` tokens after them: the one
 // the last generation left, holding `held` (the ids fed to it), cut to the
 // beginning it shares with `ids` (all of it but the last, whose logits are
@@ -138,7 +132,7 @@ function generate({ id, prompt, messages, options = {} }) {
   const out = [...ids];
   const stats = { prompt_tokens: ids.length, cached_tokens: kept, prefill_ms: 0, decode_tokens: 0, decode_ms: 0,
     engine_ms: 0 };
-  let shown = "";
+  const reply = e.tokenizer.textStream();
   try {
     let t0 = performance.now();
     let logits = run(e, state, ids.slice(kept), kept);
@@ -150,9 +144,7 @@ function generate({ id, prompt, messages, options = {} }) {
       const token = pick(logits);
       if (e.tokenizer.eosIds.has(token)) break; // the end of the text or turn, as in `llaf generate`
       out.push(token);
-      const text = settled(e.tokenizer.decode(out.slice(ids.length)));
-      post({ type: "token", id, token, text: text.slice(shown.length) });
-      shown = text;
+      post({ type: "token", id, token, text: reply.push(token) });
       if (i + 1 < maxNew) {
         t1 = performance.now();
         logits = run(e, state, [token], out.length - 1);

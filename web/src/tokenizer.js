@@ -143,6 +143,30 @@ export class ModelTokenizer {
     return ids.length ? this.backend.decode(ids, { skip_special_tokens: false }) : "";
   }
 
+  // A reply's text as its tokens come, as llaf/generation.py's TextPieces
+  // streams it: `push(id)` gives the text that token lets show, "" while the
+  // text ends in a partial UTF-8 character (decoded as U+FFFD). Each push
+  // decodes a window, the tokens since the one before the last text shown,
+  // so a token costs the same however long the reply (decoding the whole
+  // reply each token cost in proportion to its length); the window's leading
+  // token keeps the decoders that look at the text's start (sentencepiece's
+  // strip of a first space) off the new text.
+  textStream() {
+    const ids = [];
+    let start = 0; // the window: ids[start..], of which ids[start..shown] gave the text shown
+    let shown = 0;
+    return {
+      push: (id) => {
+        ids.push(id);
+        const before = this.decode(ids.slice(start, shown)).length;
+        const text = this.decode(ids.slice(start));
+        if (text.endsWith("\uFFFD") || text.length <= before) return "";
+        [start, shown] = [shown, ids.length];
+        return text.slice(before);
+      },
+    };
+  }
+
   // The ids of a conversation in the chat template, ready for the reply.
   chat(messages) {
     if (!this.template) throw new Error("this model has no chat template");

@@ -2,8 +2,8 @@
 // Node, to compare with llaf's Python side without a browser.
 //   node dump.mjs MODEL.gguf OUT [TEXTS.json]
 // writes OUT/meta.json (the storage, init's scalars, each array's shape and
-// type, but for a file of a tokenizer only, and, given TEXTS.json, the texts' ids and the chat ids of each text
-// as a user message) and OUT/argN.bin (init's array N, its raw bytes).
+// type, but for a file of a tokenizer only, and, given TEXTS.json, the texts' ids, their texts decoded whole and
+// streamed token by token, and the chat ids of each text as a user message) and OUT/argN.bin (init's array N, its raw bytes).
 import { readFileSync, writeFileSync } from "node:fs";
 import { basename } from "node:path";
 import { readGGUF } from "../src/gguf.js";
@@ -36,6 +36,10 @@ if (texts) {
       }
     }),
     decoded: inputs.map((t) => tokenizer.decode(tokenizer.encode(t))),
+    streamed: inputs.map((t) => {
+      const reply = tokenizer.textStream();
+      return tokenizer.encode(t).map((id) => reply.push(id));
+    }),
     eos: [...tokenizer.eosIds],
   });
 }
