@@ -69,9 +69,9 @@ class Decoding:
 
 
 class WholeDecoding(Decoding):
-    """Decodes all the tokens again for each new one: for tokenizers whose
-    text is not built token by token (sentencepiece's decoders strip the
-    text's first space)."""
+    """Decodes all the tokens again for each new one: for the tokenizers
+    whose text llaf does not build token by token (transformers' slow ones,
+    fast ones that clean up spaces, decoders other than those below)."""
 
     def __init__(self, tokenizer: Tokenizer) -> None:
         self.tokenizer = tokenizer
@@ -105,6 +105,81 @@ class BytesDecoding(Decoding):
         return self.settled + held.decode("utf-8", errors="replace") if held else self.settled
 
 
+# A sentencepiece-style token's part of the text: its piece (the token with
+# "▁" read as a space), or the byte a byte token (<0xNN>) stands for, or None
+# for an id the vocabulary does not have (`decode` leaves it out).
+Piece = str | int | None
+
+
+class PiecesDecoding(Decoding):
+    """For the sentencepiece-style tokenizers whose decoder is `tokenizers`'
+    Replace("▁", " "), ByteFallback, Fuse and, with a space prefix, Strip of
+    one leading space (llaf's GGUF ones for Llama 2, Mistral, Phi-3, Gemma,
+    and transformers' of the same files): each token's piece is added once,
+    as it comes, where decoding all the tokens again cost in proportion to
+    the sequence's length (docs/PERFORMANCE.md).
+
+    ByteFallback decodes a run of byte tokens whole: its UTF-8 if the run is
+    valid, else U+FFFD for each of its bytes (a later byte can make a valid
+    run invalid). So the current run stays apart, decoded again at each
+    push, until a piece ends it."""
+
+    def __init__(self, piece: Callable[[int], Piece], strip: bool) -> None:
+        self.piece = piece
+        self.strip = strip
+        self.settled = ""  # the text of the tokens before the current run of byte tokens
+        self.run = bytearray()
+
+    def _run_text(self) -> str:
+        try:
+            return self.run.decode("utf-8")
+        except UnicodeDecodeError:
+            return "\ufffd" * len(self.run)
+
+    def push(self, tok: int) -> str:
+        piece = self.piece(tok)
+        if isinstance(piece, int):
+            self.run.append(piece)
+        elif piece is not None:
+            if self.run:
+                self.settled += self._run_text()
+                self.run.clear()
+            self.settled += piece
+        text = self.settled + self._run_text() if self.run else self.settled
+        return text[1:] if self.strip and text.startswith(" ") else text
+
+
+def sentencepiece_strip(decoder: Any) -> bool | None:
+    """Whether `tokenizers` decoder `decoder` is PiecesDecoding's chain with
+    the Strip (True) or without it (False); None if it is another."""
+    chain = json.loads(decoder.__getstate__()).get("decoders") if decoder is not None else None
+    base = [{"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "}, {"type": "ByteFallback"},
+            {"type": "Fuse"}]
+    if chain == base:
+        return False
+    if chain == [*base, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]:
+        return True
+    return None
+
+
+_BYTE_TOKEN = re.compile(r"<0x(?:[0-9A-Fa-f]{2}|\+[0-9A-Fa-f])>")  # (what ByteFallback's u8::from_str_radix takes)
+
+
+def sentencepiece_pieces(backend: Any) -> list[Piece]:
+    """Each token's piece for `PiecesDecoding`, as Replace and ByteFallback
+    read the token's spelling (added tokens' too)."""
+    table: list[Piece] = []
+    for i in range(backend.get_vocab_size(with_added_tokens=True)):
+        token = backend.id_to_token(i)
+        if token is None:
+            table.append(None)
+        elif _BYTE_TOKEN.fullmatch(token):
+            table.append(int(token[3:5].lstrip("+"), 16))
+        else:
+            table.append(token.replace("\u2581", " "))
+    return table
+
+
 class Tokenizer:
     """What llaf needs of a tokenizer."""
 
@@ -115,6 +190,7 @@ class Tokenizer:
     # (slow) tokenization.
     max_token_bytes: int = 1
     _token_bytes: list[bytes] | None = None  # each token's bytes, for a byte-level tokenizer's decoding
+    _pieces: list[Piece] | None = None  # each token's piece, for a sentencepiece-style tokenizer's decoding
 
     def encode(self, text: str) -> list[int]:
         raise NotImplementedError
@@ -128,15 +204,22 @@ class Tokenizer:
 
     def _backend_decoding(self, backend: Any) -> Decoding:
         """`decoding` where `decode` is `tokenizers` Tokenizer `backend`'s:
-        token by token where its decoder is ByteLevel alone."""
+        token by token where its decoder is ByteLevel alone or the
+        sentencepiece-style chain (`PiecesDecoding`)."""
         from tokenizers import decoders
 
-        if not isinstance(backend.decoder, decoders.ByteLevel):
+        if isinstance(backend.decoder, decoders.ByteLevel):
+            if self._token_bytes is None:  # (made at the first)
+                self._token_bytes = byte_level_token_bytes(backend)
+            table = self._token_bytes
+            return BytesDecoding(lambda tok: table[tok] if 0 <= tok < len(table) else b"")
+        strip = sentencepiece_strip(backend.decoder)
+        if strip is None:
             return WholeDecoding(self)
-        if self._token_bytes is None:  # (made at the first)
-            self._token_bytes = byte_level_token_bytes(backend)
-        table = self._token_bytes
-        return BytesDecoding(lambda tok: table[tok] if 0 <= tok < len(table) else b"")
+        if self._pieces is None:
+            self._pieces = sentencepiece_pieces(backend)
+        pieces = self._pieces
+        return PiecesDecoding(lambda tok: pieces[tok] if 0 <= tok < len(pieces) else None, strip)
 
     @staticmethod
     def _ids(ids: Sequence[int]) -> list[int]:

@@ -292,17 +292,20 @@ def test_encode_and_decode_refuse_what_is_not_text_or_ids(tokenizer: str) -> Non
     assert tok.decode([]) == "" and tok.decode(tok.encode("Hello world")) == "Hello world"
 
 
-@pytest.mark.parametrize("kind", [*GGUF_KINDS, "tiktoken", *(f"transformers {k}" for k in GGUF_KINDS)])
+@pytest.mark.parametrize("kind", [*GGUF_KINDS, "phi3 sentencepiece", "gemma sentencepiece", "tiktoken",
+                                  *(f"transformers {k}" for k in GGUF_KINDS)])
 def test_a_decoding_gives_what_decode_gives_token_by_token(ours, theirs, kind: str) -> None:  # type: ignore[no-untyped-def]
     """`decoding().push` (streamed text: llaf/generation.py's TextPieces)
     gives, after each token, exactly `decode` of all the tokens so far:
     random ids, among them the byte tokens that split a character and make
-    undecodable bytes, the added tokens and ids past the tokenizer's. The
-    byte-level tokenizers decode each token once (`BytesDecoding`): llaf's
-    GGUF ones, GPT-2's, and transformers' fast ones (`HFTokenizer`)."""
+    undecodable bytes, the added tokens and ids past the tokenizer's. Each
+    token is decoded once: by `BytesDecoding` for the byte-level tokenizers
+    (llaf's GGUF ones, GPT-2's, transformers' fast ones: `HFTokenizer`), by
+    `PiecesDecoding` for the sentencepiece-style ones (Phi-3's and Gemma's
+    files in tests/data: Gemma's has no space prefix to strip)."""
     import numpy as np
 
-    from llaf.tokenizer import BytesDecoding, Tokenizer
+    from llaf.tokenizer import BytesDecoding, PiecesDecoding, Tokenizer
 
     tok: Tokenizer
     if kind == "tiktoken":
@@ -312,9 +315,9 @@ def test_a_decoding_gives_what_decode_gives_token_by_token(ours, theirs, kind: s
         tok = HFTokenizer(theirs[kind.split()[1]], kind)
         size = len(tok.tokenizer)
     else:
-        tok = ours[kind]
+        tok = ours[kind] if kind in ours else from_gguf(Path(__file__).parent / "data" / f"{kind.split()[0]}.gguf")
         size = tok.backend.get_vocab_size(with_added_tokens=True)
-    assert isinstance(tok.decoding(), BytesDecoding) == (not kind.endswith("sentencepiece"))
+    assert isinstance(tok.decoding(), PiecesDecoding if kind.endswith("sentencepiece") else BytesDecoding)
     rng = np.random.default_rng(0)
     text = "Unicode: café, 日本語, 🤖🚀 and <|im_start|>, e\u0301" if kind != "tiktoken" else "🤖 café 日本"
     sequences = [tok.encode(text)]
