@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from llaf.assets import default_model_path
-from llaf.tokenizer import _bytes_to_unicode, from_gguf
+from llaf.decoding import byte_level_alphabet
+from llaf.tokenizer import from_gguf
 
 SCHEMA = {"type": "object", "properties": {
     "name": {"type": "string"}, "age": {"type": "integer", "minimum": 0},
@@ -72,7 +73,7 @@ def main(lib: str) -> None:
         from outlines_core import Guide, Index, Vocabulary
         from outlines_core.json_schema import build_regex_from_schema
 
-        byte_of = {c: b for b, c in _bytes_to_unicode().items()}
+        byte_of = byte_level_alphabet()
 
         def read() -> Any:
             tokens: dict[bytes, list[int]] = {}

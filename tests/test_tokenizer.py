@@ -305,7 +305,8 @@ def test_a_decoding_gives_what_decode_gives_token_by_token(ours, theirs, kind: s
     files in tests/data: Gemma's has no space prefix to strip)."""
     import numpy as np
 
-    from llaf.tokenizer import BytesDecoding, PiecesDecoding, Tokenizer
+    from llaf.decoding import BytesDecoding, PiecesDecoding
+    from llaf.tokenizer import Tokenizer
 
     tok: Tokenizer
     if kind == "tiktoken":
