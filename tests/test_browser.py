@@ -82,6 +82,16 @@ def browser_draws(tmp_path: Path, logits: np.ndarray, options: dict[str, Any], d
     return np.array(json.loads(out.stdout))
 
 
+def module_script(tmp_path: Path, script: str, *args: str, timeout: int) -> str:
+    """web/test/`script` run in Node on the built module (build/web) and
+    tests/data's small Q4_K_M Llama, `args` after them: what it printed."""
+    module = build_dir("web")
+    require((module / "llm.mjs").exists(), f"no web module in {module}: make web")
+    return subprocess.run(["node", str(bundled(tmp_path, script)), str(module),
+                           str(ROOT / "tests" / "data" / "llama-Q4_K_M.gguf"), *args],
+                          capture_output=True, text=True, timeout=timeout, check=True).stdout
+
+
 @pytest.mark.parametrize("options", [{"temperature": 0.7}, {"temperature": 1.3, "top_k": 3},
                                      {"temperature": 1.0, "top_p": 0.7},
                                      {"temperature": 0.5, "top_k": 4, "top_p": 0.8}])
@@ -415,11 +425,7 @@ def test_a_failure_inside_the_engine_says_what_failed(tmp_path: Path) -> None:
     """The compiled module in Node, its init given heads that do not divide
     the width (web/test/failure.mjs): the engine's assertion, as an internal
     error (web/src/futhark.js; Futhark's own class said "HEAP8 is not defined")."""
-    require((build_dir("web") / "llm.mjs").exists(), f"no web module in {build_dir('web')}: make web")
-    out = subprocess.run(["node", str(bundled(tmp_path, "failure.mjs")), str(build_dir("web")),
-                          str(ROOT / "tests" / "data" / "llama-Q4_K_M.gguf")],
-                         capture_output=True, text=True, timeout=300, check=True)
-    assert json.loads(out.stdout) == {
+    assert json.loads(module_script(tmp_path, "failure.mjs", timeout=300)) == {
         "name": "EngineError", "message": "internal error in the engine: Assertion is false: "
         "(heads > 0 && kv_heads > 0 && heads % kv_heads == 0 && qd % heads == 0)"}
 
@@ -430,11 +436,8 @@ def test_the_browser_module_out_of_memory_is_an_error_and_the_engine_goes_on(tmp
     (web/src/futhark.js), and the next pass runs. Futhark's own runtime wrote
     through the null pointer ("memory access out of bounds") and the context
     hung."""
-    require((build_dir("web") / "llm.mjs").exists(), f"no web module in {build_dir('web')}: make web")
-    out = subprocess.run(["node", str(bundled(tmp_path, "oom.mjs")), str(build_dir("web")),
-                          str(ROOT / "tests" / "data" / "llama-Q4_K_M.gguf"), "1000000"],
-                         capture_output=True, text=True, timeout=120, check=True)
-    error, after = (json.loads(line) for line in out.stdout.splitlines())
+    out = module_script(tmp_path, "oom.mjs", "1000000", timeout=120)
+    error, after = (json.loads(line) for line in out.splitlines())
     assert error == {"name": "OutOfMemoryError", "message": "the engine ran out of memory (it asked for 187500.0 MiB "
                      "more): a tab's WebAssembly memory stops at 4 GB"}
     assert after == {"after": 512}  # the model's vocabulary: a pass's logits
@@ -446,9 +449,7 @@ def test_the_browser_module_computes_the_same_bits_whatever_its_scheduler_chose(
     passes, or 2 or 3 threads, gave other last bits than later passes or one
     thread. Its C gets the native build's patches (scripts/wasm/emcc), so the
     same passes give the same logits bit for bit (web/test/bits.mjs)."""
-    require((build_dir("web") / "llm.mjs").exists(), f"no web module in {build_dir('web')}: make web")
-    subprocess.run(["node", str(bundled(tmp_path, "bits.mjs")), str(build_dir("web")),
-                    str(ROOT / "tests" / "data" / "llama-Q4_K_M.gguf"), str(tmp_path)], timeout=300, check=True)
+    module_script(tmp_path, "bits.mjs", str(tmp_path), timeout=300)
     rows = {t: np.fromfile(tmp_path / f"threads-{t}.bin", dtype=np.float32).reshape(9, -1) for t in (1, 2, 3)}
     for threads, logits in rows.items():
         np.testing.assert_array_equal(logits[:3], logits[3:6], err_msg=f"{threads} threads: the first passes")
