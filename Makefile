@@ -107,7 +107,7 @@ XZ := $(PY) -c 'import lzma, sys; sys.stdout.buffer.write(lzma.compress(sys.stdi
 GENERATED_BUILDS := train $(CPU_BACKENDS)
 # (a shell command printing the stamp of the files $(1) for backend $(2))
 futhark_stamp = { cat $(1); $(FUTHARK) --version | head -1; printf '%s' '$(2)'; } | sha256sum | cut -d' ' -f1
-TRAIN_STAMP = $(call futhark_stamp,$(sort $(SOURCES)),)
+TRAIN_STAMP = $(call futhark_stamp,$(addprefix build/train/src/,$(sort $(notdir $(SOURCES)))),)
 engine_stamp = $(call futhark_stamp,$(addprefix build/$(1)/src/,$(sort $(notdir $(ENGINE_SOURCES)))),$(1))
 stamp_of = $(if $(filter train,$(1)),$(TRAIN_STAMP),$(call engine_stamp,$(1)))
 # (a shell test: whether the committed copy in folder $(2) was made from what
@@ -134,8 +134,11 @@ endef
 # c and multicore backends, src/target.fut there says how many rows of a
 # panel the batched products take at a time for this CPU: `KERNEL_ROWS`, 32
 # where the C compiler targets AVX-512 (32 vector registers), else 8 (AVX2
-# has 16: whole panels spilled the running sums, docs/PERFORMANCE.md). The
-# committed outputs are AVX-512's; on another CPU these two are compiled.
+# has 16: whole panels spilled the running sums, docs/PERFORMANCE.md).
+# Fine-tuning's program is compiled from such a copy of all the sources
+# (build/train/src/): its frozen base multiplies by the engine's kernel
+# (src/trainable.fut `panel_product`). The committed outputs are AVX-512's;
+# on another CPU these three are compiled.
 # And above how many tokens a product multiplies a decoded f32 copy of its
 # matrix: `DENSE_ABOVE` (src/target.fut; measured in docs/PERFORMANCE.md).
 DENSE_ABOVE := 160
@@ -148,15 +151,21 @@ FORCE:
 # (make would delete these as intermediate files after a run that made them,
 # and then copy, unpack and compile the engine's builds again in the next)
 .PRECIOUS: build/%/target build/%/src/.copied build/futhark/%/stamp
+# (the recipe of build/$(1)/src/.copied: the sources $(2) copied there)
+define target_copy
+@rm -rf build/$(1)/src && mkdir -p build/$(1)/src
+cp $(2) build/$(1)/src/
+case $(1) in c|multicore|train) rows=$(KERNEL_ROWS); \
+  sed -i -e "s/^module kernel_rows = vec32$$/module kernel_rows = vec$$rows/" \
+    -e "s/^def dense_above : i64 = 16$$/def dense_above : i64 = $(DENSE_ABOVE)/" build/$(1)/src/target.fut && \
+  grep -q "^module kernel_rows = vec$$rows$$" build/$(1)/src/target.fut && \
+  grep -q "^def dense_above : i64 = $(DENSE_ABOVE)$$" build/$(1)/src/target.fut;; esac
+@touch $@
+endef
 build/%/src/.copied: $(ENGINE_SOURCES) build/%/target
-	@rm -rf build/$*/src && mkdir -p build/$*/src
-	cp $(ENGINE_SOURCES) build/$*/src/
-	case $* in c|multicore) rows=$(KERNEL_ROWS); \
-	  sed -i -e "s/^module kernel_rows = vec32$$/module kernel_rows = vec$$rows/" \
-	    -e "s/^def dense_above : i64 = 16$$/def dense_above : i64 = $(DENSE_ABOVE)/" build/$*/src/target.fut && \
-	  grep -q "^module kernel_rows = vec$$rows$$" build/$*/src/target.fut && \
-	  grep -q "^def dense_above : i64 = $(DENSE_ABOVE)$$" build/$*/src/target.fut;; esac
-	@touch $@
+	$(call target_copy,$*,$(ENGINE_SOURCES))
+build/train/src/.copied: $(SOURCES) build/train/target
+	$(call target_copy,train,$(SOURCES))
 
 # (A build is redone when the compiler changes, as when scripts/install-futhark.sh
 # replaces an older one.)
@@ -164,8 +173,8 @@ build/%/src/.copied: $(ENGINE_SOURCES) build/%/target
 build/futhark/%/stamp: build/%/src/.copied $(FUTHARK) $$(wildcard generated/$$*/*) | $(VENV)/.installed
 	$(call futhark_output,$*,$(FUTHARK) $* --library -o build/futhark/$*/llm build/$*/src/llm.fut)
 
-build/futhark/train/stamp: $(SOURCES) $(FUTHARK) $(wildcard generated/train/*) | $(VENV)/.installed
-	$(call futhark_output,train,$(FUTHARK) c --library -o build/futhark/train/train src/train.fut)
+build/futhark/train/stamp: build/train/src/.copied $(FUTHARK) $(wildcard generated/train/*) | $(VENV)/.installed
+	$(call futhark_output,train,$(FUTHARK) c --library -o build/futhark/train/train build/train/src/train.fut)
 
 generated: $(foreach b,$(GENERATED_BUILDS),build/futhark/$(b)/stamp)
 	@for b in $(GENERATED_BUILDS); do \
@@ -176,7 +185,7 @@ generated: $(foreach b,$(GENERATED_BUILDS),build/futhark/$(b)/stamp)
 	  done && echo "llaf: generated/$$b refreshed; commit it" || exit 1; \
 	done
 
-generated-check: $(foreach b,$(CPU_BACKENDS),build/$(b)/src/.copied) | $(FUTHARK)
+generated-check: $(foreach b,$(CPU_BACKENDS) train,build/$(b)/src/.copied) | $(FUTHARK)
 	@stale=; $(foreach b,$(GENERATED_BUILDS),$(call committed_current,$(call stamp_of,$(b)),generated/$(b)) || stale="$$stale $(b)";) \
 	if [ -n "$$stale" ]; then \
 	  echo "llaf: generated/ is stale for$$stale: \`make generated\` (compiles them, 12-20 minutes each) and commit it" >&2; exit 1; fi
@@ -226,7 +235,7 @@ TRAIN_LDFLAGS ?= $(if $(findstring clang,$(notdir $(LLAF_CC))),-lmvec)
 build/c/.train: build/futhark/train/stamp scripts/patch-runtime.py | $(VENV)/.installed
 	@mkdir -p build/c
 	cp build/futhark/train/train.c build/futhark/train/train.h build/futhark/train/train.json build/c/
-	$(PY) scripts/patch-runtime.py build/c/train.c
+	$(PY) scripts/patch-runtime.py --panel-products build/c/train.c
 	cd build/c && rm -f _train*.so && CC=$(LLAF_CC) CFLAGS="$(TRAIN_CFLAGS)" LDFLAGS="$(TRAIN_LDFLAGS)" ../../$(VENV)/bin/build_futhark_ffi train >/dev/null
 	touch $@
 

@@ -3,12 +3,14 @@
 -- tokens, so that a LoRA step differentiates its frozen base by a product
 -- of its own.  `vjp` of `products` makes that adjoint an accumulation into
 -- each token's row (a load and a store of it for every two rows); as the
--- product of the transposed matrix it is the forward kernel's sums
--- (docs/PERFORMANCE.md, "Fine-tuning").  Training's only: the engine's
--- builds do not compile this file (the Makefile's ENGINE_SOURCES).
+-- product of the transposed matrix it is a forward product, here the
+-- engine's kernel's (docs/PERFORMANCE.md, "Fine-tuning").  Training's only:
+-- the engine's builds do not compile this file (the Makefile's
+-- ENGINE_SOURCES).
 
 import "matrix"
 import "differentiable"
+import "target"
 
 module type trainable = {
   include matrix
@@ -16,50 +18,50 @@ module type trainable = {
   val adjoint [m][kb][b] : (n: i64) -> mat [m][kb] -> [b][m]f32 -> [b][n]f32
 }
 
--- | The values of a block of rows in `blocked_products`.
-def block_values : i64 = 64 * 1024
+-- | The engine's products over f32 panels (src/matrix.fut `f32_products`),
+-- as many rows of a panel at a time as this build's target wants
+-- (src/target.fut `kernel_rows`; the Makefile compiles training from the
+-- c backend's copy of it).
+local module panel_kernel = f32_products kernel_rows
 
--- | `products w xs`, bit for bit, with the rows in blocks of about
--- `block_values` values (pairs of rows `r` and `r + m/2`): every group of
--- four tokens goes through a block while the block is in the cache.  Whole
--- (`products`), a layer's 3.5 MB matrix was read from the last-level cache
--- once for each group of four tokens.
-def blocked_products [m][n][b] (w: [m][n]f32) (xs: [b][n]f32) : [b][m]f32 =
-  let (nq, mh) = ((b + 3) / 4, (m + 1) / 2)
-  let blocks = i64.max 1 ((2 * n * mh + block_values - 1) / block_values)
-  let pairs = (mh + blocks - 1) / blocks
-  let (x, w) = (padded (4 * nq) xs, padded (2 * mh) w)
-  -- (the last block's pairs past `mh` repeat the last pair, and are dropped)
-  in tabulate_3d blocks nq pairs (\c g r -> pair_sums w x nq mh g (i64.min (c * pairs + r) (mh - 1)))
-     |> transpose |> map flatten |> map (take mh) |> unpaired m b
+-- | `xs Wᵀ` for the f32 panels `a` by the engine's batched kernel: its
+-- running sums are tuples a panel's lanes wide, which the C compiler packs
+-- into vector registers; with training's reassociated sums (the Makefile's
+-- `TRAIN_CFLAGS`) its loop vectorizer vectorized them the wrong way, 10×
+-- slower.  A C function of its own (not inlined), so that
+-- scripts/patch-runtime.py can compile it with exact sums and AVX-512's
+-- whole registers (`--panel-products`).  Bit for bit the engine's products.
+#[noinline]
+def panel_product [m][kb][b][n] (a: f32_panels.mat [m][kb]) (xs: [b][n]f32) : [b][m]f32 =
+  panel_kernel.matmul a xs
 
--- | A frozen base of format `F`, decoded by `D`: a layer's matrix (up to
--- `whole_below` values) multiplied by `blocked_products`, and its adjoint
--- by `blocked_products` of the transposed matrix; a larger one as
+-- | A frozen base of format `F`: a layer's matrix (up to `whole_below`
+-- values) decoded into f32 panels as the engine decodes it for a long
+-- prompt (`matrix F`'s `dense`) and multiplied by `panel_product`, its
+-- adjoint the product of the transposed matrix, decoded into f32 panels
+-- too; a larger one (whose f32 copy would not stay in the cache) as
 -- `products_of D F` multiplies it, its adjoint by `vjp`.
 module frozen_base (D: decoding) (F: format) : trainable with mat [m][kb] = F.mat [m][kb] = {
   module whole = products_of D F
+  module engine = matrix F
   type mat [m][kb] = F.mat [m][kb]
 
-  def decoded [m][kb] (n: i64) (a: mat [m][kb]) : [m][n]f32 =
-    D.rows m n kb (\r b j -> F.pair a (r / P) b j (r % P))
-
-  -- | `a` transposed and decoded, `[n][m]`: rows `32·b + j` and `32·b + 16
-  -- + j` from column pair `j` of block `b`, a panel's lanes at a time (the
-  -- codes' order in memory), each written in place (the adjoint is never
-  -- differentiated).  `transpose` of the decoded rows took 4 ms for a q4
-  -- 1536×576 matrix, against 1.3.
-  def transposed [m][kb] (n: i64) (a: mat [m][kb]) : [n][m]f32 =
-    let whole = loop o = replicate (kb * 32) (replicate m 0f32) for b < kb do
-                  loop o for j < 16 do
-                    let (lo, hi) = tabulate (panels m) (\t -> tabulate P (F.pair a t b j)) |> flatten |> unzip
-                    in o with [b * 32 + j] = take m lo with [b * 32 + 16 + j] = take m hi
-    in take n whole
+  -- | `a` transposed into f32 panels of `n` rows and `m` columns: panel
+  -- `b`'s block `t` is block `b` of panel `t` of `a` transposed (a panel is
+  -- 32 rows and a block 32 columns), so each tile is decoded from its own
+  -- codes, a column pair's lanes at a time (`F.pair`: columns `j` and `j +
+  -- 16`), and written in the rows' order.  The padding rows of `a`'s last
+  -- panel, columns of the transposed, are zeros.
+  def transposed [m][kb] (n: i64) (a: mat [m][kb]) : f32_panels.mat [n][(m + P - 1) / P] =
+    let tile b t : [32][P]f32 =
+      tabulate 32 (\r -> tabulate P (\c -> let (lo, hi) = F.pair a t b (c % 16) r
+                                           in if t * P + r >= m then 0 else if c < 16 then lo else hi))
+    in f32_mat n (tabulate kb (\b -> tabulate (panels m) (tile b)) :> [(n + P - 1) / P][(m + P - 1) / P][32][P]f32)
 
   def matmul [m][kb][b][n] (a: mat [m][kb]) (xs: [b][n]f32) : [b][m]f32 =
-    if m * n <= whole_below then blocked_products (decoded n a) xs else whole.matmul a xs
+    if m * n <= whole_below then panel_product (engine.dense a) xs else whole.matmul a xs
   def adjoint [m][kb][b] (n: i64) (a: mat [m][kb]) (ys: [b][m]f32) : [b][n]f32 =
-    if m * n <= whole_below then blocked_products (transposed n a) ys
+    if m * n <= whole_below then panel_product (transposed n a) ys
     else vjp (whole.matmul a) (replicate b (replicate n 0)) ys
   def matvec [m][kb][n] (a: mat [m][kb]) (x: [n]f32) : [m]f32 = (matmul a [x])[0]
   def layer_matmul [L][m][kb][b][n] (ws: [L](mat [m][kb])) (l: i64) (xs: [b][n]f32) : [b][m]f32 = matmul ws[l] xs
@@ -90,29 +92,20 @@ module without_products (W: matrix) : matrix with mat [m][kb] = W.mat [m][kb] = 
   def dense [m][kb] (a: mat [m][kb]) : f32_panels.mat [m][kb] = W.dense a
 }
 
--- Tests: the blocked products equal `products` bit for bit, for sizes
--- that fill the blocks and groups of tokens and sizes that do not, and a
--- matrix of one block; the adjoint of a q4 base equals plain sums `ys W`
--- (each within 1e-5 · (1 + its magnitude)).
--- ==
--- entry: test_blocked_products
--- input { 1000i64 70i64 96i64 } output { true }
--- input { 7i64 5i64 37i64 } output { true }
--- input { 256i64 8i64 512i64 } output { true }
-
-entry test_blocked_products (m: i64) (b: i64) (n: i64) : bool =
-  let w = tabulate_2d m n (\i j -> f32.sin (f32.i64 (i * n + j)))
-  let xs = tabulate_2d b n (\i j -> f32.cos (f32.i64 (3 * i + 7 * j)))
-  in and (map2 (\u v -> and (map2 (==) u v)) (blocked_products w xs) (products w xs))
-
+-- Tests: a frozen q4 base's products equal plain sums `xs Wᵀ`, and its
+-- adjoint plain sums `ys W`, for rows that do not fill the last panel,
+-- tokens that do not fill the kernel's groups, and a matrix of one block:
+-- each within 1e-5 · (1 + the sum of its terms' magnitudes), as sums in
+-- another order are (the adjoint's have 1000 terms).
 local module q4_base = frozen_base by_loops q4_panels
 
 -- ==
--- entry: test_adjoint
+-- entry: test_frozen_base
 -- input { 1000i64 70i64 3i64 } output { true }
 -- input { 40i64 5i64 2i64 } output { true }
+-- input { 31i64 1i64 1i64 } output { true }
 
-entry test_adjoint (m: i64) (b: i64) (kb: i64) : bool =
+entry test_frozen_base (m: i64) (b: i64) (kb: i64) : bool =
   let n = 32 * kb
   let t = (m + P - 1) / P
   let q = tabulate t (\i -> tabulate kb (\c -> tabulate 16 (\j -> tabulate P (\r ->
@@ -121,6 +114,11 @@ entry test_adjoint (m: i64) (b: i64) (kb: i64) : bool =
                              u16.i64 (base + ((i * kb + c) * P + r) * 13 % 1024))))
   let a = q4_mat m q (halves 0x3000) (halves 0xb000)
   let w = by_loops.rows m n kb (\r c j -> q4_panels.pair a (r / P) c j (r % P))
+  let xs = tabulate_2d b n (\i j -> f32.cos (f32.i64 (3 * i + 7 * j)))
   let ys = tabulate_2d b m (\i j -> f32.sin (f32.i64 (5 * i + 2 * j + 1)))
-  let expected = map (\y -> map (\c -> f32.sum (map2 (*) y c)) (transpose w)) ys
-  in and (map2 (\u v -> and (map2 (\u v -> f32.abs (u - v) <= 1e-5 * (1 + f32.abs v)) u v)) (q4_base.adjoint n a ys) expected)
+  -- (each plain sum with the sum of its terms' magnitudes)
+  let plain [k] (u: [k]f32) (v: [k]f32) = (f32.sum (map2 (*) u v), f32.sum (map2 (\u v -> f32.abs (u * v)) u v))
+  let close [k][l] (got: [k][l]f32) (want: [k][l](f32, f32)) =
+    and (map2 (\g w -> and (map2 (\g (v, s) -> f32.abs (g - v) <= 1e-5 * (1 + s)) g w)) got want)
+  in close (q4_base.matmul a xs) (map (\x -> map (plain x) w) xs)
+     && close (q4_base.adjoint n a ys) (map (\y -> map (plain y) (transpose w)) ys)
