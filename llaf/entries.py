@@ -379,15 +379,11 @@ def gpt2_section() -> str:
         ""])
 
 
-def training_products(fmt: str, role: str) -> str:
-    """The LoRA trainer's products for the matrices `role` ("layers" or "head") of format `fmt`: the layers' a
-    frozen base with its adjoint by hand (src/trainable.fut `frozen_base`), the head src/differentiable.fut's
-    products, which `vjp` differentiates.  The formats of integer codes are decoded by loops (without the maps'
-    copies); f32 matrices by maps, which `vjp` differentiates as maps (full fine-tuning differentiates them; the
-    f32 LoRA trainer keeps the maps too: a loop over f32 values that `vjp` sees is not measured)."""
-    panels = MODULES[fmt][0].removesuffix("_matrix") + "_panels"
-    decoding = "by_maps" if panels == "f32_panels" else "by_loops"
-    return f"(frozen_base {decoding} {panels})" if role == "layers" else f"(products_of {decoding} {panels})"
+def training_products(fmt: str) -> str:
+    """The LoRA trainer's products for matrices of format `fmt` (the layers' and the head's): a frozen base
+    (src/trainable.fut `frozen_base`), multiplied by the engine's kernel on f32 panels decoded from it, its
+    adjoint by the same kernel on the transposed panels."""
+    return f"(frozen_base {MODULES[fmt][0].removesuffix('_matrix')}_panels)"
 
 
 def train_section(storage: str) -> str:
@@ -395,7 +391,7 @@ def train_section(storage: str) -> str:
     m = Model(llama, storage)
     p, mod = f"train_{storage}", f"train_{storage}"
     sizes = LLAMA_SIZES
-    W, E = (training_products(m.formats[r], r) for r in ("layers", "head"))
+    W, E = (training_products(m.formats[r]) for r in ("layers", "head"))
     common = "(r: i64) (mask: i64) (scale: f32)"
     return "\n".join([
         *llama_head(m, p, f"module {mod} = trainer {W} {E}", f"{mod}.model"),

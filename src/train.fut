@@ -41,7 +41,7 @@ import "llama"
 module lora = import "lora"
 module optim = import "optim"
 
-module trainer (W: trainable) (E: matrix) = {
+module trainer (W: trainable) (E: trainable) = {
   module model = llama (uniform W E)
   -- | The model without its layers' products: what the LoRA backward pass
   -- differentiates, each base product's part of a derivative added by
@@ -63,18 +63,41 @@ module trainer (W: trainable) (E: matrix) = {
     let scale = assert (at == T) scale
     in {q, k, v, o, gate, up, down, scale}
 
+  -- | The mean cross-entropy of `M` tokens' logits `l` against their targets `ts`.
+  def cross_entropy [M][V] (l: [M][V]f32) (ts: [M]i64) : f32 =
+    let ce (l: [V]f32) (t: i64) =
+      let top = f32.maximum l
+      in top + f32.log (f32.sum (map (\x -> f32.exp (x - top)) l)) - l[t]
+    in f32.sum (map2 ce l ts) / f32.i64 (i64.max 1 M)
+
+  -- | The tokens that have a target, and their targets: the head runs on
+  -- those only (a chat's prompts are most of its tokens, and the head is
+  -- the largest product).
+  def learnt [N] (targets: [N]i64) : ([]i64, []i64) =
+    zip (iota N) targets |> filter (\(_, t) -> t >= 0) |> unzip
+
   -- | The mean next-token cross-entropy of `N` tokens' final hidden states
   -- `h` (see the head of this file).
   def head_loss [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][N]
                 (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (h: [N][d]f32) (targets: [N]i64) : f32 =
-    -- logits only where there is a target (a chat's prompts are most of its
-    -- tokens, and the head is the largest product)
-    let (learnt, ts) = zip (iota N) targets |> filter (\(_, t) -> t >= 0) |> unzip
-    let logits = model.logits p (map (\i -> h[i]) learnt)
-    let ce (l: [V]f32) (t: i64) =
-      let top = f32.maximum l
-      in top + f32.log (f32.sum (map (\x -> f32.exp (x - top)) l)) - l[t]
-    in f32.sum (map2 ce logits ts) / f32.i64 (i64.max 1 (length ts))
+    let (at, ts) = learnt targets
+    in cross_entropy (model.logits p (map (\i -> h[i]) at)) ts
+
+  -- | `head_loss` of the last layer's hidden states `x` (after the final
+  -- norm) and its adjoint with respect to `x`: the head's product's part by
+  -- `E.adjoint` (a LoRA trainer's head is a frozen base), the cross-entropy
+  -- and the norm by `vjp`.  The head is the embedding when there is no
+  -- `lm_head`, as src/llama.fut's `logits` chooses.
+  def head_grad [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][N]
+                (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (x: [N][d]f32) (targets: [N]i64)
+                : (f32, [N][d]f32) =
+    let (at, ts) = learnt targets
+    let hs = model.final p x
+    let h = map (\i -> hs[i]) at
+    let (loss, l_bar) = vjp2 (\l -> cross_entropy l ts) (model.logits p h) 1
+    let head = if Vo == 0 then p.embed else p.lm_head :> E.mat [V][dk]
+    let h_bar = scatter (replicate N (replicate d 0)) at (E.adjoint d head l_bar)
+    in (loss, vjp (model.final p) x h_bar)
 
   -- | The mean next-token cross-entropy of a batch.
   def loss [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][B][S]
@@ -220,7 +243,7 @@ module trainer (W: trainable) (E: matrix) = {
     let (tokens, targets) = checked V p.context tokens targets
     let ad = adapters p r mask scale theta
     let (x, tape) = forward p ad S (flatten tokens)
-    let (loss, x_bar) = vjp2 (\x -> head_loss p (model.final p x) (flatten targets)) x 1
+    let (loss, x_bar) = head_grad p x (flatten targets)
     let g = backward p ad S tape x_bar
     in (loss, vjp (\theta -> arrays (adapters p r mask scale theta)) theta g)
 
@@ -242,7 +265,7 @@ module trainer (W: trainable) (E: matrix) = {
 -- arrays of src/llm.fut's `llama_f32_init` after another, a matrix as its
 -- panels (llaf/finetune.py lays it out).
 module full = {
-  module tr = trainer (differentiated by_maps f32_panels) (differentiable f32_panels)
+  module tr = trainer (differentiated by_maps f32_panels) (differentiated by_maps f32_panels)
 
   def vector [T] (theta: [T]f32) (at: i64) (n: i64) : ([n]f32, i64) =
     (theta[at : at + n] :> [n]f32, at + n)
@@ -314,7 +337,7 @@ entry train_rates (o: optim.adamw) : []f32 = map (optim.rate o) (iota o.steps)
 
 -- train_f32 ----------------------------------------------------------------
 
-module train_f32 = trainer (frozen_base by_maps f32_panels) (products_of by_maps f32_panels)
+module train_f32 = trainer (frozen_base f32_panels) (frozen_base f32_panels)
 type~ train_f32_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk] = train_f32.model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]
 
 entry train_f32_init [L][Vt][Vot][d][qt][dt][kt][Ft][dk][qk][Fk][R][Bq][Bk][Nn]
@@ -359,7 +382,7 @@ entry train_f32_full_step [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][T
 
 -- train_q4 -----------------------------------------------------------------
 
-module train_q4 = trainer (frozen_base by_loops q4_panels) (products_of by_loops q8_panels)
+module train_q4 = trainer (frozen_base q4_panels) (frozen_base q8_panels)
 type~ train_q4_params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk] = train_q4.model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]
 
 entry train_q4_init [L][Vt][Vot][d][qt][dt][kt][Ft][dk][qk][Fk][R][Bq][Bk][Nn]

@@ -35,39 +35,71 @@ local module panel_kernel = f32_products kernel_rows
 def panel_product [m][kb][b][n] (a: f32_panels.mat [m][kb]) (xs: [b][n]f32) : [b][m]f32 =
   panel_kernel.matmul a xs
 
--- | A frozen base of format `F`: a layer's matrix (up to `whole_below`
--- values) decoded into f32 panels as the engine decodes it for a long
--- prompt (`matrix F`'s `dense`) and multiplied by `panel_product`, its
--- adjoint the product of the transposed matrix, decoded into f32 panels
--- too; a larger one (whose f32 copy would not stay in the cache) as
--- `products_of D F` multiplies it, its adjoint by `vjp`.
-module frozen_base (D: decoding) (F: format) : trainable with mat [m][kb] = F.mat [m][kb] = {
-  module whole = products_of D F
+-- | The panels of a matrix larger than `whole_below` values that its
+-- products take at a time (256 rows, as `chunk_rows`): each part decoded
+-- into f32 and multiplied while it is in the cache.
+def chunk_panels : i64 = chunk_rows / P
+
+-- | A frozen base of format `F` (the layers' matrices and the head of a
+-- LoRA trainer): decoded into f32 panels and multiplied by
+-- `panel_product`, its adjoint the product of the transposed matrix,
+-- decoded into f32 panels too.  A layer's matrix (up to `whole_below`
+-- values) is decoded whole; a larger one (a vocabulary's head)
+-- `chunk_panels` panels at a time, whose f32 copy stays in the cache.
+module frozen_base (F: format) : trainable with mat [m][kb] = F.mat [m][kb] = {
   module engine = matrix F
   type mat [m][kb] = F.mat [m][kb]
 
-  -- | `a` transposed into f32 panels of `n` rows and `m` columns: panel
-  -- `b`'s block `t` is block `b` of panel `t` of `a` transposed (a panel is
-  -- 32 rows and a block 32 columns), so each tile is decoded from its own
-  -- codes, a column pair's lanes at a time (`F.pair`: columns `j` and `j +
-  -- 16`), and written in the rows' order.  The padding rows of `a`'s last
-  -- panel, columns of the transposed, are zeros.
-  def transposed [m][kb] (n: i64) (a: mat [m][kb]) : f32_panels.mat [n][(m + P - 1) / P] =
-    let tile b t : [32][P]f32 =
-      tabulate 32 (\r -> tabulate P (\c -> let (lo, hi) = F.pair a t b (c % 16) r
-                                           in if t * P + r >= m then 0 else if c < 16 then lo else hi))
-    in f32_mat n (tabulate kb (\b -> tabulate (panels m) (tile b)) :> [(n + P - 1) / P][(m + P - 1) / P][32][P]f32)
+  -- The decodings below are loops that write each column pair's two values
+  -- in place: as maps (a tile's rows or lanes where `a` ends zeros), the
+  -- compiler wrote each row, then each tile, then the whole matrix into
+  -- memory of its own and copied it on, 3.5× slower (docs/PERFORMANCE.md).
+
+  -- | Panels `t0 ..` of `a`, `T` of them, decoded into f32 panels (zeros
+  -- past `a`'s last panel).
+  def decoded [m][kb] (a: mat [m][kb]) (t0: i64) (T: i64) : f32_panels.mat [T * P][kb] =
+    let w = loop w = replicate T (replicate kb (replicate 32 (replicate P 0f32))) for t < T do
+              if t0 + t >= panels m then w else
+              loop w for b < kb do
+                loop w for j < 16 do
+                  loop w for r < P do
+                    let (lo, hi) = F.pair a (t0 + t) b j r
+                    in w with [t, b, j, r] = lo with [t, b, j + 16, r] = hi
+    in f32_mat (T * P) w
+
+  -- | Panels `t0 ..` of `a`, `T` of them, transposed into f32 panels of `n`
+  -- rows and `T·P` columns (zeros past `a`'s last row): panel `b`'s block
+  -- `t` is block `b` of panel `t0 + t` of `a` transposed (a panel is 32 rows
+  -- and a block 32 columns), its row `r` column pair `j` of `a`'s row (`F.pair`:
+  -- columns `j` and `j + 16`).
+  def transposed [m][kb] (n: i64) (a: mat [m][kb]) (t0: i64) (T: i64) : f32_panels.mat [n][T] =
+    let w = loop w = replicate kb (replicate T (replicate 32 (replicate P 0f32))) for b < kb do
+              loop w for t < T do
+                loop w for r < 32 do
+                  if (t0 + t) * P + r >= m then w else
+                  loop w for j < 16 do
+                    let (lo, hi) = F.pair a (t0 + t) b j r
+                    in w with [b, t, r, j] = lo with [b, t, r, j + 16] = hi
+    in f32_mat n (w :> [(n + P - 1) / P][T][32][P]f32)
 
   def matmul [m][kb][b][n] (a: mat [m][kb]) (xs: [b][n]f32) : [b][m]f32 =
-    if m * n <= whole_below then panel_product (engine.dense a) xs else whole.matmul a xs
+    if m * n <= whole_below then panel_product (f32_mat m (decoded a 0 (panels m)).w) xs
+    else let parts = (panels m + chunk_panels - 1) / chunk_panels
+         in tabulate parts (\c -> panel_product (decoded a (c * chunk_panels) chunk_panels) xs)
+            |> transpose |> map flatten |> map (take m)
+
   def adjoint [m][kb][b] (n: i64) (a: mat [m][kb]) (ys: [b][m]f32) : [b][n]f32 =
-    if m * n <= whole_below then panel_product (transposed n a) ys
-    else vjp (whole.matmul a) (replicate b (replicate n 0)) ys
+    if m * n <= whole_below then panel_product (transposed n a 0 (panels m)) ys
+    else let (T, parts) = (chunk_panels, (panels m + chunk_panels - 1) / chunk_panels)
+         in loop acc = replicate b (replicate n 0f32) for c < parts do
+              let part = tabulate b (\i -> tabulate (T * P) (\j -> let k = c * T * P + j in if k < m then ys[i, k] else 0))
+              in map2 (map2 (+)) acc (panel_product (transposed n a (c * T) T) part)
+
   def matvec [m][kb][n] (a: mat [m][kb]) (x: [n]f32) : [m]f32 = (matmul a [x])[0]
   def layer_matmul [L][m][kb][b][n] (ws: [L](mat [m][kb])) (l: i64) (xs: [b][n]f32) : [b][m]f32 = matmul ws[l] xs
   def matmul_once [m][kb][b][n] (a: mat [m][kb]) (xs: [b][n]f32) : [b][m]f32 = matmul a xs
-  def row [m][kb] (n: i64) (a: mat [m][kb]) (i: i64) : [n]f32 = whole.row n a i
-  def dense [m][kb] (a: mat [m][kb]) : f32_panels.mat [m][kb] = whole.dense a
+  def row [m][kb] (n: i64) (a: mat [m][kb]) (i: i64) : [n]f32 = engine.row n a i
+  def dense [m][kb] (a: mat [m][kb]) : f32_panels.mat [m][kb] = engine.dense a
 }
 
 -- | Matrices that are differentiated (full fine-tuning): `products_of D F`,
@@ -94,16 +126,18 @@ module without_products (W: matrix) : matrix with mat [m][kb] = W.mat [m][kb] = 
 
 -- Tests: a frozen q4 base's products equal plain sums `xs Wᵀ`, and its
 -- adjoint plain sums `ys W`, for rows that do not fill the last panel,
--- tokens that do not fill the kernel's groups, and a matrix of one block:
+-- tokens that do not fill the kernel's groups, a matrix of one block, and
+-- one of more than `whole_below` values (in parts, the last one short):
 -- each within 1e-5 · (1 + the sum of its terms' magnitudes), as sums in
--- another order are (the adjoint's have 1000 terms).
-local module q4_base = frozen_base by_loops q4_panels
+-- another order are (the adjoint's up to 40 000 terms).
+local module q4_base = frozen_base q4_panels
 
 -- ==
 -- entry: test_frozen_base
 -- input { 1000i64 70i64 3i64 } output { true }
 -- input { 40i64 5i64 2i64 } output { true }
 -- input { 31i64 1i64 1i64 } output { true }
+-- input { 40000i64 3i64 4i64 } output { true }
 
 entry test_frozen_base (m: i64) (b: i64) (kb: i64) : bool =
   let n = 32 * kb
@@ -113,7 +147,7 @@ entry test_frozen_base (m: i64) (b: i64) (kb: i64) : bool =
   let halves (base: i64) = tabulate t (\i -> tabulate kb (\c -> tabulate P (\r ->
                              u16.i64 (base + ((i * kb + c) * P + r) * 13 % 1024))))
   let a = q4_mat m q (halves 0x3000) (halves 0xb000)
-  let w = by_loops.rows m n kb (\r c j -> q4_panels.pair a (r / P) c j (r % P))
+  let w = by_maps.rows m n kb (\r c j -> q4_panels.pair a (r / P) c j (r % P))
   let xs = tabulate_2d b n (\i j -> f32.cos (f32.i64 (3 * i + 7 * j)))
   let ys = tabulate_2d b m (\i j -> f32.sin (f32.i64 (5 * i + 2 * j + 1)))
   -- (each plain sum with the sum of its terms' magnitudes)

@@ -779,14 +779,14 @@ def test_gradients_on_other_architectures(arch: str) -> None:
 
 
 # Layers' matrices of more values than `whole_below` (4 Mi): src/trainable.fut's
-# `frozen_base` multiplies them as the head, their adjoints by `vjp`.
+# `frozen_base` multiplies them as the head, decoded a part at a time.
 BIG_LAYERS = dict(CONFIG, hidden_size=1024, intermediate_size=4608, num_attention_heads=8, num_key_value_heads=4,
                   num_hidden_layers=1)
 
 
 def test_large_layer_matrices(tmp_path: Path) -> None:
-    """LoRA gradients through layers' matrices too large for the blocked
-    products equal PyTorch's on an f32 base, and a 4-bit base's equal its f32
+    """LoRA gradients through layers' matrices too large to be decoded whole
+    equal PyTorch's on an f32 base, and a 4-bit base's equal its f32
     expansion's."""
     assert BIG_LAYERS["hidden_size"] * BIG_LAYERS["intermediate_size"] > 4 * 1024 * 1024
     model = random_llama(18, **BIG_LAYERS)
