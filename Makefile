@@ -232,10 +232,11 @@ TRAIN_GCC_CFLAGS := $(filter-out -fno-tree-loop-vectorize,$(GCC_CFLAGS)) -fassoc
 TRAIN_CFLAGS ?= $(if $(findstring clang,$(notdir $(LLAF_CC))),$(TRAIN_CLANG_CFLAGS),$(TRAIN_GCC_CFLAGS))
 TRAIN_LDFLAGS ?= $(if $(findstring clang,$(notdir $(LLAF_CC))),-lmvec)
 
-build/c/.train: build/futhark/train/stamp scripts/patch-runtime.py | $(VENV)/.installed
+build/c/.train: build/futhark/train/stamp scripts/patch-runtime.py scripts/patch-train.py | $(VENV)/.installed
 	@mkdir -p build/c
 	cp build/futhark/train/train.c build/futhark/train/train.h build/futhark/train/train.json build/c/
-	$(PY) scripts/patch-runtime.py --panel-products build/c/train.c
+	$(PY) scripts/patch-runtime.py build/c/train.c
+	$(PY) scripts/patch-train.py build/c/train.c
 	cd build/c && rm -f _train*.so && CC=$(LLAF_CC) CFLAGS="$(TRAIN_CFLAGS)" LDFLAGS="$(TRAIN_LDFLAGS)" ../../$(VENV)/bin/build_futhark_ffi train >/dev/null
 	touch $@
 

@@ -1,11 +1,10 @@
 #!/usr/bin/env python3
 """Make a failed allocation in Futhark's generated C an error, not a segfault,
 reuse the memory of function calls' scratch arrays from call to call, make
-plain copies at once, keep the multicore scheduler's idle worker awake
-between parallel loops, and compile fine-tuning's panel products with exact
-sums.
+plain copies at once, and keep the multicore scheduler's idle worker awake
+between parallel loops.
 
-    scripts/patch-runtime.py [--lexical-memory] [--panel-products] build/c/llm.c
+    scripts/patch-runtime.py [--lexical-memory] build/c/llm.c
 
 `make` runs this on the C that `futhark c --library` (or multicore) writes,
 before cffi compiles it.  Futhark 0.25's runtime (0.25.27, 0.25.32) stores what `malloc`
@@ -60,19 +59,6 @@ message).  The patches (docs/BACKENDS.md, "Out of memory"):
    same measure: the sums' order, and so the last bits of the logits, then
    depended on the machine's load and on whether the loop had run before.
    The parallel loops that are maps keep the scheduler's choice.
-
-9. Fine-tuning's program only (--panel-products; docs/PERFORMANCE.md,
-   "Fine-tuning"): its C is compiled with reassociated sums and clang's
-   loop vectorizer, for its sums over a row's columns, with 256-bit vectors
-   (the Makefile's TRAIN_CFLAGS), while the engine's batched kernel, which
-   its frozen base multiplies by (src/trainable.fut `panel_product`, a C
-   function `futrts_panel_product_N`), holds its running sums in tuples a
-   panel's lanes wide that the compiler packs into vector registers itself:
-   with reassociation the loop vectorizer vectorized those sums over the
-   wrong loop, 10x slower.  That function sums in the program's order
-   (clang's `#pragma clang fp reassociate(off)`; GCC's `optimize`
-   attribute) and may use 512-bit registers (clang's `min_vector_width`,
-   which matters only where the target has AVX-512: 15 % faster there).
 
 Each patch must match the text exactly as often as expected, else this
 exits non-zero and the build stops: a Futhark upgrade that changes the
@@ -315,39 +301,12 @@ SCHEDULER_ERROR_OLD = """\
 SCHEDULER_ERROR_NEW = """\
     ctx->error = strdup("a worker thread could not start (the system's limit on threads or memory)");
 """
-# Fine-tuning's panel products (patch 9): the function's definition, and
-# what it is given.
-PANEL_PRODUCT = re.compile(r"\n(FUTHARK_FUN_ATTR int futrts_panel_product_[0-9]+\([^;{]*\)\n\{\n)")
-PANEL_MACROS = """\
-/* llaf: fine-tuning's panel products sum in the program's order (scripts/patch-runtime.py). */
-#if defined(__clang__)
-#define LLAF_PANEL_PRODUCT __attribute__((min_vector_width(512)))
-#define LLAF_PROGRAM_ORDER _Pragma("clang fp reassociate(off)")
-#elif defined(__GNUC__)
-#define LLAF_PANEL_PRODUCT __attribute__((optimize("no-associative-math")))
-#define LLAF_PROGRAM_ORDER
-#else
-#define LLAF_PANEL_PRODUCT
-#define LLAF_PROGRAM_ORDER
-#endif
-"""
-
-
-def exact_panel_products(text: str) -> str:
-    """Patch 9: each `panel_product` function compiled with exact sums."""
-    text, found = PANEL_PRODUCT.subn(lambda m: "\nLLAF_PANEL_PRODUCT " + m.group(1) + "    LLAF_PROGRAM_ORDER\n", text)
-    if found == 0:
-        raise SystemExit("patch-runtime: no futrts_panel_product_N function in the generated C "
-                         "(src/trainable.fut `panel_product`): did Futhark inline or rename it?")
-    return PANEL_MACROS + text
-
-
 # futhark_new_*: `if ((size_t) <elements> * <bytes> > 0) memmove(arr->mem.mem ...`
 COPY = re.compile(r"(\n    if \()(\(size_t\) [^\n]* > 0\)\n"
                   r"        memmove\(arr->mem\.mem \+ 0, \(const unsigned char \*\) data)")
 
 
-def patch(text: str, lexical_memory: bool = False, panel_products: bool = False) -> str:
+def patch(text: str, lexical_memory: bool = False) -> str:
     if MARKER in text:
         return text
     for old, new in ((HOST_OLD, HOST_NEW), (ALLOC_OLD, ALLOC_NEW), (ERROR_OLD, ERROR_NEW),
@@ -358,8 +317,6 @@ def patch(text: str, lexical_memory: bool = False, panel_products: bool = False)
         text = text.replace(old, new)
     if lexical_memory:
         text = lexical(text)
-    if panel_products:
-        text = exact_panel_products(text)
     if "scheduler_worker" in text:  # the multicore backend
         for old, new in ((SPIN_AT, SPIN_FN + SPIN_AT), (SLEEP_OLD, SLEEP_NEW), (WORKER_OLD, WORKER_NEW),
                          (SCHEDULER_ERROR_OLD, SCHEDULER_ERROR_NEW), (SMALL_OLD, SMALL_NEW)):
@@ -381,11 +338,9 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="scripts/patch-runtime.py")
     parser.add_argument("--lexical-memory", action="store_true",
                         help="send function calls' scratch arrays through the free list (patch 4)")
-    parser.add_argument("--panel-products", action="store_true",
-                        help="fine-tuning's panel products with exact sums (patch 9)")
     parser.add_argument("path", type=Path, help="the generated C, e.g. build/c/llm.c")
     args = parser.parse_args(argv[1:])
-    args.path.write_text(patch(args.path.read_text(), args.lexical_memory, args.panel_products))
+    args.path.write_text(patch(args.path.read_text(), args.lexical_memory))
 
 
 if __name__ == "__main__":
