@@ -177,10 +177,18 @@ module trainer (W: trainable) (E: trainable) = {
       vjp (\(x, a, w) -> adapted.attention_output p (la with o = set la.o w) l x a) (x, a, (la.o.a, la.o.b)) y_bar
     in (x_bar, map2 vadd a_bar (W.adjoint qd p.wo[l] y_bar), w_bar)
 
+  -- (`model.sequence_attention`: the heads' biases, norms and rotations
+  -- differentiated by `vjp`, their attention by `attention_adjoint`.)
   #[noinline]
   def sequence_attention_vjp [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][N] (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (S: i64) (l: i64)
                              (qkv: ([N][qd]f32, [N][kvd]f32, [N][kvd]f32)) (y_bar: [N][qd]f32) =
-    vjp (model.sequence_attention p S l) qkv y_bar
+    let (B, Q, H, hd) = (N / S, p.heads, p.kv_heads, qd / p.heads)
+    let heads qkv = let (q, k, v) = model.attention_heads p (tabulate N (% S)) l qkv
+                    in (q :> [B * S][Q][hd]f32, k :> [B * S][H][hd]f32, v :> [B * S][H][hd]f32)
+    let (q, k, v) = heads qkv
+    let (q_bar, k_bar, v_bar) = attention_adjoint p.window (unflatten q) (unflatten k) (unflatten v)
+                                                  (unflatten (map (\a -> unflatten (a :> [Q * hd]f32)) y_bar :> [B * S][Q][hd]f32))
+    in vjp heads qkv (flatten q_bar, flatten k_bar, flatten v_bar)
 
   #[noinline]
   def attention_projections_vjp [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][r][N] (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (la: model.layer_adapters [r][d][qd][kvd][F]) (l: i64)

@@ -4,12 +4,14 @@
 -- of its own.  `vjp` of `products` makes that adjoint an accumulation into
 -- each token's row (a load and a store of it for every two rows); as the
 -- product of the transposed matrix it is a forward product, here the
--- engine's kernel's (docs/PERFORMANCE.md, "Fine-tuning").  Training's only:
--- the engine's builds do not compile this file (the Makefile's
--- ENGINE_SOURCES).
+-- engine's kernel's (docs/PERFORMANCE.md, "Fine-tuning").  And the adjoint
+-- of training's attention (src/attention.fut `attend_sequences`), its
+-- products' adjoints products by the same kernel.  Training's only: the
+-- engine's builds do not compile this file (the Makefile's ENGINE_SOURCES).
 
 import "matrix"
 import "differentiable"
+import "attention"
 import "target"
 
 module type trainable = {
@@ -29,11 +31,18 @@ local module panel_kernel = f32_products kernel_rows
 -- into vector registers; with training's reassociated sums (the Makefile's
 -- `TRAIN_CFLAGS`) its loop vectorizer vectorized them the wrong way, 10×
 -- slower.  A C function of its own (not inlined), so that
--- scripts/patch-runtime.py can compile it with exact sums and AVX-512's
--- whole registers (`--panel-products`).  Bit for bit the engine's products.
+-- scripts/patch-train.py can compile it with exact sums and AVX-512's
+-- whole registers.  Bit for bit the engine's products.
 #[noinline]
 def panel_product [m][kb][b][n] (a: f32_panels.mat [m][kb]) (xs: [b][n]f32) : [b][m]f32 =
   panel_kernel.matmul a xs
+
+-- | `xs wᵀ` for a matrix of plain rows `w`, laid out in f32 panels for
+-- `panel_product` (zeros past its last row and column).
+def rows_product [m][n][b] (xs: [b][n]f32) (w: [m][n]f32) : [b][m]f32 =
+  let kb = (n + 31) / 32
+  let cell t c j r = let (i, k) = (t * P + r, c * 32 + j) in if i < m && k < n then #[unsafe] w[i, k] else 0
+  in panel_product (f32_mat m (tabulate_3d (panels m) kb 32 (\t c j -> tabulate P (cell t c j)))) xs
 
 -- | The panels of a matrix larger than `whole_below` values that its
 -- products take at a time (256 rows, as `chunk_rows`): each part decoded
@@ -102,6 +111,45 @@ module frozen_base (F: format) : trainable with mat [m][kb] = F.mat [m][kb] = {
   def dense [m][kb] (a: mat [m][kb]) : f32_panels.mat [m][kb] = engine.dense a
 }
 
+-- | The attention weights of `n` queries' scores `s` against `S` positions,
+-- query `i` at position `at[i]` (`hd` features a head): the softmax of
+-- src/attention.fut's `attend_sequences`, which weighs them the same way
+-- inside (scaled by 1/√hd, causal, within the window when `window > 0`).
+def attention_weights [n][S] (hd: i64) (window: i64) (at: [n]i64) (s: [n][S]f32) : [n][S]f32 =
+  let scale = 1 / f32.sqrt (f32.i64 hd)
+  let seen i j = j <= i && (window == 0 || i - j < window)
+  let softmax i (s: [S]f32) : [S]f32 =
+    let s = map2 (\j s -> if seen i j then scale * s else -f32.inf) (iota S) s
+    let top = f32.maximum s
+    let e = map (\s -> f32.exp (s - top)) s
+    let total = f32.sum e
+    in map (/ total) e
+  in map2 softmax at s
+
+-- | The adjoint of `attend_sequences window q k v` at the attention's
+-- adjoint `a_bar`, with respect to `q`, `k` and `v`.  `vjp` of it
+-- differentiated its products (src/differentiable.fut's sums of maps) into
+-- accumulations, 5 ms a SmolLM2 layer; here each product's adjoints are
+-- products by `panel_product`, and only the softmax is differentiated by
+-- `vjp` (docs/PERFORMANCE.md, "Fine-tuning").
+def attention_adjoint [B][S][Q][H][hd] (window: i64) (q: [B][S][Q][hd]f32) (k: [B][S][H][hd]f32)
+                      (v: [B][S][H][hd]f32) (a_bar: [B][S][Q][hd]f32)
+                      : ([B][S][Q][hd]f32, [B][S][H][hd]f32, [B][S][H][hd]f32) =
+  let group = Q / H
+  -- a key/value head `[S][hd]` and its group's queries `[group * S][hd]`:
+  -- scores `s = q kᵀ`, weights `w`, attention `w v`
+  let head (q: [group * S][hd]f32) (k: [S][hd]f32) (v: [S][hd]f32) (a_bar: [group * S][hd]f32) =
+    let s = rows_product q k
+    let (w, s_bar) = vjp2 (attention_weights hd window (flatten (replicate group (iota S)))) s (rows_product a_bar v)
+    in (rows_product s_bar (transpose k), rows_product (transpose s_bar) (transpose q),
+        rows_product (transpose w) (transpose a_bar))
+  let sequence (q: [S][Q][hd]f32) (k: [S][H][hd]f32) (v: [S][H][hd]f32) (a_bar: [S][Q][hd]f32) =
+    let of_head (y: [S][Q][hd]f32) h = tabulate_3d group S hd (\g i c -> y[i, h * group + g, c]) |> flatten
+    let (q_bar, k_bar, v_bar) =
+      unzip3 (tabulate H (\h -> head (of_head q h) (transpose k)[h] (transpose v)[h] (of_head a_bar h)))
+    in (tabulate_3d S Q hd (\i h c -> q_bar[h / group, h % group * S + i, c]), transpose k_bar, transpose v_bar)
+  in unzip3 (map4 sequence q k v a_bar)
+
 -- | Matrices that are differentiated (full fine-tuning): `products_of D F`,
 -- the adjoint by `vjp`.
 module differentiated (D: decoding) (F: format) : trainable with mat [m][kb] = F.mat [m][kb] = {
@@ -156,3 +204,24 @@ entry test_frozen_base (m: i64) (b: i64) (kb: i64) : bool =
     and (map2 (\g w -> and (map2 (\g (v, s) -> f32.abs (g - v) <= 1e-5 * (1 + s)) g w)) got want)
   in close (q4_base.matmul a xs) (map (\x -> map (plain x) w) xs)
      && close (q4_base.adjoint n a ys) (map (\y -> map (plain y) (transpose w)) ys)
+
+-- `attention_adjoint` equals `vjp` of `attend_sequences`, for grouped heads
+-- (two queries a key/value head), sequences of lengths that are not a
+-- multiple of a panel, heads of features that are not, with and without a
+-- window: each value within 1e-5 · (1 + the largest magnitude).
+-- ==
+-- entry: test_attention_adjoint
+-- input { 2i64 37i64 4i64 2i64 24i64 0i64 } output { true }
+-- input { 1i64 70i64 2i64 1i64 64i64 5i64 } output { true }
+
+entry test_attention_adjoint (B: i64) (S: i64) (Q: i64) (H: i64) (hd: i64) (window: i64) : bool =
+  let values (n: i64) (seed: i64) =
+    tabulate_3d B S n (\b i h -> tabulate hd (\c -> f32.sin (f32.i64 (seed + 7 * b + 3 * i + 11 * h + 5 * c))))
+  let (q, k, v, a_bar) = (values Q 1, values H 2, values H 3, values Q 4)
+  let want = vjp (\(q, k, v) -> attend_sequences window q k v) (q, k, v) a_bar
+  let got = attention_adjoint window q k v a_bar
+  let close [n] (x: [n]f32) (y: [n]f32) =
+    let top = f32.maximum (map f32.abs y)
+    in all (\(x, y) -> f32.abs (x - y) <= 1e-5 * (1 + top)) (zip x y)
+  in close (flatten_4d got.0) (flatten_4d want.0) && close (flatten_4d got.1) (flatten_4d want.1)
+     && close (flatten_4d got.2) (flatten_4d want.2)
