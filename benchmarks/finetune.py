@@ -5,11 +5,14 @@ trained in f32 by both (llaf's `FullTrainer`, PyTorch's AdamW on all
 parameters).
 
     .venv/bin/python benchmarks/finetune.py [--model FILE.gguf] [--steps N] [--batch B] [--seq-len L]
-        [--rank R] [--targets q_proj,v_proj] [--full] [--json OUT.json]
+        [--rank R] [--targets q_proj,v_proj] [--full] [--rounds K] [--json OUT.json]
 
 The batches are random token sequences (speed does not depend on the
 values); every token after the first is learnt.  Prints tokens/s (steps
 after the first, which includes one-off work) and peak RSS for each.
+With `--rounds K` the two alternate K times and the ratio is the median of
+the rounds' ratios: a shared host's speed moves by tens of percent within
+minutes (docs/PERFORMANCE.md, "Fine-tuning").
 """
 
 from __future__ import annotations
@@ -96,6 +99,7 @@ def main() -> None:
     ap.add_argument("--rank", type=int, default=8)
     ap.add_argument("--targets", default="q_proj,v_proj")
     ap.add_argument("--full", action="store_true", help="train every weight (no adapters)")
+    ap.add_argument("--rounds", type=int, default=1, help="alternate the two this many times")
     ap.add_argument("--json", default=None)
     ap.add_argument("--engine", choices=("llaf", "torch"), default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -104,21 +108,33 @@ def main() -> None:
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result))
         return
-    results = {}
-    for engine in ("llaf", "torch"):
-        out = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--engine", engine],
-                             capture_output=True, text=True, check=False)
-        if out.returncode != 0:
-            sys.exit(f"{engine} failed:\n{out.stderr[-3000:]}")
-        results[engine] = json.loads(out.stdout.strip().splitlines()[-1])
-        r = results[engine]
-        print(f"{engine:6s} {r['tokens_per_s']:8.1f} tokens/s  step {r['step_s']:.2f} s "
-              f"(first {r['first_step_s']:.2f} s)  peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
-    ratio = results["llaf"]["tokens_per_s"] / results["torch"]["tokens_per_s"]
-    print(f"llaf / PyTorch{'' if args.full else '+peft'}: {ratio:.2f}x tokens/s, "
-          f"{results['llaf']['peak_rss_mb'] / results['torch']['peak_rss_mb']:.2f}x memory")
+    if args.rounds < 1:
+        sys.exit("--rounds must be at least 1")
+    rounds: list[dict[str, dict[str, float]]] = []
+    peer = "PyTorch" if args.full else "PyTorch+peft"
+    for k in range(args.rounds):
+        results = {}
+        for engine in ("llaf", "torch"):
+            out = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--engine", engine],
+                                 capture_output=True, text=True, check=False)
+            if out.returncode != 0:
+                sys.exit(f"{engine} failed:\n{out.stderr[-3000:]}")
+            results[engine] = json.loads(out.stdout.strip().splitlines()[-1])
+            r = results[engine]
+            print(f"{engine:6s} {r['tokens_per_s']:8.1f} tokens/s  step {r['step_s']:.2f} s "
+                  f"(first {r['first_step_s']:.2f} s)  peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+        rounds.append(results)
+        ratio = results["llaf"]["tokens_per_s"] / results["torch"]["tokens_per_s"]
+        memory = results["llaf"]["peak_rss_mb"] / results["torch"]["peak_rss_mb"]
+        print(f"{'round ' + str(k + 1) + ': ' if args.rounds > 1 else ''}llaf / {peer}: {ratio:.2f}x tokens/s, "
+              f"{memory:.2f}x memory", flush=True)
+    ratios = [r["llaf"]["tokens_per_s"] / r["torch"]["tokens_per_s"] for r in rounds]
+    if args.rounds > 1:
+        print(f"llaf / {peer}: median {float(np.median(ratios)):.2f}x tokens/s over {args.rounds} rounds "
+              f"({', '.join(f'{x:.2f}' for x in ratios)})")
     if args.json:
-        Path(args.json).write_text(json.dumps({"settings": vars(args), "results": results}, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps({"settings": vars(args), "results": rounds[-1], "rounds": rounds,
+                                               "median_ratio": float(np.median(ratios))}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
