@@ -63,12 +63,19 @@ module trainer (W: trainable) (E: trainable) = {
     let scale = assert (at == T) scale
     in {q, k, v, o, gate, up, down, scale}
 
-  -- | The mean cross-entropy of `M` tokens' logits `l` against their targets `ts`.
-  def cross_entropy [M][V] (l: [M][V]f32) (ts: [M]i64) : f32 =
-    let ce (l: [V]f32) (t: i64) =
-      let top = f32.maximum l
-      in top + f32.log (f32.sum (map (\x -> f32.exp (x - top)) l)) - l[t]
-    in f32.sum (map2 ce l ts) / f32.i64 (i64.max 1 M)
+  -- | The largest of a token's logits, by a plain comparison, where nothing
+  -- differentiates it: `f32.maximum`'s `max`, which minds NaNs, kept the C
+  -- compiler from vectorizing it (a scalar loop, 2/3 of the time of the
+  -- head's cross-entropy and its derivative, docs/PERFORMANCE.md).
+  def largest [V] (l: [V]f32) : f32 = reduce (\a b -> if a > b then a else b) (-f32.inf) l
+
+  -- | The mean cross-entropy of `M` tokens' logits `l` against their
+  -- targets `ts`, each token's logits shifted by their largest, `tops`
+  -- (given: the result does not depend on the shift, so `vjp` has nothing
+  -- of it to differentiate).
+  def cross_entropy [M][V] (tops: [M]f32) (l: [M][V]f32) (ts: [M]i64) : f32 =
+    let ce (top: f32) (l: [V]f32) (t: i64) = top + f32.log (f32.sum (map (\x -> f32.exp (x - top)) l)) - l[t]
+    in f32.sum (map3 ce tops l ts) / f32.i64 (i64.max 1 M)
 
   -- | The tokens that have a target, and their targets: the head runs on
   -- those only (a chat's prompts are most of its tokens, and the head is
@@ -81,7 +88,10 @@ module trainer (W: trainable) (E: trainable) = {
   def head_loss [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk][N]
                 (p: model.params [L][V][Vo][d][qd][kvd][F][R][Bq][Bk][Nn][dk][qk][Fk]) (h: [N][d]f32) (targets: [N]i64) : f32 =
     let (at, ts) = learnt targets
-    in cross_entropy (model.logits p (map (\i -> h[i]) at)) ts
+    let l = model.logits p (map (\i -> h[i]) at)
+    -- (`f32.maximum`: full fine-tuning differentiates this, and `vjp` knows
+    -- its derivative; `largest` it would differentiate as any reduction)
+    in cross_entropy (map f32.maximum l) l ts
 
   -- | `head_loss` of the last layer's hidden states `x` (after the final
   -- norm) and its adjoint with respect to `x`: the head's product's part by
@@ -94,7 +104,9 @@ module trainer (W: trainable) (E: trainable) = {
     let (at, ts) = learnt targets
     let hs = model.final p x
     let h = map (\i -> hs[i]) at
-    let (loss, l_bar) = vjp2 (\l -> cross_entropy l ts) (model.logits p h) 1
+    let l = model.logits p h
+    let tops = map largest l
+    let (loss, l_bar) = vjp2 (\l -> cross_entropy tops l ts) l 1
     let head = if Vo == 0 then p.embed else p.lm_head :> E.mat [V][dk]
     let h_bar = scatter (replicate N (replicate d 0)) at (E.adjoint d head l_bar)
     in (loss, vjp (model.final p) x h_bar)
