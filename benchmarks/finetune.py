@@ -111,6 +111,7 @@ def main() -> None:
     if args.rounds < 1:
         sys.exit("--rounds must be at least 1")
     rounds: list[dict[str, dict[str, float]]] = []
+    ratios: list[float] = []
     peer = "PyTorch" if args.full else "PyTorch+peft"
     for k in range(args.rounds):
         results = {}
@@ -124,11 +125,10 @@ def main() -> None:
             print(f"{engine:6s} {r['tokens_per_s']:8.1f} tokens/s  step {r['step_s']:.2f} s "
                   f"(first {r['first_step_s']:.2f} s)  peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
         rounds.append(results)
-        ratio = results["llaf"]["tokens_per_s"] / results["torch"]["tokens_per_s"]
+        ratios.append(results["llaf"]["tokens_per_s"] / results["torch"]["tokens_per_s"])
         memory = results["llaf"]["peak_rss_mb"] / results["torch"]["peak_rss_mb"]
-        print(f"{'round ' + str(k + 1) + ': ' if args.rounds > 1 else ''}llaf / {peer}: {ratio:.2f}x tokens/s, "
+        print(f"{'round ' + str(k + 1) + ': ' if args.rounds > 1 else ''}llaf / {peer}: {ratios[-1]:.2f}x tokens/s, "
               f"{memory:.2f}x memory", flush=True)
-    ratios = [r["llaf"]["tokens_per_s"] / r["torch"]["tokens_per_s"] for r in rounds]
     if args.rounds > 1:
         print(f"llaf / {peer}: median {float(np.median(ratios)):.2f}x tokens/s over {args.rounds} rounds "
               f"({', '.join(f'{x:.2f}' for x in ratios)})")
