@@ -13,6 +13,7 @@ import "matrix"
 import "differentiable"
 import "attention"
 import "target"
+import "vec"
 
 module type trainable = {
   include matrix
@@ -20,22 +21,55 @@ module type trainable = {
   val adjoint [m][kb][b] : (n: i64) -> mat [m][kb] -> [b][m]f32 -> [b][n]f32
 }
 
--- | The engine's products over f32 panels (src/matrix.fut `f32_products`),
--- as many rows of a panel at a time as this build's target wants
--- (src/target.fut `kernel_rows`; the Makefile compiles training from the
--- c backend's copy of it).
-local module panel_kernel = f32_products kernel_rows
+-- | The tokens training's products multiply together: eight, where the
+-- engine's batched kernel takes `G` (4), because it decodes a column pair
+-- at a time and keeps a running sum for each of the pair's columns.  Over
+-- f32 panels one sum a row and token will do, so twice the tokens fit in
+-- the same registers (a whole panel of 32 rows times 8 tokens: 16 of
+-- AVX-512's 32; 8 rows times 8 tokens: 8 of AVX2's 16), and each load of
+-- the matrix feeds twice the multiply-adds (docs/PERFORMANCE.md,
+-- "Fine-tuning").
+local module tokens = vec8
 
--- | `xs Wᵀ` for the f32 panels `a` by the engine's batched kernel: its
--- running sums are tuples a panel's lanes wide, which the C compiler packs
--- into vector registers; with training's reassociated sums (the Makefile's
--- `TRAIN_CFLAGS`) its loop vectorizer vectorized them the wrong way, 10×
--- slower.  A C function of its own (not inlined), so that
+-- | `xs Wᵀ` for the f32 panels `a`, `kernel_rows` rows of a panel at a time
+-- (src/target.fut; the Makefile compiles training from the c backend's
+-- copy of it).  The tokens go in blocks of up to four groups, each block
+-- copied column by column into `[groups][columns][8]`, so that a
+-- multiply-add reads its token's value straight from memory; the blocks'
+-- rows are written in place, panel after panel.  The running sums are
+-- tuples a panel's lanes wide, which the C compiler packs into vector
+-- registers; with training's reassociated sums (the Makefile's
+-- `TRAIN_CFLAGS`) its loop vectorizer vectorized such sums the wrong way,
+-- 10× slower.  A C function of its own (not inlined), so that
 -- scripts/patch-train.py can compile it with exact sums and AVX-512's
--- whole registers.  Bit for bit the engine's products.
+-- whole registers.
 #[noinline]
 def panel_product [m][kb][b][n] (a: f32_panels.mat [m][kb]) (xs: [b][n]f32) : [b][m]f32 =
-  panel_kernel.matmul a xs
+  let G = tokens.n
+  let TB = G * i64.max 1 (i64.min 4 ((b + G - 1) / G))
+  let (blocks, groups) = ((b + TB - 1) / TB, TB / G)
+  let zero = tokens.tabulate (\_ -> kernel_rows.tabulate (\_ -> 0f32))
+  let fma acc w x = tokens.map2 (\a x -> kernel_rows.map2 (\a w -> a + w * x) a w) acc x
+  let rows = tabulate blocks (\blk ->
+    let xp = tabulate groups (\g -> tabulate (kb * 32 * G) (\f ->
+               let (c, k) = (f / G, blk * TB + g * G + f % G)
+               in if k < b && c < n then #[unsafe] xs[k, c] else 0))
+    in loop out = replicate TB (replicate m 0f32) for t < panels m do
+         loop out for g < groups do
+           loop out for s < P / kernel_rows.n do
+             let r0 = s * kernel_rows.n
+             let sums = loop acc = zero for c < kb do
+                          loop acc for j < 32 do
+                            fma acc (kernel_rows.tabulate (\r -> #[unsafe] a.w[t, c, j, r0 + r]))
+                                    (tokens.tabulate (\i -> #[unsafe] xp[g, (c * 32 + j) * G + i]))
+             -- (rows `m` wide, the last panel's padding not stored, so that
+             -- the blocks' rows are the result as they are)
+             let put (out: *[TB][m]f32) i (y: kernel_rows.t f32) : *[TB][m]f32 =
+               kernel_rows.foldi (\(out: *[TB][m]f32) r v : *[TB][m]f32 ->
+                          let row = t * P + r0 + r
+                          in if row < m then out with [g * G + i, row] = v else out) out y
+             in tokens.foldi put out sums)
+  in flatten rows |> take b
 
 -- | `xs wᵀ` for a matrix of plain rows `w`, laid out in f32 panels for
 -- `panel_product` (zeros past its last row and column).
