@@ -136,9 +136,9 @@ endef
 # where the C compiler targets AVX-512 (32 vector registers), else 8 (AVX2
 # has 16: whole panels spilled the running sums, docs/PERFORMANCE.md).
 # Fine-tuning's program is compiled from such a copy of all the sources
-# (build/train/src/): its frozen base multiplies by the engine's kernel
-# (src/trainable.fut `panel_product`). The committed outputs are AVX-512's;
-# on another CPU these three are compiled.
+# (build/train/src/): its frozen base multiplies by a kernel over slices of
+# `KERNEL_ROWS` rows (src/trainable.fut `panel_product`). The committed
+# outputs are AVX-512's; on another CPU these three are compiled.
 # And above how many tokens a product multiplies a decoded f32 copy of its
 # matrix: `DENSE_ABOVE` (src/target.fut; measured in docs/PERFORMANCE.md).
 DENSE_ABOVE := 160

@@ -381,7 +381,7 @@ def gpt2_section() -> str:
 
 def training_products(fmt: str) -> str:
     """The LoRA trainer's products for matrices of format `fmt` (the layers' and the head's): a frozen base
-    (src/trainable.fut `frozen_base`), multiplied by the engine's kernel on f32 panels decoded from it, its
+    (src/trainable.fut `frozen_base`), multiplied by training's kernel on f32 panels decoded from it, its
     adjoint by the same kernel on the transposed panels."""
     return f"(frozen_base {MODULES[fmt][0].removesuffix('_matrix')}_panels)"
 

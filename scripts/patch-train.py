@@ -6,10 +6,10 @@
 `make train` runs this on the training program's C after
 scripts/patch-runtime.py.  That C is compiled with reassociated sums and
 clang's loop vectorizer, for its sums over a row's columns, with 256-bit
-vectors (the Makefile's TRAIN_CFLAGS), while the engine's batched kernel,
-which its frozen base multiplies by (src/trainable.fut `panel_product`, a C
-function `futrts_panel_product_N`), holds its running sums in tuples a
-panel's lanes wide that the compiler packs into vector registers itself:
+vectors (the Makefile's TRAIN_CFLAGS), while the kernel its frozen base
+multiplies by (src/trainable.fut `panel_product`, a C function
+`futrts_panel_product_N`), like the engine's batched kernel, holds its
+running sums in tuples a panel's lanes wide that the compiler packs into vector registers itself:
 with reassociation the loop vectorizer vectorized those sums over the wrong
 loop, 10x slower (docs/PERFORMANCE.md, "Fine-tuning").  That function sums
 in the program's order (clang's `#pragma clang fp reassociate(off)`; GCC's

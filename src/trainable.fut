@@ -3,10 +3,11 @@
 -- tokens, so that a LoRA step differentiates its frozen base by a product
 -- of its own.  `vjp` of `products` makes that adjoint an accumulation into
 -- each token's row (a load and a store of it for every two rows); as the
--- product of the transposed matrix it is a forward product, here the
--- engine's kernel's (docs/PERFORMANCE.md, "Fine-tuning").  And the adjoint
--- of training's attention (src/attention.fut `attend_sequences`), its
--- products' adjoints products by the same kernel.  Training's only: the
+-- product of the transposed matrix it is a forward product, here by
+-- `panel_product`, training's kernel over f32 panels (docs/PERFORMANCE.md,
+-- "Fine-tuning").  And the adjoint of training's attention
+-- (src/attention.fut `attend_sequences`), its products' adjoints products
+-- by the same kernel.  Training's only: the
 -- engine's builds do not compile this file (the Makefile's ENGINE_SOURCES).
 
 import "matrix"
