@@ -11,6 +11,14 @@ sending the request to the first text), and its time per output token
 throughput is all its tokens over the time from its first request to its
 last answer.
 
+With ``--rounds N`` every level is measured N times, the levels taking
+turns (1, 16, 1, 16, ...), and each level reports its median round (the
+lower of the middle two when N is even, so that every figure is one round's
+own); a ratio between levels is the median of the rounds' own ratios, each
+from levels measured a minute apart. A host's speed can drift by a fifth
+within minutes (docs/PERFORMANCE.md, "Serving"), more than a ratio of two
+single runs minutes apart can tell from the server's own.
+
 llama-cpp-python's server decodes one request at a time (a lock around its
 one model); by default a new request interrupts the stream under way
 (``interrupt_requests``), which would cut the streams short, so it runs with
@@ -27,6 +35,7 @@ import asyncio
 import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,6 +48,7 @@ from typing import Any
 
 LEVELS = (1, 4, 16, 32)
 MAX_TOKENS = 64
+ROUNDS = 1  # times each level is measured, the levels taking turns (--rounds)
 REQUESTS = 1  # per client at each level: a short default run (about 3 minutes here); --requests for more
 # Passes of more than 16 tokens take the engine's prompt path (weights decoded
 # to f32, then a GEMM): 32 sequences a pass gave 57 tok/s where 16 gave 146.
@@ -203,17 +213,35 @@ def run_peer_without_repacking(argv: list[str]) -> None:
     peer_main()
 
 
-def measure(server: Launched, levels: Sequence[int], requests: int, options: dict[str, Any]) -> dict[str, Any]:
-    """Every level against `server`, each request with `options` (max_tokens,
-    temperature), after one request to warm it up."""
+def measure(server: Launched, levels: Sequence[int], requests: int, options: dict[str, Any],
+            rounds: int = ROUNDS) -> dict[str, list[dict[str, Any]]]:
+    """Every level against `server` `rounds` times, the levels taking turns,
+    each request with `options` (max_tokens, temperature), after one request
+    to warm it up: each level's results, round by round."""
     server.wait_ready()
     asyncio.run(run_level(server.url, 1, 1, options))
-    out = {}
-    for clients in levels:
-        out[str(clients)] = result = asyncio.run(run_level(server.url, clients, requests, options))
-        print(f"  {server.name}, {clients:>2} client{'s' * (clients != 1)}: {result['tok_s']:7.1f} tok/s, "
-              f"first token p50 {result['ttft_p50_s']:.3f} s", file=sys.stderr, flush=True)
+    out: dict[str, list[dict[str, Any]]] = {str(clients): [] for clients in levels}
+    for r in range(rounds):
+        for clients in levels:
+            result = asyncio.run(run_level(server.url, clients, requests, options))
+            out[str(clients)].append(result)
+            which = f" (round {r + 1} of {rounds})" if rounds > 1 else ""
+            print(f"  {server.name}, {clients:>2} client{'s' * (clients != 1)}: {result['tok_s']:7.1f} tok/s, "
+                  f"first token p50 {result['ttft_p50_s']:.3f} s{which}", file=sys.stderr, flush=True)
     return out
+
+
+def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """A level's round of median throughput (the lower middle one of an even
+    count), with every round's throughput beside its own figures."""
+    middle = statistics.median_low(r["tok_s"] for r in rounds)
+    chosen = next(r for r in rounds if r["tok_s"] == middle)
+    return chosen | {"rounds_tok_s": [r["tok_s"] for r in rounds]}
+
+
+def ratio(over: list[dict[str, Any]], under: list[dict[str, Any]]) -> float:
+    """The median (the lower middle one) of the rounds' throughput ratios, round by round."""
+    return statistics.median_low(a["tok_s"] / b["tok_s"] for a, b in zip(over, under, strict=True))
 
 
 class ServerFailed(Exception):
@@ -230,6 +258,7 @@ class Settings:
     max_batch: int
     levels: list[int]
     requests: int
+    rounds: int
     max_tokens: int
     temperature: float
 
@@ -238,15 +267,15 @@ class Settings:
         return {"max_tokens": self.max_tokens, "temperature": self.temperature}
 
 
-def attempt(name: str, command: list[str], settings: Settings) -> dict[str, Any]:
-    """Start a server, measure it at every level and stop it; ServerFailed
-    (its output kept) when it fails or dies."""
+def attempt(name: str, command: list[str], settings: Settings) -> dict[str, list[dict[str, Any]]]:
+    """Start a server, measure it at every level (`measure`) and stop it;
+    ServerFailed (its output kept) when it fails or dies."""
     import httpx
 
     port = int(command[command.index("--port") + 1])
     server = Launched(name, command, port, "/health" if name == "llaf" else "/v1/models")
     try:
-        result = measure(server, settings.levels, settings.requests, settings.request())
+        result = measure(server, settings.levels, settings.requests, settings.request(), settings.rounds)
     except (RuntimeError, httpx.HTTPError) as e:
         with contextlib.suppress(subprocess.TimeoutExpired):  # a crash closes the connections a moment before
             server.process.wait(timeout=5)  # the process is gone
@@ -258,27 +287,33 @@ def attempt(name: str, command: list[str], settings: Settings) -> dict[str, Any]
     return result
 
 
-def report(settings: Settings, servers: dict[str, dict[str, Any]], commands: dict[str, list[str]],
+def report(settings: Settings, measured: dict[str, dict[str, list[dict[str, Any]]]], commands: dict[str, list[str]],
            bandwidth: float, out_dir: Path, argv: Sequence[str]) -> dict[str, Any]:
-    """Print the table and the ratios; write serve-bench.json and serve-bench.png."""
+    """Print the table (each level's median round) and the ratios; write
+    serve-bench.json and serve-bench.png."""
+    rounds = f", {settings.rounds} rounds (medians)" if settings.rounds > 1 else ""
     print(f"llaf bench-serve: {Path(settings.model).name}, {settings.max_tokens} tokens a request "
           f"at temperature {settings.temperature:g}, {settings.requests} request{'s' * (settings.requests != 1)} "
-          f"a client; copy bandwidth {bandwidth:.1f} GB/s")
+          f"a client{rounds}; copy bandwidth {bandwidth:.1f} GB/s")
     print(f"{'server':18}{'clients':>8}{'tok/s':>9}{'TTFT p50':>10}{'TTFT p95':>10}{'TPOT p50':>10}{'TPOT p95':>10}")
+    servers = {name: {clients: median_round(results) for clients, results in levels.items()}
+               for name, levels in measured.items()}
     for name, levels in servers.items():
         for clients, r in levels.items():
             tpot = [f"{r[k] * 1000:8.1f}ms" if r[k] is not None else f"{'-':>10}" for k in ("tpot_p50_s", "tpot_p95_s")]
             print(f"{name:18}{clients:>8}{r['tok_s']:9.1f}{r['ttft_p50_s']:9.3f}s{r['ttft_p95_s']:9.3f}s"
                   f"{tpot[0]}{tpot[1]}")
     ratios: dict[str, float] = {}
-    llaf = servers.get("llaf", {})
+    llaf = measured.get("llaf", {})
     top = str(max(settings.levels))
     if "1" in llaf:
         for clients in llaf:
-            ratios[f"llaf_{clients}_over_1"] = llaf[clients]["tok_s"] / llaf["1"]["tok_s"]
+            ratios[f"llaf_{clients}_over_1"] = ratio(llaf[clients], llaf["1"])
+    # (the two servers run one after the other, their rounds minutes apart:
+    # their median rounds compared)
     for clients in llaf:
         if clients in servers.get(PEER, {}):
-            ratios[f"llaf_over_peer_at_{clients}"] = llaf[clients]["tok_s"] / servers[PEER][clients]["tok_s"]
+            ratios[f"llaf_over_peer_at_{clients}"] = servers["llaf"][clients]["tok_s"] / servers[PEER][clients]["tok_s"]
     for key, value in ratios.items():
         print(f"{key}: {value:.2f}x")
     result = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -329,6 +364,8 @@ def main(argv: list[str] | None = None) -> None:
                     help=f"levels of concurrency, comma-separated (default {','.join(map(str, LEVELS))})")
     ap.add_argument("--requests", type=int, default=REQUESTS,
                     help=f"streamed requests each client sends at each level (default {REQUESTS})")
+    ap.add_argument("--rounds", type=int, default=ROUNDS,
+                    help=f"times each level is measured, the levels taking turns; medians reported (default {ROUNDS})")
     ap.add_argument("--max-tokens", type=int, default=MAX_TOKENS, help=f"tokens a request (default {MAX_TOKENS})")
     ap.add_argument("--temperature", type=float, default=0.0,
                     help="each request's sampling temperature (default 0: greedy; a sampled request may end early)")
@@ -344,8 +381,8 @@ def main(argv: list[str] | None = None) -> None:
         levels = [int(c) for c in args.clients.split(",")]
     except ValueError:
         ap.error(f"--clients takes numbers separated by commas, got {args.clients!r}")
-    if min(levels) < 1 or args.requests < 1 or args.max_tokens < 1 or args.threads < 1 or args.max_batch < 1:
-        ap.error("--clients, --requests, --max-tokens, --threads and --max-batch must be at least 1")
+    if min(levels) < 1 or min(args.requests, args.rounds, args.max_tokens, args.threads, args.max_batch) < 1:
+        ap.error("--clients, --requests, --rounds, --max-tokens, --threads and --max-batch must be at least 1")
     if not 0 <= args.temperature < float("inf"):
         ap.error(f"--temperature must be a number >= 0, got {args.temperature}")
     from .assets import default_model_path
@@ -358,7 +395,7 @@ def main(argv: list[str] | None = None) -> None:
     check_built(resolve_backend(args.backend))
     load(model, progress=False)
     settings = Settings(model=model, backend=args.backend, threads=args.threads,
-                        max_batch=args.max_batch, levels=levels, requests=args.requests,
+                        max_batch=args.max_batch, levels=levels, requests=args.requests, rounds=args.rounds,
                         max_tokens=args.max_tokens, temperature=args.temperature)
     runs = {"llaf": llaf_command(settings.model, free_port(), settings.backend, settings.threads,
                                  settings.max_batch)}
@@ -370,7 +407,7 @@ def main(argv: list[str] | None = None) -> None:
                      "(pip install 'llama-cpp-python[server]'), or give --peer none")
         runs[PEER] = peer_command(settings.model, free_port(), settings.threads)
     bandwidth = memory_bandwidth()
-    servers: dict[str, dict[str, Any]] = {}
+    servers: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for name, command in list(runs.items()):
         try:
             servers[name] = attempt(name, command, settings)

@@ -37,10 +37,36 @@ def test_bench_serve_writes_its_table_json_and_plot(tmp_path: Path) -> None:
         assert level["tok_s"] == level["tokens"] / level["seconds"]
         assert 0 < level["ttft_p50_s"] <= level["ttft_p95_s"] < level["seconds"]
         assert 0 < level["tpot_p50_s"] <= level["tpot_p95_s"]
+        assert level["rounds_tok_s"] == [level["tok_s"]]
     assert result["ratios"] == {"llaf_1_over_1": 1.0, "llaf_2_over_1": levels["2"]["tok_s"] / levels["1"]["tok_s"]}
     assert (tmp_path / "serve-bench.png").read_bytes().startswith(b"\x89PNG")
     rows = [r for r in map(str.split, out.stdout.splitlines()) if r[:1] == ["llaf"] and r[1].isdigit()]
     assert [(r[1], float(r[2])) for r in rows] == [(c, round(levels[c]["tok_s"], 1)) for c in levels]
+
+
+def test_bench_serve_rounds_take_turns_and_report_medians(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "llaf.cli", "bench-serve", "--peer", "none", "--backend",
+                          SERVER_BACKEND, "--clients", "2,1", "--max-batch", "2", "--rounds", "3", "--max-tokens",
+                          str(MAX_TOKENS), "--out", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / "serve-bench.json").read_text())
+    assert result["settings"]["rounds"] == 3
+    assert "1 request a client, 3 rounds (medians)" in out.stdout
+    # the levels take turns, round after round
+    progress = [line.split()[1] for line in out.stderr.splitlines() if line.startswith("  llaf,")]
+    assert progress == ["2", "1"] * 3
+    rounds = {c: [float(line.split()[3]) for line in out.stderr.splitlines()
+                  if line.startswith(f"  llaf, {c:>2} client") and "of 3)" in line] for c in ("1", "2")}
+    levels = result["servers"]["llaf"]
+    for clients, level in levels.items():
+        assert [round(x, 1) for x in level["rounds_tok_s"]] == rounds[clients]
+        assert level["tok_s"] == sorted(level["rounds_tok_s"])[1]  # the median round's own figures
+        assert level["tokens"] == int(clients) * MAX_TOKENS
+        assert level["tok_s"] == level["tokens"] / level["seconds"]
+    # each round's own ratio, then their median
+    own = sorted(a / b for a, b in zip(levels["2"]["rounds_tok_s"], levels["1"]["rounds_tok_s"], strict=True))
+    assert result["ratios"] == {"llaf_2_over_1": own[1], "llaf_1_over_1": 1.0}
 
 
 @pytest.mark.parametrize(("args", "status", "last_line"), [
@@ -49,8 +75,10 @@ def test_bench_serve_writes_its_table_json_and_plot(tmp_path: Path) -> None:
     (["--backend", "cuda"], 1, "llaf: backend cuda is not built (no {cuda}/_llm*.so): run `make BACKEND=cuda`"),
     (["--temperature", "-1"], 2, "llaf bench-serve: error: --temperature must be a number >= 0, got -1.0"),
     (["--temperature", "nan"], 2, "llaf bench-serve: error: --temperature must be a number >= 0, got nan"),
-    (["--max-batch", "0"], 2,
-     "llaf bench-serve: error: --clients, --requests, --max-tokens, --threads and --max-batch must be at least 1"),
+    (["--max-batch", "0"], 2, "llaf bench-serve: error: --clients, --requests, --rounds, --max-tokens, --threads "
+                              "and --max-batch must be at least 1"),
+    (["--rounds", "0"], 2, "llaf bench-serve: error: --clients, --requests, --rounds, --max-tokens, --threads "
+                           "and --max-batch must be at least 1"),
 ])
 def test_bench_serve_bad_input_is_said_before_a_server_starts(tmp_path: Path, args: list[str], status: int,
                                                                last_line: str) -> None:
