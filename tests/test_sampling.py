@@ -103,6 +103,26 @@ def test_frequencies_follow_the_softmax_of_logits_over_temperature(temperature: 
     np.testing.assert_allclose(got, expected, atol=TOLERANCE)
 
 
+@pytest.mark.parametrize("ruled_out", [False, True])
+@pytest.mark.parametrize("top_k", [0, 50])
+def test_candidates_are_the_softmax_of_logits_over_temperature(ruled_out: bool, top_k: int) -> None:
+    """A vocabulary's size of logits, with a token ruled out (-inf, as a
+    json_schema rules them out) or none: the candidates are every token
+    still possible (or the top-k) with exp(x/T - max) over their sum, here
+    computed apart from llaf's own softmax."""
+    logits = (np.random.default_rng(3).standard_normal(49_152) * 4).astype(np.float32)
+    if ruled_out:
+        logits[[7, 40_000]] = -np.inf
+    ids, probs = Sampler(SamplingParams(temperature=0.7, top_k=top_k)).candidates(logits)
+    possible = np.flatnonzero(logits > -np.inf)
+    expected_ids = possible if not top_k else possible[np.argsort(-logits[possible], kind="stable")[:top_k]]
+    np.testing.assert_array_equal(np.sort(ids), np.sort(expected_ids))
+    x = logits[ids].astype(np.float64) / 0.7
+    e = np.exp(x - x.max())
+    np.testing.assert_allclose(probs, e / e.sum(), rtol=1e-12)
+    assert probs.dtype == np.float64 and abs(probs.sum() - 1) < 1e-12
+
+
 def test_top_k_draws_only_the_k_best_in_proportion() -> None:
     got = frequencies(SamplingParams(temperature=1.0, top_k=3, seed=11))
     best = [1, 4, 0]
