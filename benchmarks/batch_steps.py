@@ -3,19 +3,23 @@ together, for several B, in one process (docs/PERFORMANCE.md, "Where the
 time goes now").
 
     .venv/bin/python benchmarks/batch_steps.py [--model FILE.gguf] [--backend multicore] [--batches 1,4,8,16]
-        [--steps N]
+        [--steps N] [--profile N]
 
 Each sequence gets a prompt of a different length (16, 19, 22, ... tokens),
 the prompts `llaf bench`'s 8 sequences get; the steps feed made-up token
-ids (speed does not depend on them).  Run it under `perf record` to see the kernels.
+ids (speed does not depend on them).  Run it under `perf record` to see the kernels,
+or with `--profile N` for the N slowest operations of a step by Futhark's own
+profiler (llaf/profile.py; multicore), each with the source line it computes.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import llaf
+from llaf import profile
 from llaf.bench import prompt_ids
 
 
@@ -25,7 +29,11 @@ def main() -> None:
     ap.add_argument("--backend", default="multicore")
     ap.add_argument("--batches", default="1,4,8,16", help="sequences decoded together, comma-separated")
     ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="print the N slowest operations of a step, by Futhark's profiler (multicore)")
     args = ap.parse_args()
+    if args.profile:
+        os.environ[profile.ENV] = "1"
     params = llaf.load(args.model, backend=args.backend).params
     batches = [int(x) for x in args.batches.split(",")]
     first = None  # the first batch's tokens/s: the others' reference
@@ -34,6 +42,8 @@ def main() -> None:
         _, cache = llaf.prefill(params, prompts, capacity=16 + 3 * b + args.steps + 4)
         for i in range(3):  # untimed: the first steps fault in the cache's pages
             llaf.step(cache, [99 - i] * b)
+        if args.profile:
+            params.engine.profile()  # (what the prefill and those steps recorded, dropped)
         start = time.perf_counter()
         for i in range(args.steps):
             llaf.step(cache, [100 + i] * b)
@@ -42,6 +52,8 @@ def main() -> None:
         first = first or rate
         print(f"{b:3d} sequences: {ms:6.1f} ms a step, {rate:6.0f} tok/s in all, "
               f"{rate / first:.2f}x the rate of {batches[0]}")
+        if args.profile:
+            print(profile.table(params.engine.profile(), per=args.steps, top=args.profile))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from . import profile as profiler
 from .errors import EngineError, LlafError, OutOfMemoryError, first_line
 
 BACKENDS = ("pyopencl", "c", "multicore", "opencl", "cuda")
@@ -159,8 +160,8 @@ def _checked_futhark() -> type:
     from futhark_ffi import Futhark
 
     class CheckedFuthark(Futhark):  # type: ignore[misc]  # futhark-ffi has no type hints
-        def __init__(self, mod: Any, threads: int | None = None) -> None:
-            if threads is None:
+        def __init__(self, mod: Any, threads: int | None = None, profiling: bool = False) -> None:
+            if threads is None and not profiling:
                 super().__init__(mod)
                 return
             # futhark-ffi makes the configuration and the context in one step,
@@ -168,7 +169,10 @@ def _checked_futhark() -> type:
             # (by default one per core): its steps, with that setting between.
             self.lib, self.ffi = mod.lib, mod.ffi
             conf = self.conf = mod.lib.futhark_context_config_new()
-            mod.lib.futhark_context_config_set_num_threads(conf, threads)
+            if threads is not None:
+                mod.lib.futhark_context_config_set_num_threads(conf, threads)
+            if profiling:
+                mod.lib.futhark_context_config_set_profiling(conf, 1)
 
             def free_ctx(ctx: Any) -> None:
                 mod.lib.futhark_context_free(ctx)
@@ -253,11 +257,16 @@ def check_built(backend: str, program: str = "llm") -> Path:
 class Engine:
     """One instance of a compiled program (`PROGRAMS`: llm.fut by default) on
     one backend; `threads`: the multicore backend's worker threads (default:
-    one per core)."""
+    one per core). With ``LLAF_PROFILE=1`` in the environment, a multicore
+    engine records the time of each of its operations (`profile`)."""
 
     def __init__(self, backend: str | None = None, threads: int | None = None, program: str = "llm") -> None:
         self.backend = backend = resolve_backend(backend)
         self.threads = check_threads(threads, backend)
+        self.profiling = os.environ.get(profiler.ENV, "0") not in ("", "0")
+        if self.profiling and backend not in profiler.BACKENDS:
+            raise LlafError(f"{profiler.ENV}: Futhark's profile of each operation is recorded by the "
+                            f"{' and '.join(profiler.BACKENDS)} engine, not by {backend}")
         if program == "train":
             check_train_backend(backend)
         built = check_built(backend, program)
@@ -275,7 +284,7 @@ class Engine:
 
             # An extension module must be loaded under the name it was built with.
             try:
-                self._fut = _checked_futhark()(_load(f"_{program}", built), self.threads)
+                self._fut = _checked_futhark()(_load(f"_{program}", built), self.threads, self.profiling)
             except ValueError as e:  # the context's creation failed: its error, e.g. threads that cannot start
                 hint = f" ({self.threads or 'one per core'} asked for: ask for fewer with --threads)" \
                     if backend == "multicore" else ""
@@ -294,6 +303,14 @@ class Engine:
             raise LlafError("no OpenCL platform: install pocl-opencl-icd or a GPU driver")
         pocl = os.environ.get("PYOPENCL_CTX") is None and platforms[0].name.startswith("Portable Computing")
         return dict(POCL_OPTIONS) if pocl else {}
+
+    def profile(self) -> list[profiler.Operation]:
+        """The operations run since the last call (llaf/profile.py), the
+        slowest first; made with ``LLAF_PROFILE=1`` only."""
+        if not self.profiling:
+            raise LlafError(f"this engine records no profile: make it with {profiler.ENV}=1 in the environment "
+                            f"({' and '.join(profiler.BACKENDS)} backend)")
+        return profiler.operations(self._fut.report())
 
     def call(self, entry: str, *args: Any) -> Any:
         """Run entry point `entry`; a failed allocation becomes an
