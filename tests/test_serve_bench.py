@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,13 +16,17 @@ from .conftest import ROOT, SERVER_BACKEND
 MAX_TOKENS = 3
 
 
-def test_bench_serve_writes_its_table_json_and_plot(tmp_path: Path) -> None:
+def bench_serve(out_dir: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """`llaf bench-serve` with llaf alone, a batch of 2 and `args`: its output and JSON."""
     out = subprocess.run([sys.executable, "-m", "llaf.cli", "bench-serve", "--peer", "none", "--backend",
-                          SERVER_BACKEND, "--clients", "1,2", "--max-batch", "2", "--requests", "2", "--max-tokens",
-                          str(MAX_TOKENS), "--out", str(tmp_path)],
+                          SERVER_BACKEND, *args, "--max-tokens", str(MAX_TOKENS), "--out", str(out_dir)],
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
-    result = json.loads((tmp_path / "serve-bench.json").read_text())
+    return out, json.loads((out_dir / "serve-bench.json").read_text())
+
+
+def test_bench_serve_writes_its_table_json_and_plot(tmp_path: Path) -> None:
+    out, result = bench_serve(tmp_path, "--clients", "1,2", "--max-batch", "2", "--requests", "2")
     assert result["command"] == (f"llaf bench-serve --peer none --backend {SERVER_BACKEND} --clients 1,2 --max-batch 2 "
                                  f"--requests 2 --max-tokens {MAX_TOKENS} --out {tmp_path}")
     assert result["settings"]["max_batch"] == 2 and result["settings"]["temperature"] == 0
@@ -45,12 +50,7 @@ def test_bench_serve_writes_its_table_json_and_plot(tmp_path: Path) -> None:
 
 
 def test_bench_serve_rounds_take_turns_and_report_medians(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "llaf.cli", "bench-serve", "--peer", "none", "--backend",
-                          SERVER_BACKEND, "--clients", "2,1", "--max-batch", "2", "--rounds", "3", "--max-tokens",
-                          str(MAX_TOKENS), "--out", str(tmp_path)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr
-    result = json.loads((tmp_path / "serve-bench.json").read_text())
+    out, result = bench_serve(tmp_path, "--clients", "2,1", "--max-batch", "2", "--rounds", "3")
     assert result["settings"]["rounds"] == 3
     assert "1 request a client, 3 rounds (medians)" in out.stdout
     # the levels take turns, round after round
