@@ -5,7 +5,7 @@ operation it runs (a map, a reduction, a copy) when it is made with
 `operations` sums what it recorded since it was last asked, by operation and
 by the lines of src/*.fut the operation came from.
 
-    LLAF_PROFILE=1 .venv/bin/python benchmarks/batch_steps.py --profile 15
+    .venv/bin/python benchmarks/batch_steps.py --profile 15   # (sets LLAF_PROFILE itself)
 
 The c backend records nothing (it runs no parallel operations), and the
 OpenCL ones are not wired up here. An operation's time is its wall time,
