@@ -34,7 +34,10 @@ def main() -> None:
     args = ap.parse_args()
     if args.profile:
         os.environ[profile.ENV] = "1"
-    params = llaf.load(args.model, backend=args.backend).params
+    try:
+        params = llaf.load(args.model, backend=args.backend).params
+    except llaf.LlafError as e:
+        raise SystemExit(f"batch_steps: {e}") from None
     batches = [int(x) for x in args.batches.split(",")]
     first = None  # the first batch's tokens/s: the others' reference
     for b in batches:

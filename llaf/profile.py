@@ -10,7 +10,8 @@ by the lines of src/*.fut the operation came from.
 The c backend records nothing (it runs no parallel operations), and the
 OpenCL ones are not wired up here. An operation's time is its wall time,
 both threads together; what runs between operations (sequential code, the
-calls from Python) is in no operation.
+calls from Python) is in no operation. The runtime keeps every event until
+it is asked for them: a tool for measuring, not for a server left running.
 """
 
 from __future__ import annotations
